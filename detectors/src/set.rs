@@ -1,0 +1,404 @@
+//! The default detector set: what `kpiwatch score` and every KPI series run
+//! unless configured otherwise.
+//!
+//! Per observation, [`DetectorSet::assess`]:
+//! 1. asks each baseline for an expectation — weekly and daily
+//!    [`SeasonalBaseline`]s and the non-seasonal [`Holt`] forecaster — and
+//!    uses the one configured, or under [`Seasonality::Auto`] the one with
+//!    the smallest recent absolute error, so seasonality is detected by
+//!    which model explains the series, causally;
+//! 2. widens the spread to at least Poisson's for count series;
+//! 3. collects tail probabilities: the point residual's (normal, or exact
+//!    Poisson for small counts), the CUSUM level-shift statistic's, and the
+//!    anomaly likelihood's of the recent surprise;
+//! 4. combines them ([`crate::combine`]) and adds the analyst's rules
+//!    (static thresholds, week-over-week change), which score 1 when broken.
+//!
+//! Learning folds the observation into every model, whichever was used, so
+//! a baseline that is not chosen today is ready when it becomes better.
+
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{ContinuousCDF, Normal};
+
+use crate::combine::{score_of_tail, Likelihood, LikelihoodParams};
+use crate::counts::{is_count, poisson_band, poisson_two_sided, EXACT_BELOW};
+use crate::forecast::{Holt, HoltParams};
+use crate::seasonal::{SeasonalBaseline, SeasonalParams, Seasonality};
+use crate::shift::{Cusum, CusumParams};
+use crate::stats::normal_two_sided;
+use crate::threshold::StaticThreshold;
+use crate::wow::WeekOverWeek;
+use crate::{Detector, Direction, Observation, Verdict};
+
+/// Which detectors a [`DetectorSet`] runs, and their thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SetConfig {
+    /// Width of one bucket in seconds.
+    pub bucket_width: i64,
+    /// Seasonal pattern to model.
+    pub seasonality: Seasonality,
+    /// Run the CUSUM level-shift detector.
+    pub level_shift: bool,
+    /// Run the anomaly likelihood over recent surprise.
+    pub likelihood: bool,
+    /// Coverage of the verdict's band, e.g. 0.999.
+    pub band_coverage: f64,
+    /// Static min/max rule, if configured.
+    pub threshold: Option<StaticThreshold>,
+    /// Week-over-week rule: largest tolerated change as a fraction.
+    pub week_over_week: Option<f64>,
+}
+
+impl SetConfig {
+    /// The default set for `bucket_width`-second buckets.
+    pub fn new(bucket_width: i64) -> Self {
+        Self {
+            bucket_width,
+            seasonality: Seasonality::Auto,
+            level_shift: true,
+            likelihood: true,
+            band_coverage: 0.999,
+            threshold: None,
+            week_over_week: None,
+        }
+    }
+}
+
+/// Forgetting rate of each baseline's recent absolute error.
+const ERROR_ALPHA: f64 = 0.02;
+/// Largest surprise (-ln p) fed to the likelihood: one absurd point should
+/// not dominate its long-term statistics.
+const MAX_SURPRISE: f64 = 30.0;
+/// Observations before the set judges at all; their scores are 0.
+pub const WARM_UP: u32 = 12;
+
+/// Index of each baseline in [`DetectorSet::error`].
+const HOLT: usize = 0;
+const DAILY: usize = 1;
+const WEEKLY: usize = 2;
+
+/// The default detector set for one KPI series; see the module docs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorSet {
+    config: SetConfig,
+    /// Normal quantile for `config.band_coverage`.
+    band_z: f64,
+    holt: Holt,
+    daily: Option<SeasonalBaseline>,
+    weekly: Option<SeasonalBaseline>,
+    /// Recent mean absolute error of each baseline (NaN until it first
+    /// makes a forecast); drives the choice under `Seasonality::Auto`.
+    error: [f64; 3],
+    cusum: Cusum,
+    likelihood: Likelihood,
+    wow: Option<WeekOverWeek>,
+    /// True while every value seen was a non-negative integer.
+    counts: bool,
+    seen: u32,
+}
+
+/// Everything `assess` works out for one observation; `learn` reuses it.
+struct Assessment {
+    verdict: Verdict,
+    /// Residual of each baseline that made a forecast.
+    residuals: [Option<f64>; 3],
+    /// Residual of the chosen baseline, in spreads.
+    z: f64,
+    /// -ln of the point tail probability.
+    surprise: f64,
+}
+
+impl DetectorSet {
+    /// An empty set.
+    pub fn new(config: SetConfig) -> Self {
+        let w = config.bucket_width;
+        let (daily, weekly) = match config.seasonality {
+            Seasonality::None => (None, None),
+            Seasonality::Daily => (SeasonalParams::daily(w), None),
+            Seasonality::Weekly | Seasonality::Auto => {
+                (SeasonalParams::daily(w), SeasonalParams::weekly(w))
+            }
+        };
+        let coverage = config.band_coverage.clamp(0.5, 1.0 - 1e-12);
+        Self {
+            config,
+            band_z: Normal::new(0.0, 1.0)
+                .map(|n| n.inverse_cdf(0.5 + coverage / 2.0))
+                .unwrap_or(3.29),
+            holt: Holt::new(HoltParams::new(w)),
+            daily: daily.map(SeasonalBaseline::new),
+            weekly: weekly.map(SeasonalBaseline::new),
+            error: [f64::NAN; 3],
+            cusum: Cusum::new(CusumParams::default()),
+            likelihood: Likelihood::new(LikelihoodParams::default()),
+            wow: config
+                .week_over_week
+                .map(|change| WeekOverWeek::new(change, w)),
+            counts: true,
+            seen: 0,
+        }
+    }
+
+    /// The configuration this set was built with.
+    pub fn config(&self) -> &SetConfig {
+        &self.config
+    }
+
+    /// Bytes of memory this series' state occupies (inline and heap).
+    pub fn state_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.daily.as_ref().map_or(0, SeasonalBaseline::heap_bytes)
+            + self.weekly.as_ref().map_or(0, SeasonalBaseline::heap_bytes)
+            + self.wow.as_ref().map_or(0, |w| {
+                // last + sum (f32) and count (u16) per slot
+                std::mem::size_of_val(w) + 0
+            })
+    }
+
+    /// Smallest spread: a flat series must not make every rounding error
+    /// infinitely surprising.
+    #[inline]
+    fn floor(level: f64) -> f64 {
+        1e-9 + 1e-4 * level.abs()
+    }
+
+    fn assess(&self, obs: &Observation) -> Assessment {
+        let x = obs.value;
+        let local = obs.local_time();
+        let holt_floor = Self::floor(x);
+        let mut residuals = [None; 3];
+        let mut candidates = [None; 3];
+        if let Some((e, sd)) = self.holt.expect(obs.time, holt_floor) {
+            candidates[HOLT] = Some((e, sd));
+        }
+        if let Some(d) = &self.daily {
+            candidates[DAILY] = d.expect(local, holt_floor).map(|e| (e.expected, e.sd));
+        }
+        if let Some(w) = &self.weekly {
+            candidates[WEEKLY] = w.expect(local, holt_floor).map(|e| (e.expected, e.sd));
+        }
+        for (r, c) in residuals.iter_mut().zip(&candidates) {
+            *r = c.map(|(e, _)| x - e);
+        }
+        let chosen = self.choose(&candidates);
+        let Some((expected, mut sd)) = chosen.and_then(|i| candidates[i]) else {
+            return Assessment {
+                verdict: Verdict::warming_up(x),
+                residuals,
+                z: 0.0,
+                surprise: 0.0,
+            };
+        };
+        let small_count = self.counts && expected < EXACT_BELOW;
+        if self.counts {
+            sd = sd.max(expected.max(0.0).sqrt());
+        }
+        let z = (x - expected) / sd;
+        let mut p_point = normal_two_sided(z);
+        if small_count {
+            p_point = p_point.max(poisson_two_sided(expected, x));
+        }
+        let surprise = (-p_point.max(1e-300).ln()).min(MAX_SURPRISE);
+        let mut p = p_point;
+        if self.config.level_shift {
+            p = p.min(self.cusum.tail(self.cusum.peek(z)));
+        }
+        if self.config.likelihood {
+            p = p.min(self.likelihood.tail(surprise));
+        }
+        let mut score = score_of_tail(p);
+        if let Some(t) = &self.config.threshold {
+            score = score.max(t.score(obs).score);
+        }
+        if let Some(w) = &self.wow {
+            score = score.max(w.score(obs).score);
+        }
+        let (lower, upper) = if small_count {
+            let tail = (1.0 - self.config.band_coverage) / 2.0;
+            poisson_band(expected, tail)
+        } else {
+            (expected - self.band_z * sd, expected + self.band_z * sd)
+        };
+        let warming_up = self.seen < WARM_UP;
+        Assessment {
+            verdict: Verdict {
+                expected,
+                lower,
+                upper,
+                score: if warming_up { 0.0 } else { score },
+                direction: Direction::of(x, expected),
+                warming_up,
+            },
+            residuals,
+            z,
+            surprise,
+        }
+    }
+
+    /// Which baseline's expectation to use.
+    fn choose(&self, candidates: &[Option<(f64, f64)>; 3]) -> Option<usize> {
+        let available = |i: usize| candidates[i].is_some();
+        match self.config.seasonality {
+            Seasonality::None => available(HOLT).then_some(HOLT),
+            Seasonality::Daily | Seasonality::Weekly => {
+                [WEEKLY, DAILY, HOLT].into_iter().find(|&i| available(i))
+            }
+            Seasonality::Auto => [HOLT, DAILY, WEEKLY]
+                .into_iter()
+                .filter(|&i| available(i))
+                .min_by(|&a, &b| {
+                    let (ea, eb) = (self.error[a], self.error[b]);
+                    // A model with no error record yet is tried last.
+                    let ea = if ea.is_nan() { f64::INFINITY } else { ea };
+                    let eb = if eb.is_nan() { f64::INFINITY } else { eb };
+                    ea.total_cmp(&eb)
+                }),
+        }
+    }
+
+    fn apply(&mut self, obs: &Observation, a: &Assessment) {
+        let x = obs.value;
+        let floor = Self::floor(x);
+        for (err, r) in self.error.iter_mut().zip(a.residuals) {
+            if let Some(r) = r {
+                *err = if err.is_nan() {
+                    r.abs()
+                } else {
+                    *err + ERROR_ALPHA * (r.abs() - *err)
+                };
+            }
+        }
+        if !a.verdict.warming_up {
+            self.cusum.push(a.z);
+            self.likelihood.push(a.surprise);
+        }
+        self.holt.learn_value(obs.time, x, floor);
+        let local = obs.local_time();
+        if let Some(d) = &mut self.daily {
+            d.learn(local, x, floor);
+        }
+        if let Some(w) = &mut self.weekly {
+            w.learn(local, x, floor);
+        }
+        if let Some(w) = &mut self.wow {
+            w.learn(obs);
+        }
+        self.counts &= is_count(x);
+        self.seen = self.seen.saturating_add(1);
+    }
+}
+
+impl Detector for DetectorSet {
+    fn score(&self, obs: &Observation) -> Verdict {
+        self.assess(obs).verdict
+    }
+
+    fn learn(&mut self, obs: &Observation) {
+        let a = self.assess(obs);
+        self.apply(obs, &a);
+    }
+
+    fn observe(&mut self, obs: &Observation) -> Verdict {
+        let a = self.assess(obs);
+        self.apply(obs, &a);
+        a.verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MONDAY: i64 = 1_704_067_200;
+
+    fn shop(t: i64) -> f64 {
+        let hour = ((t - MONDAY).rem_euclid(86_400) / 3600) as f64;
+        let day = (t - MONDAY).rem_euclid(7 * 86_400) / 86_400;
+        let weekend = if day >= 5 { 0.6 } else { 1.0 };
+        weekend * (200.0 + 150.0 * ((hour - 6.0) / 24.0 * std::f64::consts::TAU).sin())
+    }
+
+    fn noise(i: i64) -> f64 {
+        // Deterministic, roughly uniform noise in [-1, 1].
+        let x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+        x as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+
+    fn run(set: &mut DetectorSet, from: i64, to: i64, f: impl Fn(i64) -> f64) -> Vec<Verdict> {
+        (from..to)
+            .map(|i| {
+                let t = MONDAY + i * 300;
+                set.observe(&Observation::utc(t, f(t) + 5.0 * noise(i)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn seasonal_traffic_is_not_anomalous_after_three_weeks() {
+        let mut set = DetectorSet::new(SetConfig::new(300));
+        run(&mut set, 0, 3 * 2016, shop);
+        let worst = run(&mut set, 3 * 2016, 4 * 2016, shop)
+            .iter()
+            .map(|v| v.score)
+            .fold(0.0, f64::max);
+        assert!(worst < 0.5, "worst score on normal traffic {worst}");
+    }
+
+    #[test]
+    fn checkouts_collapsing_to_zero_score_near_one_as_a_drop() {
+        let mut set = DetectorSet::new(SetConfig::new(300));
+        run(&mut set, 0, 3 * 2016, shop);
+        let t = MONDAY + (3 * 2016 + 150) * 300;
+        let v = set.score(&Observation::utc(t, 0.0));
+        assert_eq!(v.direction, Direction::Drop);
+        assert!(v.score > 0.9 && v.lower > 0.0, "{v:?}");
+    }
+
+    #[test]
+    fn zero_of_three_expected_payments_is_not_an_alarm() {
+        let mut set = DetectorSet::new(SetConfig {
+            seasonality: Seasonality::None,
+            ..SetConfig::new(60)
+        });
+        let mut worst: f64 = 0.0;
+        // A Poisson(3)-like deterministic sequence, zeros included.
+        let seq = [
+            3.0, 2.0, 4.0, 0.0, 3.0, 5.0, 1.0, 3.0, 2.0, 6.0, 3.0, 0.0, 4.0, 2.0, 3.0,
+        ];
+        for i in 0..3000 {
+            let v = set.observe(&Observation::utc(i * 60, seq[(i % 15) as usize]));
+            worst = worst.max(v.score);
+        }
+        assert!(worst < 0.5, "worst score {worst}");
+    }
+
+    #[test]
+    fn a_sustained_twenty_five_percent_drop_is_caught() {
+        let mut set = DetectorSet::new(SetConfig::new(300));
+        run(&mut set, 0, 3 * 2016, shop);
+        let during = run(&mut set, 3 * 2016, 3 * 2016 + 24, |t| 0.75 * shop(t));
+        let best = during.iter().map(|v| v.score).fold(0.0, f64::max);
+        assert!(best > 0.5, "best score during the drop {best}");
+    }
+
+    #[test]
+    fn the_first_buckets_are_warming_up_with_score_zero() {
+        let mut set = DetectorSet::new(SetConfig::new(300));
+        let v = set.observe(&Observation::utc(MONDAY, 5.0));
+        assert!(v.warming_up && v.score == 0.0);
+    }
+
+    #[test]
+    fn static_rule_fires_even_while_the_baseline_would_not() {
+        let mut set = DetectorSet::new(SetConfig {
+            threshold: Some(StaticThreshold {
+                min: Some(150.0),
+                max: None,
+            }),
+            ..SetConfig::new(300)
+        });
+        run(&mut set, 0, 2016, |_| 100.0);
+        let v = set.score(&Observation::utc(MONDAY + 2016 * 300, 100.0));
+        assert_eq!(v.score, 1.0);
+    }
+}

@@ -1,0 +1,227 @@
+//! Configuration files, parsed in two steps: raw serde structs that mirror
+//! the TOML (unknown keys refused, every field documented), then validation
+//! into the runtime types of [`detectors`]. Every error names the file, the
+//! line and column, and what to change.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use detectors::threshold::StaticThreshold;
+use detectors::{Seasonality, SetConfig};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A configuration error, located in its file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file was read but is wrong at a known place.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong and what to change.
+        message: String,
+    },
+}
+
+/// `[detectors]`: which detectors run on a series and their thresholds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorsToml {
+    /// Seasonal pattern: "auto" (default: weekly, daily or none, whichever
+    /// explains the series best), "weekly", "daily" or "none".
+    pub seasonality: Option<Spanned<String>>,
+    /// Run the CUSUM level-shift detector (default true).
+    pub level_shift: Option<bool>,
+    /// Run the anomaly likelihood over recent surprise (default true).
+    pub likelihood: Option<bool>,
+    /// Share of normal values inside the reported band, 0.5 to 0.999999
+    /// (default 0.999).
+    pub band_coverage: Option<Spanned<f64>>,
+    /// Static rule: values below this always score 1.
+    pub min: Option<Spanned<f64>>,
+    /// Static rule: values above this always score 1.
+    pub max: Option<Spanned<f64>>,
+    /// Week-over-week rule: largest tolerated change against the same hour
+    /// last week, as a percentage, e.g. 30 (off by default).
+    pub week_over_week_pct: Option<Spanned<f64>>,
+}
+
+/// A file for `kpiwatch score --config`: just a `[detectors]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreToml {
+    /// Detector choice and thresholds.
+    #[serde(default)]
+    pub detectors: DetectorsToml,
+}
+
+/// A TOML source with its path, for turning byte spans into line:column.
+pub struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl<'a> Source<'a> {
+    /// Wraps `text`, read from `path`.
+    pub fn new(path: &'a Path, text: &'a str) -> Self {
+        Self { path, text }
+    }
+
+    /// An error at byte `span`.
+    pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        let start = span.start.min(self.text.len());
+        let before = &self.text[..start];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// Deserialises the whole file, locating serde's errors.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        toml::from_str(self.text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            self.error(span, e.message().trim().to_string())
+        })
+    }
+}
+
+/// Reads and validates a `score --config` file for `bucket_width`-second
+/// buckets.
+pub fn load_score_config(path: &Path, bucket_width: i64) -> Result<SetConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let src = Source::new(path, &text);
+    let raw: ScoreToml = src.parse()?;
+    detector_config(&src, &raw.detectors, bucket_width)
+}
+
+/// Validates a `[detectors]` table into a [`SetConfig`].
+pub fn detector_config(
+    src: &Source<'_>,
+    raw: &DetectorsToml,
+    bucket_width: i64,
+) -> Result<SetConfig, ConfigError> {
+    let mut config = SetConfig::new(bucket_width);
+    if let Some(s) = &raw.seasonality {
+        config.seasonality = match s.get_ref().as_str() {
+            "auto" => Seasonality::Auto,
+            "weekly" => Seasonality::Weekly,
+            "daily" => Seasonality::Daily,
+            "none" => Seasonality::None,
+            other => {
+                return Err(src.error(
+                    s.span(),
+                    format!(
+                        "seasonality = {other:?} is not known; use \"auto\", \"weekly\", \"daily\" or \"none\""
+                    ),
+                ))
+            }
+        };
+    }
+    config.level_shift = raw.level_shift.unwrap_or(config.level_shift);
+    config.likelihood = raw.likelihood.unwrap_or(config.likelihood);
+    if let Some(c) = &raw.band_coverage {
+        let v = *c.get_ref();
+        if !(0.5..=0.999_999).contains(&v) {
+            return Err(src.error(
+                c.span(),
+                format!("band_coverage = {v} is out of range; use a share between 0.5 and 0.999999, e.g. 0.999"),
+            ));
+        }
+        config.band_coverage = v;
+    }
+    let min = raw.min.as_ref().map(|m| *m.get_ref());
+    let max = raw.max.as_ref().map(|m| *m.get_ref());
+    if let (Some(lo), Some(hi), Some(m)) = (min, max, &raw.max) {
+        if hi < lo {
+            return Err(src.error(
+                m.span(),
+                format!("max = {hi} is below min = {lo}; swap them or widen the band"),
+            ));
+        }
+    }
+    if min.is_some() || max.is_some() {
+        config.threshold = Some(StaticThreshold { min, max });
+    }
+    if let Some(w) = &raw.week_over_week_pct {
+        let v = *w.get_ref();
+        if !(v > 0.0 && v.is_finite()) {
+            return Err(src.error(
+                w.span(),
+                format!("week_over_week_pct = {v} must be a positive percentage, e.g. 30"),
+            ));
+        }
+        config.week_over_week = Some(v / 100.0);
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(text: &str) -> Result<SetConfig, String> {
+        let path = Path::new("k.toml");
+        let src = Source::new(path, text);
+        src.parse::<ScoreToml>()
+            .and_then(|raw| detector_config(&src, &raw.detectors, 300))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_gives_the_default_set() {
+        assert_eq!(validate("").unwrap(), SetConfig::new(300));
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let err = validate("[detectors]\nseasonalty = \"daily\"\n").unwrap_err();
+        assert!(
+            err.starts_with("k.toml:2:1: unknown field `seasonalty`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_coverage_names_the_range() {
+        let err = validate("[detectors]\nband_coverage = 1.5\n").unwrap_err();
+        assert!(err.starts_with("k.toml:2:17:"), "{err}");
+        assert!(err.contains("between 0.5 and 0.999999"), "{err}");
+    }
+
+    #[test]
+    fn unknown_seasonality_lists_the_choices() {
+        let err = validate("[detectors]\nseasonality = \"hourly\"\n").unwrap_err();
+        assert!(
+            err.contains("k.toml:2:15") && err.contains("\"weekly\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rules_are_carried_into_the_set() {
+        let c = validate("[detectors]\nmin = 10.0\nweek_over_week_pct = 30\n").unwrap();
+        assert_eq!(c.threshold.unwrap().min, Some(10.0));
+        assert_eq!(c.week_over_week, Some(0.3));
+    }
+}

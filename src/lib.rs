@@ -1,0 +1,22 @@
+//! kpiwatch: business-KPI anomaly detection for event streams.
+//!
+//! # Layout
+//!
+//! The algorithms live in the [`detectors`] crate (pure, no I/O). This crate
+//! is everything around them:
+//!
+//! - [`score`] — `kpiwatch score`: a `timestamp,value` CSV through the
+//!   default [`detectors::DetectorSet`], causally, to
+//!   `timestamp,value,anomaly_score`.
+//! - [`config`] — TOML configuration: raw serde structs, then validation
+//!   into runtime types, with file:line:column errors.
+//! - [`timefmt`] — the timestamp formats KPI files use.
+//!
+//! `main.rs` is the CLI edge: argument parsing (clap), `anyhow` error
+//! reporting, and the exit codes of DESIGN.md (0 ok, 1 user error, 2 usage).
+//! The streaming pipeline (Kafka source, event-time buckets, alert
+//! lifecycle, notifiers) arrives with the issues that build it.
+
+pub mod config;
+pub mod score;
+pub mod timefmt;

@@ -1,0 +1,136 @@
+//! Timestamps as they appear in KPI files: `YYYY-MM-DD HH:MM:SS` (NAB's
+//! format, read as local wall-clock time) and RFC 3339 with a zone.
+//!
+//! The naive format is parsed by hand: `kpiwatch score` reads millions of
+//! rows and chrono's format-driven parser costs more than the detectors do.
+
+use chrono::DateTime;
+
+/// A parsed timestamp: the instant and the wall-clock offset it was
+/// written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch, UTC.
+    pub epoch: i64,
+    /// Offset of the written wall-clock time from UTC, in seconds (0 for
+    /// naive timestamps, which are taken as local time).
+    pub utc_offset: i32,
+    /// True when the text carried no zone: the wall clock it was read from
+    /// may have jumped back at a daylight-saving change.
+    pub naive: bool,
+}
+
+/// Parses `YYYY-MM-DD HH:MM:SS` (or with `T`), optionally followed by
+/// fractional seconds, or any RFC 3339 timestamp with a zone.
+pub fn parse(text: &str) -> Option<Timestamp> {
+    let b = text.as_bytes();
+    if b.len() >= 19 && (b[10] == b' ' || b[10] == b'T') {
+        let rest = &b[19..];
+        let naive = rest.is_empty()
+            || (rest[0] == b'.' && rest[1..].iter().all(u8::is_ascii_digit) && rest.len() > 1);
+        if naive {
+            return parse_naive(&b[..19]).map(|epoch| Timestamp {
+                epoch,
+                utc_offset: 0,
+                naive: true,
+            });
+        }
+    }
+    let dt = DateTime::parse_from_rfc3339(text).ok()?;
+    Some(Timestamp {
+        epoch: dt.timestamp(),
+        utc_offset: dt.offset().local_minus_utc(),
+        naive: false,
+    })
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    let mut n = 0i64;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(c - b'0');
+    }
+    Some(n)
+}
+
+fn parse_naive(b: &[u8]) -> Option<i64> {
+    if b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    let (h, mi, s) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn naive_nab_timestamps_agree_with_chrono() {
+        for text in [
+            "2014-04-01 00:00:00",
+            "2000-02-29 23:59:59",
+            "1969-12-31 23:00:00",
+            "2026-11-22 12:34:56",
+        ] {
+            let ours = parse(text).unwrap();
+            let theirs = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+                .unwrap()
+                .and_utc()
+                .timestamp();
+            assert_eq!(ours.epoch, theirs, "{text}");
+            assert_eq!(ours.utc_offset, 0);
+        }
+    }
+
+    #[test]
+    fn rfc3339_keeps_the_written_offset() {
+        let t = parse("2024-01-01T10:00:00+02:00").unwrap();
+        assert_eq!(t.epoch, 1_704_096_000);
+        assert_eq!(t.utc_offset, 7200);
+        assert_eq!(parse("2024-01-01T08:00:00Z").unwrap().epoch, 1_704_096_000);
+    }
+
+    #[test]
+    fn nonsense_is_refused() {
+        for text in [
+            "",
+            "yesterday",
+            "2014-13-01 00:00:00",
+            "2014-02-30 00:00:00",
+            "2014-04-01",
+        ] {
+            assert!(parse(text).is_none(), "{text}");
+        }
+    }
+}
