@@ -23,7 +23,13 @@ pub struct Timestamp {
 /// Parses `YYYY-MM-DD HH:MM:SS` (or with `T`), optionally followed by
 /// fractional seconds, or any RFC 3339 timestamp with a zone.
 pub fn parse(text: &str) -> Option<Timestamp> {
-    let b = text.as_bytes();
+    parse_bytes(text.as_bytes())
+}
+
+/// [`parse`] on bytes, for readers that have not made a `&str` of their
+/// input: the naive format is read without UTF-8 validation, and only an
+/// RFC 3339 fallback converts.
+pub fn parse_bytes(b: &[u8]) -> Option<Timestamp> {
     if b.len() >= 19 && (b[10] == b' ' || b[10] == b'T') {
         let rest = &b[19..];
         let naive = rest.is_empty()
@@ -36,7 +42,7 @@ pub fn parse(text: &str) -> Option<Timestamp> {
             });
         }
     }
-    let dt = DateTime::parse_from_rfc3339(text).ok()?;
+    let dt = DateTime::parse_from_rfc3339(std::str::from_utf8(b).ok()?).ok()?;
     Some(Timestamp {
         epoch: dt.timestamp(),
         utc_offset: dt.offset().local_minus_utc(),
