@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::normal_sf;
+use crate::tail::EmpiricalTail;
 
 /// Smallest tail probability the log mapping distinguishes.
 pub const P_FLOOR: f64 = 1e-12;
@@ -49,20 +49,33 @@ pub struct LikelihoodParams {
 impl Default for LikelihoodParams {
     fn default() -> Self {
         Self {
-            short_alpha: 0.2,
-            long_alpha: 0.002,
+            short_alpha: 0.35,
+            long_alpha: 0.001,
             warm_up: 100,
         }
     }
 }
 
+/// Pseudo-observations of the null tail in the long-term distribution.
+const LIKELIHOOD_PRIOR: f64 = 10.0;
+
 /// Anomaly likelihood over a stream of surprise values.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+///
+/// The surprise fed in is `-ln p` of a calibrated point tail probability,
+/// so under "nothing is wrong" it is roughly exponential with mean 1. The
+/// long-term distribution of the short-term average is kept as an
+/// [`EmpiricalTail`] rather than a normal (Numenta's choice): a short
+/// average of exponentials is skewed, and series whose residuals are
+/// correlated in time have bursts that are normal *for them*. Its null
+/// tail is the one-dominant-term bound for an exponentially weighted mean
+/// of unit exponentials, `exp(-(s - (1 - a)) / a)`: a single point of
+/// surprise `S` then carries no more evidence than the point itself, and
+/// only a run of surprising points does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Likelihood {
     params: LikelihoodParams,
     short: f64,
-    long_mean: f64,
-    long_var: f64,
+    long: EmpiricalTail,
     n: u32,
 }
 
@@ -71,9 +84,8 @@ impl Likelihood {
     pub fn new(params: LikelihoodParams) -> Self {
         Self {
             params,
-            short: 0.0,
-            long_mean: 0.0,
-            long_var: 0.0,
+            short: 1.0,
+            long: EmpiricalTail::new(0.25, params.long_alpha, LIKELIHOOD_PRIOR),
             n: 0,
         }
     }
@@ -81,22 +93,20 @@ impl Likelihood {
     /// The short-term average after `surprise`, without storing it.
     #[inline]
     pub fn peek_short(&self, surprise: f64) -> f64 {
-        if self.n == 0 {
-            surprise
-        } else {
-            self.short + self.params.short_alpha * (surprise - self.short)
-        }
+        self.short + self.params.short_alpha * (surprise - self.short)
     }
 
-    /// Tail probability of the short-term average after `surprise` under the
-    /// long-term distribution; 1 while warming up.
+    /// Tail probability of the short-term average after `surprise` under
+    /// the long-term distribution; 1 while warming up.
     #[inline]
     pub fn tail(&self, surprise: f64) -> f64 {
         if self.n < self.params.warm_up {
             return 1.0;
         }
-        let sd = self.long_var.sqrt().max(1e-3);
-        normal_sf((self.peek_short(surprise) - self.long_mean) / sd)
+        let a = self.params.short_alpha.clamp(1e-6, 1.0);
+        let s = self.peek_short(surprise);
+        let null = (-(s - (1.0 - a)) / a).exp().min(1.0);
+        self.long.p(s, null)
     }
 
     /// Stores `surprise`.
@@ -104,10 +114,7 @@ impl Likelihood {
     pub fn push(&mut self, surprise: f64) {
         self.short = self.peek_short(surprise);
         self.n = self.n.saturating_add(1);
-        let a = self.params.long_alpha.max(1.0 / f64::from(self.n));
-        let d = self.short - self.long_mean;
-        self.long_mean += a * d;
-        self.long_var = (1.0 - a) * (self.long_var + a * d * d);
+        self.long.push(self.short);
     }
 }
 
@@ -139,8 +146,11 @@ mod tests {
         for _ in 0..5 {
             l.push(3.0);
         }
+        // Each point alone has p = e^-3 = 0.05. The null tail is the
+        // conservative one-dominant-term bound, so five in a row read as
+        // about 1e-4 rather than the 1e-6 independence would give.
         assert!(
-            l.tail(3.0) < 1e-4 && calm > 0.1,
+            l.tail(3.0) < 1e-3 && calm > 0.1,
             "calm {calm}, burst {}",
             l.tail(3.0)
         );

@@ -95,6 +95,15 @@ impl Holt {
         self.n
     }
 
+    /// Whether a forecast for `time` is still a short-horizon one: within
+    /// the level's memory (about `1/alpha` buckets) of the last value seen.
+    /// Across a longer gap the forecast is only the last level carried
+    /// forward, which explains nothing about a seasonal series.
+    #[inline]
+    pub fn within_horizon(&self, time: i64) -> bool {
+        f64::from(self.steps_to(time)) <= (1.0 / self.params.alpha.max(1e-3)).ceil()
+    }
+
     fn steps_to(&self, time: i64) -> i32 {
         let w = self.params.bucket_width.max(1);
         ((time - self.last_time) / w).clamp(1, 10_000) as i32

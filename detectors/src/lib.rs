@@ -22,6 +22,10 @@
 //!   analysts ask for by name: fixed min/max, and % change against the same
 //!   slot last week.
 //! - [`counts`] — Poisson-aware tails and bands for small counts.
+//! - [`tail::EmpiricalTail`] — calibrates a statistic (|z|, a surprise
+//!   average, a CUSUM sum) against the series' own recent history, with a
+//!   parametric null tail as prior: what makes one threshold mean the same
+//!   rarity on a calm series and a spiky one.
 //! - [`set::DetectorSet`] — the default set: runs the baselines, picks the
 //!   expectation that explains the series best, and combines the evidence of
 //!   every detector into one calibrated score ([`combine`]).
@@ -42,6 +46,7 @@ pub mod seasonal;
 pub mod set;
 pub mod shift;
 pub mod stats;
+pub mod tail;
 pub mod threshold;
 pub mod wow;
 

@@ -7,11 +7,21 @@
 //!    uses the one configured, or under [`Seasonality::Auto`] the one with
 //!    the smallest recent absolute error, so seasonality is detected by
 //!    which model explains the series, causally;
-//! 2. widens the spread to at least Poisson's for count series;
-//! 3. collects tail probabilities: the point residual's (normal, or exact
-//!    Poisson for small counts), the CUSUM level-shift statistic's, and the
-//!    anomaly likelihood's of the recent surprise;
-//! 4. combines them ([`crate::combine`]) and adds the analyst's rules
+//! 2. floors every spread at the series' own resolution (uniform rounding
+//!    noise of its smallest step) or 0.5 % of its typical magnitude, and
+//!    widens it to at least Poisson's for count series;
+//! 3. judges the point by the *credible* baseline that explains it best
+//!    (smallest |z| among the chosen one and those whose recent error is
+//!    within 1.5× of it; Holt only within its short horizon), and turns
+//!    that |z| into a tail probability against that baseline's own history
+//!    of |z| ([`crate::tail`]), with the normal (or exact Poisson) tail as
+//!    the prior beyond what has been seen. A spiky series' usual spikes are
+//!    then unremarkable, and once an event's first extreme points are
+//!    learned, its next ones are no longer new (no re-alarm storm);
+//! 4. adds the evidence of runs: the anomaly likelihood of the recent
+//!    surprise and the CUSUM statistic of the chosen baseline's residuals,
+//!    each calibrated the same way against its own history;
+//! 5. combines them ([`crate::combine`]) and adds the analyst's rules
 //!    (static thresholds, week-over-week change), which score 1 when broken.
 //!
 //! Learning folds the observation into every model, whichever was used, so
@@ -26,6 +36,7 @@ use crate::forecast::{Holt, HoltParams};
 use crate::seasonal::{SeasonalBaseline, SeasonalParams, Seasonality};
 use crate::shift::{Cusum, CusumParams};
 use crate::stats::normal_two_sided;
+use crate::tail::EmpiricalTail;
 use crate::threshold::StaticThreshold;
 use crate::wow::WeekOverWeek;
 use crate::{Detector, Direction, Observation, Verdict};
@@ -69,6 +80,23 @@ const ERROR_ALPHA: f64 = 0.02;
 /// Largest surprise (-ln p) fed to the likelihood: one absurd point should
 /// not dominate its long-term statistics.
 const MAX_SURPRISE: f64 = 30.0;
+/// Forgetting rate of the point residuals' empirical tail: the history a
+/// residual is compared with is about this many observations long.
+const POINT_FORGET: f64 = 1.0 / 2000.0;
+/// Pseudo-observations given to the parametric (normal / Poisson) tail.
+const POINT_PRIOR: f64 = 10.0;
+/// A baseline whose recent error is within this factor of the chosen
+/// one's is a credible explanation of a point; a worse one (a daily model
+/// on a weekly series) would excuse anything its wide spread covers.
+const CREDIBLE_ERROR: f64 = 1.5;
+/// Lower edge of the first non-zero bin of every [`EmpiricalTail`] here:
+/// |z| and surprise averages below a quarter carry no evidence anyway.
+const TAIL_ORIGIN: f64 = 0.25;
+/// Spread floor as a fraction of the series' typical magnitude: a change
+/// smaller than this share of the level is never news.
+const RELATIVE_FLOOR: f64 = 0.005;
+/// Forgetting rate of the typical magnitude behind [`RELATIVE_FLOOR`].
+const SCALE_ALPHA: f64 = 0.001;
 /// Observations before the set judges at all; their scores are 0.
 pub const WARM_UP: u32 = 12;
 
@@ -91,6 +119,18 @@ pub struct DetectorSet {
     error: [f64; 3],
     cusum: Cusum,
     likelihood: Likelihood,
+    /// Per baseline, the empirical tail of its |z|: calibrates a residual
+    /// against that baseline's own history (see [`crate::tail`]).
+    point_tails: [EmpiricalTail; 3],
+    /// Empirical tail of the larger CUSUM sum, calibrating it the same way.
+    cusum_tail: EmpiricalTail,
+    /// Smallest non-zero step between consecutive values (0 until one is
+    /// seen): the series' resolution, below which nothing is predictable.
+    resolution: f64,
+    /// Previous value, for `resolution`.
+    last: f64,
+    /// Slowly forgetting mean of |value|, for the relative spread floor.
+    scale: f64,
     wow: Option<WeekOverWeek>,
     /// True while every value seen was a non-negative integer.
     counts: bool,
@@ -102,8 +142,10 @@ struct Assessment {
     verdict: Verdict,
     /// Residual of each baseline that made a forecast.
     residuals: [Option<f64>; 3],
-    /// Residual of the chosen baseline, in spreads.
+    /// Residual of the chosen baseline, in spreads (CUSUM's input).
     z: f64,
+    /// Residual of each baseline, in spreads.
+    zs: [Option<f64>; 3],
     /// -ln of the point tail probability.
     surprise: f64,
 }
@@ -131,6 +173,13 @@ impl DetectorSet {
             error: [f64::NAN; 3],
             cusum: Cusum::new(CusumParams::default()),
             likelihood: Likelihood::new(LikelihoodParams::default()),
+            point_tails: std::array::from_fn(|_| {
+                EmpiricalTail::new(TAIL_ORIGIN, POINT_FORGET, POINT_PRIOR)
+            }),
+            cusum_tail: EmpiricalTail::new(TAIL_ORIGIN, POINT_FORGET, POINT_PRIOR),
+            resolution: 0.0,
+            last: 0.0,
+            scale: 0.0,
             wow: config
                 .week_over_week
                 .map(|change| WeekOverWeek::new(change, w)),
@@ -149,23 +198,23 @@ impl DetectorSet {
         std::mem::size_of::<Self>()
             + self.daily.as_ref().map_or(0, SeasonalBaseline::heap_bytes)
             + self.weekly.as_ref().map_or(0, SeasonalBaseline::heap_bytes)
-            + self.wow.as_ref().map_or(0, |w| {
-                // last + sum (f32) and count (u16) per slot
-                std::mem::size_of_val(w) + 0
-            })
+            + self.wow.as_ref().map_or(0, WeekOverWeek::heap_bytes)
     }
 
-    /// Smallest spread: a flat series must not make every rounding error
-    /// infinitely surprising.
+    /// Smallest spread. A flat or noise-free series must not make every
+    /// rounding error infinitely surprising: values quantised to a step `q`
+    /// carry at least uniform rounding noise of sd `q / sqrt(12)`, and a
+    /// change below [`RELATIVE_FLOOR`] of the series' typical magnitude is
+    /// not worth anyone's attention.
     #[inline]
-    fn floor(level: f64) -> f64 {
-        1e-9 + 1e-4 * level.abs()
+    fn floor(&self) -> f64 {
+        1e-9 + (self.resolution * 0.288_675).max(RELATIVE_FLOOR * self.scale)
     }
 
     fn assess(&self, obs: &Observation) -> Assessment {
         let x = obs.value;
         let local = obs.local_time();
-        let holt_floor = Self::floor(x);
+        let holt_floor = self.floor();
         let mut residuals = [None; 3];
         let mut candidates = [None; 3];
         if let Some((e, sd)) = self.holt.expect(obs.time, holt_floor) {
@@ -186,6 +235,7 @@ impl DetectorSet {
                 verdict: Verdict::warming_up(x),
                 residuals,
                 z: 0.0,
+                zs: [None; 3],
                 surprise: 0.0,
             };
         };
@@ -193,15 +243,46 @@ impl DetectorSet {
         if self.counts {
             sd = sd.max(expected.max(0.0).sqrt());
         }
-        let z = (x - expected) / sd;
-        let mut p_point = normal_two_sided(z);
-        if small_count {
-            p_point = p_point.max(poisson_two_sided(expected, x));
+        // Every baseline's residual in its own spreads; the point is judged
+        // by the baseline that explains it best (smallest |z|), against that
+        // baseline's own history of residuals.
+        let mut zs = [None; 3];
+        let mut best: Option<(usize, f64, f64)> = None;
+        for (m, c) in candidates.iter().enumerate() {
+            let Some((e, s)) = *c else { continue };
+            let stale = m == HOLT && !self.holt.within_horizon(obs.time);
+            let credible = Some(m) == chosen
+                || (!stale
+                    && chosen.is_some_and(|c| self.error[m] <= CREDIBLE_ERROR * self.error[c]));
+            if !credible {
+                continue;
+            }
+            let s = if self.counts {
+                s.max(e.max(0.0).sqrt())
+            } else {
+                s
+            };
+            let zm = (x - e) / s;
+            zs[m] = Some(zm);
+            if best.map_or(true, |(_, zb, _)| zm.abs() < zb.abs()) {
+                best = Some((m, zm, e));
+            }
         }
+        let (m, z, e) = best.unwrap_or((HOLT, 0.0, expected));
+        // The level-shift detector follows the chosen baseline: a persistence
+        // forecaster "explains" a sustained drop after a few buckets, which
+        // is exactly the drop CUSUM is there to accumulate.
+        let z_chosen = (x - expected) / sd;
+        let mut null = normal_two_sided(z);
+        if self.counts && e < EXACT_BELOW {
+            null = null.max(poisson_two_sided(e, x));
+        }
+        let p_point = self.point_tails[m].p(z.abs(), null);
         let surprise = (-p_point.max(1e-300).ln()).min(MAX_SURPRISE);
         let mut p = p_point;
         if self.config.level_shift {
-            p = p.min(self.cusum.tail(self.cusum.peek(z)));
+            let sums = self.cusum.peek(z_chosen);
+            p = p.min(self.cusum_tail.p(sums.0.max(sums.1), self.cusum.tail(sums)));
         }
         if self.config.likelihood {
             p = p.min(self.likelihood.tail(surprise));
@@ -230,7 +311,8 @@ impl DetectorSet {
                 warming_up,
             },
             residuals,
-            z,
+            z: z_chosen,
+            zs,
             surprise,
         }
     }
@@ -258,7 +340,7 @@ impl DetectorSet {
 
     fn apply(&mut self, obs: &Observation, a: &Assessment) {
         let x = obs.value;
-        let floor = Self::floor(x);
+        let floor = self.floor();
         for (err, r) in self.error.iter_mut().zip(a.residuals) {
             if let Some(r) = r {
                 *err = if err.is_nan() {
@@ -270,8 +352,21 @@ impl DetectorSet {
         }
         if !a.verdict.warming_up {
             self.cusum.push(a.z);
+            self.cusum_tail.push(self.cusum.level());
             self.likelihood.push(a.surprise);
+            for (t, z) in self.point_tails.iter_mut().zip(a.zs) {
+                if let Some(z) = z {
+                    t.push(z.abs());
+                }
+            }
         }
+        let step = (x - self.last).abs();
+        if self.seen > 0 && step > 0.0 && (self.resolution == 0.0 || step < self.resolution) {
+            self.resolution = step;
+        }
+        self.last = x;
+        let a_scale = SCALE_ALPHA.max(1.0 / f64::from(self.seen + 1));
+        self.scale += a_scale * (x.abs() - self.scale);
         self.holt.learn_value(obs.time, x, floor);
         let local = obs.local_time();
         if let Some(d) = &mut self.daily {
@@ -379,6 +474,67 @@ mod tests {
         let during = run(&mut set, 3 * 2016, 3 * 2016 + 24, |t| 0.75 * shop(t));
         let best = during.iter().map(|v| v.score).fold(0.0, f64::max);
         assert!(best > 0.5, "best score during the drop {best}");
+    }
+
+    #[test]
+    fn a_spiky_series_usual_spikes_are_not_news_but_a_collapse_is() {
+        // Disk-write-like: calm around 100, a spike of +2000 every 40
+        // buckets. Under a normal tail every spike would score 1; against
+        // the series' own history they are ordinary.
+        let mut set = DetectorSet::new(SetConfig {
+            seasonality: Seasonality::None,
+            ..SetConfig::new(300)
+        });
+        let value = |i: i64| 100.0 + 5.0 * noise(i) + if i % 40 == 7 { 2000.0 } else { 0.0 };
+        for i in 0..3000 {
+            set.observe(&Observation::utc(i * 300, value(i)));
+        }
+        let mut worst: f64 = 0.0;
+        for i in 3000..3400 {
+            worst = worst.max(set.observe(&Observation::utc(i * 300, value(i))).score);
+        }
+        assert!(worst < 0.35, "worst score on usual spikes {worst}");
+        let v = set.score(&Observation::utc(3400 * 300, -5000.0));
+        assert!(v.score > 0.9, "{v:?}");
+    }
+
+    #[test]
+    fn a_noise_free_series_is_not_alarmed_by_rounding() {
+        // A smooth daily shape rounded to two decimals: the residuals are
+        // rounding noise, which the resolution floor absorbs.
+        let mut set = DetectorSet::new(SetConfig::new(300));
+        let mut worst: f64 = 0.0;
+        for i in 0..(14 * 288) {
+            let t = MONDAY + i * 300;
+            let v = (shop(t) * 100.0).round() / 100.0;
+            let score = set.observe(&Observation::utc(t, v)).score;
+            if i > 7 * 288 {
+                worst = worst.max(score);
+            }
+        }
+        assert!(worst < 0.5, "worst score {worst}");
+    }
+
+    #[test]
+    fn a_level_shift_alarms_at_its_start_not_throughout() {
+        // Once the first buckets of a shift are learned as residuals, the
+        // rest of the same event is no longer news.
+        let mut set = DetectorSet::new(SetConfig {
+            seasonality: Seasonality::None,
+            ..SetConfig::new(60)
+        });
+        for i in 0..2000 {
+            set.observe(&Observation::utc(i * 60, 50.0 + noise(i)));
+        }
+        let scores: Vec<f64> = (2000..2300)
+            .map(|i| {
+                set.observe(&Observation::utc(i * 60, 80.0 + noise(i)))
+                    .score
+            })
+            .collect();
+        let high = scores.iter().filter(|&&s| s > 0.5).count();
+        assert!(scores[0] > 0.9, "first bucket {}", scores[0]);
+        assert!(high < 30, "{high} buckets above 0.5");
     }
 
     #[test]

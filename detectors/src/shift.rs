@@ -73,6 +73,12 @@ impl Cusum {
         (self.up, self.down) = self.peek(z);
     }
 
+    /// The larger of the two sums.
+    #[inline]
+    pub fn level(&self) -> f64 {
+        self.up.max(self.down)
+    }
+
     /// Approximate null tail probability of the larger sum.
     #[inline]
     pub fn tail(&self, sums: (f64, f64)) -> f64 {

@@ -55,6 +55,11 @@ impl WeekOverWeek {
         (week, slot)
     }
 
+    /// Heap bytes held by the per-slot arrays.
+    pub fn heap_bytes(&self) -> usize {
+        self.last.capacity() * 4 + self.sum.capacity() * 4 + self.count.capacity() * 2
+    }
+
     /// Last week's mean for the slot of `local_time`, if there is one.
     pub fn reference(&self, local_time: i64) -> Option<f64> {
         let (week, slot) = self.locate(local_time);
