@@ -17,6 +17,15 @@
 //! The streaming pipeline (Kafka source, event-time buckets, alert
 //! lifecycle, notifiers) arrives with the issues that build it.
 
+pub mod clock;
 pub mod config;
+pub mod demo;
+pub mod http;
+pub mod kafka;
+pub mod pipeline;
+pub mod replay;
 pub mod score;
+pub mod service;
+pub mod simulate;
+pub mod telemetry;
 pub mod timefmt;

@@ -1,7 +1,7 @@
 //! The `kpiwatch` command line. Parsing and exit codes live here; the work
 //! is in the library.
 
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,15 +19,78 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The service: consume Kafka, detect, alert; serves /metrics, /healthz
+    /// and /readyz. Stops cleanly on SIGTERM or Ctrl-C.
+    Run {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// The whole service on an embedded default: an in-process Kafka broker,
+    /// a simulated shop with an incident; prints alerts and a summary.
+    Demo {
+        /// Print the summary as one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Days of simulated history.
+        #[arg(long, default_value_t = 21.0)]
+        days: f64,
+        /// Page views per minute at the busiest hour.
+        #[arg(long, default_value_t = 40.0)]
+        rate: f64,
+    },
     /// Score one already-aggregated series (`timestamp,value` CSV) with the
     /// default detectors; prints `timestamp,value,anomaly_score`, causal.
     Score {
         /// Input CSV, or `-` for standard input.
         #[arg(long)]
         input: PathBuf,
-        /// Optional TOML file with a `[detectors]` table.
+        /// Optional configuration file; its `[defaults.detectors]` table
+        /// (or the KPI's, with --kpi) chooses detectors and thresholds.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Use this KPI's detector settings from --config.
+        #[arg(long, requires = "config")]
+        kpi: Option<String>,
+    },
+    /// Run the pipeline over a JSONL file of events in event time; prints
+    /// one JSON line per alert transition.
+    Replay {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// JSONL events, or `-` for standard input.
+        #[arg(long)]
+        events: PathBuf,
+        /// The topic the events belong to (needed when the config has
+        /// several).
+        #[arg(long)]
+        topic: Option<String>,
+    },
+    /// Write a simulated shop's events (JSON lines) with daily and weekly
+    /// seasonality and optional incidents.
+    Simulate {
+        /// First event time (RFC 3339); default: `--days` before now.
+        #[arg(long)]
+        start: Option<String>,
+        /// Days of events.
+        #[arg(long, default_value_t = 21.0)]
+        days: f64,
+        /// Page views per minute at the busiest hour of a weekday.
+        #[arg(long, default_value_t = 60.0)]
+        rate: f64,
+        /// Random seed; the same seed gives the same events.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// An incident, e.g.
+        /// `type=checkout,factor=0,start=2024-01-22T14:00:00Z,duration=30m`
+        /// (optional country=, platform=, node=; node=X without type=
+        /// scales that node's payment amounts). Repeatable.
+        #[arg(long = "incident")]
+        incidents: Vec<String>,
+        /// Output file; standard output if absent.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Validate a configuration file; prints file:line:column on error.
     Check {
@@ -54,9 +117,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Score { input, config } => {
+        Command::Score { input, config, kpi } => {
             let reader: Box<dyn Read> = if input.as_os_str() == "-" {
                 Box::new(std::io::stdin().lock())
             } else {
@@ -66,7 +152,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             };
             let configure = Box::new(move |width: i64| match &config {
-                Some(path) => Ok(kpiwatch::config::load_score_config(path, width)?),
+                Some(path) => Ok(kpiwatch::config::load_score_config(
+                    path,
+                    kpi.as_deref(),
+                    width,
+                )?),
                 None => Ok(SetConfig::new(width)),
             });
             let stdout = std::io::stdout().lock();
@@ -83,9 +173,124 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Run { config } => {
+            let config = kpiwatch::config::load(&config)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let clock = std::sync::Arc::new(kpiwatch::clock::SystemClock);
+                let options = kpiwatch::service::Options::new(clock);
+                kpiwatch::service::run(config, options, shutdown_signal()).await
+            })?;
+            Ok(())
+        }
+        Command::Demo { json, days, rate } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let options = kpiwatch::demo::DemoOptions {
+                days,
+                rate,
+                print: !json,
+            };
+            if !json {
+                println!(
+                    "kpiwatch demo: {days} days of a simulated shop through an in-process Kafka broker, incidents in the last hour\n"
+                );
+            }
+            let s = runtime.block_on(kpiwatch::demo::run(options))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!(
+                    "\nsummary: {} events produced, {} consumed ({} rejected); {} KPIs, {} series; {} alerts fired, {} resolved; {:.1} s",
+                    s.events_produced, s.events_consumed, s.events_rejected, s.kpis, s.series, s.fired, s.resolved, s.seconds
+                );
+            }
+            Ok(())
+        }
+        Command::Replay {
+            config,
+            events,
+            topic,
+        } => {
+            let config = kpiwatch::config::load(&config)?;
+            let (reader, size): (Box<dyn Read>, Option<u64>) = if events.as_os_str() == "-" {
+                (Box::new(std::io::stdin().lock()), None)
+            } else {
+                let file = std::fs::File::open(&events)
+                    .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", events.display()))?;
+                let size = file.metadata().ok().map(|m| m.len());
+                (Box::new(file), size)
+            };
+            let summary = kpiwatch::replay::replay(
+                config,
+                topic.as_deref(),
+                BufReader::with_capacity(1 << 16, reader),
+                size,
+                std::io::BufWriter::new(std::io::stdout().lock()),
+            )?;
+            eprintln!(
+                "replayed {} events ({} rejected, {} late): {} alerts fired, {} resolved",
+                summary.events, summary.rejected, summary.late, summary.fired, summary.resolved
+            );
+            Ok(())
+        }
+        Command::Simulate {
+            start,
+            days,
+            rate,
+            seed,
+            incidents,
+            output,
+        } => {
+            let span = (days * 86_400.0) as i64;
+            let start = match start {
+                Some(s) => {
+                    kpiwatch::timefmt::parse(&s)
+                        .ok_or_else(|| anyhow::anyhow!("--start {s:?} is not an RFC 3339 time"))?
+                        .epoch
+                }
+                None => chrono::Utc::now().timestamp() - span,
+            };
+            let incidents = incidents
+                .iter()
+                .map(|s| {
+                    kpiwatch::simulate::Incident::parse(s)
+                        .map_err(|e| anyhow::anyhow!("--incident {s:?}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let model = kpiwatch::simulate::ShopModel {
+                start,
+                end: start + span,
+                peak_page_views: rate,
+                incidents,
+                seed,
+            };
+            let sink: Box<dyn std::io::Write> = match &output {
+                Some(path) => Box::new(
+                    std::fs::File::create(path)
+                        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?,
+                ),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, sink);
+            let mut result = Ok(());
+            kpiwatch::simulate::generate(&model, |_, line| {
+                if result.is_ok() {
+                    result = out.write_all(line).and_then(|()| out.write_all(b"\n"));
+                }
+            });
+            result.and_then(|()| out.flush())?;
+            Ok(())
+        }
         Command::Check { config } => {
-            kpiwatch::config::load_score_config(&config, 60)?;
-            println!("{}: ok", config.display());
+            let c = kpiwatch::config::load(&config)?;
+            let series_cap: usize = c.kpis.iter().map(|k| k.max_series).sum();
+            println!(
+                "{}: ok ({} topics, {} KPIs, at most {} series)",
+                config.display(),
+                c.topics.len(),
+                c.kpis.len(),
+                series_cap
+            );
             Ok(())
         }
     }

@@ -1,7 +1,17 @@
 //! Configuration files, parsed in two steps: raw serde structs that mirror
-//! the TOML (unknown keys refused, every field documented), then validation
-//! into the runtime types of [`detectors`]. Every error names the file, the
-//! line and column, and what to change.
+//! the TOML ([`raw`]: unknown keys refused, every field documented), then
+//! validation into runtime types ([`model`], and [`detectors::SetConfig`]
+//! for `[detectors]` tables). Every error names the file, the line and
+//! column, and what to change.
+//!
+//! One file format serves every command: `run`, `replay` and `check` read
+//! the whole file; `score --config` uses the `[detectors]` table of
+//! `[defaults]` (or of one KPI with `--kpi`).
+
+pub mod model;
+pub mod raw;
+
+pub use model::{load, validate, Config, Kpi};
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -59,15 +69,6 @@ pub struct DetectorsToml {
     pub week_over_week_pct: Option<Spanned<f64>>,
 }
 
-/// A file for `kpiwatch score --config`: just a `[detectors]` table.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScoreToml {
-    /// Detector choice and thresholds.
-    #[serde(default)]
-    pub detectors: DetectorsToml,
-}
-
 /// A TOML source with its path, for turning byte spans into line:column.
 pub struct Source<'a> {
     path: &'a Path,
@@ -103,16 +104,38 @@ impl<'a> Source<'a> {
     }
 }
 
-/// Reads and validates a `score --config` file for `bucket_width`-second
-/// buckets.
-pub fn load_score_config(path: &Path, bucket_width: i64) -> Result<SetConfig, ConfigError> {
+/// Reads a configuration file for `kpiwatch score`: validates all of it,
+/// then builds the detector set of `kpi` (or of `[defaults]`) for
+/// `bucket_width`-second buckets, the width inferred from the scored file.
+pub fn load_score_config(
+    path: &Path,
+    kpi: Option<&str>,
+    bucket_width: i64,
+) -> Result<SetConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let src = Source::new(path, &text);
-    let raw: ScoreToml = src.parse()?;
-    detector_config(&src, &raw.detectors, bucket_width)
+    model::validate(&src)?;
+    let raw: raw::ConfigToml = src.parse()?;
+    let table = match kpi {
+        None => raw.defaults.detectors.as_ref(),
+        Some(name) => {
+            let k = raw
+                .kpis
+                .iter()
+                .find(|k| k.name.as_ref().is_some_and(|n| n.get_ref() == name))
+                .ok_or_else(|| {
+                    src.error(0..0, format!("no [[kpi]] named {name:?} in this file"))
+                })?;
+            k.detectors.as_ref().or(raw.defaults.detectors.as_ref())
+        }
+    };
+    match table {
+        Some(t) => detector_config(&src, t.get_ref(), bucket_width),
+        None => Ok(SetConfig::new(bucket_width)),
+    }
 }
 
 /// Validates a `[detectors]` table into a [`SetConfig`].
@@ -180,22 +203,29 @@ pub fn detector_config(
 mod tests {
     use super::*;
 
-    fn validate(text: &str) -> Result<SetConfig, String> {
+    fn validate_detectors(text: &str) -> Result<SetConfig, String> {
         let path = Path::new("k.toml");
         let src = Source::new(path, text);
-        src.parse::<ScoreToml>()
-            .and_then(|raw| detector_config(&src, &raw.detectors, 300))
+        src.parse::<raw::ConfigToml>()
+            .and_then(|raw| {
+                let t = raw
+                    .defaults
+                    .detectors
+                    .map(|t| t.into_inner())
+                    .unwrap_or_default();
+                detector_config(&src, &t, 300)
+            })
             .map_err(|e| e.to_string())
     }
 
     #[test]
     fn empty_file_gives_the_default_set() {
-        assert_eq!(validate("").unwrap(), SetConfig::new(300));
+        assert_eq!(validate_detectors("").unwrap(), SetConfig::new(300));
     }
 
     #[test]
     fn unknown_key_is_located() {
-        let err = validate("[detectors]\nseasonalty = \"daily\"\n").unwrap_err();
+        let err = validate_detectors("[defaults.detectors]\nseasonalty = \"daily\"\n").unwrap_err();
         assert!(
             err.starts_with("k.toml:2:1: unknown field `seasonalty`"),
             "{err}"
@@ -204,14 +234,15 @@ mod tests {
 
     #[test]
     fn out_of_range_coverage_names_the_range() {
-        let err = validate("[detectors]\nband_coverage = 1.5\n").unwrap_err();
+        let err = validate_detectors("[defaults.detectors]\nband_coverage = 1.5\n").unwrap_err();
         assert!(err.starts_with("k.toml:2:17:"), "{err}");
         assert!(err.contains("between 0.5 and 0.999999"), "{err}");
     }
 
     #[test]
     fn unknown_seasonality_lists_the_choices() {
-        let err = validate("[detectors]\nseasonality = \"hourly\"\n").unwrap_err();
+        let err =
+            validate_detectors("[defaults.detectors]\nseasonality = \"hourly\"\n").unwrap_err();
         assert!(
             err.contains("k.toml:2:15") && err.contains("\"weekly\""),
             "{err}"
@@ -220,7 +251,8 @@ mod tests {
 
     #[test]
     fn rules_are_carried_into_the_set() {
-        let c = validate("[detectors]\nmin = 10.0\nweek_over_week_pct = 30\n").unwrap();
+        let c = validate_detectors("[defaults.detectors]\nmin = 10.0\nweek_over_week_pct = 30\n")
+            .unwrap();
         assert_eq!(c.threshold.unwrap().min, Some(10.0));
         assert_eq!(c.week_over_week, Some(0.3));
     }

@@ -1,0 +1,263 @@
+//! `kpiwatch demo`: the whole service on an embedded default.
+//!
+//! 1. Starts librdkafka's mock cluster on 127.0.0.1 and creates the shop's
+//!    topic (8 partitions).
+//! 2. Runs the real service ([`crate::service::run`]) against it over TCP,
+//!    with the embedded `config/shop.toml`.
+//! 3. Produces three weeks of a simulated shop's events ending now, the last
+//!    hour with incidents: checkouts stop entirely for 20 minutes, iOS
+//!    checkouts fall by 70 %, one payment node processes half its usual
+//!    amounts. Production is paced by consumption, because the mock
+//!    cluster keeps only 5 MiB per partition and silently drops older
+//!    messages.
+//! 4. Prints each alert transition as it happens; when everything produced
+//!    is consumed and the idle timeout has let the last buckets close, shuts
+//!    the service down and prints a summary (`--json`: one JSON object).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{validate, Config, Source};
+use crate::kafka::mock::MockBroker;
+use crate::pipeline::alert::{Status, Transition};
+use crate::simulate::{generate, Incident, ShopModel};
+use crate::telemetry::Metrics;
+
+/// The configuration the demo runs: the commented example analysts copy.
+pub const SHOP_CONFIG: &str = include_str!("../config/shop.toml");
+
+/// Partitions of the demo topic.
+const PARTITIONS: i32 = 8;
+/// Produced but not yet consumed events the producer allows.
+const MAX_IN_FLIGHT: u64 = 100_000;
+
+/// What the demo saw.
+#[derive(Debug, serde::Serialize)]
+pub struct DemoSummary {
+    /// Events produced to the broker.
+    pub events_produced: u64,
+    /// Events the service consumed.
+    pub events_consumed: u64,
+    /// Malformed events the service refused.
+    pub events_rejected: u64,
+    /// KPIs configured.
+    pub kpis: usize,
+    /// Series the detectors judged.
+    pub series: i64,
+    /// Alerts fired.
+    pub fired: u64,
+    /// Alerts resolved.
+    pub resolved: u64,
+    /// Firing alerts, `kpi{labels}` at bucket start.
+    pub alerts: Vec<String>,
+    /// Wall-clock seconds the demo took.
+    pub seconds: f64,
+}
+
+/// Demo settings.
+pub struct DemoOptions {
+    /// Days of history.
+    pub days: f64,
+    /// Page views per minute at the busiest hour.
+    pub rate: f64,
+    /// Print transitions as they happen.
+    pub print: bool,
+}
+
+fn config(brokers: &str) -> Config {
+    let mut config = validate(&Source::new(
+        std::path::Path::new("config/shop.toml"),
+        SHOP_CONFIG,
+    ))
+    .expect("the embedded config/shop.toml is valid (tests/config_files.rs checks it)");
+    config.kafka.brokers = brokers.to_string();
+    config.kafka.dead_letter_topic = None;
+    config.service.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    for t in &mut config.topics {
+        // The demo's "live" end is short: let quiet partitions stop
+        // holding time back after two seconds instead of thirty.
+        t.idle_timeout = Duration::from_secs(2);
+    }
+    config
+}
+
+/// The incidents of the demo's last hour, relative to `end`.
+pub fn incidents(end: i64) -> Vec<Incident> {
+    let at = |minutes_before_end: i64| end - minutes_before_end * 60;
+    let spec = |s: String| Incident::parse(&s).expect("valid demo incident");
+    let time = crate::pipeline::alert::rfc3339;
+    vec![
+        spec(format!(
+            "node=node-3,factor=0.5,start={},duration=45m",
+            time(at(70))
+        )),
+        spec(format!(
+            "type=checkout,factor=0.3,platform=ios,start={},duration=40m",
+            time(at(60))
+        )),
+        spec(format!(
+            "type=checkout,factor=0,start={},duration=20m",
+            time(at(45))
+        )),
+    ]
+}
+
+/// Runs the demo.
+pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
+    let started = Instant::now();
+    let broker = Arc::new(MockBroker::start()?);
+    let config = config(broker.bootstrap_servers());
+    let topic = config.topics[0].name.clone();
+    broker.create_topic(&topic, PARTITIONS)?;
+    let kpis = config.kpis.len();
+    let idle = config.topics[0].idle_timeout;
+
+    let metrics = Metrics::new();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let end = clock.now();
+    let model = ShopModel {
+        start: end - (options.days * 86_400.0) as i64,
+        end,
+        peak_page_views: options.rate,
+        incidents: incidents(end),
+        seed: 7,
+    };
+
+    let (observer, mut transitions) = mpsc::unbounded_channel::<Transition>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut service_options = crate::service::Options::new(clock.clone());
+    service_options.observer = Some(observer);
+    service_options.metrics = Some(metrics.clone());
+    service_options.tick = Duration::from_millis(200);
+    let service = tokio::spawn(crate::service::run(config, service_options, async {
+        let _ = stopped.await;
+    }));
+
+    // Produce on a thread, paced by what the service has consumed.
+    let produced = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (broker, produced, done, metrics, topic) = (
+            broker.clone(),
+            produced.clone(),
+            done.clone(),
+            metrics.clone(),
+            topic.clone(),
+        );
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            let consumed = || metrics.events_consumed.with_label_values(&[&topic]).get();
+            let mut n: u64 = 0;
+            let mut result = Ok(());
+            generate(&model, |_, line| {
+                if result.is_err() {
+                    return;
+                }
+                while n.saturating_sub(consumed()) > MAX_IN_FLIGHT {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                // Round-robin keeps partitions equally full; the mock
+                // cluster drops the oldest messages past 5 MiB a partition.
+                let partition = (n % PARTITIONS as u64) as i32;
+                result = broker.send(&topic, Some(partition), b"", line);
+                n += 1;
+                produced.store(n, Ordering::Relaxed);
+            });
+            result?;
+            broker.flush()?;
+            done.store(true, Ordering::Relaxed);
+            Ok(())
+        })
+    };
+
+    let mut alerts = Vec::new();
+    let consumed = || metrics.events_consumed.with_label_values(&[&topic]).get();
+    let mut caught_up_at: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            t = transitions.recv() => match t {
+                Some(t) => {
+                    if options.print {
+                        println!("{}", describe(&t));
+                    }
+                    if t.status == Status::Firing {
+                        alerts.push(format!("{}{:?} at {}", t.kpi, t.labels, t.bucket_start));
+                    }
+                }
+                None => break,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                let all_in = done.load(Ordering::Relaxed) && consumed() >= produced.load(Ordering::Relaxed);
+                match (all_in, caught_up_at) {
+                    (true, None) => caught_up_at = Some(Instant::now()),
+                    // Idle timeout plus a tick and a margin: the last buckets
+                    // have closed by the wall clock.
+                    (true, Some(at)) if at.elapsed() > idle + Duration::from_secs(1) => break,
+                    _ => {}
+                }
+                if producer.is_finished() && !done.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = stop.send(());
+    let summary = service.await??;
+    while let Ok(t) = transitions.try_recv() {
+        if options.print {
+            println!("{}", describe(&t));
+        }
+    }
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
+    let series = prometheus::core::Collector::collect(&metrics.series_live)
+        .iter()
+        .flat_map(|f| {
+            f.get_metric()
+                .iter()
+                .map(|m| m.get_gauge().get_value() as i64)
+        })
+        .sum();
+    Ok(DemoSummary {
+        events_produced: produced.load(Ordering::Relaxed),
+        events_consumed: summary.events,
+        events_rejected: summary.rejected,
+        kpis,
+        series,
+        fired: summary.fired,
+        resolved: summary.resolved,
+        alerts,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// One readable line for a transition.
+pub fn describe(t: &Transition) -> String {
+    let labels = if t.labels.is_empty() {
+        String::new()
+    } else {
+        let inner: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(" ({})", inner.join(", "))
+    };
+    let change = t
+        .deviation_pct
+        .map(|d| {
+            let verb = if d < 0.0 { "dropped" } else { "rose" };
+            format!("{verb} {:.0}%", d.abs())
+        })
+        .unwrap_or_else(|| "changed".into());
+    match t.status {
+        Status::Firing => format!(
+            "[FIRING]   {}{labels} {change}: observed {:.1}, expected {:.1} (normal {:.1}..{:.1}), score {:.2}, {:?}, bucket {}",
+            t.kpi, t.observed, t.expected, t.lower.max(0.0), t.upper, t.score, t.severity, t.bucket_start
+        ),
+        Status::Resolved => format!(
+            "[RESOLVED] {}{labels}: back to {:.1} (expected {:.1}), since {}, bucket {}",
+            t.kpi, t.observed, t.expected, t.started_at, t.bucket_start
+        ),
+    }
+}

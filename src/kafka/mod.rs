@@ -1,0 +1,245 @@
+//! Kafka: the consumer, its group semantics, and at-least-once offsets.
+//!
+//! - [`KafkaContext`] — librdkafka callbacks: on a rebalance that revokes
+//!   partitions, commit what has been stored (the effects of those events are
+//!   recorded); on assignment, mark the service ready; librdkafka statistics
+//!   (every 5 s) feed the per-partition consumer-lag gauge.
+//! - [`OffsetTracker`] — which offsets may be committed: an event's offset
+//!   is stored only once every bucket it touched has closed and its alerts
+//!   were written. Auto-commit then commits stored offsets only
+//!   (`enable.auto.offset.store = false`).
+//! - [`mock`] — the in-process mock cluster for the demo and tests.
+
+pub mod mock;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientContext, Statistics};
+
+use crate::config::Config;
+use crate::telemetry::Metrics;
+
+/// Shared health flags, read by `/readyz`.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// At least one partition is assigned to this instance.
+    pub assigned: AtomicBool,
+    /// The pipeline is running (state loaded, consuming).
+    pub running: AtomicBool,
+}
+
+impl Health {
+    /// Ready to serve traffic: running with partitions.
+    pub fn ready(&self) -> bool {
+        self.assigned.load(Ordering::Relaxed) && self.running.load(Ordering::Relaxed)
+    }
+}
+
+/// librdkafka callbacks; see the module docs.
+pub struct KafkaContext {
+    metrics: Metrics,
+    health: Arc<Health>,
+}
+
+impl KafkaContext {
+    /// A context reporting into `metrics` and `health`.
+    pub fn new(metrics: Metrics, health: Arc<Health>) -> Self {
+        Self { metrics, health }
+    }
+}
+
+impl ClientContext for KafkaContext {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                if *partition < 0 || p.consumer_lag < 0 {
+                    continue;
+                }
+                self.metrics
+                    .consumer_lag
+                    .with_label_values(&[topic, &partition.to_string()])
+                    .set(p.consumer_lag);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for KafkaContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            // Offsets stored so far cover only recorded effects: commit them
+            // before another member takes the partitions over.
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "commit on revoke (nothing stored yet?)");
+            }
+            tracing::info!(partitions = list.count(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                tracing::info!(partitions = list.count(), "partitions assigned");
+                self.health
+                    .assigned
+                    .store(list.count() > 0, Ordering::Relaxed);
+            }
+            Rebalance::Revoke(_) => {
+                let left = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+                self.health.assigned.store(left > 0, Ordering::Relaxed);
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+/// The consumer for `config`'s topics, in its consumer group.
+pub fn consumer(
+    config: &Config,
+    context: KafkaContext,
+) -> KafkaResult<StreamConsumer<KafkaContext>> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", &config.kafka.group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("statistics.interval.ms", "5000")
+        .set("log_level", "4");
+    if let (Ok(user), Ok(pass)) = (
+        std::env::var("KPIWATCH_KAFKA_USERNAME"),
+        std::env::var("KPIWATCH_KAFKA_PASSWORD"),
+    ) {
+        cc.set("sasl.username", user).set("sasl.password", pass);
+    }
+    for (k, v) in &config.kafka.options {
+        cc.set(k, v);
+    }
+    let consumer: StreamConsumer<KafkaContext> = cc.create_with_context(context)?;
+    let topics: Vec<&str> = config.topics.iter().map(|t| t.name.as_str()).collect();
+    consumer.subscribe(&topics)?;
+    Ok(consumer)
+}
+
+/// Offsets that may be committed; see the module docs.
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    partitions: HashMap<(usize, i32), Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// (first offset, event-time at which it and everything up to the next
+    /// entry is closed). Close times increase along the queue: a new entry
+    /// is pushed only when an event needs a later close time than all
+    /// before it, so the front entry always bounds what may be committed.
+    queue: VecDeque<(i64, i64)>,
+    /// One past the newest offset seen.
+    next: i64,
+    /// The offset last stored.
+    stored: i64,
+}
+
+impl OffsetTracker {
+    /// Notes an event at `offset` whose effects are recorded once the
+    /// topic's progress reaches `close_at` (None: recorded already, e.g. a
+    /// rejected event).
+    pub fn track(&mut self, topic: usize, partition: i32, offset: i64, close_at: Option<i64>) {
+        let p = self
+            .partitions
+            .entry((topic, partition))
+            .or_insert_with(|| Pending {
+                stored: offset,
+                ..Pending::default()
+            });
+        if let Some(c) = close_at {
+            if p.queue.back().is_none_or(|&(_, last)| c > last) {
+                p.queue.push_back((offset, c));
+            }
+        }
+        p.next = p.next.max(offset + 1);
+    }
+
+    /// Offsets to store now that `topic`'s progress is `progress`:
+    /// `(partition, offset)` for every partition whose commit point moved.
+    pub fn release(&mut self, topic: usize, progress: i64, out: &mut Vec<(i32, i64)>) {
+        for (&(t, partition), p) in &mut self.partitions {
+            if t != topic {
+                continue;
+            }
+            while p.queue.front().is_some_and(|&(_, c)| c <= progress) {
+                p.queue.pop_front();
+            }
+            let commit = p.queue.front().map_or(p.next, |&(first, _)| first);
+            if commit > p.stored {
+                p.stored = commit;
+                out.push((partition, commit));
+            }
+        }
+    }
+
+    /// Forgets partitions no longer assigned.
+    pub fn forget(&mut self, topic: usize, partition: i32) {
+        self.partitions.remove(&(topic, partition));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn released(t: &mut OffsetTracker, progress: i64) -> Vec<(i32, i64)> {
+        let mut out = Vec::new();
+        t.release(0, progress, &mut out);
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn an_offset_is_released_only_when_its_bucket_has_closed() {
+        let mut t = OffsetTracker::default();
+        t.track(0, 0, 10, Some(100));
+        t.track(0, 0, 11, Some(100));
+        t.track(0, 0, 12, Some(200));
+        assert_eq!(released(&mut t, 99), vec![]);
+        assert_eq!(released(&mut t, 100), vec![(0, 12)]);
+        assert_eq!(released(&mut t, 150), vec![]);
+        assert_eq!(released(&mut t, 200), vec![(0, 13)]);
+    }
+
+    #[test]
+    fn an_out_of_order_event_never_lets_the_commit_pass_an_open_bucket() {
+        let mut t = OffsetTracker::default();
+        t.track(0, 0, 0, Some(200));
+        // Offset 1 belongs to an earlier bucket: it is covered by offset 0's
+        // entry, which closes later.
+        t.track(0, 0, 1, Some(100));
+        assert_eq!(released(&mut t, 150), vec![]);
+        assert_eq!(released(&mut t, 200), vec![(0, 2)]);
+    }
+
+    #[test]
+    fn rejected_events_are_committable_at_once_when_nothing_is_open() {
+        let mut t = OffsetTracker::default();
+        t.track(0, 3, 40, None);
+        t.track(0, 3, 41, None);
+        assert_eq!(released(&mut t, 0), vec![(3, 42)]);
+    }
+
+    #[test]
+    fn partitions_are_released_independently() {
+        let mut t = OffsetTracker::default();
+        t.track(0, 0, 5, Some(100));
+        t.track(0, 1, 7, Some(300));
+        assert_eq!(released(&mut t, 100), vec![(0, 6)]);
+        assert_eq!(released(&mut t, 300), vec![(1, 8)]);
+    }
+}

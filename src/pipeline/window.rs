@@ -1,0 +1,501 @@
+//! Event-time tumbling buckets for the series of one KPI.
+//!
+//! Buckets are aligned to the epoch (`start = floor(t / width) * width`) and
+//! close when the topic's event-time progress (its watermark before
+//! lateness) minus the KPI's allowed lateness passes their end. Closing is
+//! KPI-wide: all series close the same buckets together, which is what lets
+//! a series with no events get its empty bucket — a count of 0, the signal
+//! behind "no checkouts at all for 10 minutes". Events for a bucket that has
+//! already closed are late: refused and counted by the caller.
+//!
+//! Memory is bounded three ways: at most `max_series` series (later label
+//! combinations are folded into one series whose labels read `__other__`),
+//! at most [`MAX_OPEN_BUCKETS`] open buckets per series (events further
+//! ahead are refused), and grouped series silent for `evict_after` are
+//! forgotten. The unlabelled series of a KPI without `group_by` is never
+//! evicted: silence is exactly what it must report.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use cardinality_estimator::CardinalityEstimator;
+
+use crate::config::model::{Aggregate, Kpi};
+
+/// Most buckets a series may hold open ahead of the closed ones.
+pub const MAX_OPEN_BUCKETS: usize = 4096;
+/// The label value of the overflow series.
+pub const OTHER: &str = "__other__";
+/// Separates label values inside a [`SeriesKey`].
+pub const KEY_SEPARATOR: char = '\u{1f}';
+
+/// Identity of a series within its KPI: its label values joined by
+/// [`KEY_SEPARATOR`], in `group_by` order. Cheap to clone.
+pub type SeriesKey = Arc<str>;
+
+/// What one event adds to a bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Contribution<'a> {
+    /// One more event (count).
+    Event,
+    /// One more event with this numeric value (sum, avg, min, max).
+    Value(f64),
+    /// One more event with this item (distinct).
+    Item(&'a str),
+}
+
+/// The running aggregate of one open bucket.
+#[derive(Debug, Default)]
+struct Acc {
+    n: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    distinct: Option<Box<CardinalityEstimator<str>>>,
+}
+
+impl Acc {
+    fn add(&mut self, c: Contribution<'_>) {
+        if self.n == 0 {
+            self.min = f64::INFINITY;
+            self.max = f64::NEG_INFINITY;
+        }
+        self.n += 1;
+        match c {
+            Contribution::Event => {}
+            Contribution::Value(v) => {
+                self.sum += v;
+                self.min = self.min.min(v);
+                self.max = self.max.max(v);
+            }
+            Contribution::Item(item) => self
+                .distinct
+                .get_or_insert_with(|| Box::new(CardinalityEstimator::new()))
+                .insert(item),
+        }
+    }
+
+    fn value(&self, aggregate: &Aggregate) -> Option<f64> {
+        match aggregate {
+            Aggregate::Count => Some(self.n as f64),
+            Aggregate::Sum(_) => Some(self.sum),
+            Aggregate::Distinct(_) => {
+                Some(self.distinct.as_ref().map_or(0, |d| d.estimate()) as f64)
+            }
+            Aggregate::Avg(_) => (self.n > 0).then(|| self.sum / self.n as f64),
+            Aggregate::Min(_) => (self.n > 0).then_some(self.min),
+            Aggregate::Max(_) => (self.n > 0).then_some(self.max),
+        }
+    }
+}
+
+/// A bucket that closed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedBucket {
+    /// Index of the KPI in the config.
+    pub kpi: usize,
+    /// The series.
+    pub key: SeriesKey,
+    /// Bucket start, epoch seconds.
+    pub start: i64,
+    /// The aggregate, or `None` for an empty bucket of avg/min/max.
+    pub value: Option<f64>,
+    /// Events in the bucket (for `min_volume`).
+    pub volume: u64,
+}
+
+/// What closing produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Closed {
+    /// A bucket of a series.
+    Bucket(ClosedBucket),
+    /// A series was forgotten; its detector state can go too.
+    Evicted {
+        /// Index of the KPI.
+        kpi: usize,
+        /// The series.
+        key: SeriesKey,
+    },
+}
+
+/// How [`KpiWindows::record`] treated an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Added to its bucket.
+    Added,
+    /// Added to the `__other__` series because `max_series` was reached.
+    Overflowed,
+    /// Its bucket had already closed.
+    Late,
+    /// More than [`MAX_OPEN_BUCKETS`] ahead of the closed buckets.
+    TooFarAhead,
+}
+
+struct Series {
+    key: SeriesKey,
+    /// Open buckets; `open[i]` starts at `closed_until + i * width`.
+    open: VecDeque<Acc>,
+    /// Start of the last bucket that had an event.
+    last_event: i64,
+}
+
+/// The buckets of every series of one event KPI.
+pub struct KpiWindows {
+    kpi: usize,
+    width: i64,
+    lateness: i64,
+    aggregate: Aggregate,
+    grouped: bool,
+    labels: usize,
+    max_series: usize,
+    evict_after: i64,
+    index: HashMap<SeriesKey, usize>,
+    series: Vec<Option<Series>>,
+    free: Vec<usize>,
+    /// Every bucket starting before this has closed; `None` until the
+    /// first event or progress.
+    closed_until: Option<i64>,
+}
+
+impl KpiWindows {
+    /// Empty windows for KPI number `kpi`, whose measure must be events.
+    pub fn new(kpi: usize, def: &Kpi, aggregate: Aggregate) -> Self {
+        Self {
+            kpi,
+            width: def.bucket,
+            lateness: def.lateness,
+            aggregate,
+            grouped: !def.group_by.is_empty(),
+            labels: def.group_by.len(),
+            max_series: def.max_series,
+            evict_after: def.evict_after,
+            index: HashMap::new(),
+            series: Vec::new(),
+            free: Vec::new(),
+            closed_until: None,
+        }
+    }
+
+    /// Series currently held.
+    pub fn live_series(&self) -> usize {
+        self.index.len()
+    }
+
+    fn floor(&self, t: i64) -> i64 {
+        t.div_euclid(self.width) * self.width
+    }
+
+    /// Where closing starts: the bucket of the first event (or progress)
+    /// seen. Starting earlier would close a bucket nobody observed as a
+    /// false zero.
+    fn start_at(&mut self, t: i64) -> i64 {
+        let first = self.floor(t);
+        *self.closed_until.get_or_insert(first)
+    }
+
+    fn ensure_unlabelled(&mut self) {
+        if !self.grouped && self.index.is_empty() {
+            self.insert(SeriesKey::from(""));
+        }
+    }
+
+    fn insert(&mut self, key: SeriesKey) -> usize {
+        let s = Series {
+            key: key.clone(),
+            open: VecDeque::new(),
+            last_event: i64::MIN,
+        };
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.series[i] = Some(s);
+                i
+            }
+            None => {
+                self.series.push(Some(s));
+                self.series.len() - 1
+            }
+        };
+        self.index.insert(key, slot);
+        slot
+    }
+
+    /// Adds an event at `time` to series `key`.
+    pub fn record(&mut self, key: &str, time: i64, c: Contribution<'_>) -> Recorded {
+        let closed_until = self.start_at(time);
+        self.ensure_unlabelled();
+        let bucket = self.floor(time);
+        if bucket < closed_until {
+            return Recorded::Late;
+        }
+        let pos = ((bucket - closed_until) / self.width) as usize;
+        if pos >= MAX_OPEN_BUCKETS {
+            return Recorded::TooFarAhead;
+        }
+        let mut outcome = Recorded::Added;
+        let slot = match self.index.get(key) {
+            Some(&slot) => slot,
+            None if self.index.len() < self.max_series => self.insert(SeriesKey::from(key)),
+            None => {
+                outcome = Recorded::Overflowed;
+                let other = vec![OTHER; self.labels].join(&KEY_SEPARATOR.to_string());
+                match self.index.get(other.as_str()) {
+                    Some(&slot) => slot,
+                    None => self.insert(SeriesKey::from(other)),
+                }
+            }
+        };
+        let s = self.series[slot].as_mut().expect("indexed series exists");
+        if s.open.len() <= pos {
+            s.open.resize_with(pos + 1, Acc::default);
+        }
+        s.open[pos].add(c);
+        s.last_event = s.last_event.max(bucket);
+        outcome
+    }
+
+    /// Closes every bucket whose end plus lateness is at or before
+    /// `progress` (the topic's event-time progress), appending to `out`.
+    pub fn close(&mut self, progress: i64, out: &mut Vec<Closed>) {
+        let closed_until = self.start_at(progress);
+        self.ensure_unlabelled();
+        let target = self.floor(progress - self.lateness);
+        if target <= closed_until {
+            return;
+        }
+        self.close_to(closed_until, target, out);
+    }
+
+    /// The progress at which the next bucket closes (`i64::MIN` before the
+    /// first event).
+    pub fn next_close(&self) -> i64 {
+        self.closed_until
+            .map_or(i64::MIN, |c| c + self.width + self.lateness)
+    }
+
+    /// Closes every open bucket (end of data), appending to `out`.
+    pub fn flush(&mut self, out: &mut Vec<Closed>) {
+        let Some(closed_until) = self.closed_until else {
+            return;
+        };
+        let longest = self
+            .series
+            .iter()
+            .flatten()
+            .map(|s| s.open.len())
+            .max()
+            .unwrap_or(0);
+        if longest > 0 {
+            self.close_to(
+                closed_until,
+                closed_until + longest as i64 * self.width,
+                out,
+            );
+        }
+    }
+
+    fn close_to(&mut self, from: i64, to: i64, out: &mut Vec<Closed>) {
+        let w = self.width;
+        let steps = ((to - from) / w) as usize;
+        // A series is judged at most until it would be evicted: after a
+        // long silence (or a wall-clock jump) it emits at most that many
+        // empty buckets, not one per bucket of the whole gap.
+        let cap = ((self.evict_after / w).max(1) as usize).max(1);
+        let zero_when_empty = self.aggregate.zero_when_empty();
+        for slot in 0..self.series.len() {
+            let Some(s) = self.series[slot].as_mut() else {
+                continue;
+            };
+            let skip = steps.saturating_sub(cap);
+            for i in 0..steps {
+                let acc = s.open.pop_front();
+                if i < skip && acc.as_ref().is_none_or(|a| a.n == 0) {
+                    continue;
+                }
+                let start = from + i as i64 * w;
+                let (value, volume) = match &acc {
+                    Some(a) if a.n > 0 => (a.value(&self.aggregate), a.n),
+                    _ => (zero_when_empty.then_some(0.0), 0),
+                };
+                out.push(Closed::Bucket(ClosedBucket {
+                    kpi: self.kpi,
+                    key: s.key.clone(),
+                    start,
+                    value,
+                    volume,
+                }));
+            }
+            let silent_since = s.last_event.max(from - w);
+            if self.grouped && s.open.is_empty() && to - (silent_since + w) >= self.evict_after {
+                let key = s.key.clone();
+                self.series[slot] = None;
+                self.free.push(slot);
+                self.index.remove(&key);
+                out.push(Closed::Evicted { kpi: self.kpi, key });
+            }
+        }
+        self.closed_until = Some(to);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{Alerting, FieldPath, Interest, Measure};
+
+    fn kpi(bucket: i64, lateness: i64, grouped: bool, max_series: usize) -> Kpi {
+        Kpi {
+            name: "checkouts".into(),
+            description: None,
+            topic: 0,
+            measure: Measure::Events {
+                filter: vec![],
+                aggregate: Aggregate::Count,
+            },
+            group_by: if grouped {
+                vec![FieldPath(vec!["country".into()])]
+            } else {
+                vec![]
+            },
+            bucket,
+            lateness,
+            timezone: chrono_tz::Tz::UTC,
+            max_series,
+            evict_after: 10 * bucket,
+            direction: Interest::Both,
+            min_volume: 0.0,
+            detectors: detectors::SetConfig::new(bucket),
+            alerting: Alerting {
+                threshold: 0.5,
+                critical: 0.75,
+                fire_after: 1,
+                resolve_after: 3,
+                recent_buckets: 24,
+            },
+        }
+    }
+
+    fn buckets(out: &[Closed]) -> Vec<(String, i64, Option<f64>)> {
+        out.iter()
+            .filter_map(|c| match c {
+                Closed::Bucket(b) => Some((b.key.to_string(), b.start, b.value)),
+                Closed::Evicted { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_bucket_closes_only_after_its_end_plus_lateness() {
+        let mut w = KpiWindows::new(0, &kpi(60, 10, false, 10), Aggregate::Count);
+        w.record("", 600, Contribution::Event);
+        w.record("", 630, Contribution::Event);
+        let mut out = Vec::new();
+        w.close(669, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        w.close(670, &mut out);
+        assert_eq!(buckets(&out), vec![(String::new(), 600, Some(2.0))]);
+    }
+
+    #[test]
+    fn empty_buckets_of_a_count_close_as_zero() {
+        let mut w = KpiWindows::new(0, &kpi(60, 0, false, 10), Aggregate::Count);
+        w.record("", 600, Contribution::Event);
+        let mut out = Vec::new();
+        w.close(600 + 4 * 60, &mut out);
+        let values: Vec<_> = buckets(&out).into_iter().map(|b| b.2).collect();
+        assert_eq!(values, vec![Some(1.0), Some(0.0), Some(0.0), Some(0.0)]);
+    }
+
+    #[test]
+    fn empty_buckets_of_an_average_have_no_value() {
+        let avg = Aggregate::Avg(FieldPath(vec!["amount".into()]));
+        let mut w = KpiWindows::new(0, &kpi(60, 0, false, 10), avg);
+        w.record("", 600, Contribution::Value(10.0));
+        w.record("", 610, Contribution::Value(20.0));
+        let mut out = Vec::new();
+        w.close(720, &mut out);
+        let values: Vec<_> = buckets(&out).into_iter().map(|b| b.2).collect();
+        assert_eq!(values, vec![Some(15.0), None]);
+    }
+
+    #[test]
+    fn an_event_for_a_closed_bucket_is_late() {
+        let mut w = KpiWindows::new(0, &kpi(60, 0, false, 10), Aggregate::Count);
+        w.record("", 600, Contribution::Event);
+        w.close(720, &mut Vec::new());
+        assert_eq!(w.record("", 650, Contribution::Event), Recorded::Late);
+        assert_eq!(w.record("", 720, Contribution::Event), Recorded::Added);
+    }
+
+    #[test]
+    fn series_past_the_cap_fold_into_other() {
+        let mut w = KpiWindows::new(0, &kpi(60, 0, true, 2), Aggregate::Count);
+        assert_eq!(w.record("FI", 600, Contribution::Event), Recorded::Added);
+        assert_eq!(w.record("SE", 600, Contribution::Event), Recorded::Added);
+        assert_eq!(
+            w.record("NO", 600, Contribution::Event),
+            Recorded::Overflowed
+        );
+        assert_eq!(
+            w.record("DK", 600, Contribution::Event),
+            Recorded::Overflowed
+        );
+        let mut out = Vec::new();
+        w.close(660, &mut out);
+        let mut got = buckets(&out);
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got[2], ("__other__".to_string(), 600, Some(2.0)));
+        assert_eq!(w.live_series(), 3);
+    }
+
+    #[test]
+    fn a_silent_grouped_series_is_evicted_but_the_unlabelled_one_is_not() {
+        let mut grouped = KpiWindows::new(0, &kpi(60, 0, true, 10), Aggregate::Count);
+        grouped.record("FI", 600, Contribution::Event);
+        let mut out = Vec::new();
+        grouped.close(600 + 20 * 60, &mut out);
+        assert!(out
+            .iter()
+            .any(|c| matches!(c, Closed::Evicted { key, .. } if &**key == "FI")));
+        assert_eq!(grouped.live_series(), 0);
+
+        let mut whole = KpiWindows::new(0, &kpi(60, 0, false, 10), Aggregate::Count);
+        whole.record("", 600, Contribution::Event);
+        whole.close(600 + 20 * 60, &mut Vec::new());
+        assert_eq!(whole.live_series(), 1);
+    }
+
+    #[test]
+    fn a_kpi_that_never_matched_still_reports_zero() {
+        let mut w = KpiWindows::new(0, &kpi(60, 0, false, 10), Aggregate::Count);
+        let mut out = Vec::new();
+        w.close(600, &mut out);
+        w.close(600 + 3 * 60, &mut out);
+        let values: Vec<_> = buckets(&out).into_iter().map(|b| b.2).collect();
+        assert_eq!(values, vec![Some(0.0), Some(0.0), Some(0.0)]);
+    }
+
+    #[test]
+    fn flush_closes_everything_open() {
+        let mut w = KpiWindows::new(0, &kpi(60, 30, false, 10), Aggregate::Count);
+        w.record("", 600, Contribution::Event);
+        w.record("", 700, Contribution::Event);
+        let mut out = Vec::new();
+        w.flush(&mut out);
+        let got: Vec<_> = buckets(&out).into_iter().map(|b| (b.1, b.2)).collect();
+        assert_eq!(got, vec![(600, Some(1.0)), (660, Some(1.0))]);
+    }
+
+    #[test]
+    fn distinct_counts_approximately() {
+        let d = Aggregate::Distinct(FieldPath(vec!["user".into()]));
+        let mut w = KpiWindows::new(0, &kpi(60, 0, false, 10), d);
+        for i in 0..1000 {
+            let user = format!("u{}", i % 250);
+            w.record("", 600, Contribution::Item(&user));
+        }
+        let mut out = Vec::new();
+        w.close(660, &mut out);
+        let v = buckets(&out)[0].2.unwrap();
+        assert!((v - 250.0).abs() < 250.0 * 0.05, "estimate {v}");
+    }
+}

@@ -1,0 +1,345 @@
+//! `kpiwatch run`: the service. A thin async shell around the synchronous
+//! [`Pipeline`]: one `tokio::select!` loop over Kafka messages, an idle
+//! tick (which lets the wall clock close buckets of quiet topics) and the
+//! shutdown future; the HTTP endpoints run beside it.
+//!
+//! Per message: record it, and when its event time reaches the topic's next
+//! bucket close, advance the pipeline, write the alert transitions (alert
+//! log, log, observers), and only then store the offsets whose effects are
+//! now recorded. Shutdown commits what was stored, leaves the group and
+//! stops the HTTP server; open buckets are not flushed — their events are
+//! read again after a restart, from the committed offsets.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::kafka::{self, Health, KafkaContext, OffsetTracker};
+use crate::pipeline::alert::{Status, Transition};
+use crate::pipeline::{Outcome, Pipeline};
+use crate::telemetry::{Metrics, RejectReason};
+
+/// How the service is wired, beyond its config.
+pub struct Options {
+    /// Wall-clock time.
+    pub clock: Arc<dyn Clock>,
+    /// Receives every alert transition (the demo prints them; tests read
+    /// them).
+    pub observer: Option<mpsc::UnboundedSender<Transition>>,
+    /// Receives the HTTP server's bound address (useful with port 0).
+    pub listening: Option<oneshot::Sender<SocketAddr>>,
+    /// How often idle partitions and quiet topics are checked.
+    pub tick: Duration,
+    /// Metrics to count into (a fresh registry if None).
+    pub metrics: Option<Metrics>,
+}
+
+impl Options {
+    /// Production wiring: system clock, 1 s tick.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            observer: None,
+            listening: None,
+            tick: Duration::from_secs(1),
+            metrics: None,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Messages consumed.
+    pub events: u64,
+    /// Messages refused as malformed.
+    pub rejected: u64,
+    /// Messages whose buckets had closed.
+    pub late: u64,
+    /// Alerts that fired.
+    pub fired: u64,
+    /// Alerts that resolved.
+    pub resolved: u64,
+}
+
+/// Errors that stop the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The HTTP address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Kafka refused the configuration.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The alert log could not be written.
+    #[error("alert log {path}: {source}")]
+    AlertLog {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the service until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Summary, ServiceError> {
+    let metrics = options.metrics.clone().unwrap_or_default();
+    let health = Arc::new(Health::default());
+
+    let listen = config.service.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServiceError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(listen);
+    tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
+    if let Some(tx) = options.listening {
+        let _ = tx.send(bound);
+    }
+    let (stop_http, http_stopped) = oneshot::channel::<()>();
+    let app = crate::http::router(metrics.clone(), health.clone());
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = http_stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+
+    let mut alert_log = match &config.service.alert_log {
+        Some(path) => Some(AlertLog::open(path)?),
+        None => None,
+    };
+    let consumer = kafka::consumer(&config, KafkaContext::new(metrics.clone(), health.clone()))?;
+    let dead_letters = match &config.kafka.dead_letter_topic {
+        Some(topic) => Some(DeadLetters::new(&config, topic)?),
+        None => None,
+    };
+    let topic_names: Vec<String> = config.topics.iter().map(|t| t.name.clone()).collect();
+    let mut pipeline = Pipeline::new(config, metrics.clone());
+    let mut tracker = OffsetTracker::default();
+    let mut transitions = Vec::new();
+    let mut released = Vec::new();
+    let mut summary = Summary::default();
+    health.running.store(true, Ordering::Relaxed);
+
+    let mut tick = tokio::time::interval(options.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        let advance_now = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            _ = tick.tick() => true,
+            message = consumer.recv() => {
+                let m = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "kafka consumer error");
+                        continue;
+                    }
+                };
+                let started = Instant::now();
+                let Some(topic) = topic_names.iter().position(|t| t == m.topic()) else {
+                    continue;
+                };
+                summary.events += 1;
+                let payload = m.payload().unwrap_or_default();
+                let now = options.clock.now();
+                let outcome = pipeline.record(topic, m.partition(), m.offset(), payload, Some(now));
+                let due = match outcome {
+                    Outcome::Accepted { time, closed_at } => {
+                        tracker.track(topic, m.partition(), m.offset(), Some(closed_at));
+                        time >= pipeline.next_close(topic)
+                    }
+                    Outcome::Rejected(reason) => {
+                        summary.rejected += 1;
+                        if let Some(d) = &dead_letters {
+                            d.send(m.topic(), m.partition(), m.offset(), reason, payload);
+                        }
+                        tracker.track(topic, m.partition(), m.offset(), None);
+                        false
+                    }
+                    Outcome::Late => {
+                        summary.late += 1;
+                        tracker.track(topic, m.partition(), m.offset(), None);
+                        false
+                    }
+                };
+                metrics.processing_latency.observe(started.elapsed().as_secs_f64());
+                due
+            }
+        };
+        if !advance_now {
+            continue;
+        }
+        pipeline.advance(Some(options.clock.now()), &mut transitions);
+        for t in transitions.drain(..) {
+            match t.status {
+                Status::Firing => summary.fired += 1,
+                Status::Resolved => summary.resolved += 1,
+            }
+            tracing::info!(
+                status = ?t.status, kpi = %t.kpi, labels = ?t.labels, observed = t.observed,
+                expected = t.expected, score = t.score, alert_id = %t.alert_id, "alert transition"
+            );
+            if let Some(log) = &mut alert_log {
+                log.write(&t)?;
+            }
+            if let Some(o) = &options.observer {
+                let _ = o.send(t);
+            }
+        }
+        if let Some(log) = &mut alert_log {
+            log.flush()?;
+        }
+        // Effects are recorded: now the offsets may be stored.
+        for (topic, name) in topic_names.iter().enumerate() {
+            let Some(progress) = pipeline.progress(topic) else {
+                continue;
+            };
+            tracker.release(topic, progress, &mut released);
+            for (partition, offset) in released.drain(..) {
+                if let Err(e) = consumer.store_offset(name, partition, offset - 1) {
+                    tracing::debug!(error = %e, topic = %name, partition, "offset not stored (partition revoked?)");
+                }
+            }
+        }
+    }
+
+    health.running.store(false, Ordering::Relaxed);
+    leave_group(&consumer).await;
+    let _ = stop_http.send(());
+    let _ = server.await;
+    tracing::info!(?summary, "stopped");
+    Ok(summary)
+}
+
+/// Commits stored offsets and leaves the group. Dropping a consumer
+/// straight after use can hang in librdkafka; unsubscribing and polling
+/// briefly first lets its threads finish.
+async fn leave_group(consumer: &StreamConsumer<KafkaContext>) {
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "final commit (nothing stored?)");
+    }
+    consumer.unsubscribe();
+    let _ = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await;
+}
+
+/// The JSONL file of alert transitions.
+struct AlertLog {
+    path: String,
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl AlertLog {
+    fn open(path: &std::path::Path) -> Result<Self, ServiceError> {
+        let shown = path.display().to_string();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| ServiceError::AlertLog {
+                path: shown.clone(),
+                source,
+            })?;
+        Ok(Self {
+            path: shown,
+            file: std::io::BufWriter::new(file),
+        })
+    }
+
+    fn write(&mut self, t: &Transition) -> Result<(), ServiceError> {
+        let line = serde_json::to_string(t).unwrap_or_default();
+        writeln!(self.file, "{line}").map_err(|source| ServiceError::AlertLog {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), ServiceError> {
+        self.file.flush().map_err(|source| ServiceError::AlertLog {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// Copies refused events to the dead-letter topic, with headers saying
+/// where they came from and why.
+struct DeadLetters {
+    topic: String,
+    producer: ThreadedProducer<DefaultProducerContext>,
+}
+
+impl DeadLetters {
+    fn new(config: &Config, topic: &str) -> Result<Self, ServiceError> {
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", &config.kafka.brokers)
+            .set("log_level", "4");
+        for (k, v) in &config.kafka.options {
+            cc.set(k, v);
+        }
+        Ok(Self {
+            topic: topic.to_string(),
+            producer: cc.create()?,
+        })
+    }
+
+    fn send(&self, topic: &str, partition: i32, offset: i64, reason: RejectReason, payload: &[u8]) {
+        // A message too large to parse is also too large to forward whole.
+        let payload = if reason == RejectReason::TooLarge {
+            &payload[..payload.len().min(64 * 1024)]
+        } else {
+            payload
+        };
+        let partition = partition.to_string();
+        let offset = offset.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "kpiwatch-reason",
+                value: Some(reason.label()),
+            })
+            .insert(Header {
+                key: "kpiwatch-source-topic",
+                value: Some(topic),
+            })
+            .insert(Header {
+                key: "kpiwatch-source-partition",
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: "kpiwatch-source-offset",
+                value: Some(&offset),
+            });
+        let record: BaseRecord<'_, (), [u8]> = BaseRecord::to(&self.topic)
+            .payload(payload)
+            .headers(headers);
+        if let Err((e, _)) = self.producer.send(record) {
+            tracing::warn!(error = %e, "dead-letter produce failed; the event is still counted and logged");
+        }
+    }
+}
