@@ -37,6 +37,9 @@ pub struct Options {
     /// Receives every alert transition (the demo prints them; tests read
     /// them).
     pub observer: Option<mpsc::UnboundedSender<Transition>>,
+    /// Receives every judged bucket (KPI name, series key, start, value):
+    /// for tests and debugging.
+    pub buckets: Option<mpsc::UnboundedSender<(String, String, i64, Option<f64>)>>,
     /// Receives the HTTP server's bound address (useful with port 0).
     pub listening: Option<oneshot::Sender<SocketAddr>>,
     /// How often idle partitions and quiet topics are checked.
@@ -51,6 +54,7 @@ impl Options {
         Self {
             clock,
             observer: None,
+            buckets: None,
             listening: None,
             tick: Duration::from_secs(1),
             metrics: None,
@@ -133,13 +137,19 @@ pub async fn run(
         Some(path) => Some(AlertLog::open(path)?),
         None => None,
     };
-    let consumer = kafka::consumer(&config, KafkaContext::new(metrics.clone(), health.clone()))?;
+    let (assignments_tx, assignments) = std::sync::mpsc::channel();
+    let context = KafkaContext::new(metrics.clone(), health.clone(), assignments_tx);
+    let consumer = kafka::consumer(&config, context)?;
     let dead_letters = match &config.kafka.dead_letter_topic {
         Some(topic) => Some(DeadLetters::new(&config, topic)?),
         None => None,
     };
     let topic_names: Vec<String> = config.topics.iter().map(|t| t.name.clone()).collect();
+    let kpi_names: Vec<String> = config.kpis.iter().map(|k| k.name.clone()).collect();
     let mut pipeline = Pipeline::new(config, metrics.clone());
+    if options.buckets.is_some() {
+        pipeline.tap_buckets();
+    }
     let mut tracker = OffsetTracker::default();
     let mut transitions = Vec::new();
     let mut released = Vec::new();
@@ -163,6 +173,9 @@ pub async fn run(
                     }
                 };
                 let started = Instant::now();
+                while let Ok(change) = assignments.try_recv() {
+                    apply_assignment(&mut pipeline, &mut tracker, &topic_names, change, options.clock.now());
+                }
                 let Some(topic) = topic_names.iter().position(|t| t == m.topic()) else {
                     continue;
                 };
@@ -170,9 +183,10 @@ pub async fn run(
                 let payload = m.payload().unwrap_or_default();
                 let now = options.clock.now();
                 let outcome = pipeline.record(topic, m.partition(), m.offset(), payload, Some(now));
+                tracing::trace!(partition = m.partition(), offset = m.offset(), ?outcome, progress = ?pipeline.progress(topic), "message");
                 let due = match outcome {
                     Outcome::Accepted { time, closed_at } => {
-                        tracker.track(topic, m.partition(), m.offset(), Some(closed_at));
+                        tracker.track(topic, m.partition(), m.offset(), closed_at);
                         time >= pipeline.next_close(topic)
                     }
                     Outcome::Rejected(reason) => {
@@ -196,6 +210,15 @@ pub async fn run(
         if !advance_now {
             continue;
         }
+        while let Ok(change) = assignments.try_recv() {
+            apply_assignment(
+                &mut pipeline,
+                &mut tracker,
+                &topic_names,
+                change,
+                options.clock.now(),
+            );
+        }
         pipeline.advance(Some(options.clock.now()), &mut transitions);
         for t in transitions.drain(..) {
             match t.status {
@@ -215,6 +238,16 @@ pub async fn run(
         }
         if let Some(log) = &mut alert_log {
             log.flush()?;
+        }
+        if let Some(tx) = &options.buckets {
+            for b in pipeline.take_judged() {
+                let _ = tx.send((
+                    kpi_names[b.kpi].clone(),
+                    b.key.to_string(),
+                    b.start,
+                    b.value,
+                ));
+            }
         }
         // Effects are recorded: now the offsets may be stored.
         for (topic, name) in topic_names.iter().enumerate() {
@@ -236,6 +269,34 @@ pub async fn run(
     let _ = server.await;
     tracing::info!(?summary, "stopped");
     Ok(summary)
+}
+
+fn apply_assignment(
+    pipeline: &mut Pipeline,
+    tracker: &mut OffsetTracker,
+    topics: &[String],
+    change: kafka::Assignment,
+    now: i64,
+) {
+    let index = |name: &str| topics.iter().position(|t| t == name);
+    tracing::debug!(?change, now, "assignment change");
+    match change {
+        kafka::Assignment::Assigned(list) => {
+            for (t, p) in list {
+                if let Some(t) = index(&t) {
+                    pipeline.assign(t, p, now);
+                }
+            }
+        }
+        kafka::Assignment::Revoked(list) => {
+            for (t, p) in list {
+                if let Some(t) = index(&t) {
+                    pipeline.revoke(t, p);
+                    tracker.forget(t, p);
+                }
+            }
+        }
+    }
 }
 
 /// Commits stored offsets and leaves the group. Dropping a consumer

@@ -99,7 +99,15 @@ impl<'a> Source<'a> {
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
         toml::from_str(self.text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            self.error(span, e.message().trim().to_string())
+            // toml's messages can span lines ("invalid string\nexpected `\"`");
+            // an error is one line that names the place.
+            let message: Vec<&str> = e
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            self.error(span, message.join(": "))
         })
     }
 }

@@ -300,6 +300,12 @@ pub fn validate(src: &Source<'_>) -> Result<Config, ConfigError> {
         topics.push(topic);
     }
     refuse_identity_keys_in_defaults(src, &raw.defaults)?;
+    // Defaults are checked even when no KPI inherits them yet: a mistake
+    // there must not wait for the KPI that first uses it.
+    if let Some(d) = &raw.defaults.detectors {
+        detector_config(src, d.get_ref(), 300)?;
+    }
+    alerting(src, raw.defaults.alerting.as_ref().map(Spanned::get_ref))?;
     let mut kpis: Vec<Kpi> = Vec::new();
     for k in &raw.kpis {
         let kpi = kpi(src, k, &raw.defaults, &topics, &kpis)?;

@@ -39,6 +39,7 @@ impl MockBroker {
         let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
             .set("test.mock.num.brokers", "1")
             .set("linger.ms", "5")
+            .set("message.max.bytes", "20000000")
             .set("queue.buffering.max.messages", "1000000")
             .set("queue.buffering.max.kbytes", "1048576")
             .set("log_level", "3")

@@ -42,17 +42,45 @@ impl Health {
     }
 }
 
+/// A change of the partitions this instance owns, for the consume loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignment {
+    /// These (topic, partition) pairs were assigned.
+    Assigned(Vec<(String, i32)>),
+    /// These were revoked.
+    Revoked(Vec<(String, i32)>),
+}
+
 /// librdkafka callbacks; see the module docs.
 pub struct KafkaContext {
     metrics: Metrics,
     health: Arc<Health>,
+    /// The callbacks run on librdkafka's thread; the consume loop drains
+    /// this before handling each message.
+    assignments: std::sync::mpsc::Sender<Assignment>,
 }
 
 impl KafkaContext {
-    /// A context reporting into `metrics` and `health`.
-    pub fn new(metrics: Metrics, health: Arc<Health>) -> Self {
-        Self { metrics, health }
+    /// A context reporting into `metrics` and `health`, and assignment
+    /// changes into `assignments`.
+    pub fn new(
+        metrics: Metrics,
+        health: Arc<Health>,
+        assignments: std::sync::mpsc::Sender<Assignment>,
+    ) -> Self {
+        Self {
+            metrics,
+            health,
+            assignments,
+        }
     }
+}
+
+fn pairs(list: &rdkafka::TopicPartitionList) -> Vec<(String, i32)> {
+    list.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
 }
 
 impl ClientContext for KafkaContext {
@@ -80,6 +108,7 @@ impl ConsumerContext for KafkaContext {
                 tracing::debug!(error = %e, "commit on revoke (nothing stored yet?)");
             }
             tracing::info!(partitions = list.count(), "partitions revoked");
+            let _ = self.assignments.send(Assignment::Revoked(pairs(list)));
         }
     }
 
@@ -87,6 +116,7 @@ impl ConsumerContext for KafkaContext {
         match rebalance {
             Rebalance::Assign(list) => {
                 tracing::info!(partitions = list.count(), "partitions assigned");
+                let _ = self.assignments.send(Assignment::Assigned(pairs(list)));
                 self.health
                     .assigned
                     .store(list.count() > 0, Ordering::Relaxed);

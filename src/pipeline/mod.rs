@@ -55,8 +55,9 @@ pub enum Outcome {
     Accepted {
         /// The event's time.
         time: i64,
-        /// Event-time progress at which the event's effects are recorded.
-        closed_at: i64,
+        /// Event-time progress at which every bucket the event counted in
+        /// has closed (None: it matched no KPI, so nothing waits on it).
+        closed_at: Option<i64>,
     },
     /// Refused as malformed.
     Rejected(RejectReason),
@@ -64,42 +65,72 @@ pub enum Outcome {
     Late,
 }
 
+/// One partition as the clock sees it.
+#[derive(Debug, Clone, Copy)]
+struct PartitionTime {
+    /// Newest event time delivered; `None` until the first event.
+    newest: Option<i64>,
+    /// Wall time of the last message (or of the assignment).
+    seen: Option<i64>,
+}
+
 /// Event-time progress of one topic, from its partitions.
 #[derive(Debug, Default)]
 struct Clock {
-    /// Per partition: newest event time, and wall time of the last message.
-    partitions: HashMap<i32, (i64, Option<i64>)>,
+    partitions: HashMap<i32, PartitionTime>,
     idle_timeout: i64,
     progress: Option<i64>,
 }
 
 impl Clock {
+    fn assign(&mut self, partition: i32, now: Option<i64>) {
+        self.partitions.entry(partition).or_insert(PartitionTime {
+            newest: None,
+            seen: now,
+        });
+    }
+
+    fn revoke(&mut self, partition: i32) {
+        self.partitions.remove(&partition);
+    }
+
     fn observe(&mut self, partition: i32, time: i64, now: Option<i64>) {
-        let p = self.partitions.entry(partition).or_insert((time, now));
-        p.0 = p.0.max(time);
-        p.1 = now;
+        let p = self.partitions.entry(partition).or_insert(PartitionTime {
+            newest: None,
+            seen: now,
+        });
+        p.newest = Some(p.newest.map_or(time, |n| n.max(time)));
+        p.seen = now;
     }
 
     /// Newest progress: the minimum newest event time over partitions that
     /// are not idle; with every partition idle, the wall clock minus the
-    /// idle timeout. Never moves back. A topic none of whose partitions has
-    /// delivered anything yet does not move: idleness means "caught up",
-    /// and a consumer that has read nothing may be far behind.
+    /// idle timeout. Never moves back.
+    ///
+    /// An assigned partition that has delivered nothing yet holds progress
+    /// where it is until it has been silent for the idle timeout: after a
+    /// restart it may still hold events of the oldest open bucket. And a
+    /// topic that has delivered nothing at all does not move with the wall
+    /// clock: idleness means "caught up", and a consumer that has read
+    /// nothing may be far behind.
     fn progress(&mut self, now: Option<i64>) -> Option<i64> {
         let idle = |seen: Option<i64>| match (now, seen) {
             (Some(now), Some(seen)) => now - seen >= self.idle_timeout,
             _ => false,
         };
-        let active = self
-            .partitions
-            .values()
-            .filter(|(_, seen)| !idle(*seen))
-            .map(|(t, _)| *t)
-            .min();
-        let newest = self.partitions.values().map(|(t, _)| *t).max();
-        let candidate = match (active, now, newest) {
-            (Some(t), _, _) => Some(t),
-            (None, Some(now), Some(newest)) => Some(newest.max(now - self.idle_timeout)),
+        let mut waiting = false;
+        let mut active: Option<i64> = None;
+        for p in self.partitions.values().filter(|p| !idle(p.seen)) {
+            match p.newest {
+                None => waiting = true,
+                Some(t) => active = Some(active.map_or(t, |a| a.min(t))),
+            }
+        }
+        let newest = self.partitions.values().filter_map(|p| p.newest).max();
+        let candidate = match (waiting, active, now, newest) {
+            (true, _, _, _) => None,
+            (false, Some(t), _, _) => Some(t),
+            (false, None, Some(now), Some(newest)) => Some(newest.max(now - self.idle_timeout)),
             _ => None,
         };
         if let Some(c) = candidate {
@@ -148,6 +179,23 @@ mod clock_tests {
     }
 
     #[test]
+    fn an_assigned_partition_that_has_not_delivered_holds_progress_until_idle() {
+        let mut c = clock();
+        c.assign(0, Some(1000));
+        c.assign(1, Some(1000));
+        c.observe(1, 5000, Some(1001));
+        assert_eq!(c.progress(Some(1001)), None);
+        c.observe(0, 4000, Some(1002));
+        assert_eq!(c.progress(Some(1002)), Some(4000));
+        let mut d = clock();
+        d.assign(0, Some(1000));
+        d.assign(1, Some(1000));
+        d.observe(1, 5000, Some(1010));
+        // Partition 0 delivered nothing for 30 s after its assignment.
+        assert_eq!(d.progress(Some(1030)), Some(5000));
+    }
+
+    #[test]
     fn without_a_wall_clock_progress_is_event_time_only() {
         let mut c = clock();
         c.observe(0, 1000, None);
@@ -178,9 +226,6 @@ struct TopicRuntime {
     ratios: Vec<RatioPlan>,
     clock: Clock,
     consumed: IntCounter,
-    /// Largest bucket width plus lateness of the topic's KPIs: an event at
-    /// `t` has left every open bucket once progress passes `t + horizon`.
-    horizon: i64,
     /// Smallest event time at which some bucket of the topic can close.
     next_close: i64,
 }
@@ -194,6 +239,9 @@ pub struct Pipeline {
     closed: Vec<Closed>,
     buckets: Vec<ClosedBucket>,
     key: String,
+    /// When set, every judged bucket is also kept here for the shell to
+    /// take with [`Pipeline::take_judged`] (tests, debugging).
+    tap: Option<Vec<ClosedBucket>>,
 }
 
 impl Pipeline {
@@ -245,15 +293,7 @@ impl Pipeline {
                     })
                     .collect();
                 let name = config.topics[t].name.clone();
-                let horizon = config
-                    .kpis
-                    .iter()
-                    .filter(|k| k.topic == t)
-                    .map(|k| k.bucket + k.lateness)
-                    .max()
-                    .unwrap_or(0);
                 TopicRuntime {
-                    horizon,
                     next_close: i64::MIN,
                     consumed: metrics.events_consumed.with_label_values(&[&name]),
                     name,
@@ -276,7 +316,18 @@ impl Pipeline {
             closed: Vec::new(),
             buckets: Vec::new(),
             key: String::new(),
+            tap: None,
         }
+    }
+
+    /// Keeps every judged bucket for [`Pipeline::take_judged`].
+    pub fn tap_buckets(&mut self) {
+        self.tap.get_or_insert_with(Vec::new);
+    }
+
+    /// The buckets judged since the last call (empty unless tapped).
+    pub fn take_judged(&mut self) -> Vec<ClosedBucket> {
+        self.tap.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The configuration this pipeline runs.
@@ -287,6 +338,18 @@ impl Pipeline {
     /// The metrics it counts into.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Partition `partition` of topic number `topic` was assigned to this
+    /// instance at wall time `now`: until it delivers (or stays silent for
+    /// the idle timeout) it holds the topic's event time back.
+    pub fn assign(&mut self, topic: usize, partition: i32, now: i64) {
+        self.topics[topic].clock.assign(partition, Some(now));
+    }
+
+    /// Partition `partition` of topic number `topic` was taken away.
+    pub fn revoke(&mut self, topic: usize, partition: i32) {
+        self.topics[topic].clock.revoke(partition);
     }
 
     /// Index of the topic called `name`.
@@ -331,12 +394,15 @@ impl Pipeline {
         t.clock.observe(partition, time, now);
         let mut matched = 0;
         let mut late = 0;
+        let mut closed_at: Option<i64> = None;
         for (i, route) in t.plan.routes.iter().enumerate() {
             match t.plan.route(route, &fields, &mut self.key) {
                 Routed::NoMatch => {}
                 Routed::BadValue => t.counters[i].skipped.inc(),
                 Routed::Match(c) => {
                     matched += 1;
+                    let due = t.windows[i].closes_at(time);
+                    closed_at = Some(closed_at.map_or(due, |d| d.max(due)));
                     match t.windows[i].record(&self.key, time, c) {
                         Recorded::Added => {}
                         Recorded::Overflowed => t.counters[i].overflow.inc(),
@@ -358,10 +424,7 @@ impl Pipeline {
             .emit(&self.metrics);
             return Outcome::Late;
         }
-        Outcome::Accepted {
-            time,
-            closed_at: time + t.horizon,
-        }
+        Outcome::Accepted { time, closed_at }
     }
 
     /// Event-time progress of topic number `topic`, after the last
@@ -437,6 +500,9 @@ impl Pipeline {
         for b in &self.buckets {
             *per_kpi.entry(b.kpi).or_default() += 1;
             self.engine.judge(b, out);
+        }
+        if let Some(tap) = &mut self.tap {
+            tap.extend(self.buckets.iter().cloned());
         }
         for (kpi, n) in per_kpi {
             let name = self.config.kpis[kpi].name.as_str();

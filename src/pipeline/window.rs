@@ -155,6 +155,11 @@ pub struct KpiWindows {
     /// Every bucket starting before this has closed; `None` until the
     /// first event or progress.
     closed_until: Option<i64>,
+    /// True once a bucket has closed. Before that, `closed_until` is only
+    /// where the first event happened to fall, and an earlier event (from a
+    /// partition that was slower to deliver after a restart) moves it back
+    /// instead of being late.
+    started: bool,
 }
 
 impl KpiWindows {
@@ -173,6 +178,7 @@ impl KpiWindows {
             series: Vec::new(),
             free: Vec::new(),
             closed_until: None,
+            started: false,
         }
     }
 
@@ -221,9 +227,28 @@ impl KpiWindows {
 
     /// Adds an event at `time` to series `key`.
     pub fn record(&mut self, key: &str, time: i64, c: Contribution<'_>) -> Recorded {
-        let closed_until = self.start_at(time);
+        let mut closed_until = self.start_at(time);
         self.ensure_unlabelled();
         let bucket = self.floor(time);
+        if bucket < closed_until && !self.started {
+            let back = ((closed_until - bucket) / self.width) as usize;
+            let longest = self
+                .series
+                .iter()
+                .flatten()
+                .map(|s| s.open.len())
+                .max()
+                .unwrap_or(0);
+            if back + longest <= MAX_OPEN_BUCKETS {
+                for s in self.series.iter_mut().flatten() {
+                    for _ in 0..back {
+                        s.open.push_front(Acc::default());
+                    }
+                }
+                closed_until = bucket;
+                self.closed_until = Some(bucket);
+            }
+        }
         if bucket < closed_until {
             return Recorded::Late;
         }
@@ -263,6 +288,11 @@ impl KpiWindows {
             return;
         }
         self.close_to(closed_until, target, out);
+    }
+
+    /// The progress at which the bucket holding an event at `time` closes.
+    pub fn closes_at(&self, time: i64) -> i64 {
+        self.floor(time) + self.width + self.lateness
     }
 
     /// The progress at which the next bucket closes (`i64::MIN` before the
@@ -334,6 +364,7 @@ impl KpiWindows {
             }
         }
         self.closed_until = Some(to);
+        self.started = true;
     }
 }
 
@@ -424,6 +455,23 @@ mod tests {
         w.close(720, &mut Vec::new());
         assert_eq!(w.record("", 650, Contribution::Event), Recorded::Late);
         assert_eq!(w.record("", 720, Contribution::Event), Recorded::Added);
+    }
+
+    #[test]
+    fn before_the_first_close_an_earlier_event_moves_the_start_back() {
+        let mut w = KpiWindows::new(0, &kpi(60, 0, false, 10), Aggregate::Count);
+        w.record("", 660, Contribution::Event);
+        assert_eq!(w.record("", 600, Contribution::Event), Recorded::Added);
+        let mut out = Vec::new();
+        w.close(720, &mut out);
+        assert_eq!(
+            buckets(&out),
+            vec![
+                (String::new(), 600, Some(1.0)),
+                (String::new(), 660, Some(1.0))
+            ]
+        );
+        assert_eq!(w.record("", 610, Contribution::Event), Recorded::Late);
     }
 
     #[test]

@@ -1,0 +1,155 @@
+//! Helpers for the tests that run the service against librdkafka's mock
+//! cluster over TCP on 127.0.0.1: a [`Service`] harness with an injected
+//! clock, observers for alert transitions and judged buckets, and an HTTP
+//! scrape. Every wait has a timeout, so a broken build fails instead of
+//! hanging.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kpiwatch::clock::ManualClock;
+use kpiwatch::config::{validate, Config, Source};
+use kpiwatch::kafka::mock::MockBroker;
+use kpiwatch::pipeline::alert::Transition;
+use kpiwatch::service::{self, Summary};
+use tokio::sync::{mpsc, oneshot};
+
+/// 2024-01-01 00:00:00 UTC, a Monday: event times start here.
+pub const T0: i64 = 1_704_067_200;
+/// How long any single wait may take.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A judged bucket: (KPI, series key, bucket start, value).
+pub type Bucket = (String, String, i64, Option<f64>);
+
+/// A config for the mock broker at `brokers`, from a TOML body holding
+/// `[[topic]]` and `[[kpi]]` sections (service and kafka sections added).
+pub fn config(brokers: &str, group: &str, body: &str) -> Config {
+    let text = format!(
+        "[service]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\n{body}"
+    );
+    validate(&Source::new(Path::new("test.toml"), &text)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `{"time": t, "type": kind}` as bytes.
+pub fn event(t: i64, kind: &str) -> Vec<u8> {
+    format!(r#"{{"time":{t},"type":"{kind}"}}"#).into_bytes()
+}
+
+/// A running service.
+pub struct Service {
+    /// The HTTP address it serves.
+    pub addr: SocketAddr,
+    /// Alert transitions, as they happen.
+    pub transitions: mpsc::UnboundedReceiver<Transition>,
+    /// Judged buckets, as they close.
+    pub buckets: mpsc::UnboundedReceiver<Bucket>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<Summary, service::ServiceError>>,
+}
+
+impl Service {
+    /// Starts the service for `config` with `clock`.
+    pub async fn start(config: Config, clock: Arc<ManualClock>) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let (tx, transitions) = mpsc::unbounded_channel();
+        let (btx, buckets) = mpsc::unbounded_channel();
+        let (ltx, listening) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let mut options = service::Options::new(clock);
+        options.observer = Some(tx);
+        options.buckets = Some(btx);
+        options.listening = Some(ltx);
+        options.tick = Duration::from_millis(50);
+        let task = tokio::spawn(service::run(config, options, async {
+            let _ = stopped.await;
+        }));
+        let addr = tokio::time::timeout(WAIT, listening)
+            .await
+            .expect("the service starts listening")
+            .expect("the service reports its address");
+        Self {
+            addr,
+            transitions,
+            buckets,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// The next alert transition.
+    pub async fn next_transition(&mut self) -> Transition {
+        tokio::time::timeout(WAIT, self.transitions.recv())
+            .await
+            .expect("an alert transition in time")
+            .expect("the service is running")
+    }
+
+    /// Judged buckets until one satisfies `until` (included).
+    pub async fn buckets_until(&mut self, until: impl Fn(&Bucket) -> bool) -> Vec<Bucket> {
+        let mut seen = Vec::new();
+        loop {
+            let b = tokio::time::timeout(WAIT, self.buckets.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no matching bucket in time; saw {seen:?}"))
+                .expect("the service is running");
+            let done = until(&b);
+            seen.push(b);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Stops the service and returns its summary, and every bucket judged
+    /// but not yet read.
+    pub async fn stop(mut self) -> (Summary, Vec<Bucket>) {
+        let _ = self.stop.take().map(|s| s.send(()));
+        let summary = tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("the service stops in time")
+            .expect("the service task did not panic")
+            .expect("the service ran without error");
+        let mut rest = Vec::new();
+        while let Ok(b) = self.buckets.try_recv() {
+            rest.push(b);
+        }
+        (summary, rest)
+    }
+
+    /// GET `path` from the service: (status, body).
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(format!("http://{}{path}", self.addr))
+            .await
+            .expect("HTTP request");
+        (r.status().as_u16(), r.text().await.expect("HTTP body"))
+    }
+
+    /// The scraped value of metric `name` whose labels include every
+    /// `key="value"` in `labels`; 0 if there is no such line.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (_, body) = self.get("/metrics").await;
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .filter(|l| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+            })
+            .find_map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
+            .unwrap_or(0.0)
+    }
+}
+
+/// A mock broker with `topic` of `partitions` partitions.
+pub fn broker(topic: &str, partitions: i32) -> Arc<MockBroker> {
+    let b = MockBroker::start().expect("mock cluster starts");
+    b.create_topic(topic, partitions).expect("topic created");
+    Arc::new(b)
+}

@@ -1,0 +1,132 @@
+//! What a product manager expects from the default detectors, on the
+//! simulated shop with `config/shop.toml` (the file the demo runs): each
+//! injected incident alerts promptly, and normal weeks stay quiet.
+//!
+//! Everything is deterministic (seeded simulation, event-time replay), so
+//! these are exact specifications, not flaky statistics.
+
+use std::path::Path;
+
+use kpiwatch::pipeline::alert::{Status, Transition};
+use kpiwatch::pipeline::{Outcome, Pipeline};
+use kpiwatch::simulate::{generate, ShopModel};
+use kpiwatch::telemetry::Metrics;
+
+/// 2024-01-01, a Monday.
+const START: i64 = 1_704_067_200;
+const DAYS: i64 = 15;
+const END: i64 = START + DAYS * 86_400;
+
+fn run(incidents: Vec<kpiwatch::simulate::Incident>) -> Vec<Transition> {
+    let config =
+        kpiwatch::config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/shop.toml"))
+            .expect("config/shop.toml is valid");
+    let mut pipeline = Pipeline::new(config, Metrics::new());
+    let model = ShopModel {
+        start: START,
+        end: END,
+        peak_page_views: 40.0,
+        incidents,
+        seed: 11,
+    };
+    let mut out = Vec::new();
+    let mut offset = 0;
+    generate(&model, |_, line| {
+        offset += 1;
+        if let Outcome::Accepted { time, .. } = pipeline.record(0, 0, offset, line, None) {
+            if time >= pipeline.next_close(0) {
+                pipeline.advance(None, &mut out);
+            }
+        }
+    });
+    pipeline.finish(&mut out);
+    out
+}
+
+fn firing<'a>(ts: &'a [Transition], kpi: &str) -> Vec<&'a Transition> {
+    ts.iter()
+        .filter(|t| t.status == Status::Firing && t.kpi == kpi)
+        .collect()
+}
+
+fn epoch(rfc3339: &str) -> i64 {
+    kpiwatch::timefmt::parse(rfc3339).expect("rfc3339").epoch
+}
+
+/// The demo's incidents, in the last day.
+fn incidents() -> Vec<kpiwatch::simulate::Incident> {
+    kpiwatch::demo::incidents(END - 3 * 3600)
+}
+
+#[test]
+fn checkouts_stopping_fires_within_ten_minutes_and_resolves_after() {
+    let ts = run(incidents());
+    // The outage: checkouts at factor 0 from 45 to 25 minutes before the end.
+    let outage = END - 3 * 3600 - 45 * 60;
+    let hits: Vec<_> = firing(&ts, "checkouts")
+        .into_iter()
+        .filter(|t| (outage..outage + 20 * 60).contains(&epoch(&t.bucket_start)))
+        .collect();
+    assert!(
+        !hits.is_empty(),
+        "no checkouts alert during the outage: {:#?}",
+        firing(&ts, "checkouts")
+    );
+    let first = hits[0];
+    assert!(epoch(&first.bucket_start) <= outage + 10 * 60, "{first:#?}");
+    assert_eq!(first.direction, detectors::Direction::Drop);
+    assert!(
+        ts.iter()
+            .any(|t| t.status == Status::Resolved && t.alert_id == first.alert_id),
+        "the outage alert never resolved"
+    );
+}
+
+#[test]
+fn a_seventy_percent_drop_on_ios_alerts_for_ios_only() {
+    let ts = run(incidents());
+    let start = END - 3 * 3600 - 60 * 60;
+    let ios: Vec<_> = firing(&ts, "checkouts_by_platform")
+        .into_iter()
+        .filter(|t| t.labels.get("platform").map(String::as_str) == Some("ios"))
+        .filter(|t| (start..start + 40 * 60).contains(&epoch(&t.bucket_start)))
+        .collect();
+    assert!(!ios.is_empty(), "no alert for the iOS drop");
+}
+
+#[test]
+fn a_node_making_half_its_usual_revenue_alerts() {
+    let ts = run(incidents());
+    let start = END - 3 * 3600 - 70 * 60;
+    let node3: Vec<_> = firing(&ts, "revenue_by_node")
+        .into_iter()
+        .filter(|t| t.labels.get("node").map(String::as_str) == Some("node-3"))
+        .filter(|t| (start..start + 45 * 60).contains(&epoch(&t.bucket_start)))
+        .collect();
+    assert!(!node3.is_empty(), "no alert for node-3's revenue");
+}
+
+#[test]
+fn a_normal_fortnight_raises_at_most_a_few_alerts() {
+    let ts = run(vec![]);
+    // The first week is learning; judge the rest.
+    let judged: Vec<_> = ts
+        .iter()
+        .filter(|t| t.status == Status::Firing && epoch(&t.bucket_start) >= START + 7 * 86_400)
+        .collect();
+    let listing: Vec<String> = judged
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {:?} {} score {:.2}",
+                t.kpi, t.labels, t.bucket_start, t.score
+            )
+        })
+        .collect();
+    assert!(
+        judged.len() <= 3,
+        "{} false alerts in 8 normal days:\n{}",
+        judged.len(),
+        listing.join("\n")
+    );
+}
