@@ -88,9 +88,18 @@ enum Command {
         /// scales that node's payment amounts). Repeatable.
         #[arg(long = "incident")]
         incidents: Vec<String>,
-        /// Output file; standard output if absent.
-        #[arg(long)]
+        /// Output file; standard output if absent (and no --brokers).
+        #[arg(long, conflicts_with = "brokers")]
         output: Option<PathBuf>,
+        /// Produce to Kafka at these bootstrap servers instead of writing.
+        #[arg(long, requires = "topic")]
+        brokers: Option<String>,
+        /// The Kafka topic to produce to.
+        #[arg(long)]
+        topic: Option<String>,
+        /// After the history, go on producing in real time until stopped.
+        #[arg(long)]
+        live: bool,
     },
     /// Validate a configuration file; prints file:line:column on error.
     Check {
@@ -107,6 +116,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -240,6 +250,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             incidents,
             output,
+            brokers,
+            topic,
+            live,
         } => {
             let span = (days * 86_400.0) as i64;
             let start = match start {
@@ -259,11 +272,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let model = kpiwatch::simulate::ShopModel {
                 start,
-                end: start + span,
+                end: if live { i64::MAX / 2 } else { start + span },
                 peak_page_views: rate,
                 incidents,
                 seed,
             };
+            // In live mode, events are emitted when the wall clock reaches
+            // their time.
+            let pace = |t: i64| {
+                if live {
+                    let wait = t - chrono::Utc::now().timestamp();
+                    if wait > 0 {
+                        std::thread::sleep(std::time::Duration::from_secs(wait as u64));
+                    }
+                }
+            };
+            if let (Some(brokers), Some(topic)) = (brokers, topic) {
+                let producer = kpiwatch::kafka::producer(&brokers, &Default::default())?;
+                let mut result = Ok(());
+                kpiwatch::simulate::generate(&model, |t, line| {
+                    if result.is_ok() {
+                        pace(t);
+                        let record =
+                            rdkafka::producer::BaseRecord::<[u8], [u8]>::to(&topic).payload(line);
+                        result = kpiwatch::kafka::send_waiting(&producer, record);
+                    }
+                });
+                result?;
+                rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(30))?;
+                return Ok(());
+            }
             let sink: Box<dyn std::io::Write> = match &output {
                 Some(path) => Box::new(
                     std::fs::File::create(path)
@@ -273,9 +311,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let mut out = std::io::BufWriter::with_capacity(1 << 16, sink);
             let mut result = Ok(());
-            kpiwatch::simulate::generate(&model, |_, line| {
+            kpiwatch::simulate::generate(&model, |t, line| {
                 if result.is_ok() {
+                    pace(t);
                     result = out.write_all(line).and_then(|()| out.write_all(b"\n"));
+                    if live && result.is_ok() {
+                        result = out.flush();
+                    }
                 }
             });
             result.and_then(|()| out.flush())?;

@@ -9,10 +9,22 @@ fn every_file_in_config_is_valid() {
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).expect("config/ exists") {
         let path = entry.expect("readable entry").path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            kpiwatch::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            checked += 1;
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => {
+                kpiwatch::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            }
+            Some("yml" | "yaml") => {
+                let text = std::fs::read_to_string(&path).expect("readable");
+                yaml_rust2::YamlLoader::load_from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+            _ => panic!("{}: no test parses this kind of file", path.display()),
         }
+        checked += 1;
     }
-    assert!(checked >= 1, "no config files found in {}", dir.display());
+    assert!(
+        checked >= 4,
+        "only {checked} config files found in {}",
+        dir.display()
+    );
 }

@@ -29,7 +29,9 @@ fn golden_fixtures_give_their_expected_alert_transitions() {
     let mut checked = 0;
     for entry in std::fs::read_dir(fixtures()).expect("fixtures dir") {
         let events = entry.expect("entry").path();
-        if events.extension().is_none_or(|e| e != "jsonl") || events.to_string_lossy().ends_with(".alerts.jsonl") {
+        if events.extension().is_none_or(|e| e != "jsonl")
+            || events.to_string_lossy().ends_with(".alerts.jsonl")
+        {
             continue;
         }
         let config = events.with_extension("toml");
@@ -38,8 +40,12 @@ fn golden_fixtures_give_their_expected_alert_transitions() {
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::write(&expected_path, &got).expect("write golden file");
         }
-        let expected = std::fs::read_to_string(&expected_path)
-            .unwrap_or_else(|_| panic!("{} missing; run with UPDATE_GOLDEN=1", expected_path.display()));
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
+            panic!(
+                "{} missing; run with UPDATE_GOLDEN=1",
+                expected_path.display()
+            )
+        });
         assert_eq!(got, expected, "{} changed", events.display());
         checked += 1;
     }
@@ -62,19 +68,38 @@ aggregate = "count"
 #[test]
 fn a_ten_megabyte_event_is_refused_as_too_large_without_parsing() {
     let mut p = shop();
-    let huge = format!(r#"{{"time":"2024-01-01T00:00:00Z","type":"checkout","pad":"{}"}}"#, "x".repeat(10 << 20));
-    assert_eq!(p.record(0, 0, 0, huge.as_bytes(), None), Outcome::Rejected(RejectReason::TooLarge));
+    let huge = format!(
+        r#"{{"time":"2024-01-01T00:00:00Z","type":"checkout","pad":"{}"}}"#,
+        "x".repeat(10 << 20)
+    );
+    assert_eq!(
+        p.record(0, 0, 0, huge.as_bytes(), None),
+        Outcome::Rejected(RejectReason::TooLarge)
+    );
     let ok = br#"{"time":"2024-01-01T00:00:01Z","type":"checkout"}"#;
-    assert!(matches!(p.record(0, 0, 1, ok, None), Outcome::Accepted { .. }));
+    assert!(matches!(
+        p.record(0, 0, 1, ok, None),
+        Outcome::Accepted { .. }
+    ));
     let rendered = p.metrics().render();
-    assert!(rendered.contains(r#"kpiwatch_events_rejected_total{reason="too_large",topic="shop"} 1"#), "{rendered}");
+    assert!(
+        rendered.contains(r#"kpiwatch_events_rejected_total{reason="too_large",topic="shop"} 1"#),
+        "{rendered}"
+    );
 }
 
 #[test]
 fn invalid_utf8_and_binary_garbage_are_refused_as_invalid_json() {
     let mut p = shop();
-    for garbage in [&b"\xff\xfe\xfd"[..], b"{\"time\":\"2024-01-01T00:00:00Z\",\"type\":\"\xc3\x28\"}", b"\x00\x01{"] {
-        assert_eq!(p.record(0, 0, 0, garbage, None), Outcome::Rejected(RejectReason::InvalidJson));
+    for garbage in [
+        &b"\xff\xfe\xfd"[..],
+        b"{\"time\":\"2024-01-01T00:00:00Z\",\"type\":\"\xc3\x28\"}",
+        b"\x00\x01{",
+    ] {
+        assert_eq!(
+            p.record(0, 0, 0, garbage, None),
+            Outcome::Rejected(RejectReason::InvalidJson)
+        );
     }
 }
 
@@ -82,7 +107,12 @@ fn invalid_utf8_and_binary_garbage_are_refused_as_invalid_json() {
 fn replay_counts_malformed_and_late_lines_and_goes_on() {
     let dir = fixtures();
     let config = load(&dir.join("bad_input.toml")).expect("valid");
-    let input = std::io::BufReader::new(std::fs::File::open(dir.join("bad_input.jsonl")).expect("fixture"));
-    let summary = kpiwatch::replay::replay(config, None, input, None, std::io::sink()).expect("replay runs");
-    assert_eq!((summary.events, summary.rejected, summary.late), (125, 4, 1));
+    let input =
+        std::io::BufReader::new(std::fs::File::open(dir.join("bad_input.jsonl")).expect("fixture"));
+    let summary =
+        kpiwatch::replay::replay(config, None, input, None, std::io::sink()).expect("replay runs");
+    assert_eq!(
+        (summary.events, summary.rejected, summary.late),
+        (125, 4, 1)
+    );
 }

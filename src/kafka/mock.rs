@@ -102,23 +102,7 @@ impl MockBroker {
         if let Some(p) = partition {
             record = record.partition(p);
         }
-        let mut record = record;
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    r,
-                )) => {
-                    // The local queue is full: let the producer thread drain it.
-                    std::thread::sleep(Duration::from_millis(1));
-                    record = r;
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
+        Ok(super::send_waiting(&self.producer, record)?)
     }
 
     /// Waits until every queued message is acknowledged.

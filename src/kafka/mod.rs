@@ -130,6 +130,41 @@ impl ConsumerContext for KafkaContext {
     }
 }
 
+/// A producer for `brokers` (the simulator, the dead-letter topic).
+pub fn producer(
+    brokers: &str,
+    options: &std::collections::BTreeMap<String, String>,
+) -> KafkaResult<rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("log_level", "4");
+    for (k, v) in options {
+        cc.set(k, v);
+    }
+    cc.create()
+}
+
+/// Queues `record`, waiting while the producer's local queue is full (the
+/// producer's own thread drains it) instead of failing.
+pub fn send_waiting<C: rdkafka::producer::ProducerContext>(
+    producer: &rdkafka::producer::ThreadedProducer<C>,
+    mut record: rdkafka::producer::BaseRecord<'_, [u8], [u8], C::DeliveryOpaque>,
+) -> KafkaResult<()> {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                record = r;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 /// The consumer for `config`'s topics, in its consumer group.
 pub fn consumer(
     config: &Config,
