@@ -30,6 +30,10 @@ use crate::pipeline::alert::{Status, Transition};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::telemetry::{Metrics, RejectReason};
 
+/// A judged bucket as observers see it: KPI name, series key, bucket
+/// start (epoch seconds), value.
+pub type JudgedBucket = (String, String, i64, Option<f64>);
+
 /// How the service is wired, beyond its config.
 pub struct Options {
     /// Wall-clock time.
@@ -39,7 +43,7 @@ pub struct Options {
     pub observer: Option<mpsc::UnboundedSender<Transition>>,
     /// Receives every judged bucket (KPI name, series key, start, value):
     /// for tests and debugging.
-    pub buckets: Option<mpsc::UnboundedSender<(String, String, i64, Option<f64>)>>,
+    pub buckets: Option<mpsc::UnboundedSender<JudgedBucket>>,
     /// Receives the HTTP server's bound address (useful with port 0).
     pub listening: Option<oneshot::Sender<SocketAddr>>,
     /// How often idle partitions and quiet topics are checked.

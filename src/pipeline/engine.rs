@@ -179,7 +179,7 @@ impl Engine {
                     }
                     *run += 1;
                     (*run >= a.fire_after)
-                        .then(|| (Status::Firing, *first, severity, verdict.direction))
+                        .then_some((Status::Firing, *first, severity, verdict.direction))
                 }
             }
             Lifecycle::Firing {

@@ -22,7 +22,7 @@ pub const T0: i64 = 1_704_067_200;
 pub const WAIT: Duration = Duration::from_secs(60);
 
 /// A judged bucket: (KPI, series key, bucket start, value).
-pub type Bucket = (String, String, i64, Option<f64>);
+pub type Bucket = kpiwatch::service::JudgedBucket;
 
 /// A config for the mock broker at `brokers`, from a TOML body holding
 /// `[[topic]]` and `[[kpi]]` sections (service and kafka sections added).
