@@ -146,7 +146,9 @@ struct Run {
 
 /// The service with benches/pipeline.toml, stopped at N events consumed.
 async fn kpiwatch(bootstrap: &str, group: &str, n: u64) -> Result<Run, Error> {
-    let body = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pipeline.toml"))?;
+    let body = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pipeline.toml"),
+    )?;
     let text = format!(
         "[service]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"{bootstrap}\"\ngroup_id = \"{group}\"\n{body}"
     );

@@ -392,7 +392,7 @@ fn parse_f64(b: &[u8]) -> Option<f64> {
         }
     }
     let frac = point.map_or(0, |p| digits.len() - p - 1);
-    let plain = count > 0 && count <= 15 && point.map_or(true, |p| p > 0 && frac > 0);
+    let plain = count > 0 && count <= 15 && point.is_none_or(|p| p > 0 && frac > 0);
     if !plain {
         return std::str::from_utf8(b).ok()?.parse().ok();
     }

@@ -178,8 +178,12 @@ impl Engine {
                         *first = b.start;
                     }
                     *run += 1;
-                    (*run >= a.fire_after)
-                        .then_some((Status::Firing, *first, severity, verdict.direction))
+                    (*run >= a.fire_after).then_some((
+                        Status::Firing,
+                        *first,
+                        severity,
+                        verdict.direction,
+                    ))
                 }
             }
             Lifecycle::Firing {

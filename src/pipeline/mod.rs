@@ -140,70 +140,6 @@ impl Clock {
     }
 }
 
-#[cfg(test)]
-mod clock_tests {
-    use super::Clock;
-
-    fn clock() -> Clock {
-        Clock {
-            idle_timeout: 30,
-            ..Clock::default()
-        }
-    }
-
-    #[test]
-    fn a_topic_that_delivered_nothing_does_not_move_with_the_wall_clock() {
-        let mut c = clock();
-        assert_eq!(c.progress(Some(1_000_000)), None);
-    }
-
-    #[test]
-    fn an_idle_partition_stops_holding_the_others_back() {
-        let mut c = clock();
-        c.observe(0, 1000, Some(5000));
-        c.observe(1, 2000, Some(5000));
-        assert_eq!(c.progress(Some(5010)), Some(1000));
-        c.observe(1, 2100, Some(5040));
-        // Partition 0 has been silent for 40 s of wall time: idle.
-        assert_eq!(c.progress(Some(5040)), Some(2100));
-    }
-
-    #[test]
-    fn a_wholly_idle_topic_follows_the_wall_clock_and_never_goes_back() {
-        let mut c = clock();
-        c.observe(0, 1000, Some(1000));
-        assert_eq!(c.progress(Some(1100)), Some(1070));
-        assert_eq!(c.progress(Some(1200)), Some(1170));
-        c.observe(0, 1150, Some(1200));
-        assert_eq!(c.progress(Some(1200)), Some(1170));
-    }
-
-    #[test]
-    fn an_assigned_partition_that_has_not_delivered_holds_progress_until_idle() {
-        let mut c = clock();
-        c.assign(0, Some(1000));
-        c.assign(1, Some(1000));
-        c.observe(1, 5000, Some(1001));
-        assert_eq!(c.progress(Some(1001)), None);
-        c.observe(0, 4000, Some(1002));
-        assert_eq!(c.progress(Some(1002)), Some(4000));
-        let mut d = clock();
-        d.assign(0, Some(1000));
-        d.assign(1, Some(1000));
-        d.observe(1, 5000, Some(1010));
-        // Partition 0 delivered nothing for 30 s after its assignment.
-        assert_eq!(d.progress(Some(1030)), Some(5000));
-    }
-
-    #[test]
-    fn without_a_wall_clock_progress_is_event_time_only() {
-        let mut c = clock();
-        c.observe(0, 1000, None);
-        c.observe(1, 900, None);
-        assert_eq!(c.progress(None), Some(900));
-    }
-}
-
 struct RatioPlan {
     kpi: usize,
     numerator: usize,
@@ -563,5 +499,69 @@ fn derive_ratios(ratios: &[RatioPlan], buckets: &mut Vec<ClosedBucket>) {
             })
             .collect();
         buckets.extend(derived);
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::Clock;
+
+    fn clock() -> Clock {
+        Clock {
+            idle_timeout: 30,
+            ..Clock::default()
+        }
+    }
+
+    #[test]
+    fn a_topic_that_delivered_nothing_does_not_move_with_the_wall_clock() {
+        let mut c = clock();
+        assert_eq!(c.progress(Some(1_000_000)), None);
+    }
+
+    #[test]
+    fn an_idle_partition_stops_holding_the_others_back() {
+        let mut c = clock();
+        c.observe(0, 1000, Some(5000));
+        c.observe(1, 2000, Some(5000));
+        assert_eq!(c.progress(Some(5010)), Some(1000));
+        c.observe(1, 2100, Some(5040));
+        // Partition 0 has been silent for 40 s of wall time: idle.
+        assert_eq!(c.progress(Some(5040)), Some(2100));
+    }
+
+    #[test]
+    fn a_wholly_idle_topic_follows_the_wall_clock_and_never_goes_back() {
+        let mut c = clock();
+        c.observe(0, 1000, Some(1000));
+        assert_eq!(c.progress(Some(1100)), Some(1070));
+        assert_eq!(c.progress(Some(1200)), Some(1170));
+        c.observe(0, 1150, Some(1200));
+        assert_eq!(c.progress(Some(1200)), Some(1170));
+    }
+
+    #[test]
+    fn an_assigned_partition_that_has_not_delivered_holds_progress_until_idle() {
+        let mut c = clock();
+        c.assign(0, Some(1000));
+        c.assign(1, Some(1000));
+        c.observe(1, 5000, Some(1001));
+        assert_eq!(c.progress(Some(1001)), None);
+        c.observe(0, 4000, Some(1002));
+        assert_eq!(c.progress(Some(1002)), Some(4000));
+        let mut d = clock();
+        d.assign(0, Some(1000));
+        d.assign(1, Some(1000));
+        d.observe(1, 5000, Some(1010));
+        // Partition 0 delivered nothing for 30 s after its assignment.
+        assert_eq!(d.progress(Some(1030)), Some(5000));
+    }
+
+    #[test]
+    fn without_a_wall_clock_progress_is_event_time_only() {
+        let mut c = clock();
+        c.observe(0, 1000, None);
+        c.observe(1, 900, None);
+        assert_eq!(c.progress(None), Some(900));
     }
 }
