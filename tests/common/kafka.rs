@@ -1,3 +1,6 @@
+// Each test crate that includes this module uses a part of it.
+#![allow(dead_code)]
+
 //! Helpers for the tests that run the service against librdkafka's mock
 //! cluster over TCP on 127.0.0.1: a [`Service`] harness with an injected
 //! clock, observers for alert transitions and judged buckets, and an HTTP
