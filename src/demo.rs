@@ -77,6 +77,9 @@ fn config(brokers: &str) -> Config {
     config.kafka.brokers = brokers.to_string();
     config.kafka.dead_letter_topic = None;
     config.service.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    // Each demo starts from scratch.
+    config.service.state_dir =
+        std::env::temp_dir().join(format!("kpiwatch-demo-{}", std::process::id()));
     for t in &mut config.topics {
         // The demo's "live" end is short: let quiet partitions stop
         // holding time back after two seconds instead of thirty.
@@ -206,6 +209,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     }
     let _ = stop.send(());
     let summary = service.await??;
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("kpiwatch-demo-{}", std::process::id())),
+    );
     while let Ok(t) = transitions.try_recv() {
         if options.print {
             println!("{}", describe(&t));

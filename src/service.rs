@@ -4,12 +4,17 @@
 //! shutdown future; the HTTP endpoints run beside it.
 //!
 //! Per message: record it, and when its event time reaches the topic's next
-//! bucket close, advance the pipeline, write the alert transitions (alert
-//! log, log, observers), and only then store the offsets whose effects are
-//! now recorded. Shutdown commits what was stored, leaves the group and
-//! stops the HTTP server; open buckets are not flushed — their events are
-//! read again after a restart, from the committed offsets.
+//! bucket close, advance the pipeline and write the alert transitions
+//! (alert log, log, observers). Offsets whose buckets have closed are held
+//! until the next state snapshot (every `service.snapshot_interval`) is on
+//! disk, and only then stored for commit: a restart resumes from the
+//! snapshot with baselines and alert states, re-reads the open buckets'
+//! events, and treats events of buckets the snapshot closed as late.
+//! Shutdown writes a snapshot, commits, leaves the group and stops the HTTP
+//! server; open buckets are not flushed — their events are read again after
+//! a restart.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -27,7 +32,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::kafka::{self, Health, KafkaContext, OffsetTracker};
 use crate::pipeline::alert::{Status, Transition};
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::{snapshot, Outcome, Pipeline};
 use crate::telemetry::{Metrics, RejectReason};
 
 /// A judged bucket as observers see it: KPI name, series key, bucket
@@ -44,6 +49,8 @@ pub struct Options {
     /// Receives every judged bucket (KPI name, series key, start, value):
     /// for tests and debugging.
     pub buckets: Option<mpsc::UnboundedSender<JudgedBucket>>,
+    /// Told after each state snapshot is on disk (tests wait on it).
+    pub snapshots: Option<mpsc::UnboundedSender<()>>,
     /// Receives the HTTP server's bound address (useful with port 0).
     pub listening: Option<oneshot::Sender<SocketAddr>>,
     /// How often idle partitions and quiet topics are checked.
@@ -59,6 +66,7 @@ impl Options {
             clock,
             observer: None,
             buckets: None,
+            snapshots: None,
             listening: None,
             tick: Duration::from_secs(1),
             metrics: None,
@@ -95,6 +103,9 @@ pub enum ServiceError {
     /// Kafka refused the configuration.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The state snapshot could not be read or written.
+    #[error(transparent)]
+    Snapshot(#[from] crate::pipeline::snapshot::SnapshotError),
     /// The alert log could not be written.
     #[error("alert log {path}: {source}")]
     AlertLog {
@@ -150,7 +161,18 @@ pub async fn run(
     };
     let topic_names: Vec<String> = config.topics.iter().map(|t| t.name.clone()).collect();
     let kpi_names: Vec<String> = config.kpis.iter().map(|k| k.name.clone()).collect();
+    let state_dir = config.service.state_dir.clone();
+    let snapshot_every = config.service.snapshot_interval.as_secs() as i64;
     let mut pipeline = Pipeline::new(config, metrics.clone());
+    if let Some(snapshot) = snapshot::load(&state_dir)? {
+        let series = pipeline.restore(snapshot);
+        tracing::info!(series, dir = %state_dir.display(), "state restored from snapshot");
+    }
+    // Offsets whose buckets have closed, waiting for a snapshot that covers
+    // those closes before they may be stored.
+    let mut held: HashMap<(usize, i32), i64> = HashMap::new();
+    let mut last_snapshot = options.clock.now();
+    let mut dirty = false;
     if options.buckets.is_some() {
         pipeline.tap_buckets();
     }
@@ -214,6 +236,14 @@ pub async fn run(
         if !advance_now {
             continue;
         }
+        if dirty && options.clock.now() - last_snapshot >= snapshot_every {
+            checkpoint(&pipeline, &state_dir, &consumer, &topic_names, &mut held)?;
+            last_snapshot = options.clock.now();
+            dirty = false;
+            if let Some(tx) = &options.snapshots {
+                let _ = tx.send(());
+            }
+        }
         while let Ok(change) = assignments.try_recv() {
             apply_assignment(
                 &mut pipeline,
@@ -253,26 +283,47 @@ pub async fn run(
                 ));
             }
         }
-        // Effects are recorded: now the offsets may be stored.
-        for (topic, name) in topic_names.iter().enumerate() {
+        // Alerts are written; the offsets wait for the next snapshot.
+        for topic in 0..topic_names.len() {
             let Some(progress) = pipeline.progress(topic) else {
                 continue;
             };
             tracker.release(topic, progress, &mut released);
             for (partition, offset) in released.drain(..) {
-                if let Err(e) = consumer.store_offset(name, partition, offset - 1) {
-                    tracing::debug!(error = %e, topic = %name, partition, "offset not stored (partition revoked?)");
-                }
+                held.insert((topic, partition), offset);
+                dirty = true;
             }
         }
     }
 
     health.running.store(false, Ordering::Relaxed);
+    checkpoint(&pipeline, &state_dir, &consumer, &topic_names, &mut held)?;
     leave_group(&consumer).await;
     let _ = stop_http.send(());
     let _ = server.await;
     tracing::info!(?summary, "stopped");
     Ok(summary)
+}
+
+/// Writes a snapshot, then stores the offsets it covers.
+fn checkpoint(
+    pipeline: &Pipeline,
+    state_dir: &std::path::Path,
+    consumer: &StreamConsumer<KafkaContext>,
+    topics: &[String],
+    held: &mut HashMap<(usize, i32), i64>,
+) -> Result<(), ServiceError> {
+    let started = Instant::now();
+    snapshot::save(state_dir, &pipeline.snapshot())?;
+    tracing::debug!(elapsed = ?started.elapsed(), "snapshot written");
+    for ((topic, partition), offset) in held.drain() {
+        // store_offset takes the last processed offset; `offset` is the
+        // next one to read.
+        if let Err(e) = consumer.store_offset(&topics[topic], partition, offset - 1) {
+            tracing::debug!(error = %e, topic = %topics[topic], partition, "offset not stored (partition revoked?)");
+        }
+    }
+    Ok(())
 }
 
 fn apply_assignment(

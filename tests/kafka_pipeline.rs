@@ -101,7 +101,9 @@ async fn an_idle_partition_does_not_hold_the_others_back() {
         }
     }
     broker.flush().unwrap();
-    service.buckets_until(|b| b.2 == minute(0)).await;
+    // Minute 1 closes only once both partitions delivered minute 2: every
+    // message above has been read before the wall clock moves.
+    service.buckets_until(|b| b.2 == minute(1)).await;
     // Partition 0 falls silent for longer than the idle timeout; only
     // partition 1 goes on.
     clock.advance(10);
@@ -291,4 +293,60 @@ async fn malformed_and_late_events_are_counted_dead_lettered_and_scraped_not_fat
             "too_large"
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_the_restart_keeps_baselines_and_never_rejudges_a_closed_bucket() {
+    let broker = broker("shop", 1);
+    let clock = Arc::new(ManualClock::at(T0));
+    let _ = std::fs::remove_dir_all(kafka::state_dir("crash"));
+    for m in 0..20 {
+        broker
+            .send("shop", None, b"", &event(minute(m) + 5, "checkout"))
+            .unwrap();
+    }
+    broker.flush().unwrap();
+
+    let mut first = Service::start(
+        config(broker.bootstrap_servers(), "crash", SHOP),
+        clock.clone(),
+    )
+    .await;
+    first.buckets_until(|b| b.2 == minute(18)).await;
+    // A second of wall-clock time: the next tick snapshots and stores offsets.
+    clock.advance(2);
+    first.next_snapshot().await;
+    first.crash().await;
+
+    // The shop goes on: page views, but no checkouts from minute 20.
+    for m in 20..25 {
+        broker
+            .send("shop", None, b"", &event(minute(m) + 5, "page_view"))
+            .unwrap();
+    }
+    broker.flush().unwrap();
+    let mut second = Service::start(
+        config(broker.bootstrap_servers(), "crash", SHOP),
+        clock.clone(),
+    )
+    .await;
+    let judged = second.buckets_until(|b| b.2 == minute(23)).await;
+    assert_eq!(
+        checkout_buckets(&judged),
+        vec![
+            (19, Some(1.0)),
+            (20, Some(0.0)),
+            (21, Some(0.0)),
+            (22, Some(0.0)),
+            (23, Some(0.0))
+        ],
+        "buckets closed before the crash must not be judged again"
+    );
+    // The baselines came back: no warm-up, the first empty bucket alerts.
+    let t = second.next_transition().await;
+    assert_eq!(
+        (t.status, t.bucket_start.as_str()),
+        (Status::Firing, rfc3339(minute(20)).as_str())
+    );
+    second.stop().await;
 }

@@ -34,6 +34,7 @@ async fn run_consumes_serves_metrics_and_stops_cleanly_on_sigterm() {
             r#"
 [service]
 listen = "127.0.0.1:0"
+state_dir = "{}"
 [kafka]
 brokers = "{}"
 group_id = "run-binary"
@@ -47,6 +48,7 @@ name = "checkouts"
 where = {{ type = "checkout" }}
 aggregate = "count"
 "#,
+            dir.path().join("state").display(),
             broker.bootstrap_servers()
         ),
     )

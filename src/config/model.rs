@@ -37,6 +37,8 @@ pub struct Service {
     pub state_dir: PathBuf,
     /// Optional JSONL file of alert transitions.
     pub alert_log: Option<PathBuf>,
+    /// How often learned state is snapshotted.
+    pub snapshot_interval: Duration,
 }
 
 /// `[kafka]`.
@@ -270,6 +272,10 @@ pub fn validate(src: &Source<'_>) -> Result<Config, ConfigError> {
         },
         state_dir: PathBuf::from(raw.service.state_dir.as_deref().unwrap_or("kpiwatch-state")),
         alert_log: raw.service.alert_log.as_ref().map(PathBuf::from),
+        snapshot_interval: match &raw.service.snapshot_interval {
+            None => Duration::from_secs(30),
+            Some(d) => duration(src, d, "snapshot_interval", Duration::from_secs(1), Duration::from_secs(DAY as u64))?,
+        },
     };
     let kafka = Kafka {
         brokers: raw

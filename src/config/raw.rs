@@ -43,6 +43,10 @@ pub struct ServiceToml {
     pub state_dir: Option<String>,
     /// Append every alert transition as one JSON line to this file.
     pub alert_log: Option<String>,
+    /// How often learned state is written to `state_dir` (default "30s").
+    /// Kafka offsets are committed only up to the last snapshot, so a
+    /// restart resumes with baselines and alert states intact.
+    pub snapshot_interval: Option<Spanned<String>>,
 }
 
 /// `[kafka]`.

@@ -21,7 +21,7 @@ use crate::config::model::{Aggregate, Interest, Kpi, Measure};
 use super::alert::{alert_id, rfc3339, Severity, Status, Transition};
 use super::window::{ClosedBucket, SeriesKey, KEY_SEPARATOR};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Lifecycle {
     Normal {
         /// Consecutive anomalous buckets so far, and the first one's start.
@@ -38,7 +38,9 @@ enum Lifecycle {
     },
 }
 
-struct SeriesState {
+/// Everything kept per series; snapshotted whole.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SeriesState {
     detectors: DetectorSet,
     recent: VecDeque<(i64, f64)>,
     lifecycle: Lifecycle,
@@ -113,6 +115,23 @@ impl Engine {
     /// Series with detector state, for KPI number `kpi`.
     pub fn live_series(&self, kpi: usize) -> usize {
         self.kpis[kpi].series.len()
+    }
+
+    /// Every series of KPI number `kpi`, for a snapshot.
+    pub fn export(&self, kpi: usize) -> Vec<(String, SeriesState)> {
+        self.kpis[kpi]
+            .series
+            .iter()
+            .map(|(k, s)| (k.to_string(), s.clone()))
+            .collect()
+    }
+
+    /// Restores series of KPI number `kpi` from a snapshot.
+    pub fn import(&mut self, kpi: usize, series: Vec<(String, SeriesState)>) {
+        let k = &mut self.kpis[kpi];
+        for (key, state) in series {
+            k.series.insert(SeriesKey::from(key), state);
+        }
     }
 
     /// Forgets a series.

@@ -27,6 +27,7 @@ pub mod alert;
 pub mod engine;
 pub mod extract;
 pub mod plan;
+pub mod snapshot;
 pub mod window;
 
 use std::collections::HashMap;
@@ -288,6 +289,69 @@ impl Pipeline {
         self.topics[topic].clock.revoke(partition);
     }
 
+    /// The learned state, for [`snapshot::save`].
+    pub fn snapshot(&self) -> snapshot::Snapshot {
+        let kpis = self
+            .config
+            .kpis
+            .iter()
+            .enumerate()
+            .map(|(kpi, def)| {
+                let (closed_until, windows) = self
+                    .windows_of(kpi)
+                    .map(KpiWindows::export)
+                    .unwrap_or((None, Vec::new()));
+                snapshot::KpiSnapshot {
+                    name: def.name.clone(),
+                    fingerprint: fingerprint(def),
+                    closed_until,
+                    windows,
+                    series: self.engine.export(kpi),
+                }
+            })
+            .collect();
+        snapshot::Snapshot::new(kpis)
+    }
+
+    /// Restores a snapshot taken by [`Pipeline::snapshot`], KPI by KPI:
+    /// a KPI that is gone or whose definition changed starts afresh.
+    /// Returns the number of series restored.
+    pub fn restore(&mut self, snapshot: snapshot::Snapshot) -> usize {
+        let mut restored = 0;
+        for k in snapshot.kpis {
+            let Some(kpi) = self.config.kpis.iter().position(|d| d.name == k.name) else {
+                tracing::info!(kpi = %k.name, "KPI no longer configured; its snapshot is dropped");
+                continue;
+            };
+            if fingerprint(&self.config.kpis[kpi]) != k.fingerprint {
+                tracing::warn!(kpi = %k.name, "KPI definition changed since the snapshot; it starts afresh");
+                continue;
+            }
+            if let Some((t, w)) = self.window_index(kpi) {
+                self.topics[t].windows[w].import(k.closed_until, k.windows);
+            }
+            restored += k.series.len();
+            self.engine.import(kpi, k.series);
+        }
+        restored
+    }
+
+    fn window_index(&self, kpi: usize) -> Option<(usize, usize)> {
+        self.topics.iter().enumerate().find_map(|(t, topic)| {
+            topic
+                .plan
+                .routes
+                .iter()
+                .position(|r| r.kpi == kpi)
+                .map(|w| (t, w))
+        })
+    }
+
+    fn windows_of(&self, kpi: usize) -> Option<&KpiWindows> {
+        self.window_index(kpi)
+            .map(|(t, w)| &self.topics[t].windows[w])
+    }
+
     /// Index of the topic called `name`.
     pub fn topic(&self, name: &str) -> Option<usize> {
         self.topics.iter().position(|t| t.name == name)
@@ -466,6 +530,15 @@ impl Pipeline {
                 .inc();
         }
     }
+}
+
+/// What a KPI's learned state depends on: if any of it changes, old state
+/// would mislead the new definition.
+fn fingerprint(def: &crate::config::Kpi) -> String {
+    format!(
+        "{:?}|{}|{}|{:?}|{:?}",
+        def.measure, def.bucket, def.timezone, def.group_by, def.detectors
+    )
 }
 
 /// Appends the buckets of ratio KPIs, computed from their numerator's and

@@ -290,6 +290,37 @@ impl KpiWindows {
         self.close_to(closed_until, target, out);
     }
 
+    /// What a snapshot keeps: where closing stands, and every series with
+    /// the start of its last bucket that had an event. Open buckets are not
+    /// kept: their events are read again from Kafka after a restart.
+    pub fn export(&self) -> (Option<i64>, Vec<(String, i64)>) {
+        let series = self
+            .series
+            .iter()
+            .flatten()
+            .map(|s| (s.key.to_string(), s.last_event))
+            .collect();
+        (self.started.then_some(self.closed_until).flatten(), series)
+    }
+
+    /// Restores what [`KpiWindows::export`] kept. Events for buckets before
+    /// `closed_until` are then late: they were counted before the restart.
+    pub fn import(&mut self, closed_until: Option<i64>, series: Vec<(String, i64)>) {
+        if let Some(c) = closed_until {
+            self.closed_until = Some(c);
+            self.started = true;
+        }
+        for (key, last_event) in series {
+            if self.index.contains_key(key.as_str()) {
+                continue;
+            }
+            let slot = self.insert(SeriesKey::from(key));
+            if let Some(s) = self.series[slot].as_mut() {
+                s.last_event = last_event;
+            }
+        }
+    }
+
     /// The progress at which the bucket holding an event at `time` closes.
     pub fn closes_at(&self, time: i64) -> i64 {
         self.floor(time) + self.width + self.lateness

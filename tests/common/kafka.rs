@@ -27,11 +27,29 @@ pub const WAIT: Duration = Duration::from_secs(60);
 /// A judged bucket: (KPI, series key, bucket start, value).
 pub type Bucket = kpiwatch::service::JudgedBucket;
 
+/// A state directory private to this test process and consumer group, so
+/// a restart in the same test finds its snapshot and nothing else does.
+pub fn state_dir(group: &str) -> std::path::PathBuf {
+    // PIDs are reused; the start time of this process is not.
+    static NONCE: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let nonce = NONCE.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    });
+    std::env::temp_dir().join(format!(
+        "kpiwatch-test-{}-{nonce}-{group}",
+        std::process::id()
+    ))
+}
+
 /// A config for the mock broker at `brokers`, from a TOML body holding
 /// `[[topic]]` and `[[kpi]]` sections (service and kafka sections added).
 pub fn config(brokers: &str, group: &str, body: &str) -> Config {
+    let dir = state_dir(group);
     let text = format!(
-        "[service]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\n{body}"
+        "[service]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nsnapshot_interval = \"1s\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\n{body}",
+        dir.display()
     );
     validate(&Source::new(Path::new("test.toml"), &text)).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -49,6 +67,8 @@ pub struct Service {
     pub transitions: mpsc::UnboundedReceiver<Transition>,
     /// Judged buckets, as they close.
     pub buckets: mpsc::UnboundedReceiver<Bucket>,
+    /// One message per state snapshot written.
+    pub snapshots: mpsc::UnboundedReceiver<()>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<Summary, service::ServiceError>>,
 }
@@ -63,11 +83,13 @@ impl Service {
         let (tx, transitions) = mpsc::unbounded_channel();
         let (btx, buckets) = mpsc::unbounded_channel();
         let (ltx, listening) = oneshot::channel();
+        let (stx, snapshots) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let mut options = service::Options::new(clock);
         options.observer = Some(tx);
         options.buckets = Some(btx);
         options.listening = Some(ltx);
+        options.snapshots = Some(stx);
         options.tick = Duration::from_millis(50);
         let task = tokio::spawn(service::run(config, options, async {
             let _ = stopped.await;
@@ -80,6 +102,7 @@ impl Service {
             addr,
             transitions,
             buckets,
+            snapshots,
             stop: Some(stop),
             task,
         }
@@ -123,6 +146,26 @@ impl Service {
             rest.push(b);
         }
         (summary, rest)
+    }
+
+    /// Waits for the next state snapshot.
+    pub async fn next_snapshot(&mut self) {
+        tokio::time::timeout(WAIT, self.snapshots.recv())
+            .await
+            .expect("a snapshot in time")
+            .expect("the service is running");
+    }
+
+    /// Kills the service without a final snapshot or commit, like a crash.
+    pub async fn crash(self) -> Vec<Bucket> {
+        self.task.abort();
+        let _ = self.task.await;
+        let mut rest = Vec::new();
+        let mut buckets = self.buckets;
+        while let Ok(b) = buckets.try_recv() {
+            rest.push(b);
+        }
+        rest
     }
 
     /// GET `path` from the service: (status, body).
