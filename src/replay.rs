@@ -7,7 +7,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::alert::Transition;
+use crate::pipeline::{Outcome, Pipeline, Summary};
 use crate::telemetry::Metrics;
 
 /// Errors that stop a replay (malformed events do not: they are counted).
@@ -25,21 +26,6 @@ pub enum ReplayError {
     /// A transition could not be serialised.
     #[error("cannot write an alert: {0}")]
     Json(#[from] serde_json::Error),
-}
-
-/// What a replay saw.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Summary {
-    /// Lines read.
-    pub events: u64,
-    /// Lines refused as malformed.
-    pub rejected: u64,
-    /// Lines whose buckets had closed.
-    pub late: u64,
-    /// Alerts that fired.
-    pub fired: u64,
-    /// Alerts that resolved.
-    pub resolved: u64,
 }
 
 /// Replays `input` through a pipeline for `config`, writing transitions to
@@ -81,16 +67,13 @@ pub fn replay(
         if payload.is_empty() {
             continue;
         }
-        summary.events += 1;
-        match pipeline.record(topic_index, 0, line_no, payload, None) {
-            // Only an event at or past the next close can close a bucket.
-            Outcome::Accepted { time, .. } if time >= pipeline.next_close(topic_index) => {
-                pipeline.advance(None, &mut transitions);
-                write_transitions(&mut out, &mut transitions, &mut summary)?;
-            }
-            Outcome::Accepted { .. } => {}
-            Outcome::Rejected(_) => summary.rejected += 1,
-            Outcome::Late => summary.late += 1,
+        let outcome = pipeline.record(topic_index, 0, line_no, payload, None);
+        summary.event(outcome);
+        // Only an event at or past the next close can close a bucket.
+        if matches!(outcome, Outcome::Accepted { time, .. } if time >= pipeline.next_close(topic_index))
+        {
+            pipeline.advance(None, &mut transitions);
+            write_transitions(&mut out, &mut transitions, &mut summary)?;
         }
     }
     pipeline.finish(&mut transitions);
@@ -112,14 +95,11 @@ fn trim_line(line: &[u8]) -> &[u8] {
 
 fn write_transitions(
     out: &mut impl Write,
-    transitions: &mut Vec<crate::pipeline::alert::Transition>,
+    transitions: &mut Vec<Transition>,
     summary: &mut Summary,
 ) -> Result<(), ReplayError> {
     for t in transitions.drain(..) {
-        match t.status {
-            crate::pipeline::alert::Status::Firing => summary.fired += 1,
-            crate::pipeline::alert::Status::Resolved => summary.resolved += 1,
-        }
+        summary.transition(&t);
         serde_json::to_writer(&mut *out, &t)?;
         out.write_all(b"\n")?;
     }

@@ -31,7 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::kafka::{self, Health, KafkaContext, OffsetTracker};
-use crate::pipeline::alert::{Status, Transition};
+use crate::pipeline::alert::Transition;
+pub use crate::pipeline::Summary;
 use crate::pipeline::{snapshot, Outcome, Pipeline};
 use crate::telemetry::{Metrics, RejectReason};
 
@@ -72,21 +73,6 @@ impl Options {
             metrics: None,
         }
     }
-}
-
-/// What a run did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Summary {
-    /// Messages consumed.
-    pub events: u64,
-    /// Messages refused as malformed.
-    pub rejected: u64,
-    /// Messages whose buckets had closed.
-    pub late: u64,
-    /// Alerts that fired.
-    pub fired: u64,
-    /// Alerts that resolved.
-    pub resolved: u64,
 }
 
 /// Errors that stop the service.
@@ -205,10 +191,10 @@ pub async fn run(
                 let Some(topic) = topic_names.iter().position(|t| t == m.topic()) else {
                     continue;
                 };
-                summary.events += 1;
                 let payload = m.payload().unwrap_or_default();
                 let now = options.clock.now();
                 let outcome = pipeline.record(topic, m.partition(), m.offset(), payload, Some(now));
+                summary.event(outcome);
                 tracing::trace!(partition = m.partition(), offset = m.offset(), ?outcome, progress = ?pipeline.progress(topic), "message");
                 let due = match outcome {
                     Outcome::Accepted { time, closed_at } => {
@@ -216,7 +202,6 @@ pub async fn run(
                         time >= pipeline.next_close(topic)
                     }
                     Outcome::Rejected(reason) => {
-                        summary.rejected += 1;
                         if let Some(d) = &dead_letters {
                             d.send(m.topic(), m.partition(), m.offset(), reason, payload);
                         }
@@ -224,7 +209,6 @@ pub async fn run(
                         false
                     }
                     Outcome::Late => {
-                        summary.late += 1;
                         tracker.track(topic, m.partition(), m.offset(), None);
                         false
                     }
@@ -255,10 +239,7 @@ pub async fn run(
         }
         pipeline.advance(Some(options.clock.now()), &mut transitions);
         for t in transitions.drain(..) {
-            match t.status {
-                Status::Firing => summary.fired += 1,
-                Status::Resolved => summary.resolved += 1,
-            }
+            summary.transition(&t);
             tracing::info!(
                 status = ?t.status, kpi = %t.kpi, labels = ?t.labels, observed = t.observed,
                 expected = t.expected, score = t.score, alert_id = %t.alert_id, "alert transition"

@@ -66,6 +66,41 @@ pub enum Outcome {
     Late,
 }
 
+/// What a run of the pipeline saw (`replay`, `run`, the demo).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Events read.
+    pub events: u64,
+    /// Events refused as malformed.
+    pub rejected: u64,
+    /// Events whose buckets had closed.
+    pub late: u64,
+    /// Alerts that fired.
+    pub fired: u64,
+    /// Alerts that resolved.
+    pub resolved: u64,
+}
+
+impl Summary {
+    /// Counts one event's outcome.
+    pub fn event(&mut self, outcome: Outcome) {
+        self.events += 1;
+        match outcome {
+            Outcome::Accepted { .. } => {}
+            Outcome::Rejected(_) => self.rejected += 1,
+            Outcome::Late => self.late += 1,
+        }
+    }
+
+    /// Counts one alert transition.
+    pub fn transition(&mut self, t: &Transition) {
+        match t.status {
+            Status::Firing => self.fired += 1,
+            Status::Resolved => self.resolved += 1,
+        }
+    }
+}
+
 /// One partition as the clock sees it.
 #[derive(Debug, Clone, Copy)]
 struct PartitionTime {

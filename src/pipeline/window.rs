@@ -232,14 +232,7 @@ impl KpiWindows {
         let bucket = self.floor(time);
         if bucket < closed_until && !self.started {
             let back = ((closed_until - bucket) / self.width) as usize;
-            let longest = self
-                .series
-                .iter()
-                .flatten()
-                .map(|s| s.open.len())
-                .max()
-                .unwrap_or(0);
-            if back + longest <= MAX_OPEN_BUCKETS {
+            if back + self.longest_open() <= MAX_OPEN_BUCKETS {
                 for s in self.series.iter_mut().flatten() {
                     for _ in 0..back {
                         s.open.push_front(Acc::default());
@@ -333,18 +326,22 @@ impl KpiWindows {
             .map_or(i64::MIN, |c| c + self.width + self.lateness)
     }
 
+    /// Most open buckets any series holds.
+    fn longest_open(&self) -> usize {
+        self.series
+            .iter()
+            .flatten()
+            .map(|s| s.open.len())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Closes every open bucket (end of data), appending to `out`.
     pub fn flush(&mut self, out: &mut Vec<Closed>) {
         let Some(closed_until) = self.closed_until else {
             return;
         };
-        let longest = self
-            .series
-            .iter()
-            .flatten()
-            .map(|s| s.open.len())
-            .max()
-            .unwrap_or(0);
+        let longest = self.longest_open();
         if longest > 0 {
             self.close_to(
                 closed_until,
