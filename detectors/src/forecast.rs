@@ -135,6 +135,10 @@ impl Holt {
     /// Folds in `value` observed at `time`; `floor` is the smallest spread.
     pub fn learn_value(&mut self, time: i64, value: f64, floor: f64) {
         let p = self.params;
+        if crate::set::is_absurd(value) {
+            // Refused: two such values of opposite sign overflow the level.
+            return;
+        }
         if self.n == 0 {
             self.level = value;
             self.n = 1;
@@ -165,11 +169,16 @@ impl Detector for Holt {
             return Verdict::warming_up(obs.value);
         };
         let z = (obs.value - expected) / sd;
+        let absurd = crate::set::is_absurd(obs.value);
         Verdict {
             expected,
             lower: expected - self.z * sd,
             upper: expected + self.z * sd,
-            score: 1.0 - normal_two_sided(z),
+            score: if absurd {
+                1.0
+            } else {
+                1.0 - normal_two_sided(z)
+            },
             direction: Direction::of(obs.value, expected),
             warming_up: false,
         }

@@ -21,6 +21,8 @@
 //! - [`threshold::StaticThreshold`] and [`wow::WeekOverWeek`] — the two rules
 //!   analysts ask for by name: fixed min/max, and % change against the same
 //!   slot last week.
+//! - [`runs`] — window sums over the last few buckets (Poisson deviance for
+//!   counts): an outage whose single buckets are each merely unusual.
 //! - [`counts`] — Poisson-aware tails and bands for small counts.
 //! - [`tail::EmpiricalTail`] — calibrates a statistic (|z|, a surprise
 //!   average, a CUSUM sum) against the series' own recent history, with a
@@ -42,6 +44,7 @@
 pub mod combine;
 pub mod counts;
 pub mod forecast;
+pub mod runs;
 pub mod seasonal;
 pub mod set;
 pub mod shift;

@@ -153,15 +153,39 @@ impl SeasonalBaseline {
     /// Index of the slot `local_time` falls in.
     #[inline]
     pub fn slot_of(&self, local_time: i64) -> usize {
-        ((local_time - MONDAY_SHIFT).div_euclid(self.params.slot_width))
-            .rem_euclid(self.params.slots() as i64) as usize
+        self.slot_of_period(self.period_of(local_time))
+    }
+
+    /// Number of whole slot widths from the first Monday 00:00 to
+    /// `local_time`. Baselines with the same slot width share it, so a
+    /// caller running several seasons divides by the width once.
+    #[inline]
+    pub fn period_of(&self, local_time: i64) -> i64 {
+        (local_time - MONDAY_SHIFT).div_euclid(self.params.slot_width)
+    }
+
+    /// Slot of the `period_of` index `q`.
+    #[inline]
+    pub fn slot_of_period(&self, q: i64) -> usize {
+        q.rem_euclid(self.offset.len() as i64) as usize
+    }
+
+    /// Number of slots in the season.
+    #[inline]
+    pub fn slots(&self) -> usize {
+        self.offset.len()
     }
 
     /// What this baseline expects at `local_time`, or `None` while that
     /// slot has not been seen often enough. `floor` is the smallest spread.
     #[inline]
     pub fn expect(&self, local_time: i64, floor: f64) -> Option<Expectation> {
-        let slot = self.slot_of(local_time);
+        self.expect_slot(self.slot_of(local_time), floor)
+    }
+
+    /// [`Self::expect`] for a slot the caller has already located.
+    #[inline]
+    pub fn expect_slot(&self, slot: usize, floor: f64) -> Option<Expectation> {
         if self.seen[slot] < self.params.min_slot_obs {
             return None;
         }
@@ -173,8 +197,12 @@ impl SeasonalBaseline {
 
     /// Folds in `value` observed at `local_time`.
     pub fn learn(&mut self, local_time: i64, value: f64, floor: f64) {
+        self.learn_slot(self.slot_of(local_time), value, floor);
+    }
+
+    /// [`Self::learn`] for a slot the caller has already located.
+    pub fn learn_slot(&mut self, slot: usize, value: f64, floor: f64) {
         let p = self.params;
-        let slot = self.slot_of(local_time);
         if self.level.n == 0 {
             self.level.update(value, p.level_alpha, p.clip, floor);
         }

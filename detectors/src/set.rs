@@ -10,19 +10,27 @@
 //! 2. floors every spread at the series' own resolution (uniform rounding
 //!    noise of its smallest step) or 0.5 % of its typical magnitude, and
 //!    widens it to at least Poisson's for count series;
-//! 3. judges the point by the *credible* baseline that explains it best
-//!    (smallest |z| among the chosen one and those whose recent error is
-//!    within 1.5× of it; Holt only within its short horizon), and turns
-//!    that |z| into a tail probability against that baseline's own history
-//!    of |z| ([`crate::tail`]), with the normal (or exact Poisson) tail as
-//!    the prior beyond what has been seen. A spiky series' usual spikes are
-//!    then unremarkable, and once an event's first extreme points are
-//!    learned, its next ones are no longer new (no re-alarm storm);
-//! 4. adds the evidence of runs: the anomaly likelihood of the recent
-//!    surprise and the CUSUM statistic of the chosen baseline's residuals,
-//!    each calibrated the same way against its own history;
+//! 3. judges the point by the chosen baseline, or by a *credible*
+//!    alternative that explains it better (recent error within 1.2× of the
+//!    chosen one's; Holt only within its short horizon), and turns that |z|
+//!    into a tail probability against that baseline's own history of |z|
+//!    ([`crate::tail`]), with the normal (or exact Poisson) tail as the
+//!    prior beyond what has been seen. A baseline's history holds only its
+//!    residuals from when it was credible, so a young or clearly worse
+//!    model's wild residuals never make a real collapse look ordinary;
+//!    a spiky series' usual spikes are unremarkable, and once an event's
+//!    first extreme points are learned its next ones are no longer new;
+//! 4. adds the evidence of runs, each calibrated the same way against its
+//!    own history: the anomaly likelihood of the recent surprise, the CUSUM
+//!    statistic of the chosen baseline's residuals, and the window sums of
+//!    [`crate::runs`] (the last 2–12 buckets as a whole, with the Poisson
+//!    deviance for counts — what catches checkouts stopping at a quiet
+//!    hour, where each empty bucket alone is only unusual);
 //! 5. combines them ([`crate::combine`]) and adds the analyst's rules
 //!    (static thresholds, week-over-week change), which score 1 when broken.
+//!
+//! Values beyond ±[`ABSURD`] score 1 and are not learned, so one corrupt
+//! number cannot overflow the baselines for ever.
 //!
 //! Learning folds the observation into every model, whichever was used, so
 //! a baseline that is not chosen today is ready when it becomes better.
@@ -33,6 +41,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use crate::combine::{score_of_tail, Likelihood, LikelihoodParams};
 use crate::counts::{is_count, poisson_band, poisson_two_sided, EXACT_BELOW};
 use crate::forecast::{Holt, HoltParams};
+use crate::runs::{RunPoint, RunSums, WINDOWS};
 use crate::seasonal::{SeasonalBaseline, SeasonalParams, Seasonality};
 use crate::shift::{Cusum, CusumParams};
 use crate::stats::normal_two_sided;
@@ -85,10 +94,17 @@ const MAX_SURPRISE: f64 = 30.0;
 const POINT_FORGET: f64 = 1.0 / 2000.0;
 /// Pseudo-observations given to the parametric (normal / Poisson) tail.
 const POINT_PRIOR: f64 = 10.0;
-/// A baseline whose recent error is within this factor of the chosen
-/// one's is a credible explanation of a point; a worse one (a daily model
-/// on a weekly series) would excuse anything its wide spread covers.
-const CREDIBLE_ERROR: f64 = 1.5;
+/// A baseline other than the chosen one may explain a point only when its
+/// recent error is genuinely comparable, within this factor of the chosen
+/// one's: a clearly worse model (a lagging forecaster on a seasonal series,
+/// a daily model on a weekly one) has a wide spread and a history of large
+/// residuals, and would excuse anything — a six-hour checkout collapse to
+/// 13 % scored 0.15 when 1.5 was allowed.
+const CREDIBLE_ERROR: f64 = 1.2;
+/// A run statistic at or below this many spreads is no evidence at all
+/// (its Bonferroni null tail is above 0.2) and is not looked up, which
+/// saves a tail evaluation on most buckets.
+const RUN_EVIDENCE: f64 = 2.0;
 /// Lower edge of the first non-zero bin of every [`EmpiricalTail`] here:
 /// |z| and surprise averages below a quarter carry no evidence anyway.
 const TAIL_ORIGIN: f64 = 0.25;
@@ -97,6 +113,16 @@ const TAIL_ORIGIN: f64 = 0.25;
 const RELATIVE_FLOOR: f64 = 0.005;
 /// Forgetting rate of the typical magnitude behind [`RELATIVE_FLOOR`].
 const SCALE_ALPHA: f64 = 0.001;
+/// Values beyond this magnitude are not learned (and score 1): the
+/// seasonal slots store offsets in `f32` (max 3.4e38), squares and sums of
+/// larger values overflow, and no business KPI comes near it.
+pub const ABSURD: f64 = 1e30;
+
+/// Whether `x` is beyond [`ABSURD`] (or not a number at all).
+#[inline]
+pub fn is_absurd(x: f64) -> bool {
+    x.is_nan() || x.abs() > ABSURD
+}
 /// Observations before the set judges at all; their scores are 0.
 pub const WARM_UP: u32 = 12;
 
@@ -114,9 +140,9 @@ pub struct DetectorSet {
     holt: Holt,
     daily: Option<SeasonalBaseline>,
     weekly: Option<SeasonalBaseline>,
-    /// Recent mean absolute error of each baseline (NaN until it first
+    /// Recent mean absolute error of each baseline (`None` until it first
     /// makes a forecast); drives the choice under `Seasonality::Auto`.
-    error: [f64; 3],
+    error: [Option<f64>; 3],
     cusum: Cusum,
     likelihood: Likelihood,
     /// Per baseline, the empirical tail of its |z|: calibrates a residual
@@ -124,6 +150,10 @@ pub struct DetectorSet {
     point_tails: [EmpiricalTail; 3],
     /// Empirical tail of the larger CUSUM sum, calibrating it the same way.
     cusum_tail: EmpiricalTail,
+    /// The last buckets' residuals, for runs ([`crate::runs`]).
+    runs: RunSums,
+    /// Empirical tail of the run statistic.
+    run_tail: EmpiricalTail,
     /// Smallest non-zero step between consecutive values (0 until one is
     /// seen): the series' resolution, below which nothing is predictable.
     resolution: f64,
@@ -148,6 +178,10 @@ struct Assessment {
     zs: [Option<f64>; 3],
     /// -ln of the point tail probability.
     surprise: f64,
+    /// The run statistic and the bucket to remember for it, once judged.
+    run: Option<(f64, RunPoint)>,
+    /// Daily and weekly slot of the observation.
+    slots: [usize; 2],
 }
 
 impl DetectorSet {
@@ -162,6 +196,7 @@ impl DetectorSet {
             }
         };
         let coverage = config.band_coverage.clamp(0.5, 1.0 - 1e-12);
+        let tail = || EmpiricalTail::new(TAIL_ORIGIN, POINT_FORGET, POINT_PRIOR);
         Self {
             config,
             band_z: Normal::new(0.0, 1.0)
@@ -170,13 +205,13 @@ impl DetectorSet {
             holt: Holt::new(HoltParams::new(w)),
             daily: daily.map(SeasonalBaseline::new),
             weekly: weekly.map(SeasonalBaseline::new),
-            error: [f64::NAN; 3],
+            error: [None; 3],
             cusum: Cusum::new(CusumParams::default()),
             likelihood: Likelihood::new(LikelihoodParams::default()),
-            point_tails: std::array::from_fn(|_| {
-                EmpiricalTail::new(TAIL_ORIGIN, POINT_FORGET, POINT_PRIOR)
-            }),
-            cusum_tail: EmpiricalTail::new(TAIL_ORIGIN, POINT_FORGET, POINT_PRIOR),
+            point_tails: std::array::from_fn(|_| tail()),
+            cusum_tail: tail(),
+            runs: RunSums::new(),
+            run_tail: tail(),
             resolution: 0.0,
             last: 0.0,
             scale: 0.0,
@@ -211,67 +246,121 @@ impl DetectorSet {
         1e-9 + (self.resolution * 0.288_675).max(RELATIVE_FLOOR * self.scale)
     }
 
+    /// Daily and weekly slot of `local` (0 for an absent season). Both
+    /// seasons usually share one slot width, so the time is divided once.
+    #[inline]
+    fn slots(&self, local: i64) -> [usize; 2] {
+        match (&self.daily, &self.weekly) {
+            (Some(d), Some(w)) if d.params().slot_width == w.params().slot_width => {
+                let q = w.period_of(local);
+                let weekly = w.slot_of_period(q);
+                // A week is a whole number of days, so the weekly slot
+                // determines the daily one.
+                [weekly % d.slots(), weekly]
+            }
+            (d, w) => [
+                d.as_ref().map_or(0, |d| d.slot_of(local)),
+                w.as_ref().map_or(0, |w| w.slot_of(local)),
+            ],
+        }
+    }
+
     fn assess(&self, obs: &Observation) -> Assessment {
         let x = obs.value;
-        let local = obs.local_time();
-        let holt_floor = self.floor();
+        let slots = self.slots(obs.local_time());
+        let floor = self.floor();
         let mut residuals = [None; 3];
         let mut candidates = [None; 3];
-        if let Some((e, sd)) = self.holt.expect(obs.time, holt_floor) {
-            candidates[HOLT] = Some((e, sd));
-        }
+        candidates[HOLT] = self.holt.expect(obs.time, floor);
         if let Some(d) = &self.daily {
-            candidates[DAILY] = d.expect(local, holt_floor).map(|e| (e.expected, e.sd));
+            candidates[DAILY] = d.expect_slot(slots[0], floor).map(|e| (e.expected, e.sd));
         }
         if let Some(w) = &self.weekly {
-            candidates[WEEKLY] = w.expect(local, holt_floor).map(|e| (e.expected, e.sd));
+            candidates[WEEKLY] = w.expect_slot(slots[1], floor).map(|e| (e.expected, e.sd));
         }
-        for (r, c) in residuals.iter_mut().zip(&candidates) {
-            *r = c.map(|(e, _)| x - e);
+        let absurd = is_absurd(x);
+        if !absurd {
+            for (r, c) in residuals.iter_mut().zip(&candidates) {
+                *r = c.map(|(e, _)| x - e);
+            }
         }
         let chosen = self.choose(&candidates);
+        let warming_up = self.seen < WARM_UP;
         let Some((expected, mut sd)) = chosen.and_then(|i| candidates[i]) else {
+            let mut verdict = Verdict::warming_up(if absurd { 0.0 } else { x });
+            if absurd && !warming_up {
+                verdict.score = 1.0;
+                verdict.warming_up = false;
+            }
             return Assessment {
-                verdict: Verdict::warming_up(x),
+                verdict,
                 residuals,
                 z: 0.0,
                 zs: [None; 3],
                 surprise: 0.0,
+                run: None,
+                slots,
             };
         };
         let small_count = self.counts && expected < EXACT_BELOW;
         if self.counts {
             sd = sd.max(expected.max(0.0).sqrt());
         }
-        // Every baseline's residual in its own spreads; the point is judged
-        // by the baseline that explains it best (smallest |z|), against that
-        // baseline's own history of residuals.
+        let (lower, upper) = if small_count {
+            let tail = (1.0 - self.config.band_coverage) / 2.0;
+            poisson_band(expected, tail)
+        } else {
+            (expected - self.band_z * sd, expected + self.band_z * sd)
+        };
+        if absurd {
+            return Assessment {
+                verdict: Verdict {
+                    expected,
+                    lower,
+                    upper,
+                    score: if warming_up { 0.0 } else { 1.0 },
+                    direction: Direction::of(x, expected),
+                    warming_up,
+                },
+                residuals,
+                z: 0.0,
+                zs: [None; 3],
+                surprise: 0.0,
+                run: None,
+                slots,
+            };
+        }
+        // Every baseline's residual in its own spreads, for its tail; the
+        // point is judged by the chosen baseline, or by a credible
+        // alternative that explains it better, against that baseline's own
+        // history of residuals.
         let mut zs = [None; 3];
         let mut best: Option<(usize, f64, f64)> = None;
+        let chosen_error = chosen.and_then(|c| self.error[c]).unwrap_or(f64::INFINITY);
         for (m, c) in candidates.iter().enumerate() {
             let Some((e, s)) = *c else { continue };
-            let stale = m == HOLT && !self.holt.within_horizon(obs.time);
-            let credible = Some(m) == chosen
-                || (!stale
-                    && chosen.is_some_and(|c| self.error[m] <= CREDIBLE_ERROR * self.error[c]));
-            if !credible {
-                continue;
-            }
             let s = if self.counts {
                 s.max(e.max(0.0).sqrt())
             } else {
                 s
             };
             let zm = (x - e) / s;
+            let stale = m == HOLT && !self.holt.within_horizon(obs.time);
+            let credible = Some(m) == chosen
+                || (!stale
+                    && self.error[m].is_some_and(|err| err <= CREDIBLE_ERROR * chosen_error));
+            if !credible {
+                continue;
+            }
             zs[m] = Some(zm);
-            if best.map_or(true, |(_, zb, _)| zm.abs() < zb.abs()) {
+            if !matches!(best, Some((_, zb, _)) if zb.abs() <= zm.abs()) {
                 best = Some((m, zm, e));
             }
         }
         let (m, z, e) = best.unwrap_or((HOLT, 0.0, expected));
-        // The level-shift detector follows the chosen baseline: a persistence
-        // forecaster "explains" a sustained drop after a few buckets, which
-        // is exactly the drop CUSUM is there to accumulate.
+        // The level-shift detectors follow the chosen baseline: a
+        // persistence forecaster "explains" a sustained drop after a few
+        // buckets, which is exactly the drop they are there to accumulate.
         let z_chosen = (x - expected) / sd;
         let mut null = normal_two_sided(z);
         if self.counts && e < EXACT_BELOW {
@@ -282,7 +371,23 @@ impl DetectorSet {
         let mut p = p_point;
         if self.config.level_shift {
             let sums = self.cusum.peek(z_chosen);
-            p = p.min(self.cusum_tail.p(sums.0.max(sums.1), self.cusum.tail(sums)));
+            let level = sums.0.max(sums.1);
+            // At zero (most buckets) the tail is exactly 1: skip the lookup.
+            if level > 0.0 {
+                p = p.min(self.cusum_tail.p(level, self.cusum.tail(sums)));
+            }
+        }
+        let point = RunPoint {
+            z: z_chosen,
+            observed: x,
+            expected,
+            sd,
+        };
+        let run_z = self.runs.peek(&point, self.counts);
+        if run_z > RUN_EVIDENCE {
+            // Five windows are looked at; Bonferroni keeps the prior honest.
+            let run_null = (normal_two_sided(run_z) * WINDOWS.len() as f64).min(1.0);
+            p = p.min(self.run_tail.p(run_z, run_null));
         }
         if self.config.likelihood {
             p = p.min(self.likelihood.tail(surprise));
@@ -294,13 +399,6 @@ impl DetectorSet {
         if let Some(w) = &self.wow {
             score = score.max(w.score(obs).score);
         }
-        let (lower, upper) = if small_count {
-            let tail = (1.0 - self.config.band_coverage) / 2.0;
-            poisson_band(expected, tail)
-        } else {
-            (expected - self.band_z * sd, expected + self.band_z * sd)
-        };
-        let warming_up = self.seen < WARM_UP;
         Assessment {
             verdict: Verdict {
                 expected,
@@ -314,6 +412,8 @@ impl DetectorSet {
             z: z_chosen,
             zs,
             surprise,
+            run: Some((run_z, point)),
+            slots,
         }
     }
 
@@ -329,10 +429,9 @@ impl DetectorSet {
                 .into_iter()
                 .filter(|&i| available(i))
                 .min_by(|&a, &b| {
-                    let (ea, eb) = (self.error[a], self.error[b]);
                     // A model with no error record yet is tried last.
-                    let ea = if ea.is_nan() { f64::INFINITY } else { ea };
-                    let eb = if eb.is_nan() { f64::INFINITY } else { eb };
+                    let ea = self.error[a].unwrap_or(f64::INFINITY);
+                    let eb = self.error[b].unwrap_or(f64::INFINITY);
                     ea.total_cmp(&eb)
                 }),
         }
@@ -340,20 +439,32 @@ impl DetectorSet {
 
     fn apply(&mut self, obs: &Observation, a: &Assessment) {
         let x = obs.value;
+        if is_absurd(x) {
+            // Refused: see `ABSURD`.
+            return;
+        }
         let floor = self.floor();
         for (err, r) in self.error.iter_mut().zip(a.residuals) {
             if let Some(r) = r {
-                *err = if err.is_nan() {
-                    r.abs()
-                } else {
-                    *err + ERROR_ALPHA * (r.abs() - *err)
-                };
+                *err = Some(match *err {
+                    None => r.abs(),
+                    Some(e) => e + ERROR_ALPHA * (r.abs() - e),
+                });
             }
         }
         if !a.verdict.warming_up {
             self.cusum.push(a.z);
             self.cusum_tail.push(self.cusum.level());
             self.likelihood.push(a.surprise);
+            if let Some((run_z, point)) = &a.run {
+                self.runs.push(point);
+                self.run_tail.push(*run_z);
+            }
+            // Only credible baselines' residuals are learned: a model's
+            // history then holds its residuals from when it fitted the
+            // series, not from its warm-up or from stretches where it was
+            // far worse than the chosen one, and a real collapse is not
+            // made ordinary by them.
             for (t, z) in self.point_tails.iter_mut().zip(a.zs) {
                 if let Some(z) = z {
                     t.push(z.abs());
@@ -368,12 +479,11 @@ impl DetectorSet {
         let a_scale = SCALE_ALPHA.max(1.0 / f64::from(self.seen + 1));
         self.scale += a_scale * (x.abs() - self.scale);
         self.holt.learn_value(obs.time, x, floor);
-        let local = obs.local_time();
         if let Some(d) = &mut self.daily {
-            d.learn(local, x, floor);
+            d.learn_slot(a.slots[0], x, floor);
         }
         if let Some(w) = &mut self.weekly {
-            w.learn(local, x, floor);
+            w.learn_slot(a.slots[1], x, floor);
         }
         if let Some(w) = &mut self.wow {
             w.learn(obs);

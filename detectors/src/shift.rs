@@ -117,6 +117,7 @@ impl Detector for LevelShift {
         if self.reference.n < self.warm_up {
             return Verdict::warming_up(obs.value);
         }
+        let absurd = crate::set::is_absurd(obs.value);
         let sums = self.cusum.peek(self.z(obs.value));
         let sd = self.reference.sd(1e-9);
         let expected = self.reference.mean;
@@ -131,13 +132,21 @@ impl Detector for LevelShift {
             expected,
             lower: expected - 3.0 * sd,
             upper: expected + 3.0 * sd,
-            score: 1.0 - self.cusum.tail(sums),
+            score: if absurd {
+                1.0
+            } else {
+                1.0 - self.cusum.tail(sums)
+            },
             direction,
             warming_up: false,
         }
     }
 
     fn learn(&mut self, obs: &Observation) {
+        if crate::set::is_absurd(obs.value) {
+            // Refused, like the set does: see `crate::set::ABSURD`.
+            return;
+        }
         if self.reference.n >= self.warm_up {
             self.cusum.push(self.z(obs.value));
         }

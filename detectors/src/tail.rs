@@ -27,9 +27,10 @@
 //! re-alarms: once an event's first extreme points have been learned, the
 //! next points of the same size are no longer unseen.
 //!
-//! State is 32 `f32` masses plus a few scalars: under 150 bytes, no
-//! allocation, and a push touches one bin (forgetting is done by giving
-//! each new observation more weight, see `unit`).
+//! State is 32 `f32` cumulative masses plus a few scalars: under 150
+//! bytes, no allocation; a lookup reads two bins and a push adds to the
+//! bins at and below its value (forgetting is done by giving each new
+//! observation more weight, see `unit`).
 
 use serde::{Deserialize, Serialize};
 
@@ -49,10 +50,11 @@ pub struct EmpiricalTail {
     forget: f32,
     /// Pseudo-observations given to the null tail.
     prior: f32,
-    /// Forgotten mass per bin, in units of `unit`.
-    mass: [f32; BINS],
-    /// Sum of `mass`, kept separately so `p` does not re-add it.
-    total: f32,
+    /// Forgotten mass at or above each bin (`above[i]` = mass of bins
+    /// `i..`), in units of `unit`: `p` runs several times per observation
+    /// and reads two entries instead of summing up to 32 bins, while a
+    /// push of a typical small value touches only the few bins below it.
+    above: [f32; BINS],
     /// Weight of the next observation. Instead of multiplying all 32 bins
     /// by `1 - forget` per observation, each new observation weighs
     /// `1 / (1 - forget)` times the previous one; only ratios are ever read,
@@ -69,15 +71,14 @@ impl EmpiricalTail {
             origin: origin as f32,
             forget: forget as f32,
             prior: prior as f32,
-            mass: [0.0; BINS],
-            total: 0.0,
+            above: [0.0; BINS],
             unit: 1.0,
         }
     }
 
     /// Mass observed so far (forgotten), i.e. the effective history length.
     pub fn total(&self) -> f64 {
-        f64::from(self.total) / f64::from(self.unit)
+        f64::from(self.above[0]) / f64::from(self.unit)
     }
 
     /// Bin of `x` and the fraction of the bin lying above `x` (0 in the
@@ -117,25 +118,28 @@ impl EmpiricalTail {
     #[inline]
     pub fn p(&self, x: f64, null_tail: f64) -> f64 {
         let (bin, frac) = self.locate(x);
-        let above: f32 = self.mass[bin + 1..].iter().sum();
-        let seen = f64::from(above) + frac * f64::from(self.mass[bin]);
+        let next = self.above.get(bin + 1).map_or(0.0, |&a| f64::from(a));
+        let seen = next + frac * (f64::from(self.above[bin]) - next).max(0.0);
         let prior = f64::from(self.prior) * f64::from(self.unit);
-        ((seen + prior * null_tail.clamp(0.0, 1.0)) / (f64::from(self.total) + prior)).min(1.0)
+        ((seen + prior * null_tail.clamp(0.0, 1.0)) / (f64::from(self.above[0]) + prior)).min(1.0)
     }
 
     /// Folds in `x`.
     #[inline]
     pub fn push(&mut self, x: f64) {
         let (bin, _) = self.locate(x);
-        self.mass[bin] += self.unit;
-        self.total += self.unit;
+        // A fixed-length, branch-free loop: the compiler turns it into a
+        // few vector adds, cheaper than a loop of data-dependent length.
+        let unit = self.unit;
+        for (i, a) in self.above.iter_mut().enumerate() {
+            *a += if i <= bin { unit } else { 0.0 };
+        }
         self.unit /= 1.0 - self.forget;
         if self.unit > RESCALE_AT {
             let shrink = 1.0 / self.unit;
-            for m in &mut self.mass {
-                *m *= shrink;
+            for a in &mut self.above {
+                *a *= shrink;
             }
-            self.total *= shrink;
             self.unit = 1.0;
         }
     }

@@ -13,6 +13,9 @@ use crate::{Detector, Direction, Observation, Verdict};
 
 const WEEK: i64 = 7 * 86_400;
 const MONDAY_SHIFT: i64 = 4 * 86_400;
+/// Largest magnitude a value is remembered with: far beyond any KPI, and
+/// `u16::MAX` times it is still within `f32`.
+const MAX_VALUE: f64 = 1e30;
 
 /// Week-over-week change rule; see the module docs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,8 +25,12 @@ pub struct WeekOverWeek {
     slot_width: i64,
     /// Index of the week being accumulated.
     week: i64,
-    /// Per slot: mean of the previous week's values (NaN when unseen).
+    /// Per slot: mean of the previous week's values (meaningful only where
+    /// `has_last`; a separate flag rather than a NaN sentinel, because a
+    /// snapshot must survive JSON, which has no NaN).
     last: Vec<f32>,
+    /// Per slot: whether last week had values in it.
+    has_last: Vec<bool>,
     /// Per slot: sum and count of this week's values.
     sum: Vec<f32>,
     count: Vec<u16>,
@@ -42,7 +49,8 @@ impl WeekOverWeek {
             max_change,
             slot_width,
             week: i64::MIN,
-            last: vec![f32::NAN; slots],
+            last: vec![0.0; slots],
+            has_last: vec![false; slots],
             sum: vec![0.0; slots],
             count: vec![0; slots],
         }
@@ -57,21 +65,24 @@ impl WeekOverWeek {
 
     /// Heap bytes held by the per-slot arrays.
     pub fn heap_bytes(&self) -> usize {
-        self.last.capacity() * 4 + self.sum.capacity() * 4 + self.count.capacity() * 2
+        self.last.capacity() * 4
+            + self.has_last.capacity()
+            + self.sum.capacity() * 4
+            + self.count.capacity() * 2
     }
 
     /// Last week's mean for the slot of `local_time`, if there is one.
     pub fn reference(&self, local_time: i64) -> Option<f64> {
         let (week, slot) = self.locate(local_time);
         let last = if week == self.week {
-            self.last[slot]
-        } else if week == self.week + 1 && self.count[slot] > 0 {
+            self.has_last[slot].then_some(self.last[slot])
+        } else if week == self.week.saturating_add(1) && self.count[slot] > 0 {
             // The week rolls on the next learn; this week is "last week" then.
-            self.sum[slot] / f32::from(self.count[slot])
+            Some(self.sum[slot] / f32::from(self.count[slot]))
         } else {
-            f32::NAN
+            None
         };
-        (!last.is_nan()).then_some(f64::from(last))
+        last.map(f64::from)
     }
 }
 
@@ -107,19 +118,23 @@ impl Detector for WeekOverWeek {
     fn learn(&mut self, obs: &Observation) {
         let (week, slot) = self.locate(obs.local_time());
         if week != self.week {
-            let consecutive = week == self.week + 1;
+            let consecutive = week == self.week.saturating_add(1);
             for i in 0..self.last.len() {
-                self.last[i] = if consecutive && self.count[i] > 0 {
+                self.has_last[i] = consecutive && self.count[i] > 0;
+                self.last[i] = if self.has_last[i] {
                     self.sum[i] / f32::from(self.count[i])
                 } else {
-                    f32::NAN
+                    0.0
                 };
             }
             self.sum.fill(0.0);
             self.count.fill(0);
             self.week = week;
         }
-        self.sum[slot] += obs.value as f32;
+        // Sums are f32 to keep a week of slots small; clamping each value
+        // to ±MAX_VALUE keeps even 65 535 of them finite (a value beyond
+        // f32's range would otherwise make an infinite reference).
+        self.sum[slot] += obs.value.clamp(-MAX_VALUE, MAX_VALUE) as f32;
         self.count[slot] = self.count[slot].saturating_add(1);
     }
 }

@@ -20,8 +20,8 @@
 //!   3. **scoring does not mutate** — `score` twice gives the same verdict,
 //!      probing with extra `score` calls changes nothing, and `observe` is
 //!      `score` followed by `learn`.
-//! - At the end, the known failures on their smallest inputs, ignored with
-//!   the bug they show, for whoever fixes them.
+//! - At the end, the failures once found, on their smallest inputs, kept
+//!   as regression tests.
 //!
 //! Case counts are kept small so the file runs in seconds in debug builds;
 //! raise them with `PROPTEST_CASES=2000 cargo test -p detectors --test
@@ -484,12 +484,9 @@ fn config(cases: u32) -> ProptestConfig {
     }
 }
 
-// Why the snapshot tests of the set and the week-over-week rule are ignored:
-// their state holds NaN sentinels (`DetectorSet::error` until a baseline has
-// forecast, for ever for a baseline that never does, e.g. the seasonal ones
-// under `Seasonality::None`; `WeekOverWeek::last` for slots without last
-// week's data). serde_json writes NaN as `null` and refuses it on the way
-// back ("invalid type: null, expected f64"). Fix: `Option<f64>` in the state.
+// The snapshot tests of the set and the week-over-week rule once failed:
+// their state held NaN sentinels, which serde_json writes as `null` and
+// refuses on the way back. The state now uses `Option` and flags instead.
 
 proptest! {
     #![proptest_config(config(48))]
@@ -509,8 +506,6 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "bug: DetectorSet state holds NaN (`error` of a baseline that has not forecast \
-                yet), which serde_json writes as null and cannot read back as f64"]
     fn detector_set_snapshot_restores_bit_identical_verdicts(
         (spec, series, cut) in cut_case(set_spec())
     ) {
@@ -532,8 +527,6 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "bug: Holt overflows near f64::MAX: after 11 zeros, f64::MAX then -f64::MAX make \
-                the level -inf and the 14th verdict's score NaN (expected -inf, upper NaN)"]
     fn holt_scores_are_probabilities_for_any_finite_value(
         (spec, series) in extreme_case(holt_spec())
     ) {
@@ -560,8 +553,6 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "bug: LevelShift overflows near f64::MAX: with alpha 0.1, f64::MAX, -f64::MAX \
-                then ten zeros make the reference NaN and the 13th verdict's score NaN"]
     fn level_shift_scores_are_probabilities_for_any_finite_value(
         (spec, series) in extreme_case(level_shift_spec())
     ) {
@@ -621,8 +612,6 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "bug: WeekOverWeek state holds NaN (`last` of every slot without last week's \
-                data), which serde_json writes as null and cannot read back as f32"]
     fn week_over_week_snapshot_restores_bit_identical_verdicts(
         (spec, series, cut) in cut_case(week_over_week_spec())
     ) {
@@ -635,11 +624,9 @@ proptest! {
     }
 }
 
-// The snapshot bugs on the smallest inputs, for whoever fixes them.
+// The snapshot bugs on their smallest inputs, kept as regressions.
 
 #[test]
-#[ignore = "bug: a fresh DetectorSet's `error` is [NaN; 3]; serde_json writes null and refuses \
-            it on the way back (\"invalid type: null, expected f64\")"]
 fn a_fresh_detector_set_survives_a_json_round_trip() {
     let set = AnyDetector::Set(Box::new(DetectorSet::new(SetConfig::new(300))));
     let restored = json_round_trip(&set).unwrap_or_else(|e| panic!("{e}"));
@@ -647,8 +634,6 @@ fn a_fresh_detector_set_survives_a_json_round_trip() {
 }
 
 #[test]
-#[ignore = "bug: a fresh WeekOverWeek's `last` is all NaN; serde_json writes null and refuses \
-            it on the way back (\"invalid type: null, expected f32\")"]
 fn a_fresh_week_over_week_rule_survives_a_json_round_trip() {
     let rule = AnyDetector::WeekOverWeek(WeekOverWeek::new(0.3, 300));
     let restored = json_round_trip(&rule).unwrap_or_else(|e| panic!("{e}"));
@@ -672,18 +657,15 @@ fn a_float_in_a_snapshot_reads_back_to_the_same_bits() {
 // inputs.
 
 #[test]
-#[ignore = "bug: f64::MAX then -f64::MAX overflow the set's baselines to inf/NaN for good: \
-            every later verdict has expected NaN, and a jump from 10 to 1e6 three hundred \
-            buckets later scores 6e-10"]
 fn two_values_near_f64_max_do_not_blind_the_set_for_ever() {
     let mut set = DetectorSet::new(SetConfig {
         seasonality: Seasonality::None,
         ..SetConfig::new(300)
     });
-    let values = std::iter::repeat(10.0)
-        .take(11)
+    let values = [10.0; 11]
+        .into_iter()
         .chain([f64::MAX, -f64::MAX])
-        .chain(std::iter::repeat(10.0).take(300));
+        .chain([10.0; 300]);
     let mut time = MONDAY;
     for value in values {
         set.observe(&Observation::utc(time, value));
@@ -694,9 +676,6 @@ fn two_values_near_f64_max_do_not_blind_the_set_for_ever() {
 }
 
 #[test]
-#[ignore = "bug: WeekOverWeek keeps sums in f32, so a value above f32::MAX (3.4e38) becomes an \
-            infinite reference: next week, 1.0 against it gives expected inf, lower NaN and \
-            score 0 instead of a broken rule"]
 fn a_value_beyond_f32_range_does_not_blind_the_week_over_week_rule() {
     let mut rule = WeekOverWeek::new(0.3, 3600);
     rule.observe(&Observation::utc(MONDAY, 1e39));
