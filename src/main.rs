@@ -33,10 +33,10 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Days of simulated history.
-        #[arg(long, default_value_t = 21.0)]
+        #[arg(long, default_value_t = 14.0)]
         days: f64,
         /// Page views per minute at the busiest hour.
-        #[arg(long, default_value_t = 40.0)]
+        #[arg(long, default_value_t = 150.0)]
         rate: f64,
     },
     /// Score one already-aggregated series (`timestamp,value` CSV) with the
@@ -202,7 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             if !json {
                 println!(
-                    "kpiwatch demo: {days} days of a simulated shop through an in-process Kafka broker, incidents in the last hour\n"
+                    "kpiwatch demo: {days} days of a simulated shop through an in-process Kafka broker, incidents in the last 80 minutes\n"
                 );
             }
             let s = runtime.block_on(kpiwatch::demo::run(options))?;
@@ -276,6 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 peak_page_views: rate,
                 incidents,
                 seed,
+                local_offset: 0,
             };
             // In live mode, events are emitted when the wall clock reaches
             // their time.

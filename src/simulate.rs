@@ -136,6 +136,9 @@ pub struct ShopModel {
     pub incidents: Vec<Incident>,
     /// Random seed.
     pub seed: u64,
+    /// Seconds added to event time to get the shop's local time, which
+    /// drives the daily and weekly shape (0: the shop lives in UTC).
+    pub local_offset: i64,
 }
 
 /// Daily and weekly shape of traffic at `t`, between 0.1875 and 1.
@@ -157,7 +160,7 @@ pub fn generate(model: &ShopModel, mut emit: impl FnMut(i64, &[u8])) {
     let mut minute = model.start.div_euclid(60) * 60;
     while minute < model.end {
         minute_events.clear();
-        let shape = model.peak_page_views * seasonality(minute);
+        let shape = model.peak_page_views * seasonality(minute + model.local_offset);
         for (c, (country, c_share)) in COUNTRIES.iter().enumerate() {
             for (p, (platform, p_share)) in PLATFORMS.iter().enumerate() {
                 for (e, (event_type, e_share)) in FUNNEL.iter().enumerate() {
@@ -239,6 +242,7 @@ mod tests {
             peak_page_views: 60.0,
             incidents,
             seed: 1,
+            local_offset: 0,
         }
     }
 

@@ -126,6 +126,14 @@ pub fn is_absurd(x: f64) -> bool {
 /// Observations before the set judges at all; their scores are 0.
 pub const WARM_UP: u32 = 12;
 
+/// Least overdispersion assumed by the absence rule: an empty run is judged
+/// as if its expected count were this many times smaller (or the measured
+/// dispersion, if larger).
+const ABSENCE_DISPERSION: f64 = 1.25;
+/// Above this dispersion a series is not Poisson-like (byte counters,
+/// amounts rounded to integers) and the absence rule does not apply.
+const MAX_ABSENCE_DISPERSION: f64 = 3.0;
+
 /// Index of each baseline in [`DetectorSet::error`].
 const HOLT: usize = 0;
 const DAILY: usize = 1;
@@ -165,6 +173,15 @@ pub struct DetectorSet {
     /// True while every value seen was a non-negative integer.
     counts: bool,
     seen: u32,
+    /// Sum of the expected counts over the current run of empty buckets
+    /// (0 when the last bucket was not empty): the absence evidence.
+    empty_run: f64,
+    /// The expectation when the current empty run began. Adaptive
+    /// baselines learn from the zeros and lower their expectation; the run
+    /// is judged against the rate events had before they stopped.
+    empty_ref: f64,
+    /// The dispersion when the current empty run began, frozen likewise.
+    empty_dispersion: f64,
 }
 
 /// Everything `assess` works out for one observation; `learn` reuses it.
@@ -182,6 +199,10 @@ struct Assessment {
     run: Option<(f64, RunPoint)>,
     /// Daily and weekly slot of the observation.
     slots: [usize; 2],
+    /// `empty_run` after this observation.
+    empty_run: f64,
+    /// Residual variance over expected count, for the absence rule.
+    dispersion: f64,
 }
 
 impl DetectorSet {
@@ -219,6 +240,9 @@ impl DetectorSet {
                 .week_over_week
                 .map(|change| WeekOverWeek::new(change, w)),
             counts: true,
+            empty_run: 0.0,
+            empty_ref: 0.0,
+            empty_dispersion: 0.0,
             seen: 0,
         }
     }
@@ -266,6 +290,12 @@ impl DetectorSet {
     }
 
     fn assess(&self, obs: &Observation) -> Assessment {
+        let mut a = self.assess_models(obs);
+        self.apply_rules(obs, &mut a);
+        a
+    }
+
+    fn assess_models(&self, obs: &Observation) -> Assessment {
         let x = obs.value;
         let slots = self.slots(obs.local_time());
         let floor = self.floor();
@@ -300,9 +330,18 @@ impl DetectorSet {
                 surprise: 0.0,
                 run: None,
                 slots,
+                empty_run: 0.0,
+                dispersion: f64::INFINITY,
             };
         };
         let small_count = self.counts && expected < EXACT_BELOW;
+        // How far the residual variance exceeds Poisson's: ~1 for event
+        // counts, enormous for integer-valued byte counters.
+        let dispersion = if expected > 0.0 {
+            sd * sd / expected
+        } else {
+            f64::INFINITY
+        };
         if self.counts {
             sd = sd.max(expected.max(0.0).sqrt());
         }
@@ -328,6 +367,8 @@ impl DetectorSet {
                 surprise: 0.0,
                 run: None,
                 slots,
+                empty_run: 0.0,
+                dispersion: f64::INFINITY,
             };
         }
         // Every baseline's residual in its own spreads, for its tail; the
@@ -392,13 +433,33 @@ impl DetectorSet {
         if self.config.likelihood {
             p = p.min(self.likelihood.tail(surprise));
         }
-        let mut score = score_of_tail(p);
-        if let Some(t) = &self.config.threshold {
-            score = score.max(t.score(obs).score);
+        // Absence: a count series sitting at exactly zero while events were
+        // expected. The Poisson probability that every bucket of the run is
+        // empty is exp(-sum of expected); it is tempered for overdispersion
+        // but deliberately not calibrated against the series' history —
+        // events stopping where many were expected is the failure kpiwatch
+        // exists to report, whatever the series did before.
+        // During an empty run, the dispersion measured before it began.
+        let dispersion = if self.empty_run > 0.0 {
+            self.empty_dispersion
+        } else {
+            dispersion
+        };
+        let poisson_like = dispersion <= MAX_ABSENCE_DISPERSION;
+        let empty_run = if self.counts && poisson_like && x == 0.0 {
+            let reference = if self.empty_run > 0.0 {
+                self.empty_ref
+            } else {
+                0.0
+            };
+            self.empty_run + expected.max(reference).max(0.0)
+        } else {
+            0.0
+        };
+        if empty_run > 0.0 {
+            p = p.min((-empty_run / ABSENCE_DISPERSION.max(dispersion)).exp());
         }
-        if let Some(w) = &self.wow {
-            score = score.max(w.score(obs).score);
-        }
+        let score = score_of_tail(p);
         Assessment {
             verdict: Verdict {
                 expected,
@@ -414,6 +475,26 @@ impl DetectorSet {
             surprise,
             run: Some((run_z, point)),
             slots,
+            empty_run,
+            dispersion,
+        }
+    }
+
+    /// Applies the analyst's rules (static min/max, week-over-week) to a
+    /// verdict. They need no history, so they apply during warm-up too, and
+    /// a broken rule gives the verdict its direction.
+    fn apply_rules(&self, obs: &Observation, a: &mut Assessment) {
+        let broken = self
+            .config
+            .threshold
+            .map(|t| t.score(obs))
+            .into_iter()
+            .chain(self.wow.as_ref().map(|w| w.score(obs)))
+            .find(|v| v.score >= 1.0);
+        if let Some(rule) = broken {
+            a.verdict.score = 1.0;
+            a.verdict.warming_up = false;
+            a.verdict.direction = rule.direction;
         }
     }
 
@@ -490,6 +571,11 @@ impl DetectorSet {
         }
         self.counts &= is_count(x);
         self.seen = self.seen.saturating_add(1);
+        if a.empty_run > 0.0 && self.empty_run == 0.0 {
+            self.empty_ref = a.verdict.expected.max(0.0);
+            self.empty_dispersion = a.dispersion;
+        }
+        self.empty_run = a.empty_run;
     }
 }
 
@@ -513,6 +599,50 @@ impl Detector for DetectorSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_segment_whose_events_stop_alerts_by_the_third_bucket_and_stays_alerting() {
+        // ~7 checkouts a bucket with Poisson-like noise, then none at all.
+        let mut set = DetectorSet::new(SetConfig {
+            seasonality: Seasonality::None,
+            ..SetConfig::new(300)
+        });
+        let seq = [7.0, 5.0, 9.0, 6.0, 8.0, 4.0, 7.0, 10.0, 6.0, 7.0, 3.0, 8.0];
+        for i in 0..3000 {
+            set.observe(&Observation::utc(i * 300, seq[(i % 12) as usize]));
+        }
+        let scores: Vec<f64> = (3000..3012)
+            .map(|i| set.observe(&Observation::utc(i * 300, 0.0)).score)
+            .collect();
+        // Alerting by the third empty bucket, and not fading while the
+        // outage lasts although the forecaster learns from the zeros.
+        assert!(
+            scores[2..].iter().all(|&s| s >= 0.5),
+            "scores of the empty run {scores:?}"
+        );
+    }
+
+    #[test]
+    fn a_static_rule_applies_from_the_first_bucket_with_its_direction() {
+        let mut set = DetectorSet::new(SetConfig {
+            threshold: Some(StaticThreshold {
+                min: None,
+                max: Some(1.5),
+            }),
+            ..SetConfig::new(60)
+        });
+        let v = set.observe(&Observation::utc(0, 2.0));
+        assert_eq!(
+            (v.score, v.direction, v.warming_up),
+            (1.0, Direction::Spike, false)
+        );
+        for i in 1..30 {
+            set.observe(&Observation::utc(i * 60, 2.0));
+        }
+        // Value equal to the learned expectation: the rule still decides.
+        let v = set.score(&Observation::utc(30 * 60, 2.0));
+        assert_eq!((v.score, v.direction), (1.0, Direction::Spike));
+    }
 
     const MONDAY: i64 = 1_704_067_200;
 
