@@ -118,17 +118,19 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
 
     let metrics = Metrics::new();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let end = clock.now();
+    // A whole number of buckets, so every run sees the same shop.
+    let end = clock.now().div_euclid(300) * 300;
     let model = ShopModel {
         start: end - (options.days * 86_400.0) as i64,
         end,
         peak_page_views: options.rate,
         incidents: incidents(end),
         seed: 7,
-        // Whatever the hour the demo runs, the shop's local time at the end
-        // is 21:00, so the incidents meet its evening traffic rather than a
-        // quiet night.
-        local_offset: (21 * 3600 - end.rem_euclid(86_400)).rem_euclid(86_400),
+        // Whatever the day and hour the demo runs, the shop's local time at
+        // the end is Thursday 21:00 (1970-01-01 was a Thursday), so the
+        // incidents meet weekday evening traffic and every run sees the same
+        // shop.
+        local_offset: (21 * 3600 - end.rem_euclid(7 * 86_400)).rem_euclid(7 * 86_400),
     };
 
     let (observer, mut transitions) = mpsc::unbounded_channel::<Transition>();
