@@ -148,6 +148,27 @@ impl Service {
         (summary, rest)
     }
 
+    /// Waits until the service has fully processed `n` messages (the
+    /// processing-latency histogram is observed after a message's effects
+    /// are recorded). There is no channel for this, so /metrics is polled,
+    /// bounded by [`WAIT`].
+    pub async fn processed(&self, n: f64) {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let seen = self
+                .metric("kpiwatch_processing_latency_seconds_count", &[])
+                .await;
+            if seen >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {seen} of {n} messages processed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits for the next state snapshot.
     pub async fn next_snapshot(&mut self) {
         tokio::time::timeout(WAIT, self.snapshots.recv())
