@@ -205,6 +205,24 @@ struct Assessment {
     dispersion: f64,
 }
 
+impl Assessment {
+    /// An assessment that carries only a verdict: nothing for CUSUM, the
+    /// runs, the likelihood or the absence rule to learn from.
+    fn without_evidence(verdict: Verdict, residuals: [Option<f64>; 3], slots: [usize; 2]) -> Self {
+        Self {
+            verdict,
+            residuals,
+            z: 0.0,
+            zs: [None; 3],
+            surprise: 0.0,
+            run: None,
+            slots,
+            empty_run: 0.0,
+            dispersion: f64::INFINITY,
+        }
+    }
+}
+
 impl DetectorSet {
     /// An empty set.
     pub fn new(config: SetConfig) -> Self {
@@ -322,17 +340,7 @@ impl DetectorSet {
                 verdict.score = 1.0;
                 verdict.warming_up = false;
             }
-            return Assessment {
-                verdict,
-                residuals,
-                z: 0.0,
-                zs: [None; 3],
-                surprise: 0.0,
-                run: None,
-                slots,
-                empty_run: 0.0,
-                dispersion: f64::INFINITY,
-            };
+            return Assessment::without_evidence(verdict, residuals, slots);
         };
         let small_count = self.counts && expected < EXACT_BELOW;
         // How far the residual variance exceeds Poisson's: ~1 for event
@@ -352,8 +360,8 @@ impl DetectorSet {
             (expected - self.band_z * sd, expected + self.band_z * sd)
         };
         if absurd {
-            return Assessment {
-                verdict: Verdict {
+            return Assessment::without_evidence(
+                Verdict {
                     expected,
                     lower,
                     upper,
@@ -362,14 +370,8 @@ impl DetectorSet {
                     warming_up,
                 },
                 residuals,
-                z: 0.0,
-                zs: [None; 3],
-                surprise: 0.0,
-                run: None,
                 slots,
-                empty_run: 0.0,
-                dispersion: f64::INFINITY,
-            };
+            );
         }
         // Every baseline's residual in its own spreads, for its tail; the
         // point is judged by the chosen baseline, or by a credible
