@@ -22,7 +22,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
@@ -394,15 +393,9 @@ struct DeadLetters {
 
 impl DeadLetters {
     fn new(config: &Config, topic: &str) -> Result<Self, ServiceError> {
-        let mut cc = ClientConfig::new();
-        cc.set("bootstrap.servers", &config.kafka.brokers)
-            .set("log_level", "4");
-        for (k, v) in &config.kafka.options {
-            cc.set(k, v);
-        }
         Ok(Self {
             topic: topic.to_string(),
-            producer: cc.create()?,
+            producer: kafka::producer(&config.kafka.brokers, &config.kafka.options)?,
         })
     }
 

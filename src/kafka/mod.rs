@@ -130,19 +130,42 @@ impl ConsumerContext for KafkaContext {
     }
 }
 
-/// A producer for `brokers` (the simulator, the dead-letter topic).
+/// A producer for `brokers` (the simulator, the dead-letter topic), with
+/// `options` (`[kafka.options]`) applied last.
 pub fn producer(
     brokers: &str,
     options: &std::collections::BTreeMap<String, String>,
 ) -> KafkaResult<rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>> {
+    let mut cc = base_config(brokers);
+    cc.set("linger.ms", "5");
+    with_options(&mut cc, options).create()
+}
+
+/// What every kpiwatch Kafka client shares: the brokers, librdkafka logs at
+/// warning level, and SASL credentials from the environment
+/// (`KPIWATCH_KAFKA_USERNAME`, `KPIWATCH_KAFKA_PASSWORD`), never from the
+/// config file.
+fn base_config(brokers: &str) -> ClientConfig {
     let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .set("log_level", "4");
+    cc.set("bootstrap.servers", brokers).set("log_level", "4");
+    if let (Ok(user), Ok(pass)) = (
+        std::env::var("KPIWATCH_KAFKA_USERNAME"),
+        std::env::var("KPIWATCH_KAFKA_PASSWORD"),
+    ) {
+        cc.set("sasl.username", user).set("sasl.password", pass);
+    }
+    cc
+}
+
+/// Applies `[kafka.options]` last, so an operator can override any default.
+fn with_options<'a>(
+    cc: &'a mut ClientConfig,
+    options: &std::collections::BTreeMap<String, String>,
+) -> &'a mut ClientConfig {
     for (k, v) in options {
         cc.set(k, v);
     }
-    cc.create()
+    cc
 }
 
 /// Queues `record`, waiting while the producer's local queue is full (the
@@ -170,9 +193,8 @@ pub fn consumer(
     config: &Config,
     context: KafkaContext,
 ) -> KafkaResult<StreamConsumer<KafkaContext>> {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", &config.kafka.brokers)
-        .set("group.id", &config.kafka.group_id)
+    let mut cc = base_config(&config.kafka.brokers);
+    cc.set("group.id", &config.kafka.group_id)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
@@ -181,18 +203,9 @@ pub fn consumer(
         // librdkafka's default waits 1 s after its queue fills (100,000
         // messages), which caps catching up on a backlog at ~0.15 M msg/s
         // here (benches/kafka_e2e.rs); 20 ms keeps the fetcher busy.
-        .set("fetch.queue.backoff.ms", "20")
-        .set("log_level", "4");
-    if let (Ok(user), Ok(pass)) = (
-        std::env::var("KPIWATCH_KAFKA_USERNAME"),
-        std::env::var("KPIWATCH_KAFKA_PASSWORD"),
-    ) {
-        cc.set("sasl.username", user).set("sasl.password", pass);
-    }
-    for (k, v) in &config.kafka.options {
-        cc.set(k, v);
-    }
-    let consumer: StreamConsumer<KafkaContext> = cc.create_with_context(context)?;
+        .set("fetch.queue.backoff.ms", "20");
+    let consumer: StreamConsumer<KafkaContext> =
+        with_options(&mut cc, &config.kafka.options).create_with_context(context)?;
     let topics: Vec<&str> = config.topics.iter().map(|t| t.name.as_str()).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)
