@@ -114,6 +114,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     let topic = config.topics[0].name.clone();
     broker.create_topic(&topic, PARTITIONS)?;
     let kpis = config.kpis.len();
+    let state_dir = config.service.state_dir.clone();
     let idle = config.topics[0].idle_timeout;
 
     let metrics = Metrics::new();
@@ -212,9 +213,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     }
     let _ = stop.send(());
     let summary = service.await??;
-    let _ = std::fs::remove_dir_all(
-        std::env::temp_dir().join(format!("kpiwatch-demo-{}", std::process::id())),
-    );
+    let _ = std::fs::remove_dir_all(&state_dir);
     while let Ok(t) = transitions.try_recv() {
         if options.print {
             println!("{}", describe(&t));
