@@ -14,14 +14,16 @@
 //!
 //! `main.rs` is the CLI edge: argument parsing (clap), `anyhow` error
 //! reporting, and the exit codes of DESIGN.md (0 ok, 1 user error, 2 usage).
-//! The streaming pipeline (Kafka source, event-time buckets, alert
-//! lifecycle, notifiers) arrives with the issues that build it.
+//! The streaming pipeline: [`kafka`] source, [`pipeline`] (event-time
+//! buckets, detection, alert lifecycle), [`notify`] (subscriptions, email,
+//! webhooks, outbox), wired together by [`service`].
 
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod http;
 pub mod kafka;
+pub mod notify;
 pub mod pipeline;
 pub mod replay;
 pub mod score;

@@ -26,6 +26,8 @@ pub struct Config {
     pub topics: Vec<Topic>,
     /// KPIs, in file order; ratios index this.
     pub kpis: Vec<Kpi>,
+    /// Receivers, subscriptions and delivery.
+    pub notify: crate::notify::settings::NotifySettings,
 }
 
 /// `[service]`.
@@ -217,6 +219,10 @@ pub struct Kpi {
     pub name: String,
     /// What it means.
     pub description: Option<String>,
+    /// Runbook link for notifications.
+    pub runbook: Option<String>,
+    /// Dashboard link for notifications.
+    pub dashboard: Option<String>,
     /// Index into [`Config::topics`].
     pub topic: usize,
     /// What is measured.
@@ -317,11 +323,13 @@ pub fn validate(src: &Source<'_>) -> Result<Config, ConfigError> {
         let kpi = kpi(src, k, &raw.defaults, &topics, &kpis)?;
         kpis.push(kpi);
     }
+    let notify = crate::notify::settings::NotifySettings::none(&service.state_dir);
     Ok(Config {
         service,
         kafka,
         topics,
         kpis,
+        notify,
     })
 }
 
@@ -370,6 +378,8 @@ fn refuse_identity_keys_in_defaults(src: &Source<'_>, d: &KpiToml) -> Result<(),
     let spans = [
         ("name", d.name.as_ref().map(Spanned::span)),
         ("description", d.description.as_ref().map(Spanned::span)),
+        ("runbook", d.runbook.as_ref().map(Spanned::span)),
+        ("dashboard", d.dashboard.as_ref().map(Spanned::span)),
         ("aggregate", d.aggregate.as_ref().map(Spanned::span)),
         ("field", d.field.as_ref().map(Spanned::span)),
         ("numerator", d.numerator.as_ref().map(Spanned::span)),
@@ -559,6 +569,8 @@ fn kpi(
     Ok(Kpi {
         name,
         description: k.description.as_ref().map(|s| s.get_ref().clone()),
+        runbook: k.runbook.as_ref().map(|s| s.get_ref().clone()),
+        dashboard: k.dashboard.as_ref().map(|s| s.get_ref().clone()),
         topic,
         measure,
         group_by,

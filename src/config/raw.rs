@@ -111,6 +111,10 @@ pub struct KpiToml {
     pub name: Option<Spanned<String>>,
     /// What the KPI means, for people reading alerts.
     pub description: Option<Spanned<String>>,
+    /// Link to the runbook, shown in every notification about this KPI.
+    pub runbook: Option<Spanned<String>>,
+    /// Link to a dashboard of this KPI, shown in notifications.
+    pub dashboard: Option<Spanned<String>>,
     /// Topic the events come from (default: the only `[[topic]]`).
     pub topic: Option<Spanned<String>>,
     /// Which events count: `field = value` (equals), `field = { not = v }`,

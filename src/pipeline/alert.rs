@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat};
 use detectors::Direction;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Firing or resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// The series became anomalous.
@@ -20,7 +20,7 @@ pub enum Status {
 }
 
 /// How bad.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Score at or above the KPI's threshold.
@@ -29,8 +29,31 @@ pub enum Severity {
     Critical,
 }
 
+/// One recent bucket of a series, for charts: its value and the band the
+/// detectors expected it in.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RecentBucket {
+    /// Bucket start, epoch seconds.
+    pub t: i64,
+    /// Observed value.
+    #[serde(deserialize_with = "null_as_nan")]
+    pub value: f64,
+    /// Expected value. f32: chart precision, and it halves the per-series
+    /// memory of the recent-bucket ring.
+    #[serde(deserialize_with = "null_as_nan_f32")]
+    pub expected: f32,
+    /// Lower edge of the normal band.
+    #[serde(deserialize_with = "null_as_nan_f32")]
+    pub lower: f32,
+    /// Upper edge of the normal band.
+    #[serde(deserialize_with = "null_as_nan_f32")]
+    pub upper: f32,
+    /// Whether the bucket was judged anomalous.
+    pub anomalous: bool,
+}
+
 /// One alert transition.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
     /// Firing or resolved.
     pub status: Status,
@@ -52,22 +75,45 @@ pub struct Transition {
     /// End of that bucket, RFC 3339.
     pub bucket_end: String,
     /// Observed value in that bucket.
+    #[serde(deserialize_with = "null_as_nan")]
     pub observed: f64,
     /// Expected value.
+    #[serde(deserialize_with = "null_as_nan")]
     pub expected: f64,
     /// Lower edge of the normal band.
+    #[serde(deserialize_with = "null_as_nan")]
     pub lower: f64,
     /// Upper edge of the normal band.
+    #[serde(deserialize_with = "null_as_nan")]
     pub upper: f64,
     /// Detector score, 0-1.
+    #[serde(deserialize_with = "null_as_nan")]
     pub score: f64,
     /// (observed - expected) / expected in percent, when expected is not 0.
     pub deviation_pct: Option<f64>,
     /// The KPI's description.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Recent buckets as `[start_epoch_seconds, value]`, oldest first.
-    pub recent: Vec<(i64, f64)>,
+    /// The KPI's runbook link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<String>,
+    /// The KPI's dashboard link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<String>,
+    /// Recent buckets with their bands, oldest first, ending with this
+    /// transition's bucket.
+    pub recent: Vec<RecentBucket>,
+}
+
+/// JSON has no infinities or NaN: serde_json writes them as `null` (an
+/// open band edge is infinite), and this reads `null` back as NaN so an
+/// alert survives the outbox.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+fn null_as_nan_f32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
 }
 
 /// RFC 3339 in UTC for epoch seconds.

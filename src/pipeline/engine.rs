@@ -18,7 +18,7 @@ use detectors::{Detector, DetectorSet, Direction, Observation, Verdict};
 
 use crate::config::model::{Aggregate, Interest, Kpi, Measure};
 
-use super::alert::{alert_id, rfc3339, Severity, Status, Transition};
+use super::alert::{alert_id, rfc3339, RecentBucket, Severity, Status, Transition};
 use super::window::{ClosedBucket, SeriesKey, KEY_SEPARATOR};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -42,7 +42,7 @@ enum Lifecycle {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SeriesState {
     detectors: DetectorSet,
-    recent: VecDeque<(i64, f64)>,
+    recent: VecDeque<RecentBucket>,
     lifecycle: Lifecycle,
 }
 
@@ -160,11 +160,6 @@ impl Engine {
             utc_offset,
             value,
         });
-        if s.recent.len() == def.alerting.recent_buckets {
-            s.recent.pop_front();
-        }
-        s.recent.push_back((b.start, value));
-
         let a = def.alerting;
         // Quiet buckets (night-time, a tiny country) are not judged, but a
         // count that collapses from a busy expectation is: the volume that
@@ -176,12 +171,25 @@ impl Engine {
             } => verdict.expected,
             _ => 0.0,
         };
-        if (b.volume as f64).max(expected_events) < def.min_volume {
-            return Some(verdict);
-        }
-        let anomalous = !verdict.warming_up
+        let judged = (b.volume as f64).max(expected_events) >= def.min_volume;
+        let anomalous = judged
+            && !verdict.warming_up
             && verdict.score >= a.threshold
             && interested(def.direction, verdict.direction);
+        if s.recent.len() == a.recent_buckets {
+            s.recent.pop_front();
+        }
+        s.recent.push_back(RecentBucket {
+            t: b.start,
+            value,
+            expected: verdict.expected as f32,
+            lower: verdict.lower as f32,
+            upper: verdict.upper as f32,
+            anomalous,
+        });
+        if !judged {
+            return Some(verdict);
+        }
         let severity = if verdict.score >= a.critical {
             Severity::Critical
         } else {
@@ -263,6 +271,8 @@ impl Engine {
             deviation_pct: (verdict.expected != 0.0)
                 .then(|| (value - verdict.expected) / verdict.expected.abs() * 100.0),
             description: def.description.clone(),
+            runbook: def.runbook.clone(),
+            dashboard: def.dashboard.clone(),
             recent: s.recent.iter().copied().collect(),
         });
         Some(verdict)

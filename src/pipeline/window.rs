@@ -405,6 +405,8 @@ mod tests {
         Kpi {
             name: "checkouts".into(),
             description: None,
+            runbook: None,
+            dashboard: None,
             topic: 0,
             measure: Measure::Events {
                 filter: vec![],
