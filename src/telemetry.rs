@@ -7,7 +7,8 @@
 //! and partitions come from config and Kafka, reasons are enums.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric kpiwatch exports.
@@ -41,6 +42,28 @@ pub struct Metrics {
     /// (buckets updated, closed buckets judged, transitions emitted) being
     /// recorded.
     pub processing_latency: Histogram,
+    /// Notifications accepted by their receiver, by receiver.
+    pub notifications_sent: IntCounterVec,
+    /// Failed delivery attempts, by receiver and reason (transient,
+    /// permanent).
+    pub notifications_failed: IntCounterVec,
+    /// Delivery attempts that were retries, by receiver.
+    pub notifications_retried: IntCounterVec,
+    /// Notifications given up, by receiver and reason (expired, rejected).
+    pub notifications_dropped: IntCounterVec,
+    /// Notifications recorded but not sent, by subscription and reason
+    /// (silenced, muted).
+    pub notifications_suppressed: IntCounterVec,
+    /// Notifications refused by the outbox because their id was already
+    /// accepted (a replay or restart recreated them), by receiver.
+    pub notifications_deduplicated: IntCounterVec,
+    /// Notifications waiting in the outbox, by receiver.
+    pub outbox_depth: IntGaugeVec,
+    /// Age in seconds of the oldest notification waiting, by receiver.
+    pub outbox_oldest_age: GaugeVec,
+    /// Seconds from a notification's creation to its receiver accepting
+    /// it, by receiver.
+    pub delivery_latency: HistogramVec,
 }
 
 impl Metrics {
@@ -72,7 +95,69 @@ impl Metrics {
         registry
             .register(Box::new(processing_latency.clone()))
             .expect("unique metric");
+        let delivery_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "kpiwatch_notification_delivery_seconds",
+                "Seconds from a notification's creation to its receiver accepting it.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0, 3600.0,
+            ]),
+            &["receiver"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(delivery_latency.clone()))
+            .expect("unique metric");
+        let outbox_oldest_age = GaugeVec::new(
+            Opts::new(
+                "kpiwatch_outbox_oldest_age_seconds",
+                "Age of the oldest notification waiting in the outbox.",
+            ),
+            &["receiver"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(outbox_oldest_age.clone()))
+            .expect("unique metric");
         Self {
+            notifications_sent: counter(
+                "kpiwatch_notifications_sent_total",
+                "Notifications accepted by their receiver (HTTP 2xx, SMTP 250).",
+                &["receiver"],
+            ),
+            notifications_failed: counter(
+                "kpiwatch_notifications_failed_total",
+                "Failed delivery attempts.",
+                &["receiver", "reason"],
+            ),
+            notifications_retried: counter(
+                "kpiwatch_notifications_retried_total",
+                "Delivery attempts that were retries.",
+                &["receiver"],
+            ),
+            notifications_dropped: counter(
+                "kpiwatch_notifications_dropped_total",
+                "Notifications given up (expired: older than give_up_after; rejected: refused for good).",
+                &["receiver", "reason"],
+            ),
+            notifications_suppressed: counter(
+                "kpiwatch_notifications_suppressed_total",
+                "Notifications recorded but not sent (silenced, muted).",
+                &["subscription", "reason"],
+            ),
+            notifications_deduplicated: counter(
+                "kpiwatch_notifications_deduplicated_total",
+                "Notifications not sent again because the outbox had already accepted their id.",
+                &["receiver"],
+            ),
+            outbox_depth: gauge(
+                "kpiwatch_outbox_depth",
+                "Notifications waiting in the outbox.",
+                &["receiver"],
+            ),
+            outbox_oldest_age,
+            delivery_latency,
             events_consumed: counter(
                 "kpiwatch_events_consumed_total",
                 "Events read from Kafka or a replay file.",
@@ -235,5 +320,108 @@ impl LateEvent<'_> {
             "late event dropped"
         );
         m.events_late.with_label_values(&[o.topic]).inc();
+    }
+}
+
+/// A receiver accepted a notification.
+pub struct NotificationSent<'a> {
+    /// Receiver name.
+    pub receiver: &'a str,
+    /// Notification id.
+    pub id: &'a str,
+    /// Seconds since the notification was created.
+    pub latency: f64,
+    /// Attempts it took.
+    pub attempts: u32,
+}
+
+impl NotificationSent<'_> {
+    /// Logs and counts.
+    pub fn emit(&self, m: &Metrics) {
+        tracing::info!(
+            receiver = self.receiver,
+            id = self.id,
+            latency_ms = (self.latency * 1000.0).round(),
+            attempts = self.attempts,
+            "notification sent"
+        );
+        m.notifications_sent
+            .with_label_values(&[self.receiver])
+            .inc();
+        m.delivery_latency
+            .with_label_values(&[self.receiver])
+            .observe(self.latency);
+    }
+}
+
+/// A delivery attempt failed.
+pub struct NotificationFailed<'a> {
+    /// Receiver name.
+    pub receiver: &'a str,
+    /// Notification id.
+    pub id: &'a str,
+    /// What went wrong.
+    pub error: &'a crate::notify::DeliveryError,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+}
+
+impl NotificationFailed<'_> {
+    /// Logs and counts.
+    pub fn emit(&self, m: &Metrics) {
+        tracing::warn!(
+            receiver = self.receiver,
+            id = self.id,
+            attempts = self.attempts,
+            error = %self.error,
+            "notification delivery failed"
+        );
+        m.notifications_failed
+            .with_label_values(&[self.receiver, self.error.label()])
+            .inc();
+    }
+}
+
+/// Why a notification was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Still undelivered after `give_up_after`.
+    Expired,
+    /// The receiver refused it for good.
+    Rejected,
+}
+
+impl DropReason {
+    /// The metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// A notification was given up.
+pub struct NotificationDropped<'a> {
+    /// Receiver name.
+    pub receiver: &'a str,
+    /// Notification id.
+    pub id: &'a str,
+    /// Why.
+    pub reason: DropReason,
+}
+
+impl NotificationDropped<'_> {
+    /// Logs (at error: someone did not get told) and counts.
+    pub fn emit(&self, m: &Metrics) {
+        tracing::error!(
+            receiver = self.receiver,
+            id = self.id,
+            reason = self.reason.label(),
+            "notification given up"
+        );
+        m.notifications_dropped
+            .with_label_values(&[self.receiver, self.reason.label()])
+            .inc();
     }
 }

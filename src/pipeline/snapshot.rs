@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use super::engine::SeriesState;
 
 /// Version of the snapshot layout; a different version is not restored.
-const VERSION: u32 = 1;
+/// Bumped whenever the layout changes: 2 added the band to the recent buckets.
+const VERSION: u32 = 2;
 /// File name inside `service.state_dir`.
 pub const FILE: &str = "snapshot.postcard";
 

@@ -1,0 +1,257 @@
+//! The notifier stage: alert transitions in, outbox entries out.
+//!
+//! [`Notifier`] is synchronous and owned by the service loop, which calls
+//! [`Notifier::alerts`] with each batch of transitions right after the
+//! pipeline produced them, and [`Notifier::tick`] when
+//! [`Notifier::next_due_ms`] comes (group waits, intervals, repeats). Each
+//! call routes through the [`Dispatcher`], writes the dispatcher's state
+//! (`notify-state.json` in the state directory) and every due notification
+//! to the [`Outbox`] before returning — so by the time the pipeline
+//! snapshot that covers a transition is written, and the Kafka offsets
+//! behind it are committed, the alert is safe on disk. Delivery happens in
+//! the per-receiver [`Worker`] tasks this module starts.
+//!
+//! A transition seen twice (a replay after a restart) changes nothing in
+//! the dispatcher, and a notification recreated with the same id is
+//! refused by the outbox ledger: nothing is sent twice.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::deliver::{Backlog, Transports, Worker};
+use super::group::{Dispatcher, DispatcherState};
+use super::outbox::{Outbox, OutboxError, Pending};
+use super::settings::NotifySettings;
+use super::silence::SilenceStore;
+use super::Notification;
+use crate::clock::Clock;
+use crate::pipeline::alert::Transition;
+use crate::telemetry::Metrics;
+
+/// File of the dispatcher's state inside the state directory.
+pub const STATE_FILE: &str = "notify-state.json";
+/// File of the silences inside the state directory.
+pub const SILENCES_FILE: &str = "silences.json";
+
+/// Errors that stop the notifier (and with it the service: alerts that
+/// cannot be kept must not be acknowledged).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The outbox could not be written.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// The dispatcher state could not be read or written.
+    #[error("notifier state {path}: {reason}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A sender could not be built (e.g. a bad SMTP host).
+    #[error("email transport: {0}")]
+    Email(#[from] super::email::EmailError),
+}
+
+/// The notifier: dispatcher, silences, outbox, and the delivery workers'
+/// inboxes.
+pub struct Notifier {
+    dispatcher: Dispatcher,
+    silences: Arc<Mutex<SilenceStore>>,
+    outbox: Outbox,
+    inboxes: HashMap<String, mpsc::UnboundedSender<Pending>>,
+    state_path: PathBuf,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    backlog: Arc<Backlog>,
+    stop: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+    due: Vec<Notification>,
+}
+
+impl Notifier {
+    /// Opens the outbox and state in `state_dir`, restores the dispatcher
+    /// and starts one delivery worker per receiver (which first send what
+    /// a previous run left in the outbox). Must run inside a tokio runtime.
+    pub fn start(
+        settings: &NotifySettings,
+        state_dir: &Path,
+        silences: Arc<Mutex<SilenceStore>>,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+    ) -> Result<Self, NotifyError> {
+        let now_ms = clock.now_ms();
+        let outbox = Outbox::open(&settings.outbox_dir, now_ms)?;
+        let mut dispatcher = Dispatcher::new(settings);
+        let state_path = state_dir.join(STATE_FILE);
+        if let Some(state) = load_state(&state_path)? {
+            dispatcher.import(state);
+        }
+        let transports = Arc::new(Transports::new(settings)?);
+        let backlog = Arc::new(Backlog::default());
+        let (stop, stopped) = watch::channel(false);
+        let mut left = outbox.pending()?;
+        let mut inboxes = HashMap::new();
+        let mut workers = Vec::new();
+        for receiver in &settings.receivers {
+            let queue: std::collections::VecDeque<Pending> =
+                left.remove(&receiver.name).unwrap_or_default().into();
+            if !queue.is_empty() {
+                tracing::info!(receiver = %receiver.name, pending = queue.len(), "resuming outbox");
+            }
+            backlog.add(queue.len() as i64);
+            let (tx, rx) = mpsc::unbounded_channel();
+            inboxes.insert(receiver.name.clone(), tx);
+            let worker = Worker {
+                receiver: receiver.clone(),
+                queue,
+                incoming: rx,
+                transports: transports.clone(),
+                retry: settings.retry,
+                clock: clock.clone(),
+                metrics: metrics.clone(),
+                backlog: backlog.clone(),
+            };
+            workers.push(tokio::spawn(worker.run(stopped.clone())));
+        }
+        for (receiver, entries) in left {
+            if !entries.is_empty() {
+                tracing::warn!(%receiver, pending = entries.len(), "outbox entries for a receiver no longer configured are kept, not sent");
+            }
+        }
+        Ok(Self {
+            dispatcher,
+            silences,
+            outbox,
+            inboxes,
+            state_path,
+            clock,
+            metrics,
+            backlog,
+            stop,
+            workers,
+            due: Vec::new(),
+        })
+    }
+
+    /// Notifications waiting for delivery.
+    pub fn backlog(&self) -> Arc<Backlog> {
+        self.backlog.clone()
+    }
+
+    /// Takes a batch of alert transitions: routes them, sends what is due
+    /// now (a `group_wait` of 0 sends at once), and returns once the
+    /// dispatcher state and the due notifications are on disk.
+    pub fn alerts(&mut self, transitions: &[Transition]) -> Result<(), NotifyError> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        let now_ms = self.clock.now_ms();
+        for t in transitions {
+            self.dispatcher.alert(t, now_ms);
+        }
+        self.flush(now_ms)
+    }
+
+    /// When [`Notifier::tick`] next has work, epoch milliseconds.
+    pub fn next_due_ms(&self) -> Option<i64> {
+        self.dispatcher.next_due()
+    }
+
+    /// Sends what is due now.
+    pub fn tick(&mut self) -> Result<(), NotifyError> {
+        let now_ms = self.clock.now_ms();
+        self.flush(now_ms)
+    }
+
+    fn flush(&mut self, now_ms: i64) -> Result<(), NotifyError> {
+        let suppressed = {
+            let silences = self.silences.lock().unwrap_or_else(|e| e.into_inner());
+            self.dispatcher.flush(now_ms, &silences, &mut self.due)
+        };
+        for s in &suppressed {
+            tracing::info!(suppressed = ?s, "notification suppressed");
+            self.metrics
+                .notifications_suppressed
+                .with_label_values(&[s.subscription.as_str(), s.reason.label()])
+                .inc();
+        }
+        for n in self.due.drain(..) {
+            match self.outbox.put(&n)? {
+                Some(pending) => match self.inboxes.get(&n.receiver) {
+                    Some(inbox) => {
+                        self.backlog.add(1);
+                        if inbox.send(pending).is_err() {
+                            // The worker ended (shutdown): the entry waits
+                            // in the outbox for the next start.
+                            self.backlog.add(-1);
+                        }
+                    }
+                    None => tracing::error!(receiver = %n.receiver, "notification for an unknown receiver kept in the outbox"),
+                },
+                None => {
+                    tracing::debug!(id = %n.id, receiver = %n.receiver, "notification already accepted before; not sent again");
+                    self.metrics
+                        .notifications_deduplicated
+                        .with_label_values(&[n.receiver.as_str()])
+                        .inc();
+                }
+            }
+        }
+        save_state(&self.state_path, &self.dispatcher.export())
+    }
+
+    /// Stops the delivery workers (between sends) and waits for them.
+    /// Undelivered notifications stay in the outbox.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        drop(self.inboxes);
+        for w in self.workers {
+            let _ = w.await;
+        }
+    }
+}
+
+fn load_state(path: &Path) -> Result<Option<DispatcherState>, NotifyError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(NotifyError::State {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| NotifyError::State {
+            path: path.to_path_buf(),
+            reason: format!("{e}; move it away to start with no open notification groups"),
+        })
+}
+
+fn save_state(path: &Path, state: &DispatcherState) -> Result<(), NotifyError> {
+    use std::io::Write;
+    let err = |e: std::io::Error| NotifyError::State {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec(state).expect("dispatcher state serialises");
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    f.write_all(&bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Some(Ok(d)) = path.parent().map(std::fs::File::open) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
