@@ -79,7 +79,7 @@ max_series = {series}
             )?;
             offset += 1;
             match pipeline.record(0, 0, offset, &line, None) {
-                Outcome::Accepted { time, .. } if time >= pipeline.next_close(0) => {
+                Outcome::Accepted { due: true, .. } => {
                     pipeline.advance(None, &mut transitions);
                     transitions.clear();
                 }

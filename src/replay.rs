@@ -70,8 +70,7 @@ pub fn replay(
         let outcome = pipeline.record(topic_index, 0, line_no, payload, None);
         summary.event(outcome);
         // Only an event at or past the next close can close a bucket.
-        if matches!(outcome, Outcome::Accepted { time, .. } if time >= pipeline.next_close(topic_index))
-        {
+        if matches!(outcome, Outcome::Accepted { due: true, .. }) {
             pipeline.advance(None, &mut transitions);
             write_transitions(&mut out, &mut transitions, &mut summary)?;
         }

@@ -196,9 +196,9 @@ pub async fn run(
                 summary.event(outcome);
                 tracing::trace!(partition = m.partition(), offset = m.offset(), ?outcome, progress = ?pipeline.progress(topic), "message");
                 let due = match outcome {
-                    Outcome::Accepted { time, closed_at } => {
+                    Outcome::Accepted { closed_at, due, .. } => {
                         tracker.track(topic, m.partition(), m.offset(), closed_at);
-                        time >= pipeline.next_close(topic)
+                        due
                     }
                     Outcome::Rejected(reason) => {
                         if let Some(d) = &dead_letters {

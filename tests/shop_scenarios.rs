@@ -35,10 +35,8 @@ fn run(incidents: Vec<kpiwatch::simulate::Incident>) -> Vec<Transition> {
     let mut offset = 0;
     generate(&model, |_, line| {
         offset += 1;
-        if let Outcome::Accepted { time, .. } = pipeline.record(0, 0, offset, line, None) {
-            if time >= pipeline.next_close(0) {
-                pipeline.advance(None, &mut out);
-            }
+        if let Outcome::Accepted { due: true, .. } = pipeline.record(0, 0, offset, line, None) {
+            pipeline.advance(None, &mut out);
         }
     });
     pipeline.finish(&mut out);

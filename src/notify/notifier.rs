@@ -191,7 +191,9 @@ impl Notifier {
                             self.backlog.add(-1);
                         }
                     }
-                    None => tracing::error!(receiver = %n.receiver, "notification for an unknown receiver kept in the outbox"),
+                    None => {
+                        tracing::error!(receiver = %n.receiver, "notification for an unknown receiver kept in the outbox")
+                    }
                 },
                 None => {
                     tracing::debug!(id = %n.id, receiver = %n.receiver, "notification already accepted before; not sent again");

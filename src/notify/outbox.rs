@@ -157,7 +157,12 @@ impl Outbox {
             next_seq: 0,
         };
         let pending = outbox.pending()?;
-        outbox.next_seq = pending.values().flatten().map(|p| p.seq + 1).max().unwrap_or(0);
+        outbox.next_seq = pending
+            .values()
+            .flatten()
+            .map(|p| p.seq + 1)
+            .max()
+            .unwrap_or(0);
         Ok(outbox)
     }
 
@@ -328,7 +333,11 @@ mod tests {
     fn old_ledger_lines_are_compacted_away() {
         let dir = tempfile::tempdir().unwrap();
         let mut o = Outbox::open(dir.path(), 0).unwrap();
-        o.put(&note("old", "team", 0)).unwrap().unwrap().remove().unwrap();
+        o.put(&note("old", "team", 0))
+            .unwrap()
+            .unwrap()
+            .remove()
+            .unwrap();
         o.put(&note("new", "team", LEDGER_RETENTION_MS))
             .unwrap()
             .unwrap()
@@ -353,13 +362,20 @@ mod tests {
             .open(dir.path().join("ledger"))
             .unwrap();
         write!(ledger, "half-writ").unwrap();
-        std::fs::write(dir.path().join("team/00000000000000000009-z.json.tmp"), b"{").unwrap();
+        std::fs::write(
+            dir.path().join("team/00000000000000000009-z.json.tmp"),
+            b"{",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("team/00000000000000000008-y.json"), b"{").unwrap();
         let o = Outbox::open(dir.path(), 0).unwrap();
         let pending = o.pending().unwrap();
         assert_eq!(pending["team"].len(), 1);
         assert!(o.contains("a"));
         assert!(dir.path().join("team/00000000000000000008-y.bad").exists());
-        assert!(!dir.path().join("team/00000000000000000009-z.json.tmp").exists());
+        assert!(!dir
+            .path()
+            .join("team/00000000000000000009-z.json.tmp")
+            .exists());
     }
 }

@@ -59,6 +59,13 @@ pub enum Outcome {
         /// Event-time progress at which every bucket the event counted in
         /// has closed (None: it matched no KPI, so nothing waits on it).
         closed_at: Option<i64>,
+        /// This event took its partition past the topic's next bucket
+        /// close: progress (the minimum over partitions) may now pass it,
+        /// so the shell should [`Pipeline::advance`]. Only the crossing
+        /// event says so — with many partitions, advancing on every event
+        /// past the close would repeat a fruitless minimum until the last
+        /// partition crosses.
+        due: bool,
     },
     /// Refused as malformed.
     Rejected(RejectReason),
@@ -130,13 +137,17 @@ impl Clock {
         self.partitions.remove(&partition);
     }
 
-    fn observe(&mut self, partition: i32, time: i64, now: Option<i64>) {
+    /// Records an event of `partition`; returns the partition's newest
+    /// event time before it.
+    fn observe(&mut self, partition: i32, time: i64, now: Option<i64>) -> Option<i64> {
         let p = self.partitions.entry(partition).or_insert(PartitionTime {
             newest: None,
             seen: now,
         });
-        p.newest = Some(p.newest.map_or(time, |n| n.max(time)));
+        let before = p.newest;
+        p.newest = Some(before.map_or(time, |n| n.max(time)));
         p.seen = now;
+        before
     }
 
     /// Newest progress: the minimum newest event time over partitions that
@@ -426,7 +437,11 @@ impl Pipeline {
                 return Outcome::Rejected(reason);
             }
         };
-        t.clock.observe(partition, time, now);
+        let before = t.clock.observe(partition, time, now);
+        // Before any bucket opened, `next_close` is MIN: every event is due
+        // until an advance learns the first real close.
+        let due = t.next_close == i64::MIN
+            || (time >= t.next_close && before.is_none_or(|b| b < t.next_close));
         let mut matched = 0;
         let mut late = 0;
         let mut closed_at: Option<i64> = None;
@@ -459,7 +474,11 @@ impl Pipeline {
             .emit(&self.metrics);
             return Outcome::Late;
         }
-        Outcome::Accepted { time, closed_at }
+        Outcome::Accepted {
+            time,
+            closed_at,
+            due,
+        }
     }
 
     /// Event-time progress of topic number `topic`, after the last
