@@ -370,13 +370,9 @@ fn slack_body(n: &Notification, external_url: Option<&str>) -> serde_json::Value
                 human_time(&a.bucket_end)
             )));
         }
-        let marker = match a.status {
-            Status::Firing => "",
-            Status::Resolved => " (resolved)",
-        };
         blocks.push(json!({
             "type": "section",
-            "text": mrkdwn(&format!("*{}*{marker}", slack_escape(&summary(a)))),
+            "text": mrkdwn(&format!("*{}*", slack_escape(&summary(a)))),
             "fields": fields,
         }));
         let mut links = Vec::new();
@@ -943,6 +939,72 @@ mod tests {
         let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         k.sort_unstable();
         k
+    }
+
+    /// The notification behind the example bodies in `docs/webhooks.md`.
+    fn docs_example() -> Notification {
+        let bucket =
+            |t: i64, value: f64, expected: f32, lower: f32, anomalous: bool| RecentBucket {
+                t,
+                value,
+                expected,
+                lower,
+                upper: f32::INFINITY,
+                anomalous,
+            };
+        let firing = Transition {
+            dashboard: Some("https://grafana.example/d/shop".into()),
+            recent: vec![
+                bucket(1_704_103_200, 98.0, 101.0, 81.0, false),
+                bucket(1_704_103_500, 41.0, 100.0, 80.0, true),
+                bucket(1_704_103_800, 37.0, 100.0, 80.0, true),
+            ],
+            ..firing_fi()
+        };
+        let resolved = Transition {
+            status: Status::Resolved,
+            alert_id: "77aa00bb11cc22dd".into(),
+            labels: labels(&[("country", "SE")]),
+            severity: Severity::Warning,
+            started_at: "2024-01-01T09:50:00Z".into(),
+            observed: 205.0,
+            expected: 210.5,
+            lower: 168.5,
+            score: 0.12,
+            deviation_pct: Some(-2.6),
+            dashboard: None,
+            recent: vec![bucket(1_704_103_800, 205.0, 210.5, 168.5, false)],
+            ..firing_fi()
+        };
+        Notification {
+            reason: Reason::Update,
+            ..notification(vec![firing, resolved])
+        }
+    }
+
+    /// The JSON block after `<!-- example: {name} -->` in docs/webhooks.md.
+    fn docs_example_body(name: &str) -> Value {
+        let doc = include_str!("../../docs/webhooks.md");
+        let marker = format!("<!-- example: {name} -->\n```json\n");
+        let start = doc.find(&marker).expect("the example is in the docs") + marker.len();
+        let len = doc[start..].find("\n```").expect("the example block ends");
+        serde_json::from_str(&doc[start..start + len]).expect("the example is JSON")
+    }
+
+    #[test]
+    fn the_documented_examples_are_what_kpiwatch_sends() {
+        let n = docs_example();
+        for (name, format) in [
+            ("kpiwatch", WebhookFormat::Kpiwatch),
+            ("alertmanager", WebhookFormat::Alertmanager),
+            ("slack", WebhookFormat::Slack),
+        ] {
+            assert_eq!(
+                docs_example_body(name),
+                json_of(&n, format),
+                "docs/webhooks.md's {name} example is out of date"
+            );
+        }
     }
 
     #[test]
