@@ -458,18 +458,14 @@ fn summary(a: &Transition) -> String {
 /// The numbers in a sentence, for Alertmanager's `description` when the KPI
 /// has none.
 fn details(a: &Transition) -> String {
-    let mut s = format!(
-        "Observed {}, expected {}",
+    format!(
+        "Observed {}, expected {}; score {} ({}); since {}.",
         fmt_value(a.observed),
-        expected_with_band(a)
-    );
-    s.push_str(&format!(
-        "; score {} ({}); since {}.",
+        expected_with_band(a),
         fmt_score(a.score),
         severity_str(a.severity),
         a.started_at
-    ));
-    s
+    )
 }
 
 fn expected_with_band(a: &Transition) -> String {
