@@ -1,1 +1,1315 @@
-//! (being written)
+//! Webhooks: one HTTP POST per [`Notification`].
+//!
+//! # Map
+//!
+//! - [`body`] — the JSON body in one of three [`WebhookFormat`]s, a pure
+//!   function of the notification (the same notification always gives the
+//!   same bytes, so a retry sends what the first try sent):
+//!   - kpiwatch's own versioned schema ([`SCHEMA_VERSION`], documented field
+//!     by field in `docs/webhooks.md`);
+//!   - Alertmanager's webhook payload, version 4, so any existing
+//!     Alertmanager receiver works unchanged;
+//!   - a Slack incoming-webhook message with blocks.
+//! - [`signature`] / [`verify`] — Stripe-style HMAC-SHA256 over
+//!   `"{timestamp}.{body}"`, sent as [`SIGNATURE_HEADER`]; the timestamp lets
+//!   receivers refuse replays.
+//! - [`WebhookSender`] — the async shell: one pooled `reqwest` client, the
+//!   per-request timeout, the headers ([`IDEMPOTENCY_KEY_HEADER`] carries the
+//!   notification id) and the classification of the answer into `Ok`,
+//!   [`DeliveryError::Transient`] (retry) or [`DeliveryError::Permanent`]
+//!   (drop). Retrying is the `deliver` worker's job, not this module's.
+//!
+//! Secrets never reach an error message or a log line: the signing secret is
+//! read from its environment variable at send time, and errors name the
+//! receiver by its origin only (a Slack webhook URL's path *is* a secret).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat};
+use detectors::Direction;
+use hmac::{Hmac, Mac};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
+use serde_json::json;
+use sha2::Sha256;
+
+use super::settings::{Webhook, WebhookFormat};
+use super::{DeliveryError, Notification, Reason};
+use crate::pipeline::alert::{Severity, Status, Transition};
+
+/// Version of the kpiwatch JSON schema, the body's `version` field. Adding a
+/// field keeps it; removing, renaming or retyping one bumps it.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256>` when the webhook
+/// has a secret.
+pub const SIGNATURE_HEADER: &str = "X-Kpiwatch-Signature";
+
+/// Header carrying the notification id (the conventional name, understood by
+/// receivers that deduplicate generically).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+
+/// Header carrying the notification id (kpiwatch's own name for it).
+pub const NOTIFICATION_ID_HEADER: &str = "X-Kpiwatch-Notification-Id";
+
+/// Alertmanager's "not yet ended" time: Go's zero `time.Time`.
+const AM_NOT_ENDED: &str = "0001-01-01T00:00:00Z";
+
+/// Slack allows 50 blocks per message; each alert takes two, so ten alerts
+/// (plus header and the "and N more" line) keep well inside it and stay
+/// readable.
+const SLACK_MAX_ALERTS: usize = 10;
+
+/// Slack truncates (or refuses) header text longer than this.
+const SLACK_HEADER_MAX_CHARS: usize = 150;
+
+/// How much of a refusing receiver's answer goes into the error text.
+const ERROR_BODY_PREFIX_CHARS: usize = 200;
+
+/// The JSON body of `n` in `format`. `external_url` is this kpiwatch's base
+/// URL (`notify.external_url`), used for Alertmanager's `externalURL` and
+/// links.
+pub fn body(n: &Notification, format: WebhookFormat, external_url: Option<&str>) -> Vec<u8> {
+    // Serialising plain structs and `Value`s with string keys cannot fail.
+    match format {
+        WebhookFormat::Kpiwatch => serde_json::to_vec(&KpiwatchBody::new(n, external_url)),
+        WebhookFormat::Alertmanager => serde_json::to_vec(&AmBody::new(n, external_url)),
+        WebhookFormat::Slack => serde_json::to_vec(&slack_body(n, external_url)),
+    }
+    .expect("webhook bodies serialise")
+}
+
+// ---------------------------------------------------------------------------
+// kpiwatch format. Its own structs rather than `Transition`'s serde form, so
+// the published schema does not move when the internal type does.
+
+#[derive(Serialize)]
+struct KpiwatchBody<'a> {
+    version: &'static str,
+    id: &'a str,
+    receiver: &'a str,
+    subscription: &'a str,
+    status: Status,
+    reason: Reason,
+    group: &'a BTreeMap<String, String>,
+    created_at: String,
+    external_url: Option<&'a str>,
+    alerts: Vec<KpiwatchAlert<'a>>,
+}
+
+#[derive(Serialize)]
+struct KpiwatchAlert<'a> {
+    alert_id: &'a str,
+    status: Status,
+    kpi: &'a str,
+    labels: &'a BTreeMap<String, String>,
+    severity: Severity,
+    direction: Direction,
+    summary: String,
+    observed: Option<f64>,
+    expected: Option<f64>,
+    lower: Option<f64>,
+    upper: Option<f64>,
+    score: Option<f64>,
+    deviation_pct: Option<f64>,
+    started_at: &'a str,
+    bucket_start: &'a str,
+    bucket_end: &'a str,
+    description: Option<&'a str>,
+    runbook: Option<&'a str>,
+    dashboard: Option<&'a str>,
+    recent: Vec<KpiwatchBucket>,
+}
+
+#[derive(Serialize)]
+struct KpiwatchBucket {
+    bucket_start: String,
+    value: Option<f64>,
+    expected: Option<f32>,
+    lower: Option<f32>,
+    upper: Option<f32>,
+    anomalous: bool,
+}
+
+impl<'a> KpiwatchBody<'a> {
+    fn new(n: &'a Notification, external_url: Option<&'a str>) -> Self {
+        Self {
+            version: SCHEMA_VERSION,
+            id: &n.id,
+            receiver: &n.receiver,
+            subscription: &n.subscription,
+            status: n.status,
+            reason: n.reason,
+            group: &n.group,
+            created_at: rfc3339_ms(n.created_at_ms),
+            external_url,
+            alerts: n.alerts.iter().map(KpiwatchAlert::new).collect(),
+        }
+    }
+}
+
+impl<'a> KpiwatchAlert<'a> {
+    fn new(a: &'a Transition) -> Self {
+        Self {
+            alert_id: &a.alert_id,
+            status: a.status,
+            kpi: &a.kpi,
+            labels: &a.labels,
+            severity: a.severity,
+            direction: a.direction,
+            summary: summary(a),
+            observed: finite(a.observed),
+            expected: finite(a.expected),
+            lower: finite(a.lower),
+            upper: finite(a.upper),
+            score: finite(a.score),
+            deviation_pct: a.deviation_pct.and_then(finite),
+            started_at: &a.started_at,
+            bucket_start: &a.bucket_start,
+            bucket_end: &a.bucket_end,
+            description: a.description.as_deref(),
+            runbook: a.runbook.as_deref(),
+            dashboard: a.dashboard.as_deref(),
+            recent: a
+                .recent
+                .iter()
+                .map(|b| KpiwatchBucket {
+                    bucket_start: crate::pipeline::alert::rfc3339(b.t),
+                    value: finite(b.value),
+                    expected: finite32(b.expected),
+                    lower: finite32(b.lower),
+                    upper: finite32(b.upper),
+                    anomalous: b.anomalous,
+                })
+                .collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Alertmanager format: field names exactly as Alertmanager's
+// `webhook.Message` (template.Data plus version, groupKey, truncatedAlerts).
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AmBody {
+    version: &'static str,
+    group_key: String,
+    truncated_alerts: u64,
+    status: Status,
+    receiver: String,
+    group_labels: BTreeMap<String, String>,
+    common_labels: BTreeMap<String, String>,
+    common_annotations: BTreeMap<String, String>,
+    #[serde(rename = "externalURL")]
+    external_url: String,
+    alerts: Vec<AmAlert>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AmAlert {
+    status: Status,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    starts_at: String,
+    ends_at: String,
+    #[serde(rename = "generatorURL")]
+    generator_url: String,
+    fingerprint: String,
+}
+
+impl AmBody {
+    fn new(n: &Notification, external_url: Option<&str>) -> Self {
+        // Alertmanager names the alert by `alertname`; kpiwatch's group key
+        // for the KPI name is `kpi`. Renaming keeps groupLabels a subset of
+        // every alert's labels, as receivers expect.
+        let group_labels: BTreeMap<String, String> = n
+            .group
+            .iter()
+            .map(|(k, v)| {
+                let k = if k == "kpi" { "alertname" } else { k.as_str() };
+                (k.to_string(), v.clone())
+            })
+            .collect();
+        let alerts: Vec<AmAlert> = n
+            .alerts
+            .iter()
+            .map(|a| AmAlert::new(a, external_url))
+            .collect();
+        let common_labels = common(alerts.iter().map(|a| &a.labels));
+        let common_annotations = common(alerts.iter().map(|a| &a.annotations));
+        Self {
+            version: "4",
+            group_key: group_key(&n.subscription, &group_labels),
+            truncated_alerts: 0,
+            status: n.status,
+            receiver: n.receiver.clone(),
+            group_labels,
+            common_labels,
+            common_annotations,
+            external_url: external_url.unwrap_or_default().to_string(),
+            alerts,
+        }
+    }
+}
+
+impl AmAlert {
+    fn new(a: &Transition, external_url: Option<&str>) -> Self {
+        let mut labels = a.labels.clone();
+        // kpiwatch's own labels win over a series label of the same name.
+        labels.insert("alertname".into(), a.kpi.clone());
+        labels.insert("severity".into(), severity_str(a.severity).into());
+        labels.insert("direction".into(), direction_str(a.direction).into());
+
+        let mut annotations = BTreeMap::new();
+        annotations.insert("summary".into(), summary(a));
+        annotations.insert(
+            "description".into(),
+            a.description.clone().unwrap_or_else(|| details(a)),
+        );
+        annotations.insert("observed".into(), fmt_value(a.observed));
+        annotations.insert("expected".into(), fmt_value(a.expected));
+        annotations.insert("score".into(), fmt_score(a.score));
+        if let Some(url) = &a.runbook {
+            annotations.insert("runbook_url".into(), url.clone());
+        }
+        if let Some(url) = &a.dashboard {
+            annotations.insert("dashboard_url".into(), url.clone());
+        }
+
+        let ends_at = match a.status {
+            Status::Firing => AM_NOT_ENDED.to_string(),
+            Status::Resolved => a.bucket_end.clone(),
+        };
+        Self {
+            status: a.status,
+            labels,
+            annotations,
+            starts_at: a.started_at.clone(),
+            ends_at,
+            generator_url: a
+                .dashboard
+                .as_deref()
+                .or(external_url)
+                .unwrap_or_default()
+                .to_string(),
+            fingerprint: a.alert_id.clone(),
+        }
+    }
+}
+
+/// Alertmanager-style group key: `{}/{subscription="…"}:{k="v", …}`, the
+/// route part standing for the subscription. Deterministic, so receivers
+/// that key state by it see one group per subscription and group labels.
+fn group_key(subscription: &str, group_labels: &BTreeMap<String, String>) -> String {
+    let labels: Vec<String> = group_labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
+    format!(
+        "{{}}/{{subscription={subscription:?}}}:{{{}}}",
+        labels.join(", ")
+    )
+}
+
+/// The pairs every map has with the same value.
+fn common<'a>(
+    mut maps: impl Iterator<Item = &'a BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let Some(first) = maps.next() else {
+        return BTreeMap::new();
+    };
+    let mut out = first.clone();
+    for m in maps {
+        out.retain(|k, v| m.get(k) == Some(v));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Slack format: Block Kit, one section of number fields per alert.
+
+fn slack_body(n: &Notification, external_url: Option<&str>) -> serde_json::Value {
+    let title = notification_title(n);
+    let emoji = match n.status {
+        Status::Resolved => "✅",
+        Status::Firing if n.firing().any(|a| a.severity == Severity::Critical) => "🔴",
+        Status::Firing => "🟠",
+    };
+    let status = match n.status {
+        Status::Firing => "FIRING",
+        Status::Resolved => "RESOLVED",
+    };
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "text": truncate_chars(&format!("{emoji} {status}: {title}"), SLACK_HEADER_MAX_CHARS),
+            "emoji": true,
+        }
+    })];
+    for a in n.alerts.iter().take(SLACK_MAX_ALERTS) {
+        let mut fields = vec![
+            mrkdwn(&format!("*Observed*\n{}", fmt_value(a.observed))),
+            mrkdwn(&format!("*Expected*\n{}", expected_with_band(a))),
+            mrkdwn(&format!(
+                "*Deviation*\n{}",
+                a.deviation_pct
+                    .and_then(finite)
+                    .map(fmt_pct_signed)
+                    .unwrap_or_else(|| "n/a".into())
+            )),
+            mrkdwn(&format!("*Severity*\n{}", severity_str(a.severity))),
+            mrkdwn(&format!("*Since*\n{}", human_time(&a.started_at))),
+        ];
+        if a.status == Status::Resolved {
+            fields.push(mrkdwn(&format!(
+                "*Resolved*\n{}",
+                human_time(&a.bucket_end)
+            )));
+        }
+        blocks.push(json!({
+            "type": "section",
+            "text": mrkdwn(&format!("*{}*", slack_escape(&summary(a)))),
+            "fields": fields,
+        }));
+        let mut links = Vec::new();
+        if let Some(url) = &a.runbook {
+            links.push(format!("<{}|Runbook>", slack_escape(url)));
+        }
+        if let Some(url) = &a.dashboard {
+            links.push(format!("<{}|Dashboard>", slack_escape(url)));
+        }
+        links.push(format!("alert `{}`", slack_escape(&a.alert_id)));
+        blocks.push(json!({
+            "type": "context",
+            "elements": [mrkdwn(&links.join(" · "))],
+        }));
+    }
+    if n.alerts.len() > SLACK_MAX_ALERTS {
+        let more = n.alerts.len() - SLACK_MAX_ALERTS;
+        let mut text = format!("…and {more} more alert{}", plural(more));
+        if let Some(url) = external_url {
+            text.push_str(&format!(" · <{}|kpiwatch>", slack_escape(url)));
+        }
+        blocks.push(json!({"type": "context", "elements": [mrkdwn(&text)]}));
+    }
+    json!({
+        "text": format!("[{status}] {title}"),
+        "blocks": blocks,
+    })
+}
+
+fn mrkdwn(text: &str) -> serde_json::Value {
+    json!({"type": "mrkdwn", "text": text})
+}
+
+/// Slack's three control characters in message text (also inside links).
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// One alert's summary, or a count and the group for several.
+fn notification_title(n: &Notification) -> String {
+    if let [only] = n.alerts.as_slice() {
+        return summary(only);
+    }
+    let firing = n.firing().count();
+    let resolved = n.resolved().count();
+    let counts = match (firing, resolved) {
+        (0, r) => format!("{r} alert{} resolved", plural(r)),
+        (f, 0) => format!("{f} alert{}", plural(f)),
+        (f, r) => format!("{f} firing, {r} resolved"),
+    };
+    format!("{counts}{}", labels_suffix(&n.group))
+}
+
+// ---------------------------------------------------------------------------
+// Text shared by the formats.
+
+/// One line a person understands: "checkouts dropped 63% (country=FI)".
+fn summary(a: &Transition) -> String {
+    let labels = labels_suffix(&a.labels);
+    let kpi = &a.kpi;
+    if a.status == Status::Resolved {
+        return format!("{kpi} back to normal{labels}");
+    }
+    match (a.direction, a.deviation_pct.and_then(finite)) {
+        (Direction::Drop, Some(p)) => format!("{kpi} dropped {}%{labels}", fmt_pct(p)),
+        (Direction::Spike, Some(p)) => format!("{kpi} spiked {}%{labels}", fmt_pct(p)),
+        (Direction::Drop, None) => format!(
+            "{kpi} dropped to {} (expected {}){labels}",
+            fmt_value(a.observed),
+            fmt_value(a.expected)
+        ),
+        (Direction::Spike, None) => format!(
+            "{kpi} spiked to {} (expected {}){labels}",
+            fmt_value(a.observed),
+            fmt_value(a.expected)
+        ),
+        (Direction::None, _) => format!("{kpi} is unusual{labels}"),
+    }
+}
+
+/// The numbers in a sentence, for Alertmanager's `description` when the KPI
+/// has none.
+fn details(a: &Transition) -> String {
+    format!(
+        "Observed {}, expected {}; score {} ({}); since {}.",
+        fmt_value(a.observed),
+        expected_with_band(a),
+        fmt_score(a.score),
+        severity_str(a.severity),
+        a.started_at
+    )
+}
+
+fn expected_with_band(a: &Transition) -> String {
+    let expected = fmt_value(a.expected);
+    match (finite(a.lower), finite(a.upper)) {
+        (Some(l), Some(u)) => format!("{expected} (normal {}–{})", fmt_value(l), fmt_value(u)),
+        (None, Some(u)) => format!("{expected} (normal ≤ {})", fmt_value(u)),
+        (Some(l), None) => format!("{expected} (normal ≥ {})", fmt_value(l)),
+        (None, None) => expected,
+    }
+}
+
+/// " (k=v, k2=v2)", or nothing without labels.
+fn labels_suffix(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(" ({})", pairs.join(", "))
+}
+
+fn severity_str(s: Severity) -> &'static str {
+    match s {
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    }
+}
+
+fn direction_str(d: Direction) -> &'static str {
+    match d {
+        Direction::Drop => "drop",
+        Direction::Spike => "spike",
+        Direction::None => "none",
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// JSON has no NaN or infinity: an open band edge or a missing value is
+/// `null` in every body.
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+fn finite32(x: f32) -> Option<f32> {
+    x.is_finite().then_some(x)
+}
+
+/// A value for people: integers as integers, otherwise a few significant
+/// digits ("1234.5", "12.35", "0.0123").
+fn fmt_value(x: f64) -> String {
+    if !x.is_finite() {
+        return "unknown".into();
+    }
+    if x == x.trunc() && x.abs() < 1e15 {
+        return format!("{}", x as i64);
+    }
+    let a = x.abs();
+    let decimals = if a >= 100.0 {
+        1
+    } else if a >= 1.0 {
+        2
+    } else {
+        // Three significant digits below 1.
+        (2 - a.log10().floor() as i32).clamp(0, 12) as usize
+    };
+    trim_zeros(format!("{x:.decimals$}"))
+}
+
+fn trim_zeros(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// Magnitude of a percentage: "63", "4.5".
+fn fmt_pct(p: f64) -> String {
+    let a = p.abs();
+    if a >= 10.0 {
+        format!("{a:.0}")
+    } else {
+        trim_zeros(format!("{a:.1}"))
+    }
+}
+
+/// A signed percentage: "-63%", "+12%".
+fn fmt_pct_signed(p: f64) -> String {
+    let sign = if p < 0.0 { "-" } else { "+" };
+    format!("{sign}{}%", fmt_pct(p))
+}
+
+fn fmt_score(s: f64) -> String {
+    if s.is_finite() {
+        format!("{s:.2}")
+    } else {
+        "unknown".into()
+    }
+}
+
+/// "2024-01-01 10:05 UTC" from RFC 3339; the input unchanged if it is not.
+fn human_time(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.to_utc().format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Signatures.
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// The [`SIGNATURE_HEADER`] value for `body` sent at `timestamp` (unix
+/// seconds): `t=<timestamp>,v1=<lowercase hex HMAC-SHA256 of "{t}.{body}">`.
+pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let tag = mac(secret, timestamp, body).finalize().into_bytes();
+    format!("t={timestamp},v1={}", hex::encode(tag))
+}
+
+/// Whether `header` (a [`SIGNATURE_HEADER`] value) signs `body` with
+/// `secret`, at a timestamp within `tolerance_secs` of `now` (either way:
+/// an old signature is a replay, a future one a skewed or forged clock).
+/// Several `v1=` entries are allowed (any one matching passes), so a sender
+/// can sign with an old and a new secret while they rotate. The comparison is
+/// constant-time.
+pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance_secs: i64) -> bool {
+    let mut timestamp = None;
+    let mut tags = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
+            Some(("v1", tag)) => tags.push(tag),
+            _ => {}
+        }
+    }
+    let Some(t) = timestamp else {
+        return false;
+    };
+    if now.abs_diff(t) > tolerance_secs.max(0).unsigned_abs() {
+        return false;
+    }
+    let expected = mac(secret, t, body);
+    tags.iter()
+        .any(|tag| hex::decode(tag).is_ok_and(|tag| expected.clone().verify_slice(&tag).is_ok()))
+}
+
+// ---------------------------------------------------------------------------
+// Sending.
+
+/// Posts notifications to webhooks. Holds one HTTP client for the whole
+/// process: connections (and TLS sessions) are pooled and reused across
+/// receivers and retries.
+#[derive(Debug, Clone)]
+pub struct WebhookSender {
+    client: reqwest::Client,
+}
+
+impl Default for WebhookSender {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WebhookSender {
+    /// A sender with a rustls client that does not follow redirects (a 3xx
+    /// is a misconfigured URL, reported as permanent, not silently turned
+    /// into a GET).
+    ///
+    /// # Panics
+    ///
+    /// If the TLS backend cannot initialise, as `reqwest::Client::new` does.
+    pub fn new() -> Self {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("kpiwatch/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the HTTP client (rustls) initialises");
+        Self { client }
+    }
+
+    /// POSTs `n` to `hook` in its format, signed when the hook's secret
+    /// variable is set and non-empty (`now_secs` is the signature's
+    /// timestamp), within `hook.timeout`.
+    ///
+    /// 2xx is `Ok`. A connection error, a timeout, 408, 425, 429 and 5xx are
+    /// [`DeliveryError::Transient`]; any other status (3xx, 4xx) and a
+    /// request that cannot be built (bad URL or header) are
+    /// [`DeliveryError::Permanent`]. The error text names the receiver's
+    /// origin (never its path or query), the status and the start of the
+    /// answer's body; never the secret or header values.
+    pub async fn send(
+        &self,
+        hook: &Webhook,
+        n: &Notification,
+        external_url: Option<&str>,
+        now_secs: i64,
+    ) -> Result<(), DeliveryError> {
+        let target = origin(&hook.url);
+        let body = body(n, hook.format, external_url);
+        let headers = headers(hook, n, &body, now_secs)?;
+        let request = self
+            .client
+            .post(&hook.url)
+            .headers(headers)
+            .timeout(hook.timeout)
+            .body(body);
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return Err(request_error(&target, hook.timeout, e)),
+        };
+        let status = response.status();
+        if status.is_success() {
+            // Accepted. The answer's body is not read: a receiver that then
+            // stalls must not turn a delivered notification into a retry.
+            return Ok(());
+        }
+        let answer = body_prefix(response).await;
+        let text = if answer.is_empty() {
+            format!("webhook {target} answered {status}")
+        } else {
+            format!("webhook {target} answered {status}: {answer}")
+        };
+        match status.as_u16() {
+            408 | 425 | 429 | 500..=599 => Err(DeliveryError::Transient(text)),
+            _ => Err(DeliveryError::Permanent(text)),
+        }
+    }
+}
+
+/// The request headers (besides User-Agent, set on the client). The hook's
+/// extra headers go first so kpiwatch's own cannot be overridden by config.
+fn headers(
+    hook: &Webhook,
+    n: &Notification,
+    body: &[u8],
+    now_secs: i64,
+) -> Result<HeaderMap, DeliveryError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in &hook.headers {
+        // Values may be credentials (Authorization): only names in errors.
+        let name_h = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            DeliveryError::Permanent(format!("webhook header name {name:?} is not valid"))
+        })?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            DeliveryError::Permanent(format!("webhook header {name:?} has an invalid value"))
+        })?;
+        map.insert(name_h, value);
+    }
+    let id = HeaderValue::from_str(&n.id).map_err(|_| {
+        DeliveryError::Permanent(format!(
+            "notification id {:?} cannot be a header value",
+            n.id
+        ))
+    })?;
+    map.insert(
+        reqwest::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    map.insert(IDEMPOTENCY_KEY_HEADER, id.clone());
+    map.insert(NOTIFICATION_ID_HEADER, id);
+    if let Some(secret) = hook.secret_env.as_deref().and_then(read_secret) {
+        let sig = signature(&secret, now_secs, body);
+        // Only `t=`, digits and hex: always a valid header value.
+        let sig = HeaderValue::from_str(&sig).expect("signatures are ASCII");
+        map.insert(SIGNATURE_HEADER, sig);
+    }
+    Ok(map)
+}
+
+/// The secret in the environment variable `name`; `None` when unset or
+/// empty (the request then goes unsigned, which is logged by name only).
+fn read_secret(name: &str) -> Option<Vec<u8>> {
+    match std::env::var_os(name) {
+        Some(v) if !v.is_empty() => Some(v.into_encoded_bytes()),
+        _ => {
+            tracing::warn!(
+                env = name,
+                "webhook secret variable is unset or empty; sending unsigned"
+            );
+            None
+        }
+    }
+}
+
+/// `scheme://host[:port]` of a URL, for errors and logs: the path and query
+/// of a webhook URL often are the credential (Slack, Teams).
+fn origin(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => "(invalid URL)".to_string(),
+    }
+}
+
+fn request_error(target: &str, timeout: Duration, e: reqwest::Error) -> DeliveryError {
+    if e.is_builder() {
+        return DeliveryError::Permanent(format!(
+            "webhook {target}: cannot build the request: {}",
+            chain(e)
+        ));
+    }
+    if e.is_timeout() {
+        return DeliveryError::Transient(format!(
+            "webhook {target} did not answer within {}",
+            humantime::format_duration(timeout)
+        ));
+    }
+    let what = if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    DeliveryError::Transient(format!("webhook {target}: {what}: {}", chain(e)))
+}
+
+/// An error and its causes on one line, without the URL reqwest would
+/// otherwise print (it may hold a credential).
+fn chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The first characters of an error answer, on one line. Reads at most a
+/// few chunks: a receiver's error page may be large.
+async fn body_prefix(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < ERROR_BODY_PREFIX_CHARS * 4 {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            // The status already decided the outcome; a body that fails or
+            // times out only shortens the message.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let one_line: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    truncate_chars(&one_line, ERROR_BODY_PREFIX_CHARS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::alert::RecentBucket;
+    use serde_json::Value;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn firing_fi() -> Transition {
+        Transition {
+            status: Status::Firing,
+            alert_id: "3f2a9c0d1e4b5a69".into(),
+            kpi: "checkouts".into(),
+            labels: labels(&[("country", "FI")]),
+            severity: Severity::Critical,
+            direction: Direction::Drop,
+            started_at: "2024-01-01T10:05:00Z".into(),
+            bucket_start: "2024-01-01T10:10:00Z".into(),
+            bucket_end: "2024-01-01T10:15:00Z".into(),
+            observed: 37.0,
+            expected: 100.0,
+            lower: 80.0,
+            upper: f64::INFINITY,
+            score: 0.97,
+            deviation_pct: Some(-63.0),
+            description: Some("Completed checkouts per 5 minutes".into()),
+            runbook: Some("https://wiki.example/runbooks/checkouts".into()),
+            dashboard: None,
+            recent: vec![RecentBucket {
+                t: 1_704_103_800,
+                value: 37.0,
+                expected: 100.0,
+                lower: 80.0,
+                upper: f32::INFINITY,
+                anomalous: true,
+            }],
+        }
+    }
+
+    fn resolved_se() -> Transition {
+        Transition {
+            status: Status::Resolved,
+            alert_id: "77aa00bb11cc22dd".into(),
+            labels: labels(&[("country", "SE")]),
+            severity: Severity::Warning,
+            observed: f64::NAN,
+            expected: 210.5,
+            lower: f64::NEG_INFINITY,
+            upper: 260.0,
+            score: 0.2,
+            deviation_pct: None,
+            description: None,
+            runbook: None,
+            bucket_end: "2024-01-01T10:20:00Z".into(),
+            ..firing_fi()
+        }
+    }
+
+    fn notification(alerts: Vec<Transition>) -> Notification {
+        Notification {
+            id: "n-5d41402abc4b2a76".into(),
+            receiver: "shop-hook".into(),
+            subscription: "checkout-team".into(),
+            group: labels(&[("kpi", "checkouts")]),
+            status: Status::Firing,
+            reason: Reason::New,
+            alerts,
+            created_at_ms: 1_704_104_112_345,
+        }
+    }
+
+    fn json_of(n: &Notification, format: WebhookFormat) -> Value {
+        serde_json::from_slice(&body(n, format, Some("https://kpiwatch.example"))).unwrap()
+    }
+
+    fn keys(v: &Value) -> Vec<&str> {
+        let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        k.sort_unstable();
+        k
+    }
+
+    /// The notification behind the example bodies in `docs/webhooks.md`.
+    fn docs_example() -> Notification {
+        let bucket =
+            |t: i64, value: f64, expected: f32, lower: f32, anomalous: bool| RecentBucket {
+                t,
+                value,
+                expected,
+                lower,
+                upper: f32::INFINITY,
+                anomalous,
+            };
+        let firing = Transition {
+            dashboard: Some("https://grafana.example/d/shop".into()),
+            recent: vec![
+                bucket(1_704_103_200, 98.0, 101.0, 81.0, false),
+                bucket(1_704_103_500, 41.0, 100.0, 80.0, true),
+                bucket(1_704_103_800, 37.0, 100.0, 80.0, true),
+            ],
+            ..firing_fi()
+        };
+        let resolved = Transition {
+            status: Status::Resolved,
+            alert_id: "77aa00bb11cc22dd".into(),
+            labels: labels(&[("country", "SE")]),
+            severity: Severity::Warning,
+            started_at: "2024-01-01T09:50:00Z".into(),
+            observed: 205.0,
+            expected: 210.5,
+            lower: 168.5,
+            score: 0.12,
+            deviation_pct: Some(-2.6),
+            dashboard: None,
+            recent: vec![bucket(1_704_103_800, 205.0, 210.5, 168.5, false)],
+            ..firing_fi()
+        };
+        Notification {
+            reason: Reason::Update,
+            ..notification(vec![firing, resolved])
+        }
+    }
+
+    /// The JSON block after `<!-- example: {name} -->` in docs/webhooks.md.
+    fn docs_example_body(name: &str) -> Value {
+        let doc = include_str!("../../docs/webhooks.md");
+        let marker = format!("<!-- example: {name} -->\n```json\n");
+        let start = doc.find(&marker).expect("the example is in the docs") + marker.len();
+        let len = doc[start..].find("\n```").expect("the example block ends");
+        serde_json::from_str(&doc[start..start + len]).expect("the example is JSON")
+    }
+
+    #[test]
+    fn the_documented_examples_are_what_kpiwatch_sends() {
+        let n = docs_example();
+        for (name, format) in [
+            ("kpiwatch", WebhookFormat::Kpiwatch),
+            ("alertmanager", WebhookFormat::Alertmanager),
+            ("slack", WebhookFormat::Slack),
+        ] {
+            assert_eq!(
+                docs_example_body(name),
+                json_of(&n, format),
+                "docs/webhooks.md's {name} example is out of date"
+            );
+        }
+    }
+
+    #[test]
+    fn kpiwatch_body_is_versioned_and_writes_non_finite_numbers_as_null() {
+        let n = notification(vec![firing_fi(), resolved_se()]);
+        let v = json_of(&n, WebhookFormat::Kpiwatch);
+        assert_eq!(v["version"], "1");
+        assert_eq!(v["id"], "n-5d41402abc4b2a76");
+        assert_eq!(v["receiver"], "shop-hook");
+        assert_eq!(v["subscription"], "checkout-team");
+        assert_eq!(v["status"], "firing");
+        assert_eq!(v["reason"], "new");
+        assert_eq!(v["group"]["kpi"], "checkouts");
+        assert_eq!(v["created_at"], "2024-01-01T10:15:12.345Z");
+        assert_eq!(v["external_url"], "https://kpiwatch.example");
+
+        let a = &v["alerts"][0];
+        assert_eq!(a["alert_id"], "3f2a9c0d1e4b5a69");
+        assert_eq!(a["kpi"], "checkouts");
+        assert_eq!(a["labels"]["country"], "FI");
+        assert_eq!(a["severity"], "critical");
+        assert_eq!(a["direction"], "drop");
+        assert_eq!(a["summary"], "checkouts dropped 63% (country=FI)");
+        assert_eq!(a["observed"], 37.0);
+        assert_eq!(a["lower"], 80.0);
+        assert!(a["upper"].is_null(), "open band edge is null: {a}");
+        assert_eq!(a["deviation_pct"], -63.0);
+        assert_eq!(a["runbook"], "https://wiki.example/runbooks/checkouts");
+        assert!(
+            a["dashboard"].is_null(),
+            "absent links are null, not missing"
+        );
+        assert_eq!(a["recent"][0]["bucket_start"], "2024-01-01T10:10:00Z");
+        assert!(a["recent"][0]["upper"].is_null());
+        assert_eq!(a["recent"][0]["anomalous"], true);
+
+        let r = &v["alerts"][1];
+        assert_eq!(r["status"], "resolved");
+        assert!(r["observed"].is_null());
+        assert!(r["lower"].is_null());
+        assert!(r["deviation_pct"].is_null());
+        assert_eq!(r["summary"], "checkouts back to normal (country=SE)");
+        // Every alert has every key, set or not: a stable schema.
+        assert_eq!(keys(a), keys(r));
+    }
+
+    #[test]
+    fn alertmanager_body_uses_alertmanagers_field_names_exactly() {
+        let n = notification(vec![firing_fi(), resolved_se()]);
+        let v = json_of(&n, WebhookFormat::Alertmanager);
+        assert_eq!(
+            keys(&v),
+            [
+                "alerts",
+                "commonAnnotations",
+                "commonLabels",
+                "externalURL",
+                "groupKey",
+                "groupLabels",
+                "receiver",
+                "status",
+                "truncatedAlerts",
+                "version"
+            ]
+        );
+        assert_eq!(v["version"], "4");
+        assert_eq!(v["status"], "firing");
+        assert_eq!(v["truncatedAlerts"], 0);
+        assert_eq!(v["externalURL"], "https://kpiwatch.example");
+        assert_eq!(
+            v["groupLabels"],
+            serde_json::json!({"alertname": "checkouts"})
+        );
+        assert_eq!(
+            v["groupKey"],
+            r#"{}/{subscription="checkout-team"}:{alertname="checkouts"}"#
+        );
+        let a = &v["alerts"][0];
+        assert_eq!(
+            keys(a),
+            [
+                "annotations",
+                "endsAt",
+                "fingerprint",
+                "generatorURL",
+                "labels",
+                "startsAt",
+                "status"
+            ]
+        );
+        assert_eq!(
+            a["labels"],
+            serde_json::json!({
+                "alertname": "checkouts", "country": "FI",
+                "severity": "critical", "direction": "drop"
+            })
+        );
+        assert_eq!(
+            a["annotations"]["summary"],
+            "checkouts dropped 63% (country=FI)"
+        );
+        assert_eq!(
+            a["annotations"]["description"],
+            "Completed checkouts per 5 minutes"
+        );
+        assert_eq!(a["annotations"]["observed"], "37");
+        assert_eq!(a["annotations"]["expected"], "100");
+        assert_eq!(a["annotations"]["score"], "0.97");
+        assert_eq!(
+            a["annotations"]["runbook_url"],
+            "https://wiki.example/runbooks/checkouts"
+        );
+        assert!(a["annotations"].get("dashboard_url").is_none());
+        assert_eq!(a["fingerprint"], "3f2a9c0d1e4b5a69");
+        assert_eq!(a["generatorURL"], "https://kpiwatch.example");
+        // Labels the two alerts share; annotations they do not.
+        assert_eq!(
+            v["commonLabels"],
+            serde_json::json!({"alertname": "checkouts", "direction": "drop"})
+        );
+        assert_eq!(v["commonAnnotations"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn alertmanager_ends_at_is_zero_time_while_firing_and_the_bucket_end_once_resolved() {
+        let n = notification(vec![firing_fi(), resolved_se()]);
+        let v = json_of(&n, WebhookFormat::Alertmanager);
+        assert_eq!(v["alerts"][0]["status"], "firing");
+        assert_eq!(v["alerts"][0]["startsAt"], "2024-01-01T10:05:00Z");
+        assert_eq!(v["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+        assert_eq!(v["alerts"][1]["status"], "resolved");
+        assert_eq!(v["alerts"][1]["endsAt"], "2024-01-01T10:20:00Z");
+        // No description: the numbers stand in; NaN reads as "unknown".
+        let d = v["alerts"][1]["annotations"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(
+            d.starts_with("Observed unknown, expected 210.5 (normal ≤ 260)"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn alertmanager_group_key_is_deterministic_and_distinguishes_groups() {
+        let mut n = notification(vec![firing_fi()]);
+        let key = |n: &Notification| json_of(n, WebhookFormat::Alertmanager)["groupKey"].clone();
+        let first = key(&n);
+        assert_eq!(first, key(&n));
+        n.group.insert("country".into(), "FI".into());
+        let with_country = key(&n);
+        assert_ne!(first, with_country);
+        assert_eq!(
+            with_country,
+            r#"{}/{subscription="checkout-team"}:{alertname="checkouts", country="FI"}"#
+        );
+        n.subscription = "other".into();
+        assert_ne!(with_country, key(&n));
+    }
+
+    #[test]
+    fn slack_body_has_a_header_and_one_section_of_numbers_per_alert() {
+        let n = notification(vec![firing_fi(), resolved_se()]);
+        let v = json_of(&n, WebhookFormat::Slack);
+        assert_eq!(v["text"], "[FIRING] 1 firing, 1 resolved (kpi=checkouts)");
+        let blocks = v["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["type"], "header");
+        assert_eq!(blocks[0]["text"]["type"], "plain_text");
+        let sections: Vec<&Value> = blocks.iter().filter(|b| b["type"] == "section").collect();
+        assert_eq!(sections.len(), 2);
+        let fields: Vec<&str> = sections[0]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "*Observed*\n37",
+                "*Expected*\n100 (normal ≥ 80)",
+                "*Deviation*\n-63%",
+                "*Severity*\ncritical",
+                "*Since*\n2024-01-01 10:05 UTC"
+            ]
+        );
+        assert_eq!(
+            sections[0]["text"]["text"],
+            "*checkouts dropped 63% (country=FI)*"
+        );
+        let links = blocks[2]["elements"][0]["text"].as_str().unwrap();
+        assert!(links.contains("<https://wiki.example/runbooks/checkouts|Runbook>"));
+        let resolved_fields = sections[1]["fields"].as_array().unwrap();
+        assert_eq!(
+            resolved_fields[5]["text"],
+            "*Resolved*\n2024-01-01 10:20 UTC"
+        );
+    }
+
+    #[test]
+    fn slack_body_caps_the_alerts_and_says_how_many_more() {
+        let alerts: Vec<Transition> = (0..13)
+            .map(|i| Transition {
+                alert_id: format!("{i:016x}"),
+                labels: labels(&[("shop", &i.to_string())]),
+                ..firing_fi()
+            })
+            .collect();
+        let v = json_of(&notification(alerts), WebhookFormat::Slack);
+        let blocks = v["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= 50, "Slack's block limit");
+        let sections = blocks.iter().filter(|b| b["type"] == "section").count();
+        assert_eq!(sections, SLACK_MAX_ALERTS);
+        let last = blocks.last().unwrap()["elements"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert!(last.starts_with("…and 3 more alerts"), "{last}");
+    }
+
+    #[test]
+    fn slack_text_escapes_its_control_characters() {
+        let mut a = firing_fi();
+        a.labels = labels(&[("shop", "<b&c>")]);
+        let v = json_of(&notification(vec![a]), WebhookFormat::Slack);
+        assert_eq!(
+            v["blocks"][1]["text"]["text"],
+            "*checkouts dropped 63% (shop=&lt;b&amp;c&gt;)*"
+        );
+    }
+
+    #[test]
+    fn summaries_say_what_happened_in_words() {
+        let spike = Transition {
+            direction: Direction::Spike,
+            observed: 412.0,
+            deviation_pct: Some(4.46),
+            labels: BTreeMap::new(),
+            ..firing_fi()
+        };
+        assert_eq!(summary(&spike), "checkouts spiked 4.5%");
+        let from_zero = Transition {
+            deviation_pct: None,
+            expected: 0.0,
+            ..spike
+        };
+        assert_eq!(summary(&from_zero), "checkouts spiked to 412 (expected 0)");
+        assert_eq!(fmt_value(0.012345), "0.0123");
+        assert_eq!(fmt_value(1234.56), "1234.6");
+        assert_eq!(fmt_value(-3.0), "-3");
+    }
+
+    #[test]
+    fn signature_matches_an_independently_computed_hmac() {
+        // printf '%s' '1700000000.{"hello":"world"}' | openssl dgst -sha256 -hmac whsec_test
+        assert_eq!(
+            signature(b"whsec_test", 1_700_000_000, br#"{"hello":"world"}"#),
+            "t=1700000000,v1=f592bbf3951cfc94e560eecfb5d9dd4da6b0fff2e626235f8ab4b54860925d0b"
+        );
+    }
+
+    #[test]
+    fn verify_accepts_a_fresh_signature_and_refuses_tampering_replays_and_wrong_secrets() {
+        let body = br#"{"id":"n-1"}"#;
+        let now = 1_700_000_000;
+        let header = signature(b"s3cret", now, body);
+        assert!(verify(b"s3cret", &header, body, now + 10, 300));
+        assert!(!verify(b"s3cret", &header, br#"{"id":"n-2"}"#, now, 300));
+        assert!(!verify(b"other", &header, body, now, 300));
+        assert!(
+            !verify(b"s3cret", &header, body, now + 301, 300),
+            "replayed"
+        );
+        assert!(
+            !verify(b"s3cret", &header, body, now - 301, 300),
+            "from the future"
+        );
+        // Moving the timestamp invalidates the tag.
+        let moved = header.replace("t=1700000000", "t=1700000290");
+        assert!(!verify(b"s3cret", &moved, body, now + 300, 300));
+        assert!(!verify(b"s3cret", "v1=00", body, now, 300), "no timestamp");
+        assert!(!verify(b"s3cret", "garbage", body, now, 300));
+        // Rotation: any matching v1 passes.
+        let old = signature(b"old", now, body);
+        let both = format!("{header},{}", old.split_once(',').unwrap().1);
+        assert!(verify(b"old", &both, body, now, 300));
+        assert!(verify(b"s3cret", &both, body, now, 300));
+    }
+
+    #[test]
+    fn the_same_notification_always_gives_the_same_bytes() {
+        let n = notification(vec![firing_fi(), resolved_se()]);
+        for f in [
+            WebhookFormat::Kpiwatch,
+            WebhookFormat::Alertmanager,
+            WebhookFormat::Slack,
+        ] {
+            assert_eq!(body(&n, f, None), body(&n, f, None), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn error_texts_name_the_origin_not_the_secret_path() {
+        assert_eq!(
+            origin("https://hooks.slack.com/services/T0/B0/XXXXSECRET?token=1"),
+            "https://hooks.slack.com"
+        );
+        assert_eq!(
+            origin("http://127.0.0.1:8080/hook"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(origin("not a url"), "(invalid URL)");
+    }
+}

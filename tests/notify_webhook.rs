@@ -1,0 +1,511 @@
+//! Webhooks against a real HTTP server: an axum app bound to 127.0.0.1:0
+//! inside the test records every request (method, path, headers, body) into a
+//! channel and answers from a script (a status, or never). The tests check
+//! what a receiver gets in each format, that the signature verifies, that the
+//! idempotency key is the notification id, and how each answer is classified.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::Router;
+use detectors::Direction;
+use kpiwatch::notify::settings::{Webhook, WebhookFormat};
+use kpiwatch::notify::webhook::{self, verify, WebhookSender};
+use kpiwatch::notify::{DeliveryError, Notification, Reason};
+use kpiwatch::pipeline::alert::{RecentBucket, Severity, Status, Transition};
+use serde_json::Value;
+use tokio::sync::{mpsc, Notify};
+
+const SECRET: &str = "whsec_integration_test";
+const SECRET_ENV: &str = "KPIWATCH_TEST_WEBHOOK_SECRET";
+const EMPTY_SECRET_ENV: &str = "KPIWATCH_TEST_WEBHOOK_SECRET_EMPTY";
+const UNSET_SECRET_ENV: &str = "KPIWATCH_TEST_WEBHOOK_SECRET_NEVER_SET";
+const NOW: i64 = 1_704_104_112;
+
+/// Sets the secret variables once, before any test reads them (setting the
+/// environment while other threads read it is a race).
+fn secrets() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        std::env::set_var(SECRET_ENV, SECRET);
+        std::env::set_var(EMPTY_SECRET_ENV, "");
+    });
+}
+
+/// One request as the receiver saw it.
+#[derive(Debug)]
+struct Received {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the body is JSON")
+    }
+}
+
+/// How the receiver answers one request.
+#[derive(Debug, Clone, Copy)]
+enum Reply {
+    /// This status with this body.
+    Status(u16, &'static str),
+    /// Never: the handler waits on a signal that only comes when the test's
+    /// receiver is dropped.
+    Never,
+}
+
+#[derive(Clone)]
+struct ServerState {
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    seen: mpsc::UnboundedSender<Received>,
+    release: Arc<Notify>,
+}
+
+/// A webhook receiver on 127.0.0.1. Answers the scripted replies in order,
+/// then 200 to everything.
+struct Receiver {
+    base: String,
+    requests: mpsc::UnboundedReceiver<Received>,
+    release: Arc<Notify>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(script: &[Reply]) -> Self {
+        let (seen, requests) = mpsc::unbounded_channel();
+        let release = Arc::new(Notify::new());
+        let state = ServerState {
+            script: Arc::new(Mutex::new(script.iter().copied().collect())),
+            seen,
+            release: release.clone(),
+        };
+        let app = Router::new().fallback(record).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            base,
+            requests,
+            release,
+            server,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The next request; fails the test if none comes within 10 s.
+    async fn next(&mut self) -> Received {
+        tokio::time::timeout(Duration::from_secs(10), self.requests.recv())
+            .await
+            .expect("the receiver got no request within 10 s")
+            .expect("the server stopped")
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.release.notify_waiters();
+        self.server.abort();
+    }
+}
+
+async fn record(
+    State(s): State<ServerState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    let _ = s.seen.send(Received {
+        method,
+        path: uri.path().to_string(),
+        headers,
+        body,
+    });
+    let reply = s.script.lock().unwrap().pop_front();
+    match reply.unwrap_or(Reply::Status(200, "ok")) {
+        Reply::Status(code, body) => (StatusCode::from_u16(code).unwrap(), body),
+        Reply::Never => {
+            s.release.notified().await;
+            (StatusCode::OK, "too late")
+        }
+    }
+}
+
+fn hook(url: String, format: WebhookFormat) -> Webhook {
+    Webhook {
+        url,
+        format,
+        secret_env: Some(SECRET_ENV.to_string()),
+        timeout: Duration::from_secs(5),
+        headers: BTreeMap::from([("X-Team".to_string(), "checkout".to_string())]),
+    }
+}
+
+fn notification() -> Notification {
+    let firing = Transition {
+        status: Status::Firing,
+        alert_id: "3f2a9c0d1e4b5a69".into(),
+        kpi: "checkouts".into(),
+        labels: BTreeMap::from([("country".to_string(), "FI".to_string())]),
+        severity: Severity::Critical,
+        direction: Direction::Drop,
+        started_at: "2024-01-01T10:05:00Z".into(),
+        bucket_start: "2024-01-01T10:10:00Z".into(),
+        bucket_end: "2024-01-01T10:15:00Z".into(),
+        observed: 37.0,
+        expected: 100.0,
+        lower: 80.0,
+        upper: f64::INFINITY,
+        score: 0.97,
+        deviation_pct: Some(-63.0),
+        description: None,
+        runbook: Some("https://wiki.example/runbooks/checkouts".into()),
+        dashboard: None,
+        recent: vec![RecentBucket {
+            t: 1_704_103_800,
+            value: 37.0,
+            expected: 100.0,
+            lower: 80.0,
+            upper: f32::INFINITY,
+            anomalous: true,
+        }],
+    };
+    let resolved = Transition {
+        status: Status::Resolved,
+        alert_id: "77aa00bb11cc22dd".into(),
+        labels: BTreeMap::from([("country".to_string(), "SE".to_string())]),
+        observed: 205.0,
+        expected: 210.0,
+        deviation_pct: Some(-2.4),
+        bucket_end: "2024-01-01T10:20:00Z".into(),
+        ..firing.clone()
+    };
+    Notification {
+        id: "n-5d41402abc4b2a76".into(),
+        receiver: "shop-hook".into(),
+        subscription: "checkout-team".into(),
+        group: BTreeMap::from([("kpi".to_string(), "checkouts".to_string())]),
+        status: Status::Firing,
+        reason: Reason::New,
+        alerts: vec![firing, resolved],
+        created_at_ms: 1_704_104_112_345,
+    }
+}
+
+/// Sends `n` once in `format` and returns what the receiver got, after
+/// checking what every format carries: POST, JSON, user agent, the
+/// notification id twice, the extra header and a valid signature.
+async fn deliver_in(format: WebhookFormat) -> (Received, Notification) {
+    secrets();
+    let mut rx = Receiver::start(&[]).await;
+    let n = notification();
+    let h = hook(rx.url("/hooks/in"), format);
+    WebhookSender::new()
+        .send(&h, &n, Some("https://kpiwatch.example"), NOW)
+        .await
+        .expect("200 is a delivery");
+    let got = rx.next().await;
+    assert_eq!(got.method, Method::POST);
+    assert_eq!(got.path, "/hooks/in");
+    assert_eq!(got.header("content-type"), Some("application/json"));
+    let ua = got.header("user-agent").unwrap_or_default();
+    assert!(ua.starts_with("kpiwatch/"), "user agent {ua:?}");
+    assert_eq!(got.header("idempotency-key"), Some(n.id.as_str()));
+    assert_eq!(
+        got.header("x-kpiwatch-notification-id"),
+        Some(n.id.as_str())
+    );
+    assert_eq!(got.header("x-team"), Some("checkout"));
+    let sig = got
+        .header(webhook::SIGNATURE_HEADER)
+        .expect("signed: the secret variable is set");
+    assert!(sig.starts_with(&format!("t={NOW},v1=")), "{sig}");
+    assert!(verify(SECRET.as_bytes(), sig, &got.body, NOW + 5, 300));
+    assert!(!verify(b"wrong secret", sig, &got.body, NOW + 5, 300));
+    (got, n)
+}
+
+#[tokio::test]
+async fn kpiwatch_format_arrives_signed_with_the_notification_id_as_idempotency_key() {
+    let (got, n) = deliver_in(WebhookFormat::Kpiwatch).await;
+    let v = got.json();
+    assert_eq!(v["version"], "1");
+    assert_eq!(v["id"], n.id.as_str());
+    assert_eq!(v["subscription"], "checkout-team");
+    assert_eq!(v["status"], "firing");
+    assert_eq!(v["reason"], "new");
+    assert_eq!(
+        v["alerts"][0]["summary"],
+        "checkouts dropped 63% (country=FI)"
+    );
+    assert_eq!(v["alerts"][0]["observed"], 37.0);
+    assert!(
+        v["alerts"][0]["upper"].is_null(),
+        "infinite band edge → null"
+    );
+    assert_eq!(v["alerts"][1]["status"], "resolved");
+    // The body is exactly what `body` renders: receivers can rely on docs.
+    assert_eq!(
+        got.body.as_ref(),
+        webhook::body(
+            &n,
+            WebhookFormat::Kpiwatch,
+            Some("https://kpiwatch.example")
+        )
+    );
+}
+
+#[tokio::test]
+async fn alertmanager_format_arrives_as_an_alertmanager_payload() {
+    let (got, _) = deliver_in(WebhookFormat::Alertmanager).await;
+    let v = got.json();
+    assert_eq!(v["version"], "4");
+    assert_eq!(v["status"], "firing");
+    assert_eq!(v["receiver"], "shop-hook");
+    assert_eq!(v["externalURL"], "https://kpiwatch.example");
+    assert_eq!(v["groupLabels"]["alertname"], "checkouts");
+    assert!(v["groupKey"].as_str().is_some_and(|k| !k.is_empty()));
+    let firing = &v["alerts"][0];
+    assert_eq!(firing["labels"]["alertname"], "checkouts");
+    assert_eq!(firing["labels"]["country"], "FI");
+    assert_eq!(firing["labels"]["severity"], "critical");
+    assert_eq!(firing["fingerprint"], "3f2a9c0d1e4b5a69");
+    assert_eq!(firing["startsAt"], "2024-01-01T10:05:00Z");
+    assert_eq!(firing["endsAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(
+        firing["annotations"]["summary"],
+        "checkouts dropped 63% (country=FI)"
+    );
+    assert_eq!(
+        firing["annotations"]["runbook_url"],
+        "https://wiki.example/runbooks/checkouts"
+    );
+    assert_eq!(v["alerts"][1]["endsAt"], "2024-01-01T10:20:00Z");
+}
+
+#[tokio::test]
+async fn slack_format_arrives_as_blocks_with_the_numbers() {
+    let (got, _) = deliver_in(WebhookFormat::Slack).await;
+    let v = got.json();
+    assert!(v["text"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("[FIRING]")));
+    let blocks = v["blocks"].as_array().expect("blocks");
+    assert_eq!(blocks[0]["type"], "header");
+    let fields: Vec<&str> = blocks[1]["fields"]
+        .as_array()
+        .expect("the first alert's section has fields")
+        .iter()
+        .filter_map(|f| f["text"].as_str())
+        .collect();
+    assert!(fields.contains(&"*Observed*\n37"), "{fields:?}");
+    assert!(fields.contains(&"*Deviation*\n-63%"), "{fields:?}");
+}
+
+#[tokio::test]
+async fn requests_are_unsigned_when_the_secret_variable_is_unset_or_empty() {
+    secrets();
+    let mut rx = Receiver::start(&[]).await;
+    let sender = WebhookSender::new();
+    for env in [Some(UNSET_SECRET_ENV), Some(EMPTY_SECRET_ENV), None] {
+        let mut h = hook(rx.url("/unsigned"), WebhookFormat::Kpiwatch);
+        h.secret_env = env.map(str::to_string);
+        sender.send(&h, &notification(), None, NOW).await.unwrap();
+        let got = rx.next().await;
+        assert_eq!(got.header(webhook::SIGNATURE_HEADER), None, "{env:?}");
+        assert_eq!(got.header("idempotency-key"), Some("n-5d41402abc4b2a76"));
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Transient,
+    Permanent,
+}
+
+#[tokio::test]
+async fn answers_are_classified_ok_transient_or_permanent_by_status() {
+    use Outcome::*;
+    let table = [
+        (200, Ok),
+        (204, Ok),
+        (408, Transient),
+        (425, Transient),
+        (429, Transient),
+        (500, Transient),
+        (503, Transient),
+        (301, Permanent),
+        (400, Permanent),
+        (401, Permanent),
+        (410, Permanent),
+    ];
+    let script: Vec<Reply> = table.iter().map(|&(c, _)| Reply::Status(c, "")).collect();
+    let mut rx = Receiver::start(&script).await;
+    let sender = WebhookSender::new();
+    let mut h = hook(rx.url("/classify"), WebhookFormat::Kpiwatch);
+    h.secret_env = None;
+    for (code, expected) in table {
+        let got = sender.send(&h, &notification(), None, NOW).await;
+        rx.next().await;
+        let (outcome, text) = match &got {
+            Result::Ok(()) => (Ok, String::new()),
+            Err(DeliveryError::Transient(e)) => (Transient, e.clone()),
+            Err(DeliveryError::Permanent(e)) => (Permanent, e.clone()),
+        };
+        assert_eq!(outcome, expected, "status {code}: {got:?}");
+        if outcome != Ok {
+            assert!(text.contains(&code.to_string()), "names the status: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_server_error_is_transient_and_says_what_the_receiver_answered() {
+    let mut rx = Receiver::start(&[Reply::Status(500, "database unavailable\nretry later")]).await;
+    let h = hook(rx.url("/services/T0/B0/SECRETPATH"), WebhookFormat::Slack);
+    let err = WebhookSender::new()
+        .send(&h, &notification(), None, NOW)
+        .await
+        .unwrap_err();
+    rx.next().await;
+    let DeliveryError::Transient(text) = &err else {
+        panic!("500 must be retried: {err}");
+    };
+    assert!(text.contains("500"), "{text}");
+    assert!(text.contains("database unavailable retry later"), "{text}");
+    assert!(text.contains(&rx.base), "names the receiver: {text}");
+    assert!(
+        !text.contains("SECRETPATH"),
+        "the URL path may be a credential: {text}"
+    );
+    assert!(!text.contains(SECRET), "{text}");
+}
+
+#[tokio::test]
+async fn not_found_is_permanent() {
+    let mut rx = Receiver::start(&[Reply::Status(404, "no such hook")]).await;
+    let h = hook(rx.url("/gone"), WebhookFormat::Alertmanager);
+    let err = WebhookSender::new()
+        .send(&h, &notification(), None, NOW)
+        .await
+        .unwrap_err();
+    rx.next().await;
+    assert!(
+        matches!(&err, DeliveryError::Permanent(t) if t.contains("404") && t.contains("no such hook")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_is_transient_after_the_hook_timeout() {
+    let mut rx = Receiver::start(&[Reply::Never]).await;
+    let mut h = hook(rx.url("/slow"), WebhookFormat::Kpiwatch);
+    h.timeout = Duration::from_millis(200);
+    let started = Instant::now();
+    let err = WebhookSender::new()
+        .send(&h, &notification(), None, NOW)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    rx.next().await;
+    assert!(
+        matches!(&err, DeliveryError::Transient(t) if t.contains("did not answer within 200ms")),
+        "{err:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(200),
+        "gave up early: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "the timeout did not apply: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_transient() {
+    // A port that was just free: nothing listens on it any more.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    drop(listener);
+    let err = WebhookSender::new()
+        .send(
+            &hook(url, WebhookFormat::Kpiwatch),
+            &notification(),
+            None,
+            NOW,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, DeliveryError::Transient(t) if t.contains("cannot connect")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_url_is_permanent() {
+    let err = WebhookSender::new()
+        .send(
+            &hook("ftp://example.invalid/x".into(), WebhookFormat::Kpiwatch),
+            &notification(),
+            None,
+            NOW,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeliveryError::Permanent(_)), "{err:?}");
+}
+
+/// The fault scenario of the issue, from the sender's side: 500, then no
+/// answer, then 200 gives transient, transient, ok, and the receiver sees the
+/// same body and idempotency key each time, so it can keep exactly one.
+#[tokio::test]
+async fn five_hundred_then_timeout_then_ok_is_retryable_twice_and_accepted_once() {
+    secrets();
+    let mut rx = Receiver::start(&[Reply::Status(500, "oops"), Reply::Never]).await;
+    let mut h = hook(rx.url("/flaky"), WebhookFormat::Kpiwatch);
+    h.timeout = Duration::from_millis(200);
+    let sender = WebhookSender::new();
+    let n = notification();
+
+    let mut outcomes = Vec::new();
+    let mut seen = Vec::new();
+    for attempt in 0..3 {
+        outcomes.push(sender.send(&h, &n, None, NOW + attempt).await);
+        seen.push(rx.next().await);
+    }
+    assert!(matches!(outcomes[0], Err(DeliveryError::Transient(_))));
+    assert!(matches!(outcomes[1], Err(DeliveryError::Transient(_))));
+    assert_eq!(outcomes[2], Ok(()));
+    for (attempt, got) in seen.iter().enumerate() {
+        assert_eq!(got.header("idempotency-key"), Some(n.id.as_str()));
+        assert_eq!(got.body, seen[0].body, "a retry sends the same body");
+        // Each try is signed at its own send time.
+        let sig = got.header(webhook::SIGNATURE_HEADER).unwrap();
+        assert!(verify(
+            SECRET.as_bytes(),
+            sig,
+            &got.body,
+            NOW + attempt as i64,
+            0
+        ));
+    }
+}
