@@ -9,9 +9,14 @@
 //!    incidents: iOS checkouts stop for 40 minutes, then all checkouts stop
 //!    for 20. Production is paced by consumption, because the mock cluster
 //!    keeps only 5 MiB per partition and silently drops older messages.
-//! 4. Prints each alert transition as it happens; when everything produced
-//!    is consumed and the idle timeout has let the last buckets close, shuts
-//!    the service down and prints a summary (`--json`: one JSON object).
+//! 4. Prints each alert transition as it happens. Notifications go where a
+//!    real deployment's would: emails to `.eml` files in `OUT/mail` (lettre's
+//!    file transport; open them in any mail client) and webhooks, over HTTP,
+//!    to a receiver the demo runs on 127.0.0.1 that logs each request body
+//!    to `OUT/webhook.jsonl`.
+//! 5. When everything produced is consumed, the idle timeout has let the
+//!    last buckets close and the outbox has drained, shuts the service down
+//!    and prints a summary (`--json`: one JSON object).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,6 +58,14 @@ pub struct DemoSummary {
     pub resolved: u64,
     /// Firing alerts, `kpi{labels}` at bucket start.
     pub alerts: Vec<String>,
+    /// Emails written to `mail_dir`.
+    pub emails: usize,
+    /// Where the emails are.
+    pub mail_dir: String,
+    /// Webhook requests the demo's receiver got.
+    pub webhooks: usize,
+    /// The receiver's log, one request body per line.
+    pub webhook_log: String,
     /// Wall-clock seconds the demo took.
     pub seconds: f64,
 }
@@ -65,6 +78,84 @@ pub struct DemoOptions {
     pub rate: f64,
     /// Print transitions as they happen.
     pub print: bool,
+    /// Where emails and the webhook log go (emptied first).
+    pub out: std::path::PathBuf,
+}
+
+/// The demo's notification settings, replacing the example receivers of
+/// `config/shop.toml` (they point at example.com): every KPI to one email
+/// receiver (the file transport, as with no SMTP server configured) and
+/// one webhook receiver (the demo's own, on loopback); one message per KPI,
+/// sent at once (the demo's hours pass in seconds).
+fn demo_notify(config: &mut Config, mail_dir: &std::path::Path, webhook_url: &str) {
+    use crate::notify::route::Subscription;
+    use crate::notify::settings::{Receiver, ReceiverKind, Webhook, WebhookFormat};
+    let n = &mut config.notify;
+    n.smtp = None;
+    n.mail_dir = mail_dir.to_path_buf();
+    n.outbox_dir = config.service.state_dir.join("outbox");
+    n.from = "kpiwatch demo <kpiwatch@shop.example>".to_string();
+    n.receivers = vec![
+        Receiver {
+            name: "product-team".to_string(),
+            kind: ReceiverKind::Email {
+                to: vec!["product-team@shop.example".to_string()],
+            },
+        },
+        Receiver {
+            name: "oncall-webhook".to_string(),
+            kind: ReceiverKind::Webhook(Webhook {
+                url: webhook_url.to_string(),
+                format: WebhookFormat::Kpiwatch,
+                secret_env: None,
+                timeout: Duration::from_secs(5),
+                headers: Default::default(),
+            }),
+        },
+    ];
+    let mut everything = Subscription::new("shop-kpis", &["product-team", "oncall-webhook"]);
+    everything.group_wait = Duration::ZERO;
+    everything.group_interval = Duration::from_secs(1);
+    n.subscriptions = vec![everything];
+    n.time_windows = Vec::new();
+}
+
+/// A webhook receiver on 127.0.0.1:0 that appends each request body as one
+/// line to `log` and passes it on to `seen`.
+async fn webhook_receiver(
+    log: std::path::PathBuf,
+    seen: mpsc::UnboundedSender<serde_json::Value>,
+) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
+    use axum::routing::post;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let file = Arc::new(std::sync::Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?,
+    ));
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: axum::body::Bytes| {
+            let (file, seen) = (file.clone(), seen.clone());
+            async move {
+                use std::io::Write;
+                if let Ok(mut f) = file.lock() {
+                    let _ = f.write_all(&body);
+                    let _ = f.write_all(b"\n");
+                }
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    let _ = seen.send(v);
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, server))
 }
 
 fn config(brokers: &str) -> Config {
@@ -110,7 +201,15 @@ pub fn incidents(end: i64) -> Vec<Incident> {
 pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     let started = Instant::now();
     let broker = Arc::new(MockBroker::start()?);
-    let config = config(broker.bootstrap_servers());
+    let mail_dir = options.out.join("mail");
+    let webhook_log = options.out.join("webhook.jsonl");
+    let _ = std::fs::remove_dir_all(&mail_dir);
+    let _ = std::fs::remove_file(&webhook_log);
+    std::fs::create_dir_all(&mail_dir)?;
+    let (hooks_tx, mut hooks) = mpsc::unbounded_channel();
+    let (webhook_url, receiver) = webhook_receiver(webhook_log.clone(), hooks_tx).await?;
+    let mut config = config(broker.bootstrap_servers());
+    demo_notify(&mut config, &mail_dir, &webhook_url);
     let topic = config.topics[0].name.clone();
     broker.create_topic(&topic, PARTITIONS)?;
     let kpis = config.kpis.len();
@@ -142,6 +241,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     service_options.observer = Some(observer);
     service_options.metrics = Some(metrics.clone());
     service_options.tick = Duration::from_millis(200);
+    let (backlog_tx, backlog_rx) = tokio::sync::oneshot::channel();
+    service_options.backlog = Some(backlog_tx);
     let service = tokio::spawn(crate::service::run(config, service_options, async {
         let _ = stopped.await;
     }));
@@ -182,6 +283,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         })
     };
 
+    let backlog = backlog_rx.await.ok();
+    let mut webhooks = 0;
     let mut alerts = Vec::new();
     let consumed = || metrics.events_consumed.with_label_values(&[&topic]).get();
     let mut caught_up_at: Option<Instant> = None;
@@ -198,6 +301,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
                 }
                 None => break,
             },
+            Some(hook) = hooks.recv() => {
+                webhooks += 1;
+                if options.print {
+                    println!("{}", describe_webhook(&hook));
+                }
+            }
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
                 let all_in = done.load(Ordering::Relaxed) && consumed() >= produced.load(Ordering::Relaxed);
                 match (all_in, caught_up_at) {
@@ -213,8 +322,26 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
             }
         }
     }
+    // The last alerts' notifications are in the outbox; let them arrive.
+    if let Some(b) = &backlog {
+        let _ = tokio::time::timeout(Duration::from_secs(10), b.drained()).await;
+    }
     let _ = stop.send(());
     let summary = service.await??;
+    receiver.abort();
+    while let Ok(hook) = hooks.try_recv() {
+        webhooks += 1;
+        if options.print {
+            println!("{}", describe_webhook(&hook));
+        }
+    }
+    let emails = std::fs::read_dir(&mail_dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .count()
+        })
+        .unwrap_or(0);
     let _ = std::fs::remove_dir_all(&state_dir);
     while let Ok(t) = transitions.try_recv() {
         if options.print {
@@ -241,8 +368,25 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         fired: summary.fired,
         resolved: summary.resolved,
         alerts,
+        emails,
+        mail_dir: mail_dir.display().to_string(),
+        webhooks,
+        webhook_log: webhook_log.display().to_string(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// One readable line for a webhook the demo's receiver got.
+fn describe_webhook(body: &serde_json::Value) -> String {
+    let alerts = body["alerts"].as_array().map_or(0, Vec::len);
+    format!(
+        "  -> webhook received: {} {} ({} alert{}, notification {})",
+        body["status"].as_str().unwrap_or("?"),
+        body["alerts"][0]["summary"].as_str().unwrap_or(""),
+        alerts,
+        if alerts == 1 { "" } else { "s" },
+        body["id"].as_str().unwrap_or("?"),
+    )
 }
 
 /// One readable line for a transition.

@@ -38,6 +38,10 @@ enum Command {
         /// Page views per minute at the busiest hour.
         #[arg(long, default_value_t = 150.0)]
         rate: f64,
+        /// Where the demo's emails (`mail/*.eml`) and webhook log go; emptied
+        /// first.
+        #[arg(long, default_value = "kpiwatch-demo")]
+        out: PathBuf,
     },
     /// Score one already-aggregated series (`timestamp,value` CSV) with the
     /// default detectors; prints `timestamp,value,anomaly_score`, causal.
@@ -66,6 +70,15 @@ enum Command {
         /// several).
         #[arg(long)]
         topic: Option<String>,
+        /// Also send the notifications the alerts would have caused, to the
+        /// configured receivers (grouped in event time; the service's
+        /// outbox ledger keeps anything already sent from going twice).
+        #[arg(long)]
+        notify: bool,
+        /// With --notify: how long to wait for deliveries before exiting
+        /// (undelivered ones stay in the outbox).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        notify_wait: std::time::Duration,
     },
     /// Write a simulated shop's events (JSON lines) with daily and weekly
     /// seasonality and optional incidents.
@@ -193,12 +206,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             Ok(())
         }
-        Command::Demo { json, days, rate } => {
+        Command::Demo {
+            json,
+            days,
+            rate,
+            out,
+        } => {
             let runtime = tokio::runtime::Runtime::new()?;
             let options = kpiwatch::demo::DemoOptions {
                 days,
                 rate,
                 print: !json,
+                out,
             };
             if !json {
                 println!(
@@ -213,6 +232,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "\nsummary: {} events produced, {} consumed ({} rejected); {} KPIs, {} series; {} alerts fired, {} resolved; {:.1} s",
                     s.events_produced, s.events_consumed, s.events_rejected, s.kpis, s.series, s.fired, s.resolved, s.seconds
                 );
+                println!(
+                    "notifications: {} emails in {}/ (open them in any mail client), {} webhooks received, logged in {}",
+                    s.emails, s.mail_dir, s.webhooks, s.webhook_log
+                );
             }
             Ok(())
         }
@@ -220,8 +243,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             events,
             topic,
+            notify,
+            notify_wait,
         } => {
             let config = kpiwatch::config::load(&config)?;
+            let notify_settings = notify.then(|| config.notify.clone());
+            let state_dir = config.service.state_dir.clone();
+            let mut kept = Vec::new();
             let (reader, size): (Box<dyn Read>, Option<u64>) = if events.as_os_str() == "-" {
                 (Box::new(std::io::stdin().lock()), None)
             } else {
@@ -236,11 +264,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 BufReader::with_capacity(1 << 16, reader),
                 size,
                 std::io::BufWriter::new(std::io::stdout().lock()),
+                notify.then_some(&mut kept),
             )?;
             eprintln!(
                 "replayed {} events ({} rejected, {} late): {} alerts fired, {} resolved",
                 summary.events, summary.rejected, summary.late, summary.fired, summary.resolved
             );
+            if let Some(settings) = notify_settings {
+                let runtime = tokio::runtime::Runtime::new()?;
+                let sent = runtime.block_on(kpiwatch::replay::notify(
+                    &settings,
+                    &state_dir,
+                    &kept,
+                    notify_wait,
+                ))?;
+                if sent.pending > 0 {
+                    eprintln!(
+                        "{} notifications not delivered yet; they wait in {}",
+                        sent.pending,
+                        settings.outbox_dir.display()
+                    );
+                }
+            }
             Ok(())
         }
         Command::Simulate {

@@ -29,14 +29,16 @@ pub enum ReplayError {
 }
 
 /// Replays `input` through a pipeline for `config`, writing transitions to
-/// `out`. `size` (bytes, if known) drives a progress bar when stderr is a
-/// terminal.
+/// `out` (and, when `keep` is given, appending them to it for
+/// [`notify`]). `size` (bytes, if known) drives a progress bar when stderr
+/// is a terminal.
 pub fn replay(
     config: Config,
     topic: Option<&str>,
     mut input: impl BufRead,
     size: Option<u64>,
     mut out: impl Write,
+    mut keep: Option<&mut Vec<Transition>>,
 ) -> Result<Summary, ReplayError> {
     let topic_index = match topic {
         Some(name) => config
@@ -72,10 +74,16 @@ pub fn replay(
         // Only an event at or past the next close can close a bucket.
         if matches!(outcome, Outcome::Accepted { due: true, .. }) {
             pipeline.advance(None, &mut transitions);
+            if let Some(k) = keep.as_deref_mut() {
+                k.extend_from_slice(&transitions);
+            }
             write_transitions(&mut out, &mut transitions, &mut summary)?;
         }
     }
     pipeline.finish(&mut transitions);
+    if let Some(k) = keep.as_deref_mut() {
+        k.extend_from_slice(&transitions);
+    }
     write_transitions(&mut out, &mut transitions, &mut summary)?;
     out.flush()?;
     if let Some(bar) = bar {
@@ -116,4 +124,82 @@ fn progress_bar(size: Option<u64>) -> Option<ProgressBar> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     Some(bar)
+}
+
+/// What `replay --notify` delivered.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NotifySummary {
+    /// Notifications still in the outbox when the replay gave up waiting
+    /// (a receiver down): they are sent by the next `run` or `replay
+    /// --notify` with the same state directory.
+    pub pending: i64,
+}
+
+/// `replay --notify`: routes `transitions` through the configured
+/// subscriptions in event time — each transition arrives at its bucket's
+/// end, so group waits and intervals behave as they would have live — and
+/// delivers the notifications, waiting up to `wait` for the outbox to
+/// drain. The outbox and its ledger are the service's (in
+/// `service.state_dir`), so a replay never re-sends what the service (or an
+/// earlier replay) already sent.
+pub async fn notify(
+    settings: &crate::notify::settings::NotifySettings,
+    state_dir: &std::path::Path,
+    transitions: &[Transition],
+    wait: std::time::Duration,
+) -> Result<NotifySummary, crate::notify::notifier::NotifyError> {
+    use crate::clock::ManualClock;
+    use crate::notify::notifier::{Notifier, SILENCES_FILE};
+    use crate::notify::silence::SilenceStore;
+    use std::sync::{Arc, Mutex};
+
+    let end_ms = |t: &Transition| {
+        chrono::DateTime::parse_from_rfc3339(&t.bucket_end)
+            .map(|d| d.timestamp_millis())
+            .unwrap_or(0)
+    };
+    let first = transitions.first().map(end_ms).unwrap_or(0);
+    let clock = Arc::new(ManualClock::at(first / 1000));
+    let silences = SilenceStore::load(&state_dir.join(SILENCES_FILE)).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "silences not read; replaying without them");
+        SilenceStore::default()
+    });
+    let mut notifier = Notifier::start(
+        settings,
+        state_dir,
+        Arc::new(Mutex::new(silences)),
+        clock.clone(),
+        Metrics::new(),
+    )?;
+    let catch_up = |notifier: &mut Notifier, until_ms: i64| {
+        while let Some(due) = notifier.next_due_ms().filter(|d| *d <= until_ms) {
+            clock.set(due.div_euclid(1000));
+            notifier.tick()?;
+            if notifier.next_due_ms() == Some(due) {
+                break;
+            }
+        }
+        Ok::<(), crate::notify::notifier::NotifyError>(())
+    };
+    for t in transitions {
+        let at = end_ms(t);
+        catch_up(&mut notifier, at)?;
+        clock.set(at.div_euclid(1000));
+        notifier.alerts(std::slice::from_ref(t))?;
+    }
+    // Let the last group waits and intervals pass, but not the repeats of
+    // alerts still firing at the end of the file.
+    let last = transitions.last().map(end_ms).unwrap_or(0);
+    let horizon = settings
+        .subscriptions
+        .iter()
+        .map(|s| s.group_wait.max(s.group_interval).as_millis() as i64)
+        .max()
+        .unwrap_or(0);
+    catch_up(&mut notifier, last + horizon)?;
+    let backlog = notifier.backlog();
+    let _ = tokio::time::timeout(wait, backlog.drained()).await;
+    let pending = backlog.len();
+    notifier.stop().await;
+    Ok(NotifySummary { pending })
 }

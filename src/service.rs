@@ -57,6 +57,9 @@ pub struct Options {
     pub tick: Duration,
     /// Metrics to count into (a fresh registry if None).
     pub metrics: Option<Metrics>,
+    /// Receives the notifier's outbox backlog (the demo and tests wait for
+    /// deliveries with it).
+    pub backlog: Option<oneshot::Sender<Arc<crate::notify::deliver::Backlog>>>,
 }
 
 impl Options {
@@ -70,6 +73,7 @@ impl Options {
             listening: None,
             tick: Duration::from_secs(1),
             metrics: None,
+            backlog: None,
         }
     }
 }
@@ -91,6 +95,12 @@ pub enum ServiceError {
     /// The state snapshot could not be read or written.
     #[error(transparent)]
     Snapshot(#[from] crate::pipeline::snapshot::SnapshotError),
+    /// The notifier could not start or keep an alert.
+    #[error("notifications: {0}")]
+    Notify(#[from] crate::notify::notifier::NotifyError),
+    /// The silences file could not be read.
+    #[error("silences: {0}")]
+    Silences(String),
     /// The alert log could not be written.
     #[error("alert log {path}: {source}")]
     AlertLog {
@@ -122,8 +132,24 @@ pub async fn run(
     if let Some(tx) = options.listening {
         let _ = tx.send(bound);
     }
+    let silences_path = config.service.state_dir.join(crate::notify::notifier::SILENCES_FILE);
+    let silences = Arc::new(std::sync::Mutex::new(
+        crate::notify::silence::SilenceStore::load(&silences_path)
+            .map_err(|e| ServiceError::Silences(e.to_string()))?,
+    ));
+    let mut notifier = crate::notify::notifier::Notifier::start(
+        &config.notify,
+        &config.service.state_dir,
+        silences.clone(),
+        options.clock.clone(),
+        metrics.clone(),
+    )?;
+    if let Some(tx) = options.backlog {
+        let _ = tx.send(notifier.backlog());
+    }
     let (stop_http, http_stopped) = oneshot::channel::<()>();
-    let app = crate::http::router(metrics.clone(), health.clone());
+    let app = crate::http::router(metrics.clone(), health.clone())
+        .merge(crate::notify::silence::api(silences, options.clock.clone()));
     let server = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {
             let _ = http_stopped.await;
@@ -171,10 +197,24 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
+        // Group waits, intervals and repeats come due by the wall clock.
+        let notify_due = notifier.next_due_ms().map(|t| {
+            Duration::from_millis((t - options.clock.now_ms()).clamp(0, 3_600_000) as u64)
+        });
         let advance_now = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            _ = tick.tick() => true,
+            () = sleep_or_never(notify_due) => {
+                notifier.tick()?;
+                continue;
+            }
+            _ = tick.tick() => {
+                // An injected clock moves without tokio's timers noticing.
+                if notifier.next_due_ms().is_some_and(|t| t <= options.clock.now_ms()) {
+                    notifier.tick()?;
+                }
+                true
+            }
             message = consumer.recv() => {
                 let m = match message {
                     Ok(m) => m,
@@ -237,6 +277,16 @@ pub async fn run(
             );
         }
         pipeline.advance(Some(options.clock.now()), &mut transitions);
+        // Observers first: their receipt time marks the bucket close (the
+        // notification latency benchmark measures from it).
+        if let Some(o) = &options.observer {
+            for t in &transitions {
+                let _ = o.send(t.clone());
+            }
+        }
+        // On disk (dispatcher state, outbox) before the offsets behind
+        // these transitions can be stored.
+        notifier.alerts(&transitions)?;
         for t in transitions.drain(..) {
             summary.transition(&t);
             tracing::info!(
@@ -245,9 +295,6 @@ pub async fn run(
             );
             if let Some(log) = &mut alert_log {
                 log.write(&t)?;
-            }
-            if let Some(o) = &options.observer {
-                let _ = o.send(t);
             }
         }
         if let Some(log) = &mut alert_log {
@@ -278,11 +325,26 @@ pub async fn run(
 
     health.running.store(false, Ordering::Relaxed);
     checkpoint(&pipeline, &state_dir, &consumer, &topic_names, &mut held)?;
+    // Give deliveries in flight a moment; whatever is left stays in the
+    // outbox for the next start.
+    let backlog = notifier.backlog();
+    let _ = tokio::time::timeout(SHUTDOWN_DELIVERY_GRACE, backlog.drained()).await;
+    notifier.stop().await;
     leave_group(&consumer).await;
     let _ = stop_http.send(());
     let _ = server.await;
     tracing::info!(?summary, "stopped");
     Ok(summary)
+}
+
+/// How long shutdown waits for notifications in flight.
+const SHUTDOWN_DELIVERY_GRACE: Duration = Duration::from_secs(5);
+
+async fn sleep_or_never(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Writes a snapshot, then stores the offsets it covers.

@@ -20,7 +20,7 @@ fn replay(events: &Path, config: &Path) -> String {
     let config = load(config).unwrap_or_else(|e| panic!("{e}"));
     let mut out = Vec::new();
     let input = std::io::BufReader::new(std::fs::File::open(events).expect("fixture"));
-    kpiwatch::replay::replay(config, None, input, None, &mut out).expect("replay runs");
+    kpiwatch::replay::replay(config, None, input, None, &mut out, None).expect("replay runs");
     String::from_utf8(out).expect("utf-8 output")
 }
 
@@ -110,7 +110,7 @@ fn replay_counts_malformed_and_late_lines_and_goes_on() {
     let input =
         std::io::BufReader::new(std::fs::File::open(dir.join("bad_input.jsonl")).expect("fixture"));
     let summary =
-        kpiwatch::replay::replay(config, None, input, None, std::io::sink()).expect("replay runs");
+        kpiwatch::replay::replay(config, None, input, None, std::io::sink(), None).expect("replay runs");
     assert_eq!(
         (summary.events, summary.rejected, summary.late),
         (125, 4, 1)

@@ -1,0 +1,376 @@
+//! Delivery that loses nothing and sends nothing twice, end to end through
+//! the notifier (dispatcher, durable outbox, per-receiver workers) to real
+//! receivers: an HTTP server in the test, the aiosmtpd SMTP server
+//! (tests/common/smtp.rs), and the `kpiwatch` binary killed with SIGKILL
+//! while notifications wait in its outbox.
+
+#[path = "common/smtp.rs"]
+mod smtp;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use detectors::Direction;
+use kpiwatch::clock::SystemClock;
+use kpiwatch::notify::notifier::Notifier;
+use kpiwatch::notify::route::Subscription;
+use kpiwatch::notify::settings::{
+    NotifySettings, Receiver, ReceiverKind, Retry, Smtp, SmtpSecurity, Webhook, WebhookFormat,
+};
+use kpiwatch::notify::silence::SilenceStore;
+use kpiwatch::pipeline::alert::{RecentBucket, Severity, Status, Transition};
+use kpiwatch::telemetry::Metrics;
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// What the scripted receiver answers, in order; the last answer repeats.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    Status(u16),
+    /// Never answers (the sender's timeout must fire).
+    Hang,
+}
+
+#[derive(Clone)]
+struct Script {
+    answers: Arc<Mutex<VecDeque<Answer>>>,
+    seen: mpsc::UnboundedSender<(String, serde_json::Value)>,
+}
+
+async fn answer(State(s): State<Script>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let _ = s.seen.send((
+        key,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    ));
+    let next = {
+        let mut a = s.answers.lock().unwrap();
+        if a.len() > 1 {
+            a.pop_front().unwrap()
+        } else {
+            *a.front().unwrap()
+        }
+    };
+    match next {
+        Answer::Status(code) => StatusCode::from_u16(code).unwrap(),
+        Answer::Hang => std::future::pending().await,
+    }
+}
+
+/// Serves the script on `listener`; returns the channel of (idempotency
+/// key, body) per request.
+fn serve(
+    listener: tokio::net::TcpListener,
+    answers: &[Answer],
+) -> mpsc::UnboundedReceiver<(String, serde_json::Value)> {
+    let (seen, rx) = mpsc::unbounded_channel();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(answer))
+        .with_state(Script {
+            answers: Arc::new(Mutex::new(answers.iter().copied().collect())),
+            seen,
+        });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    rx
+}
+
+fn transition(kpi: &str, status: Status) -> Transition {
+    let labels = BTreeMap::from([("country".to_string(), "FI".to_string())]);
+    Transition {
+        status,
+        alert_id: kpiwatch::pipeline::alert::alert_id(kpi, &labels, 1_704_096_000),
+        kpi: kpi.to_string(),
+        labels,
+        severity: Severity::Critical,
+        direction: Direction::Drop,
+        started_at: "2024-01-01T08:00:00Z".into(),
+        bucket_start: "2024-01-01T08:00:00Z".into(),
+        bucket_end: "2024-01-01T08:05:00Z".into(),
+        observed: 3.0,
+        expected: 40.0,
+        lower: 28.0,
+        upper: 52.0,
+        score: 0.97,
+        deviation_pct: Some(-92.5),
+        description: Some("Completed checkouts".into()),
+        runbook: None,
+        dashboard: None,
+        recent: (0..12)
+            .map(|i| RecentBucket {
+                t: 1_704_092_700 + i * 300,
+                value: if i == 11 { 3.0 } else { 40.0 },
+                expected: 40.0,
+                lower: 28.0,
+                upper: 52.0,
+                anomalous: i == 11,
+            })
+            .collect(),
+    }
+}
+
+fn settings(dir: &Path, receiver: Receiver) -> NotifySettings {
+    let mut s = NotifySettings::none(dir);
+    s.retry = Retry {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+        give_up_after: Duration::from_secs(3600),
+    };
+    let mut everything = Subscription::new("everything", &[receiver.name.as_str()]);
+    everything.group_wait = Duration::ZERO;
+    s.subscriptions = vec![everything];
+    s.receivers = vec![receiver];
+    s
+}
+
+fn start(settings: &NotifySettings, dir: &Path, metrics: &Metrics) -> Notifier {
+    Notifier::start(
+        settings,
+        dir,
+        Arc::new(Mutex::new(SilenceStore::default())),
+        Arc::new(SystemClock),
+        metrics.clone(),
+    )
+    .expect("notifier starts")
+}
+
+fn pending_files(outbox: &Path) -> usize {
+    walk(outbox)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .count()
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_answering_500_then_timing_out_then_200_gets_the_notification_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let mut seen = serve(
+        listener,
+        &[Answer::Status(500), Answer::Hang, Answer::Status(200)],
+    );
+    let settings = settings(
+        dir.path(),
+        Receiver {
+            name: "oncall".into(),
+            kind: ReceiverKind::Webhook(Webhook {
+                url,
+                format: WebhookFormat::Kpiwatch,
+                secret_env: None,
+                timeout: Duration::from_millis(300),
+                headers: BTreeMap::new(),
+            }),
+        },
+    );
+    let metrics = Metrics::new();
+    let mut notifier = start(&settings, dir.path(), &metrics);
+    let firing = transition("checkouts", Status::Firing);
+    notifier.alerts(std::slice::from_ref(&firing)).unwrap();
+
+    let backlog = notifier.backlog();
+    tokio::time::timeout(WAIT, backlog.drained())
+        .await
+        .expect("delivered within the wait");
+    let mut keys = Vec::new();
+    while let Ok((key, body)) = seen.try_recv() {
+        assert_eq!(body["alerts"][0]["alert_id"], firing.alert_id.as_str());
+        keys.push(key);
+    }
+    assert_eq!(keys.len(), 3, "500, timeout, then 200: {keys:?}");
+    assert!(keys.iter().all(|k| k == &keys[0] && !k.is_empty()));
+    let count = |c: &prometheus::IntCounterVec, l: &[&str]| c.with_label_values(l).get();
+    assert_eq!(count(&metrics.notifications_sent, &["oncall"]), 1);
+    assert_eq!(
+        count(&metrics.notifications_failed, &["oncall", "transient"]),
+        2
+    );
+    assert_eq!(count(&metrics.notifications_retried, &["oncall"]), 2);
+    assert_eq!(pending_files(&settings.outbox_dir), 0);
+
+    // The same transition again (a replay after a restart) sends nothing.
+    notifier.alerts(&[firing]).unwrap();
+    assert_eq!(backlog.len(), 0);
+    notifier.stop().await;
+    assert!(seen.try_recv().is_err(), "nothing sent after the 200");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_wait_while_the_smtp_server_is_down_and_each_arrives_once_when_it_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = smtp::SmtpServer::start();
+    server.stop();
+    let mut settings = settings(
+        dir.path(),
+        Receiver {
+            name: "shop-team".into(),
+            kind: ReceiverKind::Email {
+                to: vec!["pm@shop.example".into()],
+            },
+        },
+    );
+    settings.smtp = Some(Smtp {
+        host: "127.0.0.1".into(),
+        port: server.port(),
+        security: SmtpSecurity::None,
+        username_env: "KPIWATCH_TEST_SMTP_USER_UNSET".into(),
+        password_env: "KPIWATCH_TEST_SMTP_PASSWORD_UNSET".into(),
+        timeout: Duration::from_secs(5),
+        pool_size: 2,
+    });
+    let metrics = Metrics::new();
+    let mut notifier = start(&settings, dir.path(), &metrics);
+    notifier
+        .alerts(&[
+            transition("checkouts", Status::Firing),
+            transition("payments", Status::Firing),
+        ])
+        .unwrap();
+    let failed = || {
+        metrics
+            .notifications_failed
+            .with_label_values(&["shop-team", "transient"])
+            .get()
+    };
+    let started = Instant::now();
+    while failed() < 2 {
+        assert!(started.elapsed() < WAIT, "no failed attempt while down");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let backlog = notifier.backlog();
+    assert_eq!(backlog.len(), 2, "both wait in the outbox");
+    assert_eq!(pending_files(&settings.outbox_dir), 2);
+
+    server.restart();
+    tokio::time::timeout(WAIT, backlog.drained())
+        .await
+        .expect("delivered once the server is up");
+    notifier.stop().await;
+    let mails = server.wait_for_messages(2);
+    assert_eq!(mails.len(), 2, "each email exactly once");
+    let ids: std::collections::BTreeSet<String> = mails
+        .iter()
+        .map(|m| {
+            String::from_utf8_lossy(m)
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 2, "two different notifications: {ids:?}");
+    assert_eq!(pending_files(&settings.outbox_dir), 0);
+}
+
+/// The golden checkout-outage fixture's config, with a webhook receiver
+/// at `url` that gets every alert alone.
+fn replay_config(state_dir: &Path, url: &str) -> String {
+    let base = std::fs::read_to_string("tests/fixtures/replay/checkout_outage.toml").unwrap();
+    format!(
+        r#"[service]
+state_dir = {state:?}
+
+{base}
+
+[notify]
+retry_initial = "50ms"
+retry_max = "200ms"
+
+[[receiver]]
+name = "oncall"
+webhook = {{ url = {url:?}, format = "kpiwatch", timeout = "1s" }}
+
+[[subscription]]
+name = "everything"
+receivers = ["oncall"]
+group_by = ["..."]
+group_wait = "0s"
+group_interval = "1m"
+"#,
+        state = state_dir.display().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_in_the_outbox_survive_sigkill_and_a_replay_sends_none_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // A port with nothing listening yet: the receiver is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let config = dir.path().join("kpiwatch.toml");
+    std::fs::write(&config, replay_config(&state, &url)).unwrap();
+    let expected = std::fs::read_to_string("tests/fixtures/replay/checkout_outage.alerts.jsonl")
+        .unwrap()
+        .lines()
+        .count();
+    let replay = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kpiwatch"))
+            .args(["replay", "--notify", "--notify-wait", "30s", "--config"])
+            .arg(&config)
+            .args([
+                "--events",
+                "tests/fixtures/replay/checkout_outage.jsonl",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+
+    // First run: every notification reaches the outbox, none can be sent.
+    let mut first = replay();
+    let outbox = state.join("outbox");
+    let started = Instant::now();
+    while pending_files(&outbox) < expected {
+        assert!(started.elapsed() < WAIT, "outbox never filled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    assert_eq!(pending_files(&outbox), expected);
+
+    // The receiver comes up; the same replay runs again.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut seen = serve(listener, &[Answer::Status(200)]);
+    let status = tokio::task::spawn_blocking(move || replay().wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let mut keys = Vec::new();
+    while let Ok((key, _)) = seen.try_recv() {
+        keys.push(key);
+    }
+    let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+    assert_eq!(keys.len(), expected, "every notification once: {keys:?}");
+    assert_eq!(distinct.len(), expected);
+    assert_eq!(pending_files(&outbox), 0);
+}
