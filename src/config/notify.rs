@@ -370,12 +370,14 @@ fn webhook(
         None | Some((_, "kpiwatch")) => WebhookFormat::Kpiwatch,
         Some((_, "alertmanager")) => WebhookFormat::Alertmanager,
         Some((_, "slack")) => WebhookFormat::Slack,
-        Some((f, other)) => return Err(src.error(
-            f.span(),
-            format!(
+        Some((f, other)) => {
+            return Err(src.error(
+                f.span(),
+                format!(
                 "format = {other:?} is not known; use \"kpiwatch\", \"alertmanager\" or \"slack\""
             ),
-        )),
+            ))
+        }
     };
     let mut headers = BTreeMap::new();
     for (k, v) in &t.headers {
@@ -537,31 +539,33 @@ fn subscription(
     }
 
     if let Some(m) = &t.min_severity {
-        sub.min_severity =
-            match m.get_ref().as_str() {
-                "warning" => Severity::Warning,
-                "critical" => Severity::Critical,
-                other => return Err(src.error(
+        sub.min_severity = match m.get_ref().as_str() {
+            "warning" => Severity::Warning,
+            "critical" => Severity::Critical,
+            other => {
+                return Err(src.error(
                     m.span(),
                     format!(
                         "min_severity = {other:?} is not known; use \"warning\" or \"critical\""
                     ),
-                )),
-            };
+                ))
+            }
+        };
     }
     if let Some(d) = &t.direction {
-        sub.direction =
-            match d.get_ref().as_str() {
-                "drop" => Interest::Drop,
-                "spike" => Interest::Spike,
-                "both" => Interest::Both,
-                other => return Err(src.error(
+        sub.direction = match d.get_ref().as_str() {
+            "drop" => Interest::Drop,
+            "spike" => Interest::Spike,
+            "both" => Interest::Both,
+            other => {
+                return Err(src.error(
                     d.span(),
                     format!(
                         "direction = {other:?} is not known; use \"drop\", \"spike\" or \"both\""
                     ),
-                )),
-            };
+                ))
+            }
+        };
     }
     if let Some(g) = &t.group_by {
         sub.group_by = if g.iter().any(|l| l.get_ref() == "...") {
@@ -696,6 +700,14 @@ fn matcher(
                 }
                 other => return Err(bad(format!("unknown test `{other}`"))),
             }
+        }
+        toml::Value::Table(t) => {
+            let keys: Vec<&str> = t.keys().map(String::as_str).collect();
+            return Err(bad(format!(
+                "a matcher has exactly one test, found {} ({})",
+                keys.len(),
+                keys.join(", ")
+            )));
         }
         _ => return Err(bad("label values are strings".into())),
     };
@@ -923,6 +935,8 @@ group_by = ["..."]
             label.starts_with("n.toml:26:22:") && label.contains("group_by"),
             "{label}"
         );
+        let two = sub("labels = { country = { not = \"F\", in = [\"G\"] } }");
+        assert!(two.contains("exactly one test, found 2"), "{two}");
         let op = sub("labels = { country = { like = \"F\" } }");
         assert!(op.contains("unknown test `like`"), "{op}");
     }

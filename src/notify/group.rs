@@ -19,8 +19,10 @@
 //!     as resolved; the group is dropped once all its alerts are resolved
 //!     and sent ([`Reason::Resolved`]). An alert that resolves before it
 //!     was ever notified is never sent.
-//!   - silenced alerts are left out and returned as [`Suppressed`]; a
-//!     message whose alerts are all silenced is not sent;
+//!   - silenced alerts are left out and returned as [`Suppressed`] (once
+//!     per alert and silence); a message whose alerts are all silenced is
+//!     not sent, and the group is looked at again when the silence ends.
+//!     An alert that recovers while silenced is over without a message;
 //!   - outside `active_during`, or inside `mute_during`, due messages are
 //!     held (recorded once per mute) and go out when the window opens.
 //! - Transitions are idempotent per (alert id, status): a replay after a
