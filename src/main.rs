@@ -120,6 +120,33 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Show which subscriptions and receivers an alert would reach, with
+    /// their grouping, timing and time windows.
+    Routes {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The alert's KPI.
+        #[arg(long)]
+        kpi: String,
+        /// A label of the alert's series, `name=value`. Repeatable.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// The alert's severity.
+        #[arg(long, default_value = "critical", value_parser = ["warning", "critical"])]
+        severity: String,
+        /// The alert's direction.
+        #[arg(long, default_value = "drop", value_parser = ["drop", "spike"])]
+        direction: String,
+    },
+}
+
+/// `name=value` of `routes --label`.
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{text:?} is not name=value, e.g. country=FI")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -367,6 +394,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             });
             result.and_then(|()| out.flush())?;
+            Ok(())
+        }
+        Command::Routes {
+            config,
+            kpi,
+            labels,
+            severity,
+            direction,
+        } => {
+            let c = kpiwatch::config::load(&config)?;
+            if !c.kpis.iter().any(|k| k.name == kpi) {
+                let names: Vec<&str> = c.kpis.iter().map(|k| k.name.as_str()).collect();
+                anyhow::bail!(
+                    "--kpi {kpi:?} is not a [[kpi]] in {}; use one of: {}",
+                    config.display(),
+                    names.join(", ")
+                );
+            }
+            let severity = match severity.as_str() {
+                "warning" => kpiwatch::pipeline::alert::Severity::Warning,
+                _ => kpiwatch::pipeline::alert::Severity::Critical,
+            };
+            let direction = match direction.as_str() {
+                "spike" => detectors::Direction::Spike,
+                _ => detectors::Direction::Drop,
+            };
+            let labels = labels.into_iter().collect();
+            print!(
+                "{}",
+                kpiwatch::notify::route::explain(&c.notify, &kpi, &labels, severity, direction)
+            );
             Ok(())
         }
         Command::Check { config } => {

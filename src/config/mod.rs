@@ -1,7 +1,8 @@
 //! Configuration files, parsed in two steps: raw serde structs that mirror
 //! the TOML ([`raw`]: unknown keys refused, every field documented), then
-//! validation into runtime types ([`model`], and [`detectors::SetConfig`]
-//! for `[detectors]` tables). Every error names the file, the line and
+//! validation into runtime types ([`model`], [`notify`] for receivers,
+//! time windows and subscriptions, and [`detectors::SetConfig`] for
+//! `[detectors]` tables). Every error names the file, the line and
 //! column, and what to change.
 //!
 //! One file format serves every command: `run`, `replay` and `check` read
@@ -9,6 +10,7 @@
 //! `[defaults]` (or of one KPI with `--kpi`).
 
 pub mod model;
+pub mod notify;
 pub mod raw;
 
 pub use model::{load, validate, Config, Kpi};

@@ -323,7 +323,7 @@ pub fn validate(src: &Source<'_>) -> Result<Config, ConfigError> {
         let kpi = kpi(src, k, &raw.defaults, &topics, &kpis)?;
         kpis.push(kpi);
     }
-    let notify = crate::notify::settings::NotifySettings::none(&service.state_dir);
+    let notify = super::notify::notify(src, &raw, &service.state_dir, &kpis)?;
     Ok(Config {
         service,
         kafka,
@@ -750,7 +750,8 @@ fn bucket_width(src: &Source<'_>, s: &Spanned<String>) -> Result<i64, ConfigErro
     Ok(secs)
 }
 
-fn duration(
+/// A duration key ("30s", "5m") within `min..=max`.
+pub(super) fn duration(
     src: &Source<'_>,
     s: &Spanned<String>,
     key: &str,

@@ -29,6 +29,19 @@ pub struct ConfigToml {
     /// The KPIs.
     #[serde(default, rename = "kpi")]
     pub kpis: Vec<KpiToml>,
+    /// How notifications are delivered (sender, SMTP, retries).
+    /// (Not `Spanned`: toml cannot locate a table that exists only
+    /// through `[notify.smtp]`.)
+    pub notify: Option<NotifyToml>,
+    /// Named destinations: an email list or a webhook.
+    #[serde(default, rename = "receiver")]
+    pub receivers: Vec<Spanned<ReceiverToml>>,
+    /// Named recurring time windows that subscriptions refer to.
+    #[serde(default, rename = "time_window")]
+    pub time_windows: Vec<Spanned<TimeWindowToml>>,
+    /// Who wants which alerts, and how often.
+    #[serde(default, rename = "subscription")]
+    pub subscriptions: Vec<Spanned<SubscriptionToml>>,
 }
 
 /// `[service]`.
@@ -152,4 +165,149 @@ pub struct KpiToml {
     pub detectors: Option<Spanned<DetectorsToml>>,
     /// When a series alerts and when it recovers.
     pub alerting: Option<Spanned<AlertingToml>>,
+}
+
+/// `[notify]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyToml {
+    /// The From of every email, e.g. "kpiwatch <alerts@shop.example>"
+    /// (default "kpiwatch <kpiwatch@localhost>").
+    pub from: Option<Spanned<String>>,
+    /// Base URL of this kpiwatch, for links in notifications, e.g.
+    /// "https://kpiwatch.shop.example".
+    pub external_url: Option<Spanned<String>>,
+    /// Without `[notify.smtp]`, each email is written here as an `.eml`
+    /// file (default: `mail` inside `service.state_dir`).
+    pub mail_dir: Option<String>,
+    /// A notification still undelivered this long after it was made is
+    /// dropped and counted (default "24h").
+    pub give_up_after: Option<Spanned<String>>,
+    /// First wait after a failed delivery (default "1s"); it doubles on
+    /// each failure up to `retry_max`.
+    pub retry_initial: Option<Spanned<String>>,
+    /// Longest wait between delivery attempts (default "5m").
+    pub retry_max: Option<Spanned<String>>,
+    /// An SMTP relay; without it emails are written to `mail_dir`.
+    pub smtp: Option<Spanned<SmtpToml>>,
+}
+
+/// `[notify.smtp]`. Credentials come only from the environment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpToml {
+    /// Host name of the relay (also the TLS server name).
+    pub host: Option<Spanned<String>>,
+    /// Port (default 587 for "starttls", 465 for "tls", 25 for "none").
+    pub port: Option<Spanned<i64>>,
+    /// "starttls" (default), "tls" or "none" (only for a relay on the same
+    /// host or network).
+    pub security: Option<Spanned<String>>,
+    /// Per-message timeout (default "10s").
+    pub timeout: Option<Spanned<String>>,
+    /// Connections kept open and reused (default 4).
+    pub pool_size: Option<Spanned<i64>>,
+    /// Environment variable holding the user name (default
+    /// "KPIWATCH_SMTP_USERNAME"); without it, no login.
+    pub username_env: Option<Spanned<String>>,
+    /// Environment variable holding the password (default
+    /// "KPIWATCH_SMTP_PASSWORD").
+    pub password_env: Option<Spanned<String>>,
+    /// Refused: secrets do not belong in config files (use `username_env`).
+    pub username: Option<Spanned<toml::Value>>,
+    /// Refused: secrets do not belong in config files (use `password_env`).
+    pub password: Option<Spanned<toml::Value>>,
+}
+
+/// `[[receiver]]`: exactly one of `email` and `webhook`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverToml {
+    /// Unique name that subscriptions use.
+    pub name: Option<Spanned<String>>,
+    /// Email addresses; one email per notification goes to all of them.
+    pub email: Option<Spanned<Vec<Spanned<String>>>>,
+    /// An HTTP endpoint that gets one POST per notification.
+    pub webhook: Option<Spanned<WebhookToml>>,
+}
+
+/// `webhook = { ... }` of a receiver.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookToml {
+    /// Where to POST: an http:// or https:// URL.
+    pub url: Option<Spanned<String>>,
+    /// Body format: "kpiwatch" (default), "alertmanager" or "slack".
+    pub format: Option<Spanned<String>>,
+    /// Environment variable holding an HMAC-SHA256 secret; when it is set,
+    /// requests carry a signature header.
+    pub secret_env: Option<Spanned<String>>,
+    /// Per-request timeout (default "10s").
+    pub timeout: Option<Spanned<String>>,
+    /// Extra headers sent with every request, e.g. { "X-Team" = "shop" }.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+}
+
+/// `[[time_window]]`: a recurring window in a time zone. Every listed
+/// condition must hold; a condition left out holds always.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeWindowToml {
+    /// Unique name that subscriptions use in `active_during`/`mute_during`.
+    pub name: Option<Spanned<String>>,
+    /// Days of the week: "mon", "sat-sun", "mon-fri" (default every day).
+    pub weekdays: Option<Vec<Spanned<String>>>,
+    /// Times of day "HH:MM-HH:MM" (default the whole day); "22:00-02:00"
+    /// crosses midnight and belongs to the day it starts on.
+    pub times: Option<Vec<Spanned<String>>>,
+    /// Days of the month: "1", "1:7", "-1" (the last day), "-7:-1"
+    /// (default every day).
+    pub days_of_month: Option<Vec<Spanned<String>>>,
+    /// Months: "jan", "jan-mar", "12" (default every month).
+    pub months: Option<Vec<Spanned<String>>>,
+    /// IANA time zone whose wall clock the window follows, e.g.
+    /// "Europe/Helsinki" (default "UTC").
+    pub timezone: Option<Spanned<String>>,
+}
+
+/// `[[subscription]]`: which alerts, to whom, how grouped and how often.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionToml {
+    /// Unique name, shown in notifications and `kpiwatch routes`.
+    pub name: Option<Spanned<String>>,
+    /// KPI name globs, e.g. ["checkout*", "conversion"] (default every KPI).
+    pub kpis: Option<Vec<Spanned<String>>>,
+    /// Label matchers, all of which must hold: `label = "value"` (equals),
+    /// `label = { not = "v" }`, `label = { in = ["a", "b"] }`,
+    /// `label = { regex = "FI|SE" }` (whole value). `kpi` is the KPI name;
+    /// an absent label reads as "".
+    pub labels: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    /// "warning" (default) or "critical": alerts below it are not sent.
+    pub min_severity: Option<Spanned<String>>,
+    /// "drop", "spike" or "both" (default).
+    pub direction: Option<Spanned<String>>,
+    /// Receiver names; each must be a `[[receiver]]`.
+    pub receivers: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Labels whose values split alerts into separate messages (default
+    /// ["kpi"]); ["..."] sends every alert series alone, [] one message for
+    /// all.
+    pub group_by: Option<Vec<Spanned<String>>>,
+    /// How long a new group waits for more alerts before its first message
+    /// (default "30s"; "0s" sends at once).
+    pub group_wait: Option<Spanned<String>>,
+    /// Least time between messages about changes to a group: new alerts,
+    /// recoveries (default "5m").
+    pub group_interval: Option<Spanned<String>>,
+    /// A group still firing with nothing new is re-sent after this long
+    /// (default "4h").
+    pub repeat_interval: Option<Spanned<String>>,
+    /// Send a message when alerts recover (default true).
+    pub send_resolved: Option<bool>,
+    /// Time window names: send only inside one of them (default always).
+    pub active_during: Option<Vec<Spanned<String>>>,
+    /// Time window names: never send inside them; held messages go out
+    /// when the window ends.
+    pub mute_during: Option<Vec<Spanned<String>>>,
 }
