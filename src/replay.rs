@@ -162,7 +162,7 @@ pub async fn notify(
     let clock = Arc::new(ManualClock::at(first / 1000));
     let silences = SilenceStore::load(&state_dir.join(SILENCES_FILE)).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "silences not read; replaying without them");
-        SilenceStore::default()
+        SilenceStore::in_memory()
     });
     let mut notifier = Notifier::start(
         settings,

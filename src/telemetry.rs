@@ -52,7 +52,7 @@ pub struct Metrics {
     /// Notifications given up, by receiver and reason (expired, rejected).
     pub notifications_dropped: IntCounterVec,
     /// Notifications recorded but not sent, by subscription and reason
-    /// (silenced, muted).
+    /// (silenced, muted, inactive).
     pub notifications_suppressed: IntCounterVec,
     /// Notifications refused by the outbox because their id was already
     /// accepted (a replay or restart recreated them), by receiver.
@@ -143,7 +143,7 @@ impl Metrics {
             ),
             notifications_suppressed: counter(
                 "kpiwatch_notifications_suppressed_total",
-                "Notifications recorded but not sent (silenced, muted).",
+                "Notifications recorded but not sent (silenced, muted, inactive).",
                 &["subscription", "reason"],
             ),
             notifications_deduplicated: counter(

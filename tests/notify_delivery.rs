@@ -136,7 +136,7 @@ fn start(settings: &NotifySettings, dir: &Path, metrics: &Metrics) -> Notifier {
     Notifier::start(
         settings,
         dir,
-        Arc::new(Mutex::new(SilenceStore::default())),
+        Arc::new(Mutex::new(SilenceStore::in_memory())),
         Arc::new(SystemClock),
         metrics.clone(),
     )

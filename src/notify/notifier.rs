@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::deliver::{Backlog, Transports, Worker};
-use super::group::{Dispatcher, DispatcherState};
+use super::group::{Cause, Dispatcher, DispatcherState};
 use super::outbox::{Outbox, OutboxError, Pending};
 use super::settings::NotifySettings;
 use super::silence::SilenceStore;
@@ -174,10 +174,15 @@ impl Notifier {
             self.dispatcher.flush(now_ms, &silences, &mut self.due)
         };
         for s in &suppressed {
-            tracing::info!(suppressed = ?s, "notification suppressed");
+            let reason = match &s.cause {
+                Cause::Silenced { .. } => "silenced",
+                Cause::Muted { .. } => "muted",
+                Cause::Inactive { .. } => "inactive",
+            };
+            tracing::info!(subscription = %s.subscription, group = ?s.group, alerts = ?s.alert_ids, cause = ?s.cause, "notification suppressed");
             self.metrics
                 .notifications_suppressed
-                .with_label_values(&[s.subscription.as_str(), s.reason.label()])
+                .with_label_values(&[s.subscription.as_str(), reason])
                 .inc();
         }
         for n in self.due.drain(..) {
