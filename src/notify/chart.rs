@@ -473,7 +473,7 @@ pub(crate) mod testing {
         let recent: Vec<RecentBucket> = (0..48)
             .map(|i| {
                 let t = T0 + 36_000 + i * 60;
-                let expected = 120.0 + 15.0 * ((i as f64) / 8.0).sin();
+                let expected = 120.0 + 15.0 * (((i - 47) as f64) / 8.0).sin();
                 let value = if i >= 44 {
                     expected * 0.37
                 } else {
