@@ -1,1 +1,1194 @@
-//! (being written)
+//! Email notifications: one multipart message per [`Notification`], with a
+//! chart of each alert inline.
+//!
+//! # Layout
+//!
+//! - [`subject`] — the inbox line: `[FIRING:3] checkouts dropped 63%
+//!   (country=FI) and 2 more`.
+//! - [`message`] — the whole email as a lettre [`Message`]:
+//!
+//!   ```text
+//!   multipart/alternative
+//!   ├── text/plain                 every alert, for plain-text readers
+//!   └── multipart/related
+//!       ├── text/html              the same content, inline CSS only
+//!       └── image/png × ≤5         charts (chart::render_png), by cid:
+//!   ```
+//!
+//!   Headers: a deterministic `Message-ID: <{id}@kpiwatch>`,
+//!   `X-Kpiwatch-Notification-Id`, `X-Kpiwatch-Status`, and a `Date` from
+//!   the notification's creation, so a retried notification is the same
+//!   email.
+//! - [`EmailSender`] — delivery: lettre's pooled async SMTP transport when
+//!   `[notify.smtp]` is configured, otherwise `{id}.eml` files in
+//!   `mail_dir`. [`EmailSender::send`] sorts failures into
+//!   [`DeliveryError::Transient`] (retry) and [`DeliveryError::Permanent`]
+//!   (drop) for the `deliver` worker.
+//!
+//! The text of each alert (what changed, observed vs expected, how unusual,
+//! since when) is computed once as [`Row`]s and written both as text and as
+//! HTML, so the two parts cannot disagree.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use detectors::Direction;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::chart;
+use super::settings::{NotifySettings, SmtpSecurity};
+use super::{DeliveryError, Notification, Reason};
+use crate::pipeline::alert::{Severity, Status, Transition};
+
+/// At most this many alerts get a chart: each PNG is ~15-30 KB, and a
+/// group of 200 alerts must not become a 5 MB email.
+pub const MAX_CHARTS: usize = 5;
+
+/// At most this many alerts are described in full; the rest are counted.
+pub const MAX_DETAILED: usize = 50;
+
+/// Chart size in pixels: fits the 640 px column of the HTML.
+const CHART_WIDTH: u32 = 600;
+const CHART_HEIGHT: u32 = 240;
+
+/// Why an [`EmailSender`] could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    /// `notify.from` is not an email address.
+    #[error("notify.from {from:?} is not a valid email address: {reason}")]
+    From {
+        /// The configured value.
+        from: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The SMTP transport could not be built (the host is not a valid TLS
+    /// server name).
+    #[error("SMTP relay {host:?} cannot be used: {reason}")]
+    Smtp {
+        /// The configured host.
+        host: String,
+        /// What lettre said.
+        reason: String,
+    },
+    /// A user name is in the environment but no password.
+    #[error(
+        "SMTP user name is set in ${username_env} but ${password_env} is unset or empty; \
+         set both, or neither for a relay without authentication"
+    )]
+    Credentials {
+        /// The variable holding the user name.
+        username_env: String,
+        /// The variable that should hold the password.
+        password_env: String,
+    },
+    /// The mail directory (no SMTP relay) could not be created.
+    #[error("cannot create the mail directory {}: {source}", path.display())]
+    MailDir {
+        /// `notify.mail_dir`.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The inbox line for `n`.
+///
+/// `[FIRING] checkouts dropped 63% (country=FI)`,
+/// `[FIRING:3] checkouts dropped 63% (country=FI) and 2 more`,
+/// `[FIRING] (reminder) …` for a repeat,
+/// `[RESOLVED] checkouts back to normal (country=FI)`.
+pub fn subject(n: &Notification) -> String {
+    let firing: Vec<&Transition> = n.firing().collect();
+    let (tag, lead, others) = match n.status {
+        Status::Firing if !firing.is_empty() => {
+            let tag = if firing.len() > 1 {
+                format!("[FIRING:{}]", firing.len())
+            } else {
+                "[FIRING]".to_string()
+            };
+            (tag, Some(firing[0]), firing.len() - 1)
+        }
+        Status::Firing => ("[FIRING]".to_string(), n.alerts.first(), 0),
+        Status::Resolved => (
+            "[RESOLVED]".to_string(),
+            n.alerts.first(),
+            n.alerts.len().saturating_sub(1),
+        ),
+    };
+    let mut s = tag;
+    if n.reason == Reason::Repeat {
+        s.push_str(" (reminder)");
+    }
+    match lead {
+        Some(a) => {
+            let _ = write!(s, " {}", headline(a));
+            if !a.labels.is_empty() {
+                let _ = write!(s, " ({})", labels(a, 40));
+            }
+        }
+        None => s.push_str(" no alerts"),
+    }
+    if others > 0 {
+        let _ = write!(s, " and {others} more");
+    }
+    one_line(&s).into_owned()
+}
+
+/// The email for `n` from `from` to `to`. `external_url` (this kpiwatch's
+/// base URL) adds a link in the footer.
+///
+/// A bad `from` or `to` address is [`DeliveryError::Permanent`]: sending
+/// again cannot fix it. A chart that fails to render is left out (and
+/// logged); the email still goes.
+pub fn message(
+    n: &Notification,
+    from: &str,
+    to: &[String],
+    external_url: Option<&str>,
+) -> Result<Message, DeliveryError> {
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| DeliveryError::Permanent(format!("invalid From address {from:?}: {e}")))?;
+    if to.is_empty() {
+        return Err(DeliveryError::Permanent(
+            "the email receiver has no To address".to_string(),
+        ));
+    }
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(subject(n))
+        .message_id(Some(format!("<{}@kpiwatch>", safe_id(&n.id))))
+        .date(created_at(n))
+        .raw_header(header("X-Kpiwatch-Notification-Id", &n.id))
+        .raw_header(header("X-Kpiwatch-Status", status_word(n.status)))
+        // RFC 3834: no vacation auto-replies to a machine.
+        .raw_header(header("Auto-Submitted", "auto-generated"));
+    for address in to {
+        let mailbox: Mailbox = address.parse().map_err(|e| {
+            DeliveryError::Permanent(format!("invalid To address {address:?}: {e}"))
+        })?;
+        builder = builder.to(mailbox);
+    }
+
+    let detailed = &n.alerts[..n.alerts.len().min(MAX_DETAILED)];
+    let charts: Vec<Option<(String, Vec<u8>)>> = detailed
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if i >= MAX_CHARTS {
+                return None;
+            }
+            match chart::render_png(a, CHART_WIDTH, CHART_HEIGHT) {
+                Ok(png) => Some((format!("chart{i}.{}@kpiwatch", safe_id(&a.alert_id)), png)),
+                Err(e) => {
+                    tracing::warn!(alert = %a.alert_id, error = %e, "chart left out of the email");
+                    None
+                }
+            }
+        })
+        .collect();
+
+    let mut related =
+        MultiPart::related().singlepart(SinglePart::html(html(n, external_url, &charts)));
+    for (cid, png) in charts.into_iter().flatten() {
+        related = related.singlepart(
+            Attachment::new_inline(cid).body(png, ContentType::parse("image/png").expect("valid")),
+        );
+    }
+    builder
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(text(n, external_url)))
+                .multipart(related),
+        )
+        .map_err(|e| DeliveryError::Permanent(format!("the email cannot be built: {e}")))
+}
+
+/// Sends notifications as email: over SMTP (a pool of reused connections)
+/// or, without a relay, as `.eml` files.
+pub struct EmailSender {
+    transport: Transport,
+    /// `notify.from`, checked at construction.
+    from: String,
+}
+
+enum Transport {
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// For error messages.
+        host: String,
+    },
+    /// `{id}.eml` files, named by the notification id so that a retried
+    /// notification overwrites its own file instead of adding a second.
+    Files(PathBuf),
+}
+
+impl EmailSender {
+    /// A sender for `settings`: SMTP when `settings.smtp` is set (credentials
+    /// from the environment variables it names, only when set and
+    /// non-empty), else files in `settings.mail_dir` (created here).
+    pub fn new(settings: &NotifySettings) -> Result<Self, EmailError> {
+        settings
+            .from
+            .parse::<Mailbox>()
+            .map_err(|e| EmailError::From {
+                from: settings.from.clone(),
+                reason: e.to_string(),
+            })?;
+        let transport = match &settings.smtp {
+            Some(smtp) => {
+                let smtp_error = |e: lettre::transport::smtp::Error| EmailError::Smtp {
+                    host: smtp.host.clone(),
+                    reason: e.to_string(),
+                };
+                let builder = match smtp.security {
+                    SmtpSecurity::StartTls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+                            .map_err(smtp_error)?
+                    }
+                    SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
+                        .map_err(smtp_error)?,
+                    SmtpSecurity::None => {
+                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+                    }
+                };
+                let mut builder = builder
+                    .port(smtp.port)
+                    .timeout(Some(smtp.timeout))
+                    .pool_config(PoolConfig::new().max_size(smtp.pool_size.max(1)));
+                if let Some(credentials) = credentials(&smtp.username_env, &smtp.password_env)? {
+                    builder = builder.credentials(credentials);
+                }
+                Transport::Smtp {
+                    transport: builder.build(),
+                    host: smtp.host.clone(),
+                }
+            }
+            None => {
+                std::fs::create_dir_all(&settings.mail_dir).map_err(|source| {
+                    EmailError::MailDir {
+                        path: settings.mail_dir.clone(),
+                        source,
+                    }
+                })?;
+                Transport::Files(settings.mail_dir.clone())
+            }
+        };
+        Ok(Self {
+            transport,
+            from: settings.from.clone(),
+        })
+    }
+
+    /// Sends `n` to `to`. Connection failures, timeouts and SMTP 4xx replies
+    /// are [`DeliveryError::Transient`]; SMTP 5xx replies and bad addresses
+    /// are [`DeliveryError::Permanent`].
+    pub async fn send(
+        &self,
+        n: &Notification,
+        to: &[String],
+        external_url: Option<&str>,
+    ) -> Result<(), DeliveryError> {
+        // Rendering charts and encoding the body is CPU work of a few
+        // milliseconds per alert: off the async workers.
+        let email = {
+            let (n, from, to) = (n.clone(), self.from.clone(), to.to_vec());
+            let url = external_url.map(str::to_owned);
+            tokio::task::spawn_blocking(move || message(&n, &from, &to, url.as_deref()))
+                .await
+                .map_err(|e| {
+                    DeliveryError::Transient(format!("building the email failed: {e}"))
+                })??
+        };
+        match &self.transport {
+            Transport::Smtp { transport, host } => transport
+                .send(email)
+                .await
+                .map(drop)
+                .map_err(|e| classify(&e, host)),
+            Transport::Files(dir) => {
+                let path = dir.join(format!("{}.eml", safe_id(&n.id)));
+                let bytes = email.formatted();
+                tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+                    .await
+                    .map_err(|e| {
+                        DeliveryError::Transient(format!("writing the email failed: {e}"))
+                    })?
+            }
+        }
+    }
+}
+
+/// Where a file-transport email for notification `id` is written.
+pub fn eml_path(mail_dir: &Path, id: &str) -> PathBuf {
+    mail_dir.join(format!("{}.eml", safe_id(id)))
+}
+
+/// Credentials from the environment: none when the user-name variable is
+/// unset or empty.
+fn credentials(username_env: &str, password_env: &str) -> Result<Option<Credentials>, EmailError> {
+    let read = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (read(username_env), read(password_env)) {
+        (Some(user), Some(password)) => Ok(Some(Credentials::new(user, password))),
+        (Some(_), None) => Err(EmailError::Credentials {
+            username_env: username_env.to_string(),
+            password_env: password_env.to_string(),
+        }),
+        (None, Some(_)) => {
+            tracing::warn!(
+                "${password_env} is set but ${username_env} is not: connecting without credentials"
+            );
+            Ok(None)
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// SMTP 5xx replies are final; everything else (4xx, refused connection,
+/// timeout, TLS, a dropped connection) may work later. TLS and
+/// authentication set-up errors are retried too: an operator can fix the
+/// relay while the outbox holds the message.
+fn classify(e: &lettre::transport::smtp::Error, host: &str) -> DeliveryError {
+    if e.is_permanent() {
+        DeliveryError::Permanent(format!("SMTP relay {host} refused the email: {e}"))
+    } else if e.is_timeout() {
+        DeliveryError::Transient(format!("SMTP relay {host} timed out: {e}"))
+    } else {
+        DeliveryError::Transient(format!("sending to SMTP relay {host} failed: {e}"))
+    }
+}
+
+/// Writes via a temporary file and a rename, so a reader of `mail_dir`
+/// never sees half an email.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DeliveryError> {
+    let tmp = path.with_extension("eml.tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| DeliveryError::Transient(format!("cannot write {}: {e}", path.display())))
+}
+
+/// `id` with everything but `[A-Za-z0-9._-]` replaced by `_`: usable in a
+/// Message-ID, a Content-ID and a file name.
+fn safe_id(id: &str) -> String {
+    let s: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        format!("n{s}")
+    } else {
+        s
+    }
+}
+
+fn header(name: &'static str, value: &str) -> HeaderValue {
+    // The value is encoded (RFC 2047) and folded by lettre; only the name
+    // must be ASCII, and these are constants.
+    HeaderValue::new(
+        HeaderName::new_from_ascii_str(name),
+        one_line(value).into_owned(),
+    )
+}
+
+/// `created_at_ms` as a time, for the Date header (the epoch for a
+/// negative or absurd value).
+fn created_at(n: &Notification) -> SystemTime {
+    u64::try_from(n.created_at_ms)
+        .ok()
+        .and_then(|ms| SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Firing => "firing",
+        Status::Resolved => "resolved",
+    }
+}
+
+/// Control characters (a newline in a label value) become spaces.
+fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What the email says about an alert
+
+/// `checkouts dropped 63%`, `checkouts rose 40%`, `checkouts back to normal`.
+fn headline(a: &Transition) -> String {
+    format!("{} {}", a.kpi, change(a))
+}
+
+/// The verb phrase of [`headline`].
+fn change(a: &Transition) -> String {
+    if a.status == Status::Resolved {
+        return "back to normal".to_string();
+    }
+    if a.observed.is_nan() {
+        return "has no data".to_string();
+    }
+    let down = match a.direction {
+        Direction::Drop => true,
+        Direction::Spike => false,
+        Direction::None => match a.deviation_pct {
+            Some(d) if d < 0.0 => true,
+            Some(d) if d > 0.0 => false,
+            _ => return "is unusual".to_string(),
+        },
+    };
+    match a.deviation_pct {
+        _ if down && a.observed == 0.0 => "dropped to 0".to_string(),
+        Some(d) if d.is_finite() && down => format!("dropped {}", percent(d.abs())),
+        Some(d) if d.is_finite() => format!("rose {}", percent(d.abs())),
+        _ if down => format!("dropped to {}", value(a.observed)),
+        _ => format!("rose to {}", value(a.observed)),
+    }
+}
+
+/// `63%`, `4.2%`, `1,150%`.
+fn percent(p: f64) -> String {
+    if p < 10.0 {
+        format!("{}%", trim_zeros(&format!("{p:.1}")))
+    } else {
+        format!("{}%", thousands(p.round()))
+    }
+}
+
+/// A value as people read it: 3 significant digits, thousands separated,
+/// `no data` for NaN.
+fn value(v: f64) -> String {
+    if v.is_nan() {
+        return "no data".to_string();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "∞" } else { "-∞" }.to_string();
+    }
+    let a = v.abs();
+    if a == 0.0 {
+        "0".to_string()
+    } else if !(1e-3..1e15).contains(&a) {
+        format!("{v:.2e}")
+    } else if a >= 1000.0 {
+        thousands(v.round())
+    } else {
+        let decimals = (2 - a.log10().floor() as i32).clamp(0, 5) as usize;
+        trim_zeros(&format!("{v:.decimals$}"))
+    }
+}
+
+fn trim_zeros(s: &str) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// `12345` → `12,345` (integral values only).
+fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if v < 0.0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `country=FI, device=ios`, each value cut to `max` characters.
+fn labels(a: &Transition, max: usize) -> String {
+    a.labels
+        .iter()
+        .map(|(k, v)| {
+            if v.chars().count() > max {
+                let cut: String = v.chars().take(max - 1).collect();
+                format!("{k}={cut}…")
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How rare a bucket with score `s` is: the detectors map a tail
+/// probability p to s = -log10(p) / 12, so p = 10^(-12·s) and one bucket
+/// in N = 1/p is this unusual. `None` when it is not unusual at all.
+fn rarity(score: f64) -> Option<String> {
+    if !score.is_finite() || score <= 0.0 {
+        return None;
+    }
+    let n = 10f64.powf(12.0 * score.min(1.0));
+    if n < 2.0 {
+        return None;
+    }
+    // One significant digit: "1-in-30 million", not "1-in-27,542,287".
+    let magnitude = 10f64.powf(n.log10().floor());
+    let rounded = (n / magnitude).round() * magnitude;
+    let words = if rounded >= 1e12 {
+        format!("{} trillion", trim_zeros(&format!("{:.1}", rounded / 1e12)))
+    } else if rounded >= 1e9 {
+        format!("{} billion", rounded / 1e9)
+    } else if rounded >= 1e6 {
+        format!("{} million", rounded / 1e6)
+    } else {
+        thousands(rounded)
+    };
+    Some(format!("about a 1-in-{words} bucket"))
+}
+
+/// `4 min`, `1 h 20 min`, `2 d 3 h`.
+fn duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs} s"),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `2024-01-01 10:44 UTC`, or the text as it came if it is not RFC 3339.
+fn when(s: &str) -> String {
+    parse_time(s)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| s.to_string())
+}
+
+/// The normal band as words: `96 – 144`, `at most 144`, `at least 96`.
+fn band(lower: f64, upper: f64) -> Option<String> {
+    let known = |v: f64| v.is_finite();
+    match (known(lower), known(upper)) {
+        (true, true) => Some(format!("{} – {}", value(lower), value(upper))),
+        (false, true) => Some(format!("at most {}", value(upper))),
+        (true, false) => Some(format!("at least {}", value(lower))),
+        (false, false) => None,
+    }
+}
+
+/// One line of an alert's details.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    /// `Observed`, `Since`, ….
+    name: &'static str,
+    /// The text.
+    value: String,
+    /// For links: the URL (the value is the URL too).
+    link: bool,
+}
+
+impl Row {
+    fn text(name: &'static str, value: String) -> Self {
+        Self {
+            name,
+            value,
+            link: false,
+        }
+    }
+}
+
+/// The details of one alert, in reading order.
+fn rows(a: &Transition) -> Vec<Row> {
+    let mut rows = Vec::new();
+    if !a.labels.is_empty() {
+        rows.push(Row::text("Series", labels(a, 200)));
+    }
+    let bucket = match (parse_time(&a.bucket_start), parse_time(&a.bucket_end)) {
+        (Some(s), Some(e)) => format!(" in {}–{} UTC", s.format("%H:%M"), e.format("%H:%M")),
+        _ => String::new(),
+    };
+    rows.push(Row::text(
+        "Observed",
+        format!("{}{bucket}", value(a.observed)),
+    ));
+    let mut expected = value(a.expected);
+    if let Some(b) = band(a.lower, a.upper) {
+        let _ = write!(expected, " (normal: {b})");
+    }
+    rows.push(Row::text("Expected", expected));
+    if let Some(d) = a.deviation_pct.filter(|d| d.is_finite()) {
+        let sign = if d > 0.0 {
+            "+"
+        } else if d < 0.0 {
+            "-"
+        } else {
+            ""
+        };
+        rows.push(Row::text(
+            "Deviation",
+            format!("{sign}{}", percent(d.abs())),
+        ));
+    }
+    if a.status == Status::Firing {
+        if let Some(r) = rarity(a.score) {
+            rows.push(Row::text("Unusual", format!("{r} (score {:.2})", a.score)));
+        }
+    }
+    let started = parse_time(&a.started_at);
+    let ended = parse_time(&a.bucket_end);
+    let lasted = match (started, ended) {
+        (Some(s), Some(e)) => format!(" ({})", duration((e - s).num_seconds())),
+        _ => String::new(),
+    };
+    match a.status {
+        Status::Firing => rows.push(Row::text(
+            "Since",
+            format!("{}{lasted}", when(&a.started_at)),
+        )),
+        Status::Resolved => rows.push(Row::text(
+            "Lasted",
+            format!(
+                "{} to {}{lasted}",
+                when(&a.started_at),
+                ended
+                    .map(|e| e.format("%H:%M UTC").to_string())
+                    .unwrap_or_else(|| a.bucket_end.clone())
+            ),
+        )),
+    }
+    let severity = match a.severity {
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    };
+    let direction = match a.direction {
+        Direction::Drop => ", drop",
+        Direction::Spike => ", spike",
+        Direction::None => "",
+    };
+    rows.push(Row::text("Severity", format!("{severity}{direction}")));
+    for (name, url) in [("Runbook", &a.runbook), ("Dashboard", &a.dashboard)] {
+        if let Some(url) = url.as_deref().filter(|u| !u.trim().is_empty()) {
+            rows.push(Row {
+                name,
+                value: url.trim().to_string(),
+                link: is_web_url(url.trim()),
+            });
+        }
+    }
+    rows
+}
+
+/// Only http(s) URLs become links (a `javascript:` runbook stays text).
+fn is_web_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://")
+}
+
+/// One sentence about the whole notification.
+fn intro(n: &Notification) -> String {
+    let firing = n.firing().count();
+    let resolved = n.resolved().count();
+    let mut s = match (firing, resolved) {
+        (0, r) => format!("{} resolved.", plural(r, "alert")),
+        (f, 0) => format!("{} firing.", plural(f, "alert")),
+        (f, r) => format!("{} firing, {r} resolved.", plural(f, "alert")),
+    };
+    if n.reason == Reason::Repeat {
+        s.push_str(" Reminder: nothing has changed since the last message.");
+    }
+    s
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn not_shown(n: &Notification) -> usize {
+    n.alerts.len().saturating_sub(MAX_DETAILED)
+}
+
+// ---------------------------------------------------------------------------
+// text/plain
+
+fn text(n: &Notification, external_url: Option<&str>) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "{}", subject(n));
+    let _ = writeln!(t, "{}\n", intro(n));
+    for a in n.alerts.iter().take(MAX_DETAILED) {
+        let _ = writeln!(
+            t,
+            "{} {}",
+            status_word(a.status).to_uppercase(),
+            headline(a)
+        );
+        if let Some(d) = &a.description {
+            let _ = writeln!(t, "{}", one_line(d));
+        }
+        for row in rows(a) {
+            let _ = writeln!(
+                t,
+                "  {:<10} {}",
+                format!("{}:", row.name),
+                one_line(&row.value)
+            );
+        }
+        t.push('\n');
+    }
+    if not_shown(n) > 0 {
+        let _ = writeln!(
+            t,
+            "… and {} not shown.\n",
+            plural(not_shown(n), "more alert")
+        );
+    }
+    let _ = writeln!(t, "-- ");
+    let _ = write!(t, "kpiwatch, subscription {}", one_line(&n.subscription));
+    if let Some(url) = external_url {
+        let _ = write!(t, ", {url}");
+    }
+    let _ = writeln!(t, "\nNotification {}", n.id);
+    t
+}
+
+// ---------------------------------------------------------------------------
+// text/html
+
+/// Escapes text for HTML element content and quoted attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const FONT: &str = "font-family:Arial,Helvetica,sans-serif;";
+const MUTED: &str = "#586069";
+const RED: &str = "#d62728";
+const ORANGE: &str = "#e36209";
+const GREEN: &str = "#22863a";
+
+fn colour(a: &Transition) -> &'static str {
+    match (a.status, a.severity) {
+        (Status::Resolved, _) => GREEN,
+        (Status::Firing, Severity::Critical) => RED,
+        (Status::Firing, Severity::Warning) => ORANGE,
+    }
+}
+
+/// The HTML part. `charts[i]` is the Content-ID of alert `i`'s chart, if
+/// it has one.
+fn html(
+    n: &Notification,
+    external_url: Option<&str>,
+    charts: &[Option<(String, Vec<u8>)>],
+) -> String {
+    let top = match n.status {
+        Status::Firing if n.firing().any(|a| a.severity == Severity::Critical) => RED,
+        Status::Firing => ORANGE,
+        Status::Resolved => GREEN,
+    };
+    let mut h = String::with_capacity(8 * 1024);
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title></head>\n\
+         <body style=\"margin:0;padding:0;background:#f4f5f7;\">\n\
+         <table role=\"presentation\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" \
+         style=\"background:#f4f5f7;\"><tr><td align=\"center\" style=\"padding:16px 8px;\">\n\
+         <table role=\"presentation\" width=\"640\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" \
+         style=\"width:100%;max-width:640px;background:#ffffff;border:1px solid #e1e4e8;\
+         border-top:4px solid {top};{FONT}color:#24292e;font-size:14px;line-height:1.45;\">\n\
+         <tr><td style=\"padding:16px 20px 8px 20px;\">\
+         <div style=\"{FONT}font-size:18px;font-weight:bold;\">{title}</div>\
+         <div style=\"{FONT}color:{MUTED};padding-top:4px;\">{intro}</div></td></tr>\n",
+        title = esc(&subject(n)),
+        intro = esc(&intro(n)),
+    );
+    for (i, a) in n.alerts.iter().take(MAX_DETAILED).enumerate() {
+        let c = colour(a);
+        let _ = write!(
+            h,
+            "<tr><td style=\"padding:12px 20px 16px 20px;border-top:1px solid #e1e4e8;\">\
+             <div style=\"{FONT}font-size:16px;font-weight:bold;\">\
+             <span style=\"color:{c};\">{status}</span> {headline}</div>",
+            status = status_word(a.status).to_uppercase(),
+            headline = esc(&headline(a)),
+        );
+        if let Some(d) = &a.description {
+            let _ = write!(
+                h,
+                "<div style=\"{FONT}color:{MUTED};padding-top:2px;\">{}</div>",
+                esc(d)
+            );
+        }
+        h.push_str(
+            "<table role=\"presentation\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" \
+             style=\"margin-top:8px;\">",
+        );
+        for row in rows(a) {
+            let value = if row.link {
+                format!(
+                    "<a href=\"{u}\" style=\"color:#0366d6;\">{u}</a>",
+                    u = esc(&row.value)
+                )
+            } else {
+                esc(&row.value)
+            };
+            let _ = write!(
+                h,
+                "<tr><td style=\"{FONT}font-size:14px;color:{MUTED};padding:2px 16px 2px 0;\
+                 vertical-align:top;white-space:nowrap;\">{name}</td>\
+                 <td style=\"{FONT}font-size:14px;padding:2px 0;word-break:break-word;\">{value}</td></tr>",
+                name = row.name,
+            );
+        }
+        h.push_str("</table>");
+        if let Some(Some((cid, _))) = charts.get(i) {
+            let _ = write!(
+                h,
+                "<img src=\"cid:{cid}\" width=\"{CHART_WIDTH}\" height=\"{CHART_HEIGHT}\" \
+                 alt=\"Chart of {alt}: recent values against the normal band\" \
+                 style=\"display:block;width:100%;max-width:{CHART_WIDTH}px;height:auto;\
+                 border:0;margin-top:12px;\">\
+                 <div style=\"{FONT}font-size:12px;color:{MUTED};padding-top:4px;\">\
+                 Dark line: observed. Blue line: expected. Shaded: normal band. \
+                 <span style=\"color:{RED};\">Red dots</span>: anomalous buckets. Times in UTC.</div>",
+                cid = esc(cid),
+                alt = esc(&a.kpi),
+            );
+        }
+        h.push_str("</td></tr>\n");
+    }
+    if not_shown(n) > 0 {
+        let _ = writeln!(
+            h,
+            "<tr><td style=\"{FONT}padding:8px 20px;color:{MUTED};\">… and {} not shown.</td></tr>",
+            plural(not_shown(n), "more alert")
+        );
+    }
+    let _ = write!(
+        h,
+        "<tr><td style=\"{FONT}font-size:12px;color:{MUTED};padding:12px 20px 16px 20px;\
+         border-top:1px solid #e1e4e8;\">Sent by kpiwatch for subscription {sub}",
+        sub = esc(&n.subscription),
+    );
+    if let Some(url) = external_url.filter(|u| is_web_url(u)) {
+        let _ = write!(
+            h,
+            " · <a href=\"{u}\" style=\"color:#0366d6;\">{u}</a>",
+            u = esc(url)
+        );
+    }
+    let _ = write!(
+        h,
+        "<br>Notification {}</td></tr>\n</table>\n</td></tr></table>\n</body></html>\n",
+        esc(&n.id)
+    );
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::notify::chart::testing::checkouts_drop;
+
+    fn notification(alerts: Vec<Transition>) -> Notification {
+        let status = if alerts.iter().any(|a| a.status == Status::Firing) {
+            Status::Firing
+        } else {
+            Status::Resolved
+        };
+        Notification {
+            id: "n-3f2a9c1d".to_string(),
+            receiver: "growth-team".to_string(),
+            subscription: "checkouts".to_string(),
+            group: BTreeMap::from([("kpi".to_string(), "checkouts".to_string())]),
+            status,
+            reason: Reason::New,
+            alerts,
+            created_at_ms: 1_704_105_000_000,
+        }
+    }
+
+    fn spike(country: &str, pct: f64) -> Transition {
+        let mut a = checkouts_drop();
+        a.labels = BTreeMap::from([("country".to_string(), country.to_string())]);
+        a.direction = Direction::Spike;
+        a.deviation_pct = Some(pct);
+        a.observed = a.expected * (1.0 + pct / 100.0);
+        a
+    }
+
+    fn resolved(mut a: Transition) -> Transition {
+        a.status = Status::Resolved;
+        a
+    }
+
+    fn formatted(m: &Message) -> String {
+        String::from_utf8_lossy(&m.formatted()).into_owned()
+    }
+
+    #[test]
+    fn subject_names_the_kpi_the_change_and_the_series() {
+        let n = notification(vec![checkouts_drop()]);
+        assert_eq!(subject(&n), "[FIRING] checkouts dropped 63% (country=FI)");
+    }
+
+    #[test]
+    fn subject_counts_firing_alerts_and_says_how_many_more() {
+        let n = notification(vec![checkouts_drop(), spike("SE", 40.0), spike("NO", 12.0)]);
+        assert_eq!(
+            subject(&n),
+            "[FIRING:3] checkouts dropped 63% (country=FI) and 2 more"
+        );
+    }
+
+    #[test]
+    fn subject_for_spikes_resolutions_and_reminders() {
+        let n = notification(vec![spike("SE", 40.0)]);
+        assert_eq!(subject(&n), "[FIRING] checkouts rose 40% (country=SE)");
+
+        let mut n = notification(vec![resolved(checkouts_drop())]);
+        n.reason = Reason::Resolved;
+        assert_eq!(
+            subject(&n),
+            "[RESOLVED] checkouts back to normal (country=FI)"
+        );
+
+        let mut n = notification(vec![checkouts_drop()]);
+        n.reason = Reason::Repeat;
+        assert_eq!(
+            subject(&n),
+            "[FIRING] (reminder) checkouts dropped 63% (country=FI)"
+        );
+    }
+
+    #[test]
+    fn subject_without_labels_has_no_parentheses() {
+        let mut a = checkouts_drop();
+        a.labels.clear();
+        assert_eq!(
+            subject(&notification(vec![a])),
+            "[FIRING] checkouts dropped 63%"
+        );
+    }
+
+    #[test]
+    fn subject_keeps_to_one_line_whatever_the_labels() {
+        let mut a = checkouts_drop();
+        a.labels.insert(
+            "shop".to_string(),
+            "a\r\nBcc: victim@example.com".to_string(),
+        );
+        let s = subject(&notification(vec![a]));
+        assert!(!s.contains('\n') && !s.contains('\r'), "{s:?}");
+    }
+
+    #[test]
+    fn subject_for_a_drop_to_zero_and_a_spike_from_zero() {
+        let mut a = checkouts_drop();
+        a.observed = 0.0;
+        a.deviation_pct = Some(-100.0);
+        assert_eq!(
+            subject(&notification(vec![a])),
+            "[FIRING] checkouts dropped to 0 (country=FI)"
+        );
+        let mut a = spike("FI", 0.0);
+        a.expected = 0.0;
+        a.observed = 12.0;
+        a.deviation_pct = None;
+        assert_eq!(
+            subject(&notification(vec![a])),
+            "[FIRING] checkouts rose to 12 (country=FI)"
+        );
+    }
+
+    #[test]
+    fn rarity_reads_as_one_bucket_in_n() {
+        assert_eq!(
+            rarity(0.62).as_deref(),
+            Some("about a 1-in-30 million bucket")
+        );
+        assert_eq!(rarity(0.25).as_deref(), Some("about a 1-in-1,000 bucket"));
+        assert_eq!(rarity(0.3).as_deref(), Some("about a 1-in-4,000 bucket"));
+        assert_eq!(
+            rarity(1.0).as_deref(),
+            Some("about a 1-in-1 trillion bucket")
+        );
+        assert_eq!(rarity(0.0), None);
+        assert_eq!(rarity(f64::NAN), None);
+    }
+
+    #[test]
+    fn values_durations_and_bands_read_naturally() {
+        assert_eq!(value(44.4444), "44.4");
+        assert_eq!(value(120.0), "120");
+        assert_eq!(value(12_345.6), "12,346");
+        assert_eq!(value(0.01234), "0.0123");
+        assert_eq!(value(f64::NAN), "no data");
+        assert_eq!(percent(63.04), "63%");
+        assert_eq!(percent(4.25), "4.2%");
+        assert_eq!(percent(1150.0), "1,150%");
+        assert_eq!(duration(240), "4 min");
+        assert_eq!(duration(4800), "1 h 20 min");
+        assert_eq!(duration(3 * 86_400 + 7200 + 60), "3 d 2 h");
+        assert_eq!(band(96.0, 144.0).as_deref(), Some("96 – 144"));
+        assert_eq!(
+            band(f64::NEG_INFINITY, 144.0).as_deref(),
+            Some("at most 144")
+        );
+        assert_eq!(band(f64::NAN, f64::NAN), None);
+    }
+
+    #[test]
+    fn message_has_deterministic_ids_and_kpiwatch_headers() {
+        let n = notification(vec![checkouts_drop()]);
+        let to = ["pm@example.com".to_string()];
+        let m = message(&n, "kpiwatch <kpiwatch@example.com>", &to, None).expect("message");
+        let raw = formatted(&m);
+        assert!(raw.contains("Message-ID: <n-3f2a9c1d@kpiwatch>"), "{raw}");
+        assert!(raw.contains("X-Kpiwatch-Notification-Id: n-3f2a9c1d"));
+        assert!(raw.contains("X-Kpiwatch-Status: firing"));
+        assert!(
+            raw.contains("Date: Mon, 01 Jan 2024 10:30:00 +0000"),
+            "{raw}"
+        );
+        assert!(raw.contains("multipart/alternative"));
+        assert!(raw.contains("multipart/related"));
+        assert!(raw.contains("Content-Type: image/png"));
+    }
+
+    #[test]
+    fn bad_addresses_are_permanent_errors() {
+        let n = notification(vec![checkouts_drop()]);
+        let good = ["pm@example.com".to_string()];
+        let bad = ["not an address".to_string()];
+        assert!(matches!(
+            message(&n, "kpiwatch@example.com", &bad, None),
+            Err(DeliveryError::Permanent(_))
+        ));
+        assert!(matches!(
+            message(&n, "kpiwatch at example", &good, None),
+            Err(DeliveryError::Permanent(_))
+        ));
+        assert!(matches!(
+            message(&n, "kpiwatch@example.com", &[], None),
+            Err(DeliveryError::Permanent(_))
+        ));
+    }
+
+    #[test]
+    fn charts_are_capped() {
+        let alerts: Vec<Transition> = (0..8).map(|i| spike(&format!("C{i}"), 40.0)).collect();
+        let n = notification(alerts);
+        let m =
+            message(&n, "kpiwatch@example.com", &["a@example.com".into()], None).expect("message");
+        let raw = formatted(&m);
+        assert_eq!(raw.matches("Content-Type: image/png").count(), MAX_CHARTS);
+        assert_eq!(
+            raw.matches("src=3D\"cid:").count() + raw.matches("src=\"cid:").count(),
+            MAX_CHARTS
+        );
+    }
+
+    #[test]
+    fn html_escapes_labels_and_only_links_web_urls() {
+        let mut a = checkouts_drop();
+        a.labels
+            .insert("shop".to_string(), "<b>Tom & \"Jerry's\"</b>".to_string());
+        a.runbook = Some("javascript:alert(1)".to_string());
+        a.dashboard = Some("https://grafana.example.com/d/x?a=1&b=2".to_string());
+        let n = notification(vec![a]);
+        let h = html(&n, Some("https://kpiwatch.example.com"), &[]);
+        assert!(
+            h.contains("shop=&lt;b&gt;Tom &amp; &quot;Jerry&#39;s&quot;&lt;/b&gt;"),
+            "{h}"
+        );
+        assert!(!h.contains("<b>Tom"));
+        assert!(!h.contains("href=\"javascript:"));
+        assert!(h.contains("href=\"https://grafana.example.com/d/x?a=1&amp;b=2\""));
+        assert!(h.contains("href=\"https://kpiwatch.example.com\""));
+    }
+
+    #[test]
+    fn text_part_says_observed_expected_deviation_and_since() {
+        let n = notification(vec![checkouts_drop()]);
+        let t = text(&n, None);
+        assert!(t.contains("FIRING checkouts dropped 63%"), "{t}");
+        assert!(t.contains("Observed:  44.4 in 10:47–10:48 UTC"), "{t}");
+        assert!(t.contains("Expected:  120 (normal: 96 – 144)"), "{t}");
+        assert!(t.contains("Deviation: -63%"), "{t}");
+        assert!(t.contains("Since:     2024-01-01 10:44 UTC (4 min)"), "{t}");
+        assert!(
+            t.contains("Unusual:   about a 1-in-30 million bucket"),
+            "{t}"
+        );
+        assert!(
+            t.contains("Runbook:   https://wiki.example.com/runbooks/checkouts"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn resolved_alerts_say_how_long_they_lasted() {
+        let n = notification(vec![resolved(checkouts_drop())]);
+        let t = text(&n, None);
+        assert!(t.contains("RESOLVED checkouts back to normal"), "{t}");
+        assert!(
+            t.contains("Lasted:    2024-01-01 10:44 UTC to 10:48 UTC (4 min)"),
+            "{t}"
+        );
+        assert!(!t.contains("Unusual:"), "{t}");
+    }
+
+    #[test]
+    fn ids_are_made_safe_for_headers_and_file_names() {
+        assert_eq!(safe_id("abc-123_x.y"), "abc-123_x.y");
+        assert_eq!(safe_id("a/b c<d>"), "a_b_c_d_");
+        assert_eq!(safe_id(""), "n");
+        assert_eq!(safe_id("..x"), "n..x");
+        assert_eq!(
+            eml_path(Path::new("/m"), "a/b"),
+            PathBuf::from("/m/a_b.eml")
+        );
+    }
+}
