@@ -132,7 +132,10 @@ pub async fn run(
     if let Some(tx) = options.listening {
         let _ = tx.send(bound);
     }
-    let silences_path = config.service.state_dir.join(crate::notify::notifier::SILENCES_FILE);
+    let silences_path = config
+        .service
+        .state_dir
+        .join(crate::notify::notifier::SILENCES_FILE);
     let silences = Arc::new(std::sync::Mutex::new(
         crate::notify::silence::SilenceStore::load(&silences_path)
             .map_err(|e| ServiceError::Silences(e.to_string()))?,

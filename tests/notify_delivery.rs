@@ -308,6 +308,7 @@ receivers = ["oncall"]
 group_by = ["..."]
 group_wait = "0s"
 group_interval = "1m"
+repeat_interval = "7d"
 "#,
         state = state_dir.display().to_string(),
     )
@@ -330,14 +331,11 @@ async fn notifications_in_the_outbox_survive_sigkill_and_a_replay_sends_none_twi
         .unwrap()
         .lines()
         .count();
-    let replay = || {
+    let replay = move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_kpiwatch"))
             .args(["replay", "--notify", "--notify-wait", "30s", "--config"])
             .arg(&config)
-            .args([
-                "--events",
-                "tests/fixtures/replay/checkout_outage.jsonl",
-            ])
+            .args(["--events", "tests/fixtures/replay/checkout_outage.jsonl"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

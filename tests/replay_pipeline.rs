@@ -109,8 +109,8 @@ fn replay_counts_malformed_and_late_lines_and_goes_on() {
     let config = load(&dir.join("bad_input.toml")).expect("valid");
     let input =
         std::io::BufReader::new(std::fs::File::open(dir.join("bad_input.jsonl")).expect("fixture"));
-    let summary =
-        kpiwatch::replay::replay(config, None, input, None, std::io::sink(), None).expect("replay runs");
+    let summary = kpiwatch::replay::replay(config, None, input, None, std::io::sink(), None)
+        .expect("replay runs");
     assert_eq!(
         (summary.events, summary.rejected, summary.late),
         (125, 4, 1)

@@ -157,7 +157,8 @@ impl Worker {
     /// next start.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let name = self.receiver.name.clone();
-        let mut rng = rand::thread_rng();
+        // Seeded per worker; a thread-local RNG cannot be held across awaits.
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::from_entropy();
         let mut attempts = 0u32;
         loop {
             self.publish_depth();
@@ -285,7 +286,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
+    use rand::SeedableRng as _;
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {

@@ -19,6 +19,8 @@
 //!   PNG chart (plotters); SMTP pool or `.eml` files.
 //! - [`webhook`] — kpiwatch JSON, Alertmanager and Slack bodies, HMAC
 //!   signatures, via reqwest.
+//! - [`notifier`] — the stage the service owns: transitions in, dispatcher
+//!   state and due notifications on disk, delivery workers started.
 //!
 //! Flow: `Transition` → `group::Dispatcher` → `Notification` per receiver →
 //! `outbox` → `deliver` worker → `email` / `webhook`.
@@ -30,11 +32,9 @@ use serde::{Deserialize, Serialize};
 use crate::pipeline::alert::{Status, Transition};
 
 pub mod chart;
-#[cfg(any())] // MERGE: enable once email/webhook land
 pub mod deliver;
 pub mod email;
 pub mod group;
-#[cfg(any())] // MERGE: enable once group/silence land
 pub mod notifier;
 pub mod outbox;
 pub mod route;
