@@ -211,8 +211,9 @@ pub fn message(
         .map_err(|e| DeliveryError::Permanent(format!("the email cannot be built: {e}")))
 }
 
-/// Sends notifications as email: over SMTP (a pool of reused connections)
-/// or, without a relay, as `.eml` files.
+/// Sends notifications as email: over SMTP (a pool of at most
+/// `smtp.pool_size` reused connections) or, without a relay, as `.eml`
+/// files. Shared by reference (or `Arc`) between concurrent senders.
 pub struct EmailSender {
     transport: Transport,
     /// `notify.from`, checked at construction.
@@ -222,6 +223,12 @@ pub struct EmailSender {
 enum Transport {
     Smtp {
         transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// One permit per pooled connection. lettre's `max_size` only bounds
+        /// the *idle* connections it keeps: under load it opens one
+        /// connection per concurrent send and closes the surplus afterwards.
+        /// Relays limit connections per client (and answer 421 beyond), so
+        /// sends beyond `pool_size` wait here for a connection instead.
+        connections: tokio::sync::Semaphore,
         /// For error messages.
         host: String,
     },
@@ -268,6 +275,7 @@ impl EmailSender {
                 }
                 Transport::Smtp {
                     transport: builder.build(),
+                    connections: tokio::sync::Semaphore::new(smtp.pool_size.max(1) as usize),
                     host: smtp.host.clone(),
                 }
             }
@@ -308,11 +316,20 @@ impl EmailSender {
                 })??
         };
         match &self.transport {
-            Transport::Smtp { transport, host } => transport
-                .send(email)
-                .await
-                .map(drop)
-                .map_err(|e| classify(&e, host)),
+            Transport::Smtp {
+                transport,
+                connections,
+                host,
+            } => {
+                let _permit = connections.acquire().await.map_err(|_| {
+                    DeliveryError::Transient("the email sender is shutting down".to_string())
+                })?;
+                transport
+                    .send(email)
+                    .await
+                    .map(drop)
+                    .map_err(|e| classify(&e, host))
+            }
             Transport::Files(dir) => {
                 let path = dir.join(format!("{}.eml", safe_id(&n.id)));
                 let bytes = email.formatted();
