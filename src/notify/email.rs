@@ -26,7 +26,7 @@
 //!   (drop) for the `deliver` worker.
 //!
 //! The text of each alert (what changed, observed vs expected, how unusual,
-//! since when) is computed once as [`Row`]s and written both as text and as
+//! since when) is computed once as `Row`s and written both as text and as
 //! HTML, so the two parts cannot disagree.
 
 use std::fmt::Write as _;
@@ -1195,6 +1195,43 @@ mod tests {
             "{t}"
         );
         assert!(!t.contains("Unusual:"), "{t}");
+    }
+
+    #[test]
+    fn credentials_come_only_from_non_empty_environment_variables() {
+        // Names no one else sets; each case uses its own, so parallel tests
+        // do not race on them.
+        let unset = "KPIWATCH_EMAIL_TEST_UNSET";
+        assert!(credentials(unset, unset).expect("no credentials").is_none());
+
+        std::env::set_var("KPIWATCH_EMAIL_TEST_USER_ONLY", "kpiwatch");
+        std::env::set_var("KPIWATCH_EMAIL_TEST_EMPTY_PASSWORD", "");
+        assert!(matches!(
+            credentials(
+                "KPIWATCH_EMAIL_TEST_USER_ONLY",
+                "KPIWATCH_EMAIL_TEST_EMPTY_PASSWORD"
+            ),
+            Err(EmailError::Credentials { .. })
+        ));
+
+        std::env::set_var("KPIWATCH_EMAIL_TEST_USER", "kpiwatch");
+        std::env::set_var("KPIWATCH_EMAIL_TEST_PASSWORD", "s3cret");
+        assert!(
+            credentials("KPIWATCH_EMAIL_TEST_USER", "KPIWATCH_EMAIL_TEST_PASSWORD")
+                .expect("credentials")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_sender_refuses_a_bad_from_address() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = NotifySettings::none(dir.path());
+        settings.from = "kpiwatch at localhost".to_string();
+        assert!(matches!(
+            EmailSender::new(&settings),
+            Err(EmailError::From { .. })
+        ));
     }
 
     #[test]
