@@ -280,6 +280,45 @@ async fn smtp_server_down_is_transient_and_sending_succeeds_once_it_is_back() {
 }
 
 #[tokio::test]
+async fn concurrent_sends_reuse_at_most_pool_size_connections() {
+    let server = SmtpServer::start();
+    let state = tempfile::tempdir().expect("state dir");
+    let mut settings = smtp_settings(&server, state.path());
+    if let Some(smtp) = settings.smtp.as_mut() {
+        smtp.pool_size = 2;
+    }
+    let sender = std::sync::Arc::new(EmailSender::new(&settings).expect("sender"));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let sender = std::sync::Arc::clone(&sender);
+        tasks.spawn(async move {
+            let mut n = notification(&format!("n-pool-{i}"));
+            n.alerts.truncate(1);
+            sender.send(&n, &to(), None).await
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("task").expect("delivered");
+    }
+    // aiosmtpd stamps each message with the client's address and port
+    // (X-Peer): one port per TCP connection.
+    let mails = server.wait_for_messages(12);
+    let peers: std::collections::BTreeSet<String> = mails
+        .iter()
+        .map(|raw| {
+            MessageParser::default()
+                .parse(raw)
+                .and_then(|m| m.header_raw("X-Peer").map(|p| p.trim().to_string()))
+                .expect("an X-Peer header")
+        })
+        .collect();
+    assert!(
+        (1..=2).contains(&peers.len()),
+        "12 emails over at most 2 connections, got {peers:?}"
+    );
+}
+
+#[tokio::test]
 async fn smtp_5xx_rejection_is_permanent() {
     // 552: the email (with its charts) is larger than the server accepts.
     let server = SmtpServer::start_with_max_size(2_000);

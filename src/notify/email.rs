@@ -26,7 +26,7 @@
 //!   (drop) for the `deliver` worker.
 //!
 //! The text of each alert (what changed, observed vs expected, how unusual,
-//! since when) is computed once as [`Row`]s and written both as text and as
+//! since when) is computed once as `Row`s and written both as text and as
 //! HTML, so the two parts cannot disagree.
 
 use std::fmt::Write as _;
@@ -211,8 +211,9 @@ pub fn message(
         .map_err(|e| DeliveryError::Permanent(format!("the email cannot be built: {e}")))
 }
 
-/// Sends notifications as email: over SMTP (a pool of reused connections)
-/// or, without a relay, as `.eml` files.
+/// Sends notifications as email: over SMTP (a pool of at most
+/// `smtp.pool_size` reused connections) or, without a relay, as `.eml`
+/// files. Shared by reference (or `Arc`) between concurrent senders.
 pub struct EmailSender {
     transport: Transport,
     /// `notify.from`, checked at construction.
@@ -222,6 +223,12 @@ pub struct EmailSender {
 enum Transport {
     Smtp {
         transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// One permit per pooled connection. lettre's `max_size` only bounds
+        /// the *idle* connections it keeps: under load it opens one
+        /// connection per concurrent send and closes the surplus afterwards.
+        /// Relays limit connections per client (and answer 421 beyond), so
+        /// sends beyond `pool_size` wait here for a connection instead.
+        connections: tokio::sync::Semaphore,
         /// For error messages.
         host: String,
     },
@@ -268,6 +275,7 @@ impl EmailSender {
                 }
                 Transport::Smtp {
                     transport: builder.build(),
+                    connections: tokio::sync::Semaphore::new(smtp.pool_size.max(1) as usize),
                     host: smtp.host.clone(),
                 }
             }
@@ -308,11 +316,20 @@ impl EmailSender {
                 })??
         };
         match &self.transport {
-            Transport::Smtp { transport, host } => transport
-                .send(email)
-                .await
-                .map(drop)
-                .map_err(|e| classify(&e, host)),
+            Transport::Smtp {
+                transport,
+                connections,
+                host,
+            } => {
+                let _permit = connections.acquire().await.map_err(|_| {
+                    DeliveryError::Transient("the email sender is shutting down".to_string())
+                })?;
+                transport
+                    .send(email)
+                    .await
+                    .map(drop)
+                    .map_err(|e| classify(&e, host))
+            }
             Transport::Files(dir) => {
                 let path = dir.join(format!("{}.eml", safe_id(&n.id)));
                 let bytes = email.formatted();
@@ -1178,6 +1195,43 @@ mod tests {
             "{t}"
         );
         assert!(!t.contains("Unusual:"), "{t}");
+    }
+
+    #[test]
+    fn credentials_come_only_from_non_empty_environment_variables() {
+        // Names no one else sets; each case uses its own, so parallel tests
+        // do not race on them.
+        let unset = "KPIWATCH_EMAIL_TEST_UNSET";
+        assert!(credentials(unset, unset).expect("no credentials").is_none());
+
+        std::env::set_var("KPIWATCH_EMAIL_TEST_USER_ONLY", "kpiwatch");
+        std::env::set_var("KPIWATCH_EMAIL_TEST_EMPTY_PASSWORD", "");
+        assert!(matches!(
+            credentials(
+                "KPIWATCH_EMAIL_TEST_USER_ONLY",
+                "KPIWATCH_EMAIL_TEST_EMPTY_PASSWORD"
+            ),
+            Err(EmailError::Credentials { .. })
+        ));
+
+        std::env::set_var("KPIWATCH_EMAIL_TEST_USER", "kpiwatch");
+        std::env::set_var("KPIWATCH_EMAIL_TEST_PASSWORD", "s3cret");
+        assert!(
+            credentials("KPIWATCH_EMAIL_TEST_USER", "KPIWATCH_EMAIL_TEST_PASSWORD")
+                .expect("credentials")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_sender_refuses_a_bad_from_address() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = NotifySettings::none(dir.path());
+        settings.from = "kpiwatch at localhost".to_string();
+        assert!(matches!(
+            EmailSender::new(&settings),
+            Err(EmailError::From { .. })
+        ));
     }
 
     #[test]
