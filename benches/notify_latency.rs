@@ -24,9 +24,7 @@ use detectors::Direction;
 use kpiwatch::clock::SystemClock;
 use kpiwatch::notify::notifier::Notifier;
 use kpiwatch::notify::route::{GroupBy, Subscription};
-use kpiwatch::notify::settings::{
-    NotifySettings, Receiver, ReceiverKind, Webhook, WebhookFormat,
-};
+use kpiwatch::notify::settings::{NotifySettings, Receiver, ReceiverKind, Webhook, WebhookFormat};
 use kpiwatch::notify::silence::SilenceStore;
 use kpiwatch::pipeline::alert::{alert_id, RecentBucket, Severity, Status, Transition};
 use kpiwatch::telemetry::Metrics;
@@ -138,7 +136,9 @@ async fn main() {
     let mut one_at_a_time = Vec::with_capacity(n);
     for i in 0..n {
         start += 300;
-        let t = transition(i % 100, start);
+        // A new series each time: a series already firing would be an
+        // update to its group, sent only after group_interval.
+        let t = transition(i, start);
         let closed = Instant::now();
         notifier.alerts(std::slice::from_ref(&t)).unwrap();
         let (id, at) = received.recv().await.unwrap();
@@ -149,9 +149,11 @@ async fn main() {
 
     let burst = 50;
     let mut bursts = Vec::new();
-    for _ in 0..20 {
+    for b in 0..20 {
         start += 300;
-        let batch: Vec<Transition> = (0..burst).map(|s| transition(s, start)).collect();
+        let batch: Vec<Transition> = (0..burst)
+            .map(|s| transition(n + b * burst + s, start))
+            .collect();
         let closed = Instant::now();
         notifier.alerts(&batch).unwrap();
         let mut pending: HashMap<String, ()> =
