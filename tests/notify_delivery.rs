@@ -372,3 +372,66 @@ async fn notifications_in_the_outbox_survive_sigkill_and_a_replay_sends_none_twi
     assert_eq!(distinct.len(), expected);
     assert_eq!(pending_files(&outbox), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_hangs_does_not_hold_up_another_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fast = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = |l: &tokio::net::TcpListener| {
+        ReceiverKind::Webhook(Webhook {
+            url: format!("http://{}/hook", l.local_addr().unwrap()),
+            format: WebhookFormat::Kpiwatch,
+            secret_env: None,
+            timeout: Duration::from_secs(60),
+            headers: BTreeMap::new(),
+        })
+    };
+    let mut settings = settings(
+        dir.path(),
+        Receiver {
+            name: "slow".into(),
+            kind: hook(&slow),
+        },
+    );
+    settings.receivers.push(Receiver {
+        name: "fast".into(),
+        kind: hook(&fast),
+    });
+    settings.subscriptions[0].receivers.push("fast".into());
+    let mut slow_seen = serve(slow, &[Answer::Hang]);
+    let mut fast_seen = serve(fast, &[Answer::Status(200)]);
+    let metrics = Metrics::new();
+    let mut notifier = start(&settings, dir.path(), &metrics);
+    notifier
+        .alerts(&[
+            transition("checkouts", Status::Firing),
+            transition("payments", Status::Firing),
+        ])
+        .unwrap();
+    // Both of the fast receiver's notifications arrive while the slow one
+    // still holds its first request open.
+    for _ in 0..2 {
+        tokio::time::timeout(WAIT, fast_seen.recv())
+            .await
+            .expect("the fast receiver is not held up")
+            .unwrap();
+    }
+    tokio::time::timeout(WAIT, slow_seen.recv())
+        .await
+        .expect("the slow receiver got its first request")
+        .unwrap();
+    assert!(
+        slow_seen.try_recv().is_err(),
+        "the slow one is still on its first"
+    );
+    assert_eq!(
+        metrics
+            .notifications_sent
+            .with_label_values(&["slow"])
+            .get(),
+        0
+    );
+    assert_eq!(notifier.backlog().len(), 2, "the slow receiver's two wait");
+    notifier.stop().await;
+}

@@ -188,10 +188,13 @@ impl Worker {
                     .with_label_values(&[&name])
                     .inc();
             }
-            let result = self
-                .transports
-                .deliver(&self.receiver, n, self.clock.now())
-                .await;
+            // Shutdown does not wait for a hanging receiver: the entry stays
+            // in the outbox and goes again (same idempotency key) next start.
+            let result = tokio::select! {
+                biased;
+                _ = stop.changed() => return,
+                r = self.transports.deliver(&self.receiver, n, self.clock.now()) => r,
+            };
             attempts += 1;
             match result {
                 Ok(()) => {

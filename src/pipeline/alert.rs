@@ -107,13 +107,22 @@ pub struct Transition {
 
 /// JSON has no infinities or NaN: serde_json writes them as `null` (an
 /// open band edge is infinite), and this reads `null` back as NaN so an
-/// alert survives the outbox.
+/// alert survives the outbox. Binary formats (the postcard snapshot) carry
+/// the number itself and read it as is.
 fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    if d.is_human_readable() {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    } else {
+        f64::deserialize(d)
+    }
 }
 
 fn null_as_nan_f32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
-    Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
+    if d.is_human_readable() {
+        Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
+    } else {
+        f32::deserialize(d)
+    }
 }
 
 /// RFC 3339 in UTC for epoch seconds.
@@ -153,6 +162,27 @@ mod tests {
         assert_ne!(a, alert_id("checkouts", &se, 600));
         assert_ne!(a, alert_id("checkouts", &fi, 900));
         assert_ne!(a, alert_id("carts", &fi, 600));
+    }
+
+    #[test]
+    fn a_recent_bucket_round_trips_through_json_and_postcard_with_open_edges() {
+        let b = RecentBucket {
+            t: 600,
+            value: 3.0,
+            expected: 4.0,
+            lower: f32::NEG_INFINITY,
+            upper: f32::INFINITY,
+            anomalous: true,
+        };
+        let json: RecentBucket = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+        assert!(
+            json.lower.is_nan() && json.upper.is_nan(),
+            "null reads back as NaN"
+        );
+        assert_eq!((json.t, json.value, json.expected), (600, 3.0, 4.0));
+        let bytes = postcard::to_stdvec(&b).unwrap();
+        let binary: RecentBucket = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(binary, b, "binary formats keep the infinities");
     }
 
     #[test]

@@ -110,20 +110,32 @@ impl Service {
 
     /// The next alert transition.
     pub async fn next_transition(&mut self) -> Transition {
-        tokio::time::timeout(WAIT, self.transitions.recv())
+        match tokio::time::timeout(WAIT, self.transitions.recv())
             .await
             .expect("an alert transition in time")
-            .expect("the service is running")
+        {
+            Some(t) => t,
+            None => self.died().await,
+        }
+    }
+
+    /// Panics with what ended the service (its channels closed early).
+    async fn died(&mut self) -> ! {
+        let result = (&mut self.task).await;
+        panic!("the service stopped: {result:?}")
     }
 
     /// Judged buckets until one satisfies `until` (included).
     pub async fn buckets_until(&mut self, until: impl Fn(&Bucket) -> bool) -> Vec<Bucket> {
         let mut seen = Vec::new();
         loop {
-            let b = tokio::time::timeout(WAIT, self.buckets.recv())
+            let b = match tokio::time::timeout(WAIT, self.buckets.recv())
                 .await
                 .unwrap_or_else(|_| panic!("no matching bucket in time; saw {seen:?}"))
-                .expect("the service is running");
+            {
+                Some(b) => b,
+                None => self.died().await,
+            };
             let done = until(&b);
             seen.push(b);
             if done {
