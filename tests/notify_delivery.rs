@@ -432,6 +432,61 @@ async fn a_receiver_that_hangs_does_not_hold_up_another_one() {
             .get(),
         0
     );
+    // The fast worker counts its second delivery just after the receiver
+    // answered it.
+    let started = Instant::now();
+    while metrics
+        .notifications_sent
+        .with_label_values(&["fast"])
+        .get()
+        < 2
+    {
+        assert!(
+            started.elapsed() < WAIT,
+            "the fast receiver's deliveries counted"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(notifier.backlog().len(), 2, "the slow receiver's two wait");
+    notifier.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_undeliverable_past_give_up_after_is_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port: every attempt is refused (transient).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings = settings(
+        dir.path(),
+        Receiver {
+            name: "gone".into(),
+            kind: ReceiverKind::Webhook(Webhook {
+                url: format!("http://127.0.0.1:{port}/hook"),
+                format: WebhookFormat::Kpiwatch,
+                secret_env: None,
+                timeout: Duration::from_secs(1),
+                headers: BTreeMap::new(),
+            }),
+        },
+    );
+    settings.retry.give_up_after = Duration::from_millis(300);
+    let metrics = Metrics::new();
+    let mut notifier = start(&settings, dir.path(), &metrics);
+    notifier
+        .alerts(&[transition("checkouts", Status::Firing)])
+        .unwrap();
+    let backlog = notifier.backlog();
+    tokio::time::timeout(WAIT, backlog.drained())
+        .await
+        .expect("given up within the wait");
+    let get = |c: &prometheus::IntCounterVec, l: &[&str]| c.with_label_values(l).get();
+    assert_eq!(get(&metrics.notifications_dropped, &["gone", "expired"]), 1);
+    assert_eq!(get(&metrics.notifications_sent, &["gone"]), 0);
+    assert!(get(&metrics.notifications_failed, &["gone", "transient"]) >= 1);
+    assert_eq!(pending_files(&settings.outbox_dir), 0);
     notifier.stop().await;
 }
