@@ -81,7 +81,7 @@ pub fn replay(
         }
     }
     pipeline.finish(&mut transitions);
-    if let Some(k) = keep.as_deref_mut() {
+    if let Some(k) = keep {
         k.extend_from_slice(&transitions);
     }
     write_transitions(&mut out, &mut transitions, &mut summary)?;
