@@ -199,22 +199,26 @@ pub async fn run(
     let mut tick = tokio::time::interval(options.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
+    // When the notifier next has work (group waits, intervals, repeats);
+    // read after each notifier call, not per message (it scans the groups).
+    let mut notify_due = notifier.next_due_ms();
     loop {
-        // Group waits, intervals and repeats come due by the wall clock.
-        let notify_due = notifier.next_due_ms().map(|t| {
+        let notify_in = notify_due.map(|t| {
             Duration::from_millis((t - options.clock.now_ms()).clamp(0, 3_600_000) as u64)
         });
         let advance_now = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            () = sleep_or_never(notify_due) => {
+            () = sleep_or_never(notify_in) => {
                 notifier.tick()?;
+                notify_due = notifier.next_due_ms();
                 continue;
             }
             _ = tick.tick() => {
                 // An injected clock moves without tokio's timers noticing.
-                if notifier.next_due_ms().is_some_and(|t| t <= options.clock.now_ms()) {
+                if notify_due.is_some_and(|t| t <= options.clock.now_ms()) {
                     notifier.tick()?;
+                    notify_due = notifier.next_due_ms();
                 }
                 true
             }
@@ -289,7 +293,10 @@ pub async fn run(
         }
         // On disk (dispatcher state, outbox) before the offsets behind
         // these transitions can be stored.
-        notifier.alerts(&transitions)?;
+        if !transitions.is_empty() {
+            notifier.alerts(&transitions)?;
+            notify_due = notifier.next_due_ms();
+        }
         for t in transitions.drain(..) {
             summary.transition(&t);
             tracing::info!(
