@@ -21,6 +21,7 @@
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod durable;
 pub mod http;
 pub mod kafka;
 pub mod notify;

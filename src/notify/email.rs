@@ -385,9 +385,7 @@ fn classify(e: &lettre::transport::smtp::Error, host: &str) -> DeliveryError {
 /// Writes via a temporary file and a rename, so a reader of `mail_dir`
 /// never sees half an email.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DeliveryError> {
-    let tmp = path.with_extension("eml.tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
+    crate::durable::write_atomic(path, bytes)
         .map_err(|e| DeliveryError::Transient(format!("cannot write {}: {e}", path.display())))
 }
 

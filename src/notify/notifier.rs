@@ -243,7 +243,6 @@ fn load_state(path: &Path) -> Result<Option<DispatcherState>, NotifyError> {
 }
 
 fn save_state(path: &Path, state: &DispatcherState) -> Result<(), NotifyError> {
-    use std::io::Write;
     let err = |e: std::io::Error| NotifyError::State {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -251,14 +250,6 @@ fn save_state(path: &Path, state: &DispatcherState) -> Result<(), NotifyError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec(state).expect("dispatcher state serialises");
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(&bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)?;
-    if let Some(Ok(d)) = path.parent().map(std::fs::File::open) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::durable::write_atomic(path, &bytes).map_err(err)
 }

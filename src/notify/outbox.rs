@@ -104,13 +104,6 @@ fn dir_name(receiver: &str) -> String {
     out
 }
 
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        // A rename or delete is durable once the directory entry is.
-        let _ = d.sync_all();
-    }
-}
-
 impl Outbox {
     /// Opens (creating) the outbox in `dir`, reading and compacting the
     /// ledger; `now_ms` decides which ledger lines are old enough to drop.
@@ -167,20 +160,14 @@ impl Outbox {
     }
 
     fn rewrite_ledger(dir: &Path, seen: &HashMap<String, i64>) -> Result<(), OutboxError> {
-        let tmp = dir.join("ledger.tmp");
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
         let mut entries: Vec<_> = seen.iter().collect();
         entries.sort_by_key(|(_, t)| **t);
         let mut text = String::new();
         for (id, t) in entries {
             text.push_str(&format!("{id} {t}\n"));
         }
-        f.write_all(text.as_bytes()).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
         let path = dir.join("ledger");
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        sync_dir(dir);
-        Ok(())
+        crate::durable::write_atomic(&path, text.as_bytes()).map_err(io(&path))
     }
 
     /// Whether a notification with this id was ever accepted.
@@ -197,15 +184,9 @@ impl Outbox {
         let dir = self.dir.join(dir_name(&n.receiver));
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let seq = self.next_seq;
-        let name = format!("{seq:020}-{}.json", n.id);
-        let path = dir.join(&name);
-        let tmp = dir.join(format!("{name}.tmp"));
+        let path = dir.join(format!("{seq:020}-{}.json", n.id));
         let bytes = serde_json::to_vec(n).expect("notifications serialise");
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        sync_dir(&dir);
+        crate::durable::write_atomic(&path, &bytes).map_err(io(&path))?;
         // The file is durable before the ledger says so: a crash between
         // the two leaves a file the ledger does not know, which is sent
         // (at least once) rather than lost.

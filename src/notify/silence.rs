@@ -15,7 +15,6 @@
 //! written as RFC 3339 in JSON.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -235,23 +234,12 @@ impl SilenceStore {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
-        let tmp = path.with_extension("json.tmp");
         let body = serde_json::to_vec_pretty(&StoreFile {
             version: 1,
             silences: self.silences.clone(),
         })
         .expect("silences serialise");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&body).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(io)?;
-        // The rename is durable only once the directory is.
-        #[cfg(unix)]
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
-        Ok(())
+        crate::durable::write_atomic(path, &body).map_err(io)
     }
 
     /// Adds a silence and returns its id. Refuses no matchers, a missing

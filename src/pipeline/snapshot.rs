@@ -15,7 +15,6 @@
 //! The file is postcard (compact, exact floats), written to a temporary
 //! file, synced, and renamed over the previous one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -93,19 +92,11 @@ pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<(), SnapshotError> {
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(FILE);
-    let tmp = dir.join(format!("{FILE}.tmp"));
     let bytes = postcard::to_stdvec(snapshot).map_err(|e| SnapshotError::Format {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(&bytes).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        // The rename is durable once the directory entry is.
-        let _ = d.sync_all();
-    }
+    crate::durable::write_atomic(&path, &bytes).map_err(io(&path))?;
     Ok(())
 }
 
