@@ -22,8 +22,10 @@ use serde::{Deserialize, Serialize};
 use super::engine::SeriesState;
 
 /// Version of the snapshot layout; a different version is not restored.
-/// Bumped whenever the layout changes: 2 added the band to the recent buckets.
-const VERSION: u32 = 2;
+/// Bumped whenever the layout changes: 2 added the band to the recent
+/// buckets; 3 changed the detector state (relative-residual tails, and
+/// empirical tails stored as bin masses).
+const VERSION: u32 = 3;
 /// File name inside `service.state_dir`.
 pub const FILE: &str = "snapshot.postcard";
 
