@@ -542,15 +542,21 @@ impl DetectorSet {
             Seasonality::Daily | Seasonality::Weekly => {
                 [WEEKLY, DAILY, HOLT].into_iter().find(|&i| available(i))
             }
-            Seasonality::Auto => [HOLT, DAILY, WEEKLY]
-                .into_iter()
-                .filter(|&i| available(i))
-                .min_by(|&a, &b| {
-                    // A model with no error record yet is tried last.
-                    let ea = self.error[a].unwrap_or(f64::INFINITY);
-                    let eb = self.error[b].unwrap_or(f64::INFINITY);
-                    ea.total_cmp(&eb)
-                }),
+            Seasonality::Auto => {
+                // The smallest recent error wins, the first on a tie; a
+                // model with no error record yet is tried last.
+                let mut best: Option<(usize, f64)> = None;
+                for i in [HOLT, DAILY, WEEKLY] {
+                    if !available(i) {
+                        continue;
+                    }
+                    let e = self.error[i].unwrap_or(f64::INFINITY);
+                    if best.is_none_or(|(_, b)| e.total_cmp(&b).is_lt()) {
+                        best = Some((i, e));
+                    }
+                }
+                best.map(|(i, _)| i)
+            }
         }
     }
 
