@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::tail::EmpiricalTail;
 
+/// -ln of the null tail probability at or below which a statistic is no
+/// evidence (null tail above 0.2) and its history is not looked up.
+pub const NO_EVIDENCE: f64 = 1.609_437_912_434_100_3;
+
 /// Smallest tail probability the log mapping distinguishes.
 pub const P_FLOOR: f64 = 1e-12;
 
@@ -108,7 +112,11 @@ impl Likelihood {
         }
         let a = self.params.short_alpha.clamp(1e-6, 1.0);
         let s = self.peek_short(surprise);
-        let null = (-(s - (1.0 - a)) / a).exp().min(1.0);
+        let exponent = (s - (1.0 - a)) / a;
+        if exponent <= NO_EVIDENCE {
+            return 1.0;
+        }
+        let null = (-exponent).exp().min(1.0);
         self.long.p(s, null)
     }
 

@@ -42,7 +42,7 @@
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use crate::combine::{score_of_tail, Likelihood, LikelihoodParams};
+use crate::combine::{score_of_tail, Likelihood, LikelihoodParams, NO_EVIDENCE};
 use crate::counts::{is_count, poisson_band, poisson_two_sided, EXACT_BELOW};
 use crate::forecast::{Holt, HoltParams};
 use crate::runs::{RunPoint, RunSums, WINDOWS};
@@ -447,10 +447,12 @@ impl DetectorSet {
         let mut p = p_point;
         if self.config.level_shift {
             let sums = self.cusum.peek(z_chosen);
-            let level = sums.0.max(sums.1);
-            // At zero (most buckets) the tail is exactly 1: skip the lookup.
-            if level > 0.0 {
-                p = p.min(self.cusum_tail.p(level, self.cusum.tail(sums)));
+            // Near zero (most buckets) the sums are no evidence: skip the
+            // lookup.
+            let neg_ln_null = self.cusum.neg_ln_tail(sums);
+            if neg_ln_null > NO_EVIDENCE {
+                let level = sums.0.max(sums.1);
+                p = p.min(self.cusum_tail.p(level, (-neg_ln_null).exp()));
             }
         }
         let point = RunPoint {

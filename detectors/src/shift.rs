@@ -79,10 +79,16 @@ impl Cusum {
         self.up.max(self.down)
     }
 
+    /// -ln of the approximate null tail probability of the larger sum.
+    #[inline]
+    pub fn neg_ln_tail(&self, sums: (f64, f64)) -> f64 {
+        2.0 * self.params.slack * sums.0.max(sums.1)
+    }
+
     /// Approximate null tail probability of the larger sum.
     #[inline]
     pub fn tail(&self, sums: (f64, f64)) -> f64 {
-        (-2.0 * self.params.slack * sums.0.max(sums.1)).exp()
+        (-self.neg_ln_tail(sums)).exp()
     }
 }
 
