@@ -110,18 +110,59 @@ pub fn load(dir: &Path) -> Result<Option<Snapshot>, SnapshotError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(SnapshotError::Io { path, source }),
     };
-    let snapshot: Snapshot = postcard::from_bytes(&bytes).map_err(|e| SnapshotError::Format {
+    let format = |reason: String| SnapshotError::Format {
         path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    if snapshot.version != VERSION {
-        return Err(SnapshotError::Format {
-            path,
-            reason: format!(
-                "layout version {} (this build reads {VERSION})",
-                snapshot.version
-            ),
-        });
+        reason,
+    };
+    // The version is the first field: read it alone first, so a snapshot
+    // of another layout is named as such instead of failing somewhere in
+    // the middle with a decoding error.
+    let (version, _) =
+        postcard::take_from_bytes::<u32>(&bytes).map_err(|e| format(e.to_string()))?;
+    if version != VERSION {
+        return Err(format(format!(
+            "layout version {version} (this build reads {VERSION})"
+        )));
     }
+    let snapshot: Snapshot = postcard::from_bytes(&bytes).map_err(|e| format(e.to_string()))?;
     Ok(Some(snapshot))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("kpiwatch-snapshot-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn a_saved_snapshot_loads_back() {
+        let d = dir("roundtrip");
+        save(&d, &Snapshot::new(Vec::new())).unwrap();
+        let loaded = load(&d).unwrap().expect("a snapshot");
+        assert_eq!((loaded.version, loaded.kpis.len()), (VERSION, 0));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_older_layout_is_named_by_its_version_not_a_decoding_error() {
+        // An older build's snapshot: its version, then a body this build's
+        // types cannot decode.
+        let d = dir("older");
+        std::fs::create_dir_all(&d).unwrap();
+        let mut bytes = postcard::to_stdvec(&(VERSION - 1)).unwrap();
+        bytes.extend_from_slice(&[0xff; 7]);
+        std::fs::write(d.join(FILE), bytes).unwrap();
+        let err = load(&d).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("layout version {}", VERSION - 1))
+                && err.contains("move it away"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }
