@@ -86,6 +86,7 @@ fn notification(id: String, alerts: Vec<Transition>) -> Notification {
         status: Status::Firing,
         reason: Reason::New,
         alerts,
+        omitted: 0,
         created_at_ms: T0 * 1000,
     }
 }

@@ -104,6 +104,7 @@ fn notification(id: &str) -> Notification {
                 Severity::Warning,
             ),
         ],
+        omitted: 0,
         created_at_ms: (T0 + 10 * 3600 + 48 * 60) * 1000,
     }
 }

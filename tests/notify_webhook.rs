@@ -204,6 +204,7 @@ fn notification() -> Notification {
         status: Status::Firing,
         reason: Reason::New,
         alerts: vec![firing, resolved],
+        omitted: 0,
         created_at_ms: 1_704_104_112_345,
     }
 }

@@ -108,12 +108,14 @@ pub fn subject(n: &Notification) -> String {
     let firing: Vec<&Transition> = n.firing().collect();
     let (tag, lead, others) = match n.status {
         Status::Firing if !firing.is_empty() => {
-            let tag = if firing.len() > 1 {
-                format!("[FIRING:{}]", firing.len())
+            // Alerts the group had no room for are firing too.
+            let count = firing.len() + n.omitted as usize;
+            let tag = if count > 1 {
+                format!("[FIRING:{count}]")
             } else {
                 "[FIRING]".to_string()
             };
-            (tag, Some(firing[0]), firing.len() - 1)
+            (tag, Some(firing[0]), count - 1)
         }
         Status::Firing => ("[FIRING]".to_string(), n.alerts.first(), 0),
         Status::Resolved => (
@@ -746,8 +748,10 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
+/// Alerts of the group without details in the message: past
+/// [`MAX_DETAILED`], and those the group had no room for.
 fn not_shown(n: &Notification) -> usize {
-    n.alerts.len().saturating_sub(MAX_DETAILED)
+    n.alerts.len().saturating_sub(MAX_DETAILED) + n.omitted as usize
 }
 
 // ---------------------------------------------------------------------------
@@ -960,6 +964,7 @@ mod tests {
             status,
             reason: Reason::New,
             alerts,
+            omitted: 0,
             created_at_ms: 1_704_105_000_000,
         }
     }
@@ -994,6 +999,23 @@ mod tests {
         assert_eq!(
             subject(&n),
             "[FIRING:3] checkouts dropped 63% (country=FI) and 2 more"
+        );
+    }
+
+    #[test]
+    fn alerts_a_full_group_left_out_are_counted_in_subject_and_text() {
+        let n = Notification {
+            omitted: 7,
+            ..notification(vec![checkouts_drop(), spike("SE", 40.0)])
+        };
+        assert_eq!(
+            subject(&n),
+            "[FIRING:9] checkouts dropped 63% (country=FI) and 8 more"
+        );
+        assert!(
+            text(&n, None).contains("… and 7 more alerts not shown."),
+            "{}",
+            text(&n, None)
         );
     }
 

@@ -36,7 +36,8 @@
 //! Bounds: at most [`MAX_GROUPS`] groups and [`MAX_ALERTS_PER_GROUP`]
 //! alerts per group. Alerts past either cap are not held, only counted
 //! ([`Dispatcher::dropped_alerts`]) and logged once per group: a flood
-//! becomes one full message, not an unbounded one.
+//! becomes one full message, not an unbounded one, and that message says
+//! how many alerts it leaves out ([`Notification::omitted`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -482,6 +483,7 @@ impl Dispatcher {
                 status,
                 reason,
                 alerts: alerts.clone(),
+                omitted: g.overflow,
                 created_at_ms: now_ms,
             });
         }
@@ -1001,6 +1003,7 @@ mod tests {
         }
         let sent = flush(&mut d, T0 + 30 * S);
         assert_eq!(sent[0].alerts.len(), MAX_ALERTS_PER_GROUP);
+        assert_eq!(sent[0].omitted, 5);
         assert_eq!(d.dropped_alerts(), 5);
     }
 

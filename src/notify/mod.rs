@@ -64,6 +64,12 @@ pub struct Notification {
     pub reason: Reason,
     /// The group's alerts, each as its latest transition; firing first.
     pub alerts: Vec<Transition>,
+    /// Firing alerts of the group left out of `alerts` because the group
+    /// already held [`group::MAX_ALERTS_PER_GROUP`]: the message says how
+    /// many there were instead of hiding them (0 in notifications written
+    /// before the field existed).
+    #[serde(default)]
+    pub omitted: u64,
     /// When the notifier created it, epoch milliseconds (latency, age).
     pub created_at_ms: i64,
 }

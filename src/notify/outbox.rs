@@ -270,6 +270,7 @@ mod tests {
             status: Status::Firing,
             reason: Reason::New,
             alerts: vec![],
+            omitted: 0,
             created_at_ms: t,
         }
     }

@@ -96,6 +96,7 @@ struct KpiwatchBody<'a> {
     created_at: String,
     external_url: Option<&'a str>,
     alerts: Vec<KpiwatchAlert<'a>>,
+    omitted: u64,
 }
 
 #[derive(Serialize)]
@@ -145,6 +146,7 @@ impl<'a> KpiwatchBody<'a> {
             created_at: rfc3339_ms(n.created_at_ms),
             external_url,
             alerts: n.alerts.iter().map(KpiwatchAlert::new).collect(),
+            omitted: n.omitted,
         }
     }
 }
@@ -243,7 +245,7 @@ impl AmBody {
         Self {
             version: "4",
             group_key: group_key(&n.subscription, &group_labels),
-            truncated_alerts: 0,
+            truncated_alerts: n.omitted,
             status: n.status,
             receiver: n.receiver.clone(),
             group_labels,
@@ -388,8 +390,8 @@ fn slack_body(n: &Notification, external_url: Option<&str>) -> serde_json::Value
             "elements": [mrkdwn(&links.join(" · "))],
         }));
     }
-    if n.alerts.len() > SLACK_MAX_ALERTS {
-        let more = n.alerts.len() - SLACK_MAX_ALERTS;
+    let more = n.alerts.len().saturating_sub(SLACK_MAX_ALERTS) + n.omitted as usize;
+    if more > 0 {
         let mut text = format!("…and {more} more alert{}", plural(more));
         if let Some(url) = external_url {
             text.push_str(&format!(" · <{}|kpiwatch>", slack_escape(url)));
@@ -923,6 +925,7 @@ mod tests {
             status: Status::Firing,
             reason: Reason::New,
             alerts,
+            omitted: 0,
             created_at_ms: 1_704_104_112_345,
         }
     }
@@ -1217,6 +1220,25 @@ mod tests {
             .as_str()
             .unwrap();
         assert!(last.starts_with("…and 3 more alerts"), "{last}");
+    }
+
+    #[test]
+    fn alerts_a_full_group_left_out_are_counted_in_every_format() {
+        let n = Notification {
+            omitted: 4,
+            ..notification(vec![firing_fi()])
+        };
+        assert_eq!(json_of(&n, WebhookFormat::Kpiwatch)["omitted"], 4);
+        assert_eq!(
+            json_of(&n, WebhookFormat::Alertmanager)["truncatedAlerts"],
+            4
+        );
+        let slack = json_of(&n, WebhookFormat::Slack);
+        let last = slack["blocks"].as_array().unwrap().last().unwrap()["elements"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(last.starts_with("…and 4 more alerts"), "{last}");
     }
 
     #[test]
