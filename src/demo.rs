@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{validate, Config, Source};
 use crate::kafka::mock::MockBroker;
+use crate::notify::phrase;
 use crate::pipeline::alert::{Status, Transition};
 use crate::simulate::{generate, Incident, ShopModel};
 use crate::telemetry::Metrics;
@@ -389,29 +390,28 @@ fn describe_webhook(body: &serde_json::Value) -> String {
     )
 }
 
-/// One readable line for a transition.
+/// One readable line for a transition, in the words of the emails and
+/// webhooks ([`phrase`]).
 pub fn describe(t: &Transition) -> String {
-    let labels = if t.labels.is_empty() {
-        String::new()
-    } else {
-        let inner: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!(" ({})", inner.join(", "))
-    };
-    let change = t
-        .deviation_pct
-        .map(|d| {
-            let verb = if d < 0.0 { "dropped" } else { "rose" };
-            format!("{verb} {:.0}%", d.abs())
-        })
-        .unwrap_or_else(|| "changed".into());
     match t.status {
         Status::Firing => format!(
-            "[FIRING]   {}{labels} {change}: observed {:.1}, expected {:.1} (normal {:.1}..{:.1}), score {:.2}, {:?}, bucket {}",
-            t.kpi, t.observed, t.expected, t.lower.max(0.0), t.upper, t.score, t.severity, t.bucket_start
+            "[FIRING]   {}: observed {}, expected {} (normal {}..{}), score {:.2}, {:?}, bucket {}",
+            phrase::summary(t),
+            phrase::value(t.observed),
+            phrase::value(t.expected),
+            phrase::value(t.lower.max(0.0)),
+            phrase::value(t.upper),
+            t.score,
+            t.severity,
+            t.bucket_start
         ),
         Status::Resolved => format!(
-            "[RESOLVED] {}{labels}: back to {:.1} (expected {:.1}), since {}, bucket {}",
-            t.kpi, t.observed, t.expected, t.started_at, t.bucket_start
+            "[RESOLVED] {}: observed {} (expected {}), since {}, bucket {}",
+            phrase::summary(t),
+            phrase::value(t.observed),
+            phrase::value(t.expected),
+            t.started_at,
+            t.bucket_start
         ),
     }
 }

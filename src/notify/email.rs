@@ -42,6 +42,7 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::chart;
+use super::phrase::{headline, labels, percent, thousands, trim_zeros, value};
 use super::settings::{NotifySettings, SmtpSecurity};
 use super::{DeliveryError, Notification, Reason};
 use crate::pipeline::alert::{Severity, Status, Transition};
@@ -450,108 +451,6 @@ fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
 
 // ---------------------------------------------------------------------------
 // What the email says about an alert
-
-/// `checkouts dropped 63%`, `checkouts rose 40%`, `checkouts back to normal`.
-fn headline(a: &Transition) -> String {
-    format!("{} {}", a.kpi, change(a))
-}
-
-/// The verb phrase of [`headline`].
-fn change(a: &Transition) -> String {
-    if a.status == Status::Resolved {
-        return "back to normal".to_string();
-    }
-    if a.observed.is_nan() {
-        return "has no data".to_string();
-    }
-    let down = match a.direction {
-        Direction::Drop => true,
-        Direction::Spike => false,
-        Direction::None => match a.deviation_pct {
-            Some(d) if d < 0.0 => true,
-            Some(d) if d > 0.0 => false,
-            _ => return "is unusual".to_string(),
-        },
-    };
-    match a.deviation_pct {
-        _ if down && a.observed == 0.0 => "dropped to 0".to_string(),
-        Some(d) if d.is_finite() && down => format!("dropped {}", percent(d.abs())),
-        Some(d) if d.is_finite() => format!("rose {}", percent(d.abs())),
-        _ if down => format!("dropped to {}", value(a.observed)),
-        _ => format!("rose to {}", value(a.observed)),
-    }
-}
-
-/// `63%`, `4.2%`, `1,150%`.
-fn percent(p: f64) -> String {
-    if p < 10.0 {
-        format!("{}%", trim_zeros(&format!("{p:.1}")))
-    } else {
-        format!("{}%", thousands(p.round()))
-    }
-}
-
-/// A value as people read it: 3 significant digits, thousands separated,
-/// `no data` for NaN.
-fn value(v: f64) -> String {
-    if v.is_nan() {
-        return "no data".to_string();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "∞" } else { "-∞" }.to_string();
-    }
-    let a = v.abs();
-    if a == 0.0 {
-        "0".to_string()
-    } else if !(1e-3..1e15).contains(&a) {
-        format!("{v:.2e}")
-    } else if a >= 1000.0 {
-        thousands(v.round())
-    } else {
-        let decimals = (2 - a.log10().floor() as i32).clamp(0, 5) as usize;
-        trim_zeros(&format!("{v:.decimals$}"))
-    }
-}
-
-fn trim_zeros(s: &str) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s.to_string()
-    }
-}
-
-/// `12345` → `12,345` (integral values only).
-fn thousands(v: f64) -> String {
-    let digits = format!("{:.0}", v.abs());
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if v < 0.0 {
-        out.push('-');
-    }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `country=FI, device=ios`, each value cut to `max` characters.
-fn labels(a: &Transition, max: usize) -> String {
-    a.labels
-        .iter()
-        .map(|(k, v)| {
-            if v.chars().count() > max {
-                let cut: String = v.chars().take(max - 1).collect();
-                format!("{k}={cut}…")
-            } else {
-                format!("{k}={v}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// How rare a bucket with score `s` is: the detectors map a tail
 /// probability p to s = -log10(p) / 12, so p = 10^(-12·s) and one bucket
@@ -1075,7 +974,7 @@ mod tests {
         a.deviation_pct = None;
         assert_eq!(
             subject(&notification(vec![a])),
-            "[FIRING] checkouts rose to 12 (country=FI)"
+            "[FIRING] checkouts rose to 12 (expected 0) (country=FI)"
         );
     }
 

@@ -37,6 +37,7 @@ pub mod email;
 pub mod group;
 pub mod notifier;
 pub mod outbox;
+pub mod phrase;
 pub mod route;
 pub mod settings;
 pub mod silence;

@@ -34,6 +34,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::Sha256;
 
+use super::phrase::{percent_signed, summary, value};
 use super::settings::{Webhook, WebhookFormat};
 use super::{DeliveryError, Notification, Reason};
 use crate::pipeline::alert::{Severity, Status, Transition};
@@ -271,8 +272,8 @@ impl AmAlert {
             "description".into(),
             a.description.clone().unwrap_or_else(|| details(a)),
         );
-        annotations.insert("observed".into(), fmt_value(a.observed));
-        annotations.insert("expected".into(), fmt_value(a.expected));
+        annotations.insert("observed".into(), exact(a.observed));
+        annotations.insert("expected".into(), exact(a.expected));
         annotations.insert("score".into(), fmt_score(a.score));
         if let Some(url) = &a.runbook {
             annotations.insert("runbook_url".into(), url.clone());
@@ -354,13 +355,13 @@ fn slack_body(n: &Notification, external_url: Option<&str>) -> serde_json::Value
     })];
     for a in n.alerts.iter().take(SLACK_MAX_ALERTS) {
         let mut fields = vec![
-            mrkdwn(&format!("*Observed*\n{}", fmt_value(a.observed))),
+            mrkdwn(&format!("*Observed*\n{}", value(a.observed))),
             mrkdwn(&format!("*Expected*\n{}", expected_with_band(a))),
             mrkdwn(&format!(
                 "*Deviation*\n{}",
                 a.deviation_pct
                     .and_then(finite)
-                    .map(fmt_pct_signed)
+                    .map(percent_signed)
                     .unwrap_or_else(|| "n/a".into())
             )),
             mrkdwn(&format!("*Severity*\n{}", severity_str(a.severity))),
@@ -433,36 +434,12 @@ fn notification_title(n: &Notification) -> String {
 // ---------------------------------------------------------------------------
 // Text shared by the formats.
 
-/// One line a person understands: "checkouts dropped 63% (country=FI)".
-fn summary(a: &Transition) -> String {
-    let labels = labels_suffix(&a.labels);
-    let kpi = &a.kpi;
-    if a.status == Status::Resolved {
-        return format!("{kpi} back to normal{labels}");
-    }
-    match (a.direction, a.deviation_pct.and_then(finite)) {
-        (Direction::Drop, Some(p)) => format!("{kpi} dropped {}%{labels}", fmt_pct(p)),
-        (Direction::Spike, Some(p)) => format!("{kpi} spiked {}%{labels}", fmt_pct(p)),
-        (Direction::Drop, None) => format!(
-            "{kpi} dropped to {} (expected {}){labels}",
-            fmt_value(a.observed),
-            fmt_value(a.expected)
-        ),
-        (Direction::Spike, None) => format!(
-            "{kpi} spiked to {} (expected {}){labels}",
-            fmt_value(a.observed),
-            fmt_value(a.expected)
-        ),
-        (Direction::None, _) => format!("{kpi} is unusual{labels}"),
-    }
-}
-
 /// The numbers in a sentence, for Alertmanager's `description` when the KPI
 /// has none.
 fn details(a: &Transition) -> String {
     format!(
         "Observed {}, expected {}; score {} ({}); since {}.",
-        fmt_value(a.observed),
+        value(a.observed),
         expected_with_band(a),
         fmt_score(a.score),
         severity_str(a.severity),
@@ -471,11 +448,11 @@ fn details(a: &Transition) -> String {
 }
 
 fn expected_with_band(a: &Transition) -> String {
-    let expected = fmt_value(a.expected);
+    let expected = value(a.expected);
     match (finite(a.lower), finite(a.upper)) {
-        (Some(l), Some(u)) => format!("{expected} (normal {}–{})", fmt_value(l), fmt_value(u)),
-        (None, Some(u)) => format!("{expected} (normal ≤ {})", fmt_value(u)),
-        (Some(l), None) => format!("{expected} (normal ≥ {})", fmt_value(l)),
+        (Some(l), Some(u)) => format!("{expected} (normal {}–{})", value(l), value(u)),
+        (None, Some(u)) => format!("{expected} (normal ≤ {})", value(u)),
+        (Some(l), None) => format!("{expected} (normal ≥ {})", value(l)),
         (None, None) => expected,
     }
 }
@@ -522,49 +499,14 @@ fn finite32(x: f32) -> Option<f32> {
     x.is_finite().then_some(x)
 }
 
-/// A value for people: integers as integers, otherwise a few significant
-/// digits ("1234.5", "12.35", "0.0123").
-fn fmt_value(x: f64) -> String {
-    if !x.is_finite() {
-        return "unknown".into();
-    }
-    if x == x.trunc() && x.abs() < 1e15 {
-        return format!("{}", x as i64);
-    }
-    let a = x.abs();
-    let decimals = if a >= 100.0 {
-        1
-    } else if a >= 1.0 {
-        2
+/// A number in full for annotations that programs read (`210.5`, `37`);
+/// `unknown` when not finite. People's phrasing is [`value`]'s.
+fn exact(x: f64) -> String {
+    if x.is_finite() {
+        x.to_string()
     } else {
-        // Three significant digits below 1.
-        (2 - a.log10().floor() as i32).clamp(0, 12) as usize
-    };
-    trim_zeros(format!("{x:.decimals$}"))
-}
-
-fn trim_zeros(s: String) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
+        "unknown".into()
     }
-}
-
-/// Magnitude of a percentage: "63", "4.5".
-fn fmt_pct(p: f64) -> String {
-    let a = p.abs();
-    if a >= 10.0 {
-        format!("{a:.0}")
-    } else {
-        trim_zeros(format!("{a:.1}"))
-    }
-}
-
-/// A signed percentage: "-63%", "+12%".
-fn fmt_pct_signed(p: f64) -> String {
-    let sign = if p < 0.0 { "-" } else { "+" };
-    format!("{sign}{}%", fmt_pct(p))
 }
 
 fn fmt_score(s: f64) -> String {
@@ -1136,12 +1078,12 @@ mod tests {
         assert_eq!(v["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
         assert_eq!(v["alerts"][1]["status"], "resolved");
         assert_eq!(v["alerts"][1]["endsAt"], "2024-01-01T10:20:00Z");
-        // No description: the numbers stand in; NaN reads as "unknown".
+        // No description: the numbers stand in; NaN reads as "no data".
         let d = v["alerts"][1]["annotations"]["description"]
             .as_str()
             .unwrap();
         assert!(
-            d.starts_with("Observed unknown, expected 210.5 (normal ≤ 260)"),
+            d.starts_with("Observed no data, expected 210 (normal ≤ 260)"),
             "{d}"
         );
     }
@@ -1261,16 +1203,18 @@ mod tests {
             labels: BTreeMap::new(),
             ..firing_fi()
         };
-        assert_eq!(summary(&spike), "checkouts spiked 4.5%");
+        assert_eq!(summary(&spike), "checkouts rose 4.5%");
         let from_zero = Transition {
             deviation_pct: None,
             expected: 0.0,
             ..spike
         };
-        assert_eq!(summary(&from_zero), "checkouts spiked to 412 (expected 0)");
-        assert_eq!(fmt_value(0.012345), "0.0123");
-        assert_eq!(fmt_value(1234.56), "1234.6");
-        assert_eq!(fmt_value(-3.0), "-3");
+        assert_eq!(summary(&from_zero), "checkouts rose to 412 (expected 0)");
+        assert_eq!(value(0.012345), "0.0123");
+        assert_eq!(value(1234.56), "1,235");
+        assert_eq!(value(-3.0), "-3");
+        assert_eq!(exact(210.5), "210.5");
+        assert_eq!(exact(f64::NAN), "unknown");
     }
 
     #[test]
