@@ -222,6 +222,9 @@ pub struct Pipeline {
     closed: Vec<Closed>,
     buckets: Vec<ClosedBucket>,
     key: String,
+    /// The fields of the event being recorded: kept between events for its
+    /// allocation only (see [`recycle`]).
+    fields: Vec<Field<'static>>,
     /// When set, every judged bucket is also kept here for the shell to
     /// take with [`Pipeline::take_judged`] (tests, debugging).
     tap: Option<Vec<ClosedBucket>>,
@@ -299,6 +302,7 @@ impl Pipeline {
             closed: Vec::new(),
             buckets: Vec::new(),
             key: String::new(),
+            fields: Vec::new(),
             tap: None,
         }
     }
@@ -414,6 +418,21 @@ impl Pipeline {
         payload: &[u8],
         now: Option<i64>,
     ) -> Outcome {
+        let mut fields = recycle(std::mem::take(&mut self.fields));
+        let outcome = self.record_into(topic, partition, offset, payload, now, &mut fields);
+        self.fields = recycle(fields);
+        outcome
+    }
+
+    fn record_into<'e>(
+        &mut self,
+        topic: usize,
+        partition: i32,
+        offset: i64,
+        payload: &'e [u8],
+        now: Option<i64>,
+        fields: &mut Vec<Field<'e>>,
+    ) -> Outcome {
         let t = &mut self.topics[topic];
         t.consumed.inc();
         let origin = Origin {
@@ -429,8 +448,7 @@ impl Pipeline {
             .emit(&self.metrics);
             return Outcome::Rejected(RejectReason::TooLarge);
         }
-        let mut fields: Vec<Field<'_>> = Vec::new();
-        let time = match t.plan.read(payload, &mut fields) {
+        let time = match t.plan.read(payload, fields) {
             Ok(time) => time,
             Err(reason) => {
                 EventRejected { origin, reason }.emit(&self.metrics);
@@ -446,7 +464,7 @@ impl Pipeline {
         let mut late = 0;
         let mut closed_at: Option<i64> = None;
         for (i, route) in t.plan.routes.iter().enumerate() {
-            match t.plan.route(route, &fields, &mut self.key) {
+            match t.plan.route(route, fields, &mut self.key) {
                 Routed::NoMatch => {}
                 Routed::BadValue => t.counters[i].skipped.inc(),
                 Routed::Match(c) => {
@@ -586,6 +604,16 @@ impl Pipeline {
     }
 }
 
+/// An empty vector on `v`'s allocation, for fields borrowed from another
+/// event: collecting a `vec::IntoIter` into a vector of a same-sized type
+/// reuses the allocation, so events need no allocation of their own.
+fn recycle<'b>(mut v: Vec<Field<'_>>) -> Vec<Field<'b>> {
+    v.clear();
+    v.into_iter()
+        .map(|_| -> Field<'b> { unreachable!("the vector is empty") })
+        .collect()
+}
+
 /// What a KPI's learned state depends on: if any of it changes, old state
 /// would mislead the new definition.
 fn fingerprint(def: &crate::config::Kpi) -> String {
@@ -626,6 +654,22 @@ fn derive_ratios(ratios: &[RatioPlan], buckets: &mut Vec<ClosedBucket>) {
             })
             .collect();
         buckets.extend(derived);
+    }
+}
+
+#[cfg(test)]
+mod recycle_tests {
+    use super::{recycle, Field};
+
+    #[test]
+    fn recycling_keeps_the_allocation() {
+        let text = String::from("x");
+        let mut v = vec![Field::Str(text.as_str().into()); 8];
+        v.reserve(8);
+        let (ptr, capacity) = (v.as_ptr() as usize, v.capacity());
+        let v: Vec<Field<'static>> = recycle(v);
+        assert!(v.is_empty());
+        assert_eq!((v.as_ptr() as usize, v.capacity()), (ptr, capacity));
     }
 }
 
