@@ -15,12 +15,14 @@
 //! forgotten. The unlabelled series of a KPI without `group_by` is never
 //! evicted: silence is exactly what it must report.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use cardinality_estimator::CardinalityEstimator;
 
 use crate::config::model::{Aggregate, Kpi};
+
+use super::FastMap;
 
 /// Most buckets a series may hold open ahead of the closed ones.
 pub const MAX_OPEN_BUCKETS: usize = 4096;
@@ -149,7 +151,7 @@ pub struct KpiWindows {
     labels: usize,
     max_series: usize,
     evict_after: i64,
-    index: HashMap<SeriesKey, usize>,
+    index: FastMap<SeriesKey, usize>,
     series: Vec<Option<Series>>,
     free: Vec<usize>,
     /// Every bucket starting before this has closed; `None` until the
@@ -174,7 +176,7 @@ impl KpiWindows {
             labels: def.group_by.len(),
             max_series: def.max_series,
             evict_after: def.evict_after,
-            index: HashMap::new(),
+            index: FastMap::default(),
             series: Vec::new(),
             free: Vec::new(),
             closed_until: None,
