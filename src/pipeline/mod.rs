@@ -465,10 +465,13 @@ impl Pipeline {
             }
         };
         let before = t.clock.observe(partition, time, now);
-        // Before any bucket opened, `next_close` is MIN: every event is due
-        // until an advance learns the first real close.
-        let due = t.next_close == i64::MIN
-            || (time >= t.next_close && before.is_none_or(|b| b < t.next_close));
+        // Before any bucket opened `next_close` is MIN, and progress is
+        // unknown while some assigned partition has delivered nothing: only
+        // a partition's first event can change that (or its idle timeout,
+        // which the shell's tick sees), so only that event is due. Advancing
+        // on every event then scanned every partition per message until
+        // the last one delivered (with 64 partitions, half of a catch-up).
+        let due = time >= t.next_close && before.is_none_or(|b| b < t.next_close);
         let mut matched = 0;
         let mut late = 0;
         let mut closed_at: Option<i64> = None;
