@@ -42,12 +42,41 @@ pub fn parse_bytes(b: &[u8]) -> Option<Timestamp> {
             });
         }
     }
+    if let Some(epoch) = parse_utc(b) {
+        return Some(Timestamp {
+            epoch,
+            utc_offset: 0,
+            naive: false,
+        });
+    }
     let dt = DateTime::parse_from_rfc3339(std::str::from_utf8(b).ok()?).ok()?;
     Some(Timestamp {
         epoch: dt.timestamp(),
         utc_offset: dt.offset().local_minus_utc(),
         naive: false,
     })
+}
+
+/// The RFC 3339 shape most producers write, UTC with whole or fractional
+/// seconds (`2024-01-01T00:00:00Z`, `2024-01-01T00:00:00.123Z`), read by
+/// hand: chrono's parser cost a twentieth of a pipeline event. `None` for
+/// anything else, leap seconds included, which then goes to chrono; the
+/// result is chrono's (`timestamp()` floors the fraction).
+fn parse_utc(b: &[u8]) -> Option<i64> {
+    let (&b'Z', rest) = b.split_last()? else {
+        return None;
+    };
+    if rest.len() < 19 || rest[10] != b'T' || rest[17..19] == *b"60" {
+        return None;
+    }
+    match &rest[19..] {
+        [] => {}
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
+            digits(fraction)?;
+        }
+        _ => return None,
+    }
+    parse_naive(&rest[..19])
 }
 
 fn digits(b: &[u8]) -> Option<i64> {
@@ -125,6 +154,40 @@ mod tests {
         assert_eq!(t.epoch, 1_704_096_000);
         assert_eq!(t.utc_offset, 7200);
         assert_eq!(parse("2024-01-01T08:00:00Z").unwrap().epoch, 1_704_096_000);
+    }
+
+    #[test]
+    fn utc_timestamps_agree_with_chrono() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut fast = 0;
+        for _ in 0..100_000 {
+            // Mostly valid fields, with out-of-range days, hours, minutes
+            // and seconds, leap years and fractions mixed in.
+            let mut text = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                rng.gen_range(0..=9999),
+                rng.gen_range(0..=13),
+                rng.gen_range(0..=32),
+                rng.gen_range(0..=24),
+                rng.gen_range(0..=60),
+                rng.gen_range(0..=61)
+            );
+            match rng.gen_range(0..6) {
+                0 => text.push_str(".5Z"),
+                1 => text.push_str(".123456789Z"),
+                2 => text.push_str(".1234567891Z"),
+                3 => text.push('z'),
+                4 => text.push_str(".Z"),
+                _ => text.push('Z'),
+            }
+            let chrono = DateTime::parse_from_rfc3339(&text)
+                .ok()
+                .map(|d| d.timestamp());
+            assert_eq!(parse(&text).map(|t| t.epoch), chrono, "{text}");
+            fast += usize::from(parse_utc(text.as_bytes()).is_some());
+        }
+        assert!(fast > 10_000, "the fast path was taken {fast} times");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 pub mod mock;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, Statistics};
 
 use crate::config::Config;
+use crate::pipeline::FastMap;
 use crate::telemetry::Metrics;
 
 /// Shared health flags, read by `/readyz`.
@@ -214,7 +215,7 @@ pub fn consumer(
 /// Offsets that may be committed; see the module docs.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    partitions: HashMap<(usize, i32), Pending>,
+    partitions: FastMap<(usize, i32), Pending>,
 }
 
 #[derive(Debug, Default)]

@@ -11,7 +11,7 @@
 //! and moves neither counter. Quiet means both observed and expected
 //! volume are low, so a collapse to zero is still judged.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Offset, TimeZone};
 use detectors::{Detector, DetectorSet, Direction, Observation, Verdict};
@@ -20,6 +20,7 @@ use crate::config::model::{Aggregate, Interest, Kpi, Measure};
 
 use super::alert::{alert_id, rfc3339, RecentBucket, Severity, Status, Transition};
 use super::window::{ClosedBucket, SeriesKey, KEY_SEPARATOR};
+use super::FastMap;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Lifecycle {
@@ -49,7 +50,7 @@ pub struct SeriesState {
 struct KpiState {
     def: Kpi,
     label_names: Vec<String>,
-    series: HashMap<SeriesKey, SeriesState>,
+    series: FastMap<SeriesKey, SeriesState>,
     /// Last (bucket start, UTC offset) looked up in the KPI's time zone.
     offset_cache: (i64, i32),
 }
@@ -105,7 +106,7 @@ impl Engine {
                 .map(|k| KpiState {
                     def: k.clone(),
                     label_names: k.group_by.iter().map(ToString::to_string).collect(),
-                    series: HashMap::new(),
+                    series: FastMap::default(),
                     offset_cache: (i64::MIN, 0),
                 })
                 .collect(),

@@ -160,16 +160,15 @@ impl Service {
         (summary, rest)
     }
 
-    /// Waits until the service has fully processed `n` messages (the
-    /// processing-latency histogram is observed after a message's effects
-    /// are recorded). There is no channel for this, so /metrics is polled,
-    /// bounded by [`WAIT`].
+    /// Waits until the service has read `n` messages: each was recorded
+    /// with the wall-clock time read before it was counted, so moving the
+    /// clock afterwards cannot make one look fresh. (The processing-latency
+    /// histogram counts batches, not messages.) There is no channel for
+    /// this, so /metrics is polled, bounded by [`WAIT`].
     pub async fn processed(&self, n: f64) {
         let deadline = std::time::Instant::now() + WAIT;
         loop {
-            let seen = self
-                .metric("kpiwatch_processing_latency_seconds_count", &[])
-                .await;
+            let seen = self.metric("kpiwatch_events_consumed_total", &[]).await;
             if seen >= n {
                 return;
             }
