@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use kpiwatch::config::{load, validate, Source};
+use kpiwatch::pipeline::alert::{Status, Transition};
 use kpiwatch::pipeline::{Outcome, Pipeline};
 use kpiwatch::telemetry::{Metrics, RejectReason};
 
@@ -115,4 +116,117 @@ fn replay_counts_malformed_and_late_lines_and_goes_on() {
         (summary.events, summary.rejected, summary.late),
         (125, 4, 1)
     );
+}
+
+/// A pipeline grouping checkouts by country, one-minute buckets, series
+/// evicted after ten silent minutes.
+fn by_country() -> Pipeline {
+    let text = r#"
+[[topic]]
+name = "shop"
+[defaults]
+bucket = "1m"
+lateness = "0s"
+evict_after = "10m"
+[[kpi]]
+name = "checkouts"
+where = { type = "checkout" }
+aggregate = "count"
+group_by = ["country"]
+"#;
+    let config = validate(&Source::new(Path::new("shop.toml"), text)).expect("valid");
+    Pipeline::new(config, Metrics::new())
+}
+
+/// Records one checkout and lets event time close what it can.
+fn checkout(p: &mut Pipeline, offset: &mut i64, t: i64, country: &str, out: &mut Vec<Transition>) {
+    let time = chrono::DateTime::from_timestamp(t, 0).expect("valid time");
+    let event = format!(
+        r#"{{"time":"{}","type":"checkout","country":"{country}"}}"#,
+        time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    *offset += 1;
+    assert!(matches!(
+        p.record(0, 0, *offset, event.as_bytes(), None),
+        Outcome::Accepted { .. }
+    ));
+    p.advance(None, out);
+}
+
+fn metric(p: &Pipeline, line_start: &str) -> String {
+    let rendered = p.metrics().render();
+    rendered
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .unwrap_or_else(|| panic!("no {line_start} in\n{rendered}"))
+        .to_string()
+}
+
+#[test]
+fn a_series_silent_for_evict_after_is_evicted_while_buckets_close_one_at_a_time() {
+    // SE checks out three times and goes quiet (too few buckets to judge,
+    // so no alert); FI keeps buying every minute, closing one bucket at a
+    // time. After ten silent minutes SE is forgotten, by the windows and
+    // by the engine alike.
+    let mut p = by_country();
+    let (mut offset, mut out) = (0, Vec::new());
+    let t0 = 1_704_067_200;
+    for m in 0..40 {
+        checkout(&mut p, &mut offset, t0 + m * 60 + 5, "FI", &mut out);
+        if m < 3 {
+            checkout(&mut p, &mut offset, t0 + m * 60 + 7, "SE", &mut out);
+        }
+    }
+    assert_eq!(
+        metric(&p, "kpiwatch_series_evicted_total{kpi=\"checkouts\"}"),
+        "kpiwatch_series_evicted_total{kpi=\"checkouts\"} 1"
+    );
+    assert_eq!(
+        metric(&p, "kpiwatch_series_live{kpi=\"checkouts\"}"),
+        "kpiwatch_series_live{kpi=\"checkouts\"} 1"
+    );
+}
+
+#[test]
+fn a_firing_series_outlives_its_eviction_and_resolves_when_its_events_return() {
+    // FI buys steadily, stops for twenty minutes (absence fires, then the
+    // windows forget the silent series), then buys again: the alert that
+    // fired must still resolve.
+    let mut p = by_country();
+    let (mut offset, mut out) = (0, Vec::new());
+    let t0 = 1_704_067_200;
+    let buy =
+        |p: &mut Pipeline, offset: &mut i64, out: &mut Vec<Transition>, from: i64, to: i64| {
+            let per_minute = [5, 7, 4, 6, 5, 8, 3, 6, 5, 7, 4, 6];
+            for m in from..to {
+                for k in 0..per_minute[(m % 12) as usize] {
+                    checkout(p, offset, t0 + m * 60 + 1 + k, "FI", out);
+                }
+            }
+        };
+    let mut minute = 0;
+    buy(&mut p, &mut offset, &mut out, 0, 90);
+    minute += 90;
+    // Silence: only SE's rare checkouts move event time on.
+    for m in minute..minute + 20 {
+        checkout(&mut p, &mut offset, t0 + m * 60 + 30, "SE", &mut out);
+    }
+    minute += 20;
+    let fired = out
+        .iter()
+        .filter(|t| {
+            t.status == Status::Firing && t.labels.get("country").map(String::as_str) == Some("FI")
+        })
+        .count();
+    assert_eq!(fired, 1, "{out:#?}");
+    assert!(metric(&p, "kpiwatch_series_evicted_total{kpi=\"checkouts\"}").ends_with(" 1"));
+    buy(&mut p, &mut offset, &mut out, minute, minute + 20);
+    let resolved = out
+        .iter()
+        .filter(|t| {
+            t.status == Status::Resolved
+                && t.labels.get("country").map(String::as_str) == Some("FI")
+        })
+        .count();
+    assert_eq!(resolved, 1, "{out:#?}");
 }

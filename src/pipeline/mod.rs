@@ -556,19 +556,14 @@ impl Pipeline {
             return;
         }
         self.buckets.clear();
+        // A series' last buckets come out of the same close as its
+        // eviction: they are judged first, and the detector state is
+        // dropped after, or judging them would create it again.
+        let mut evicted = Vec::new();
         for c in self.closed.drain(..) {
             match c {
                 Closed::Bucket(b) => self.buckets.push(b),
-                Closed::Evicted { kpi, key } => {
-                    self.engine.evict(kpi, &key);
-                    let name = &self.config.kpis[kpi].name;
-                    self.metrics.series_evicted.with_label_values(&[name]).inc();
-                    for r in &self.topics[topic].ratios {
-                        if r.denominator == kpi {
-                            self.engine.evict(r.kpi, &key);
-                        }
-                    }
-                }
+                Closed::Evicted { kpi, key } => evicted.push((kpi, key)),
             }
         }
         derive_ratios(&self.topics[topic].ratios, &mut self.buckets);
@@ -587,6 +582,20 @@ impl Pipeline {
         }
         if let Some(tap) = &mut self.tap {
             tap.extend(self.buckets.iter().cloned());
+        }
+        for (kpi, key) in evicted {
+            // The window has forgotten the series; the engine keeps it
+            // while its alert fires (see `Engine::evict`).
+            self.engine.evict(kpi, &key);
+            let name = &self.config.kpis[kpi].name;
+            self.metrics.series_evicted.with_label_values(&[name]).inc();
+            per_kpi.entry(kpi).or_default();
+            for r in &self.topics[topic].ratios {
+                if r.denominator == kpi {
+                    self.engine.evict(r.kpi, &key);
+                    per_kpi.entry(r.kpi).or_default();
+                }
+            }
         }
         for (kpi, n) in per_kpi {
             let name = self.config.kpis[kpi].name.as_str();

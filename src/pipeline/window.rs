@@ -404,9 +404,11 @@ impl KpiWindows {
             let mut kept = 0;
             for o in 0..self.order.len() {
                 let slot = self.order[o];
+                // Silent for `evict_after` since the end of the bucket
+                // of its last event, however many closes that took.
                 let evict = self.series[slot].as_ref().is_some_and(|s| {
-                    let silent_since = s.last_event.max(from - w);
-                    s.open.is_empty() && to - (silent_since + w) >= self.evict_after
+                    s.open.is_empty()
+                        && to.saturating_sub(s.last_event.saturating_add(w)) >= self.evict_after
                 });
                 if evict {
                     if let Some(s) = self.series[slot].take() {
