@@ -56,6 +56,10 @@ enum Command {
         /// Use this KPI's detector settings from --config.
         #[arg(long, requires = "config")]
         kpi: Option<String>,
+        /// Also print the verdict behind each score: expected, lower,
+        /// upper, direction, warming_up.
+        #[arg(long)]
+        explain: bool,
     },
     /// Run the pipeline over a JSONL file of events in event time; prints
     /// one JSON line per alert transition.
@@ -192,7 +196,12 @@ async fn shutdown_signal() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Score { input, config, kpi } => {
+        Command::Score {
+            input,
+            config,
+            kpi,
+            explain,
+        } => {
             let reader: Box<dyn Read> = if input.as_os_str() == "-" {
                 Box::new(std::io::stdin().lock())
             } else {
@@ -214,6 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 BufReader::with_capacity(1 << 16, reader),
                 stdout,
                 configure,
+                explain,
             )
             .map_err(|e| anyhow::anyhow!("{}: {e:#}", input.display()))?;
             tracing::info!(

@@ -15,7 +15,7 @@
 
 use std::io::{BufRead, Write};
 
-use detectors::{Detector, DetectorSet, Observation, SetConfig};
+use detectors::{Detector, DetectorSet, Direction, Observation, SetConfig, Verdict};
 
 use crate::timefmt;
 
@@ -110,10 +110,15 @@ struct Row {
 }
 
 /// Scores every row of `input`, writing the result CSV to `output`.
+///
+/// With `explain`, each row also carries the verdict behind its score:
+/// `expected,lower,upper,direction,warming_up`, for an analyst to see the
+/// band a point was judged against.
 pub fn score_csv(
     mut input: impl BufRead,
     output: impl Write,
     configure: Box<Configure<'_>>,
+    explain: bool,
 ) -> Result<Summary, anyhow::Error> {
     let mut header_line = String::new();
     if input.read_line(&mut header_line)? == 0 {
@@ -128,7 +133,11 @@ pub fn score_csv(
         warned: false,
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, output);
-    out.write_all(b"timestamp,value,anomaly_score\n")?;
+    out.write_all(if explain {
+        &b"timestamp,value,anomaly_score,expected,lower,upper,direction,warming_up\n"[..]
+    } else {
+        &b"timestamp,value,anomaly_score\n"[..]
+    })?;
 
     // Buffer the first rows to infer the bucket width.
     let mut head = Vec::with_capacity(INFER_ROWS);
@@ -144,12 +153,12 @@ pub fn score_csv(
     let mut buf = ryu::Buffer::new();
     for (row, text) in &head {
         let v = set.observe(&row.obs);
-        write_row(&mut out, text, row, v.score, &mut buf)?;
+        write_row(&mut out, text, row, &v, explain, &mut buf)?;
         rows += 1;
     }
     while let Some(row) = reader.next_row()? {
         let v = set.observe(&row.obs);
-        write_row(&mut out, reader.text(), &row, v.score, &mut buf)?;
+        write_row(&mut out, reader.text(), &row, &v, explain, &mut buf)?;
         rows += 1;
     }
     out.flush()?;
@@ -406,7 +415,8 @@ fn write_row(
     out: &mut impl Write,
     text: &[u8],
     row: &Row,
-    score: f64,
+    verdict: &Verdict,
+    explain: bool,
     buf: &mut ryu::Buffer,
 ) -> std::io::Result<()> {
     let (ts, val) = (row.ts, row.val);
@@ -419,7 +429,23 @@ fn write_row(
         out.write_all(&text[val.0..val.1])?;
     }
     out.write_all(b",")?;
-    out.write_all(buf.format(score).as_bytes())?;
+    out.write_all(buf.format(verdict.score).as_bytes())?;
+    if explain {
+        for x in [verdict.expected, verdict.lower, verdict.upper] {
+            out.write_all(b",")?;
+            out.write_all(buf.format(x).as_bytes())?;
+        }
+        out.write_all(match verdict.direction {
+            Direction::Drop => b",drop",
+            Direction::Spike => b",spike",
+            Direction::None => b",none",
+        })?;
+        out.write_all(if verdict.warming_up {
+            b",true"
+        } else {
+            b",false"
+        })?;
+    }
     out.write_all(b"\n")
 }
 
@@ -442,14 +468,47 @@ mod tests {
     use super::*;
 
     fn run(input: &str) -> Result<(Summary, String), String> {
+        run_with(input, false)
+    }
+
+    fn run_with(input: &str, explain: bool) -> Result<(Summary, String), String> {
         let mut out = Vec::new();
         score_csv(
             input.as_bytes(),
             &mut out,
             Box::new(|w| Ok(SetConfig::new(w))),
+            explain,
         )
         .map(|s| (s, String::from_utf8(out).unwrap()))
         .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn explain_adds_the_verdict_behind_each_score() {
+        let input = series(300);
+        let (_, plain) = run(&input).unwrap();
+        let (_, explained) = run_with(&input, true).unwrap();
+        let mut lines = explained.lines();
+        assert_eq!(
+            lines.next(),
+            Some("timestamp,value,anomaly_score,expected,lower,upper,direction,warming_up")
+        );
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), 300);
+        // The first three columns are exactly the plain output's.
+        for (row, plain) in rows.iter().zip(plain.lines().skip(1)) {
+            assert_eq!(row[..3].join(","), plain);
+            assert_eq!(row.len(), 8);
+        }
+        assert_eq!(rows[0][7], "true", "the first row is warming up");
+        let last = &rows[299];
+        let (lower, expected, upper): (f64, f64, f64) = (
+            last[4].parse().unwrap(),
+            last[3].parse().unwrap(),
+            last[5].parse().unwrap(),
+        );
+        assert!(lower <= expected && expected <= upper, "{last:?}");
+        assert!(["drop", "spike", "none"].contains(&last[6]) && last[7] == "false");
     }
 
     fn series(n: usize) -> String {
@@ -559,13 +618,24 @@ mod tests {
     #[test]
     fn a_line_that_is_not_utf8_is_refused_as_read_line_would() {
         let mut input = b"timestamp,value\n2014-04-01 00:00:00,1,\xff\n".to_vec();
-        let err = score_csv(&input[..], Vec::new(), Box::new(|w| Ok(SetConfig::new(w))))
-            .unwrap_err()
-            .to_string();
+        let err = score_csv(
+            &input[..],
+            Vec::new(),
+            Box::new(|w| Ok(SetConfig::new(w))),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(err, "stream did not contain valid UTF-8");
         input.truncate(input.len() - 3);
         input.extend_from_slice(b"\n");
-        assert!(score_csv(&input[..], Vec::new(), Box::new(|w| Ok(SetConfig::new(w)))).is_ok());
+        assert!(score_csv(
+            &input[..],
+            Vec::new(),
+            Box::new(|w| Ok(SetConfig::new(w))),
+            false
+        )
+        .is_ok());
     }
 
     #[test]
