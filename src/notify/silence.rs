@@ -392,10 +392,22 @@ pub fn api(store: Arc<Mutex<SilenceStore>>, clock: Arc<dyn Clock>) -> Router {
         .with_state(ApiState { store, clock })
 }
 
-// A std mutex: the critical sections are short and never await; saving is
-// a small file write that keeps the store and its file in step.
+// A std mutex: the critical sections are short and never await. Changes
+// save the file (an fsync) before the reply, so they run on tokio's
+// blocking pool: the fsync neither stalls an async worker nor, beyond the
+// file write itself, the notifier waiting for the same lock.
 fn lock(store: &Mutex<SilenceStore>) -> std::sync::MutexGuard<'_, SilenceStore> {
     store.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs a change to the store, and its save, on the blocking pool.
+async fn change(f: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("silence change failed: {e}"),
+        )
+    })
 }
 
 async fn create(
@@ -406,16 +418,19 @@ async fn create(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    let mut store = lock(&s.store);
-    let id = match store.add(new, s.clock.now()) {
-        Ok(id) => id,
-        Err(e) => return store_error(e),
-    };
-    if let Err(e) = store.save() {
-        return store_error(e);
-    }
-    tracing::info!(silence = %id, "silence created");
-    Json(serde_json::json!({ "id": id })).into_response()
+    change(move || {
+        let mut store = lock(&s.store);
+        let id = match store.add(new, s.clock.now()) {
+            Ok(id) => id,
+            Err(e) => return store_error(e),
+        };
+        if let Err(e) = store.save() {
+            return store_error(e);
+        }
+        tracing::info!(silence = %id, "silence created");
+        Json(serde_json::json!({ "id": id })).into_response()
+    })
+    .await
 }
 
 async fn list(State(s): State<ApiState>) -> Response {
@@ -429,12 +444,15 @@ async fn list(State(s): State<ApiState>) -> Response {
 }
 
 async fn expire(State(s): State<ApiState>, UrlPath(id): UrlPath<String>) -> Response {
-    let mut store = lock(&s.store);
-    if let Err(e) = store.expire(&id, s.clock.now()).and_then(|()| store.save()) {
-        return store_error(e);
-    }
-    tracing::info!(silence = %id, "silence expired");
-    Json(serde_json::json!({ "id": id, "state": SilenceState::Expired })).into_response()
+    change(move || {
+        let mut store = lock(&s.store);
+        if let Err(e) = store.expire(&id, s.clock.now()).and_then(|()| store.save()) {
+            return store_error(e);
+        }
+        tracing::info!(silence = %id, "silence expired");
+        Json(serde_json::json!({ "id": id, "state": SilenceState::Expired })).into_response()
+    })
+    .await
 }
 
 #[cfg(test)]
