@@ -85,7 +85,7 @@ impl Notifier {
         metrics: Metrics,
     ) -> Result<Self, NotifyError> {
         let now_ms = clock.now_ms();
-        let outbox = Outbox::open(&settings.outbox_dir, now_ms)?;
+        let (outbox, mut left) = Outbox::open_with_pending(&settings.outbox_dir, now_ms)?;
         let mut dispatcher = Dispatcher::new(settings);
         let state_path = state_dir.join(STATE_FILE);
         if let Some(state) = load_state(&state_path)? {
@@ -94,7 +94,6 @@ impl Notifier {
         let transports = Arc::new(Transports::new(settings)?);
         let backlog = Arc::new(Backlog::default());
         let (stop, stopped) = watch::channel(false);
-        let mut left = outbox.pending()?;
         let mut inboxes = HashMap::new();
         let mut workers = Vec::new();
         for receiver in &settings.receivers {

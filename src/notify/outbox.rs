@@ -108,6 +108,17 @@ impl Outbox {
     /// Opens (creating) the outbox in `dir`, reading and compacting the
     /// ledger; `now_ms` decides which ledger lines are old enough to drop.
     pub fn open(dir: &Path, now_ms: i64) -> Result<Self, OutboxError> {
+        Self::open_with_pending(dir, now_ms).map(|(outbox, _)| outbox)
+    }
+
+    /// [`open`](Self::open), also returning what
+    /// [`pending`](Self::pending) would: opening reads every pending
+    /// file anyway (for the next sequence number), and a notifier
+    /// starting up needs them, so the directory is read once.
+    pub fn open_with_pending(
+        dir: &Path,
+        now_ms: i64,
+    ) -> Result<(Self, BTreeMap<String, Vec<Pending>>), OutboxError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let ledger_path = dir.join("ledger");
         let mut seen = HashMap::new();
@@ -156,7 +167,7 @@ impl Outbox {
             .map(|p| p.seq + 1)
             .max()
             .unwrap_or(0);
-        Ok(outbox)
+        Ok((outbox, pending))
     }
 
     fn rewrite_ledger(dir: &Path, seen: &HashMap<String, i64>) -> Result<(), OutboxError> {
