@@ -20,6 +20,32 @@ pub const EXACT_BELOW: f64 = 40.0;
 /// [`EXACT_BELOW`] is below 1e-40: nothing a score can tell apart from 0.
 const MAX_TERMS: u64 = 160;
 
+/// `1 / i` for every term index the sums can reach: the recurrence
+/// `pmf(i) = pmf(i - 1) * lambda / i` is a chain of dependent steps, and a
+/// multiplication by a table entry is a few cycles where a division is
+/// twenty.
+static INV: [f64; INV_LEN] = {
+    let mut t = [0.0; INV_LEN];
+    let mut i = 1;
+    while i < INV_LEN {
+        t[i] = 1.0 / i as f64;
+        i += 1;
+    }
+    t
+};
+/// Terms the table covers: `MAX_TERMS` beyond the largest `k` or `lambda`
+/// the exact sums see (both below [`EXACT_BELOW`] in the set, but the
+/// functions are public, so larger indices fall back to dividing).
+const INV_LEN: usize = 512;
+
+/// `1 / i`, from the table when it reaches.
+#[inline]
+fn inv(i: u64) -> f64 {
+    INV.get(i as usize)
+        .copied()
+        .unwrap_or_else(|| 1.0 / i as f64)
+}
+
 /// Tracks whether every value seen so far was a non-negative integer.
 #[inline]
 pub fn is_count(x: f64) -> bool {
@@ -42,7 +68,7 @@ pub fn poisson_two_sided(lambda: f64, k: f64) -> f64 {
     let mut pmf = (-lambda).exp();
     let mut below = pmf;
     for i in 1..=k {
-        pmf *= lambda / i as f64;
+        pmf *= lambda * inv(i);
         below += pmf;
     }
     // P(X >= k) = 1 - P(X <= k) + pmf(k); in the far upper tail that
@@ -55,7 +81,7 @@ pub fn poisson_two_sided(lambda: f64, k: f64) -> f64 {
         let mut i = k;
         while term > sum * 1e-17 && i < k + MAX_TERMS {
             i += 1;
-            term *= lambda / i as f64;
+            term *= lambda * inv(i);
             sum += term;
         }
         sum
@@ -83,7 +109,7 @@ pub fn poisson_band(lambda: f64, tail: f64) -> (f64, f64) {
             return (lo.unwrap_or(i) as f64, i as f64);
         }
         i += 1;
-        pmf *= lambda / i as f64;
+        pmf *= lambda * inv(i);
         cdf += pmf;
     }
 }
