@@ -15,7 +15,7 @@
 
 use std::io::{BufRead, Write};
 
-use detectors::{Detector, DetectorSet, Direction, Observation, SetConfig, Verdict};
+use detectors::{Detector, DetectorSet, Observation, SetConfig, Verdict};
 
 use crate::timefmt;
 
@@ -435,11 +435,8 @@ fn write_row(
             out.write_all(b",")?;
             out.write_all(buf.format(x).as_bytes())?;
         }
-        out.write_all(match verdict.direction {
-            Direction::Drop => b",drop",
-            Direction::Spike => b",spike",
-            Direction::None => b",none",
-        })?;
+        out.write_all(b",")?;
+        out.write_all(verdict.direction.name().as_bytes())?;
         out.write_all(if verdict.warming_up {
             b",true"
         } else {

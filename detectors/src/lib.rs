@@ -101,6 +101,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// `drop`, `spike` or `none`, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Drop => "drop",
+            Direction::Spike => "spike",
+            Direction::None => "none",
+        }
+    }
+
     /// The direction of `observed` relative to `expected`.
     pub fn of(observed: f64, expected: f64) -> Self {
         if observed < expected {

@@ -596,16 +596,14 @@ fn rows(a: &Transition) -> Vec<Row> {
             ),
         )),
     }
-    let severity = match a.severity {
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    };
     let direction = match a.direction {
-        Direction::Drop => ", drop",
-        Direction::Spike => ", spike",
-        Direction::None => "",
+        Direction::None => String::new(),
+        d => format!(", {}", d.name()),
     };
-    rows.push(Row::text("Severity", format!("{severity}{direction}")));
+    rows.push(Row::text(
+        "Severity",
+        format!("{}{direction}", a.severity.name()),
+    ));
     for (name, url) in [("Runbook", &a.runbook), ("Dashboard", &a.dashboard)] {
         if let Some(url) = url.as_deref().filter(|u| !u.trim().is_empty()) {
             rows.push(Row {

@@ -306,8 +306,8 @@ pub fn explain(
         "alert: kpi={kpi}{}{} severity={} direction={}",
         if shown.is_empty() { "" } else { " " },
         shown.join(" "),
-        severity_name(severity),
-        direction_name(direction)
+        severity.name(),
+        direction.name()
     );
     let matched = routes(settings, kpi, labels, severity, direction);
     if matched.is_empty() {
@@ -365,21 +365,6 @@ pub fn explain(
         }
     }
     out
-}
-
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
-}
-
-fn direction_name(d: Direction) -> &'static str {
-    match d {
-        Direction::Drop => "drop",
-        Direction::Spike => "spike",
-        Direction::None => "none",
-    }
 }
 
 fn format_name(f: WebhookFormat) -> &'static str {

@@ -263,8 +263,8 @@ impl AmAlert {
         let mut labels = a.labels.clone();
         // kpiwatch's own labels win over a series label of the same name.
         labels.insert("alertname".into(), a.kpi.clone());
-        labels.insert("severity".into(), severity_str(a.severity).into());
-        labels.insert("direction".into(), direction_str(a.direction).into());
+        labels.insert("severity".into(), a.severity.name().into());
+        labels.insert("direction".into(), a.direction.name().into());
 
         let mut annotations = BTreeMap::new();
         annotations.insert("summary".into(), summary(a));
@@ -364,7 +364,7 @@ fn slack_body(n: &Notification, external_url: Option<&str>) -> serde_json::Value
                     .map(percent_signed)
                     .unwrap_or_else(|| "n/a".into())
             )),
-            mrkdwn(&format!("*Severity*\n{}", severity_str(a.severity))),
+            mrkdwn(&format!("*Severity*\n{}", a.severity.name())),
             mrkdwn(&format!("*Since*\n{}", human_time(&a.started_at))),
         ];
         if a.status == Status::Resolved {
@@ -442,7 +442,7 @@ fn details(a: &Transition) -> String {
         value(a.observed),
         expected_with_band(a),
         fmt_score(a.score),
-        severity_str(a.severity),
+        a.severity.name(),
         a.started_at
     )
 }
@@ -464,21 +464,6 @@ fn labels_suffix(labels: &BTreeMap<String, String>) -> String {
     }
     let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(" ({})", pairs.join(", "))
-}
-
-fn severity_str(s: Severity) -> &'static str {
-    match s {
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
-}
-
-fn direction_str(d: Direction) -> &'static str {
-    match d {
-        Direction::Drop => "drop",
-        Direction::Spike => "spike",
-        Direction::None => "none",
-    }
 }
 
 fn plural(n: usize) -> &'static str {

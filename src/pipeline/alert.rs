@@ -29,6 +29,16 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// `warning` or `critical`, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// One recent bucket of a series, for charts: its value and the band the
 /// detectors expected it in.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
