@@ -42,7 +42,9 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::chart;
-use super::phrase::{headline, labels, percent, thousands, trim_zeros, value};
+use super::phrase::{
+    headline, labels, percent, thousands, trim_zeros, value, LABEL_VALUE_MAX_CHARS,
+};
 use super::settings::{NotifySettings, SmtpSecurity};
 use super::{DeliveryError, Notification, Reason};
 use crate::pipeline::alert::{Severity, Status, Transition};
@@ -133,7 +135,7 @@ pub fn subject(n: &Notification) -> String {
         Some(a) => {
             let _ = write!(s, " {}", headline(a));
             if !a.labels.is_empty() {
-                let _ = write!(s, " ({})", labels(a, 40));
+                let _ = write!(s, " ({})", labels(&a.labels, LABEL_VALUE_MAX_CHARS));
             }
         }
         None => s.push_str(" no alerts"),
@@ -541,7 +543,7 @@ impl Row {
 fn rows(a: &Transition) -> Vec<Row> {
     let mut rows = Vec::new();
     if !a.labels.is_empty() {
-        rows.push(Row::text("Series", labels(a, 200)));
+        rows.push(Row::text("Series", labels(&a.labels, 200)));
     }
     let bucket = match (parse_time(&a.bucket_start), parse_time(&a.bucket_end)) {
         (Some(s), Some(e)) => format!(" in {}–{} UTC", s.format("%H:%M"), e.format("%H:%M")),

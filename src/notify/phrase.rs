@@ -6,6 +6,8 @@
 //! `checkouts dropped to 0 (country=SE)`, `signups rose to 412 (expected
 //! 0)`, `checkouts back to normal (country=FI)`.
 
+use std::collections::BTreeMap;
+
 use crate::pipeline::alert::{Status, Transition};
 use detectors::Direction;
 
@@ -18,7 +20,7 @@ pub const LABEL_VALUE_MAX_CHARS: usize = 40;
 pub fn summary(a: &Transition) -> String {
     let mut s = headline(a);
     if !a.labels.is_empty() {
-        s.push_str(&format!(" ({})", labels(a, LABEL_VALUE_MAX_CHARS)));
+        s.push_str(&format!(" ({})", labels(&a.labels, LABEL_VALUE_MAX_CHARS)));
     }
     s
 }
@@ -60,8 +62,8 @@ pub fn change(a: &Transition) -> String {
 }
 
 /// `country=FI, device=ios`, each value cut to `max` characters.
-pub fn labels(a: &Transition, max: usize) -> String {
-    a.labels
+pub fn labels(labels: &BTreeMap<String, String>, max: usize) -> String {
+    labels
         .iter()
         .map(|(k, v)| {
             if v.chars().count() > max {

@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::Sha256;
 
-use super::phrase::{percent_signed, summary, value};
+use super::phrase::{self, percent_signed, summary, value};
 use super::settings::{Webhook, WebhookFormat};
 use super::{DeliveryError, Notification, Reason};
 use crate::pipeline::alert::{Severity, Status, Transition};
@@ -462,8 +462,7 @@ fn labels_suffix(labels: &BTreeMap<String, String>) -> String {
     if labels.is_empty() {
         return String::new();
     }
-    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!(" ({})", pairs.join(", "))
+    format!(" ({})", phrase::labels(labels, usize::MAX))
 }
 
 fn plural(n: usize) -> &'static str {
