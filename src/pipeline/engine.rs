@@ -139,16 +139,14 @@ impl Engine {
     /// must still resolve if the events come back (the window then sees
     /// the series as new, and its buckets meet this state again), and
     /// dropping it would leave receivers a firing alert that never ends.
-    /// Returns whether the series was forgotten.
-    pub fn evict(&mut self, kpi: usize, key: &str) -> bool {
+    pub fn evict(&mut self, kpi: usize, key: &str) {
         let series = &mut self.kpis[kpi].series;
-        if series
+        if !series
             .get(key)
             .is_some_and(|s| matches!(s.lifecycle, Lifecycle::Firing { .. }))
         {
-            return false;
+            series.remove(key);
         }
-        series.remove(key).is_some()
     }
 
     /// Judges one closed bucket; appends a transition to `out` if the
