@@ -117,6 +117,7 @@ async fn main() {
         password_env: "KPIWATCH_BENCH_NO_PASSWORD".to_string(),
         timeout: Duration::from_secs(30),
         pool_size: pool,
+        ca: None,
     });
     let sender = Arc::new(EmailSender::new(&settings).expect("an SMTP sender"));
     let to = Arc::new(vec!["pm@example.com".to_string()]);

@@ -239,6 +239,7 @@ async fn emails_wait_while_the_smtp_server_is_down_and_each_arrives_once_when_it
         password_env: "KPIWATCH_TEST_SMTP_PASSWORD_UNSET".into(),
         timeout: Duration::from_secs(5),
         pool_size: 2,
+        ca: None,
     });
     let metrics = Metrics::new();
     let mut notifier = start(&settings, dir.path(), &metrics);

@@ -2,18 +2,20 @@
 //! see `tests/common/smtp.rs`): what arrives is parsed and checked —
 //! headers, the text part, the HTML part, the inline charts — and failures
 //! are classified the way the delivery worker needs (server down →
-//! transient, then delivered once it is back; 5xx → permanent). Without a
-//! relay, emails are `.eml` files.
+//! transient, then delivered once it is back; 5xx → permanent). STARTTLS
+//! and SMTPS are checked against a relay whose certificate an internal CA
+//! issued (`ca_file`). Without a relay, emails are `.eml` files.
 
 #[path = "common/smtp.rs"]
 mod smtp;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use detectors::Direction;
 use kpiwatch::notify::email::{eml_path, EmailSender};
-use kpiwatch::notify::settings::{NotifySettings, Smtp, SmtpSecurity};
+use kpiwatch::notify::settings::{CaFile, NotifySettings, Smtp, SmtpSecurity};
 use kpiwatch::notify::{DeliveryError, Notification, Reason};
 use kpiwatch::pipeline::alert::{rfc3339, RecentBucket, Severity, Status, Transition};
 use mail_parser::{MessageParser, MimeHeaders};
@@ -121,6 +123,7 @@ fn smtp_settings(server: &SmtpServer, state: &std::path::Path) -> NotifySettings
         password_env: "KPIWATCH_TEST_EMAIL_NO_SUCH_PASSWORD".to_string(),
         timeout: Duration::from_secs(10),
         pool_size: 4,
+        ca: None,
     });
     settings
 }
@@ -238,6 +241,116 @@ async fn email_arrives_at_a_real_smtp_server_with_text_html_and_inline_charts() 
             .unwrap_or_else(|| panic!("an image part with Content-ID <{cid}>"));
         assert_eq!(assert_png(image.contents()), (600, 240));
     }
+}
+
+/// PEM files in `dir` for a relay behind an internal CA: the CA's
+/// certificate, and a certificate it issued for `localhost` and 127.0.0.1
+/// with its key.
+struct Certificates {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn certificates(dir: &Path) -> Certificates {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "kpiwatch test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("the CA certificate");
+    let key = KeyPair::generate().expect("a relay key");
+    let params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("relay certificate parameters");
+    let cert = params
+        .signed_by(&key, &ca, &ca_key)
+        .expect("the relay certificate");
+    let files = Certificates {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("relay.pem"),
+        key: dir.join("relay-key.pem"),
+    };
+    std::fs::write(&files.ca, ca.pem()).expect("ca.pem written");
+    std::fs::write(&files.cert, cert.pem()).expect("relay.pem written");
+    std::fs::write(&files.key, key.serialize_pem()).expect("relay-key.pem written");
+    files
+}
+
+/// Settings for the relay at `localhost` (the name in its certificate),
+/// with `security`, trusting the CA in `ca` if given.
+fn tls_settings(
+    server: &SmtpServer,
+    state: &Path,
+    security: SmtpSecurity,
+    ca: Option<&Path>,
+) -> NotifySettings {
+    let mut settings = smtp_settings(server, state);
+    if let Some(smtp) = settings.smtp.as_mut() {
+        smtp.host = "localhost".to_string();
+        smtp.security = security;
+        smtp.ca = ca.map(|path| CaFile {
+            path: path.to_path_buf(),
+            pem: std::fs::read(path).expect("the CA file is readable"),
+        });
+    }
+    settings
+}
+
+#[tokio::test]
+async fn starttls_to_a_relay_of_the_configured_ca_delivers() {
+    let dir = tempfile::tempdir().expect("certificate dir");
+    let certs = certificates(dir.path());
+    // The server refuses MAIL before STARTTLS, so a delivery is proof of TLS.
+    let server = SmtpServer::start_with_starttls(&certs.cert, &certs.key);
+    let settings = tls_settings(&server, dir.path(), SmtpSecurity::StartTls, Some(&certs.ca));
+    let sender = EmailSender::new(&settings).expect("sender");
+    sender
+        .send(&notification("n-starttls"), &to(), None)
+        .await
+        .expect("delivered over STARTTLS");
+    let mails = server.wait_for_messages(1);
+    let message = MessageParser::default().parse(&mails[0]).expect("parsed");
+    assert_eq!(message.message_id(), Some("n-starttls@kpiwatch"));
+}
+
+#[tokio::test]
+async fn smtps_to_a_relay_of_the_configured_ca_delivers() {
+    let dir = tempfile::tempdir().expect("certificate dir");
+    let certs = certificates(dir.path());
+    let server = SmtpServer::start_with_smtps(&certs.cert, &certs.key);
+    let settings = tls_settings(&server, dir.path(), SmtpSecurity::Tls, Some(&certs.ca));
+    let sender = EmailSender::new(&settings).expect("sender");
+    sender
+        .send(&notification("n-smtps"), &to(), None)
+        .await
+        .expect("delivered over SMTPS");
+    let mails = server.wait_for_messages(1);
+    let message = MessageParser::default().parse(&mails[0]).expect("parsed");
+    assert_eq!(message.message_id(), Some("n-smtps@kpiwatch"));
+}
+
+#[tokio::test]
+async fn a_relay_certificate_of_an_unknown_ca_is_retried_and_nothing_is_sent_in_clear() {
+    let dir = tempfile::tempdir().expect("certificate dir");
+    let certs = certificates(dir.path());
+    let server = SmtpServer::start_with_starttls(&certs.cert, &certs.key);
+    // No ca_file: the relay's certificate chains to no trusted root.
+    let settings = tls_settings(&server, dir.path(), SmtpSecurity::StartTls, None);
+    let sender = EmailSender::new(&settings).expect("sender");
+    let refused = sender.send(&notification("n-untrusted"), &to(), None).await;
+    // Transient: the outbox keeps the email while an operator fixes the
+    // trust (adds ca_file) or the relay's certificate.
+    match &refused {
+        Err(DeliveryError::Transient(reason)) => assert!(
+            reason.contains("certificate") || reason.contains("UnknownIssuer"),
+            "{reason}"
+        ),
+        other => panic!("an untrusted relay must be a transient failure, got {other:?}"),
+    }
+    assert!(server.messages().is_empty(), "nothing may be delivered");
 }
 
 #[tokio::test]

@@ -20,7 +20,8 @@ use crate::notify::route::{
     GroupBy, KpiGlobs, MatchTest, Matcher, Pattern, Subscription, KPI_LABEL,
 };
 use crate::notify::settings::{
-    NotifySettings, Receiver, ReceiverKind, Retry, Smtp, SmtpSecurity, Webhook, WebhookFormat,
+    CaFile, NotifySettings, Receiver, ReceiverKind, Retry, Smtp, SmtpSecurity, Webhook,
+    WebhookFormat,
 };
 use crate::notify::timewindow::{self, TimeWindow};
 use crate::pipeline::alert::Severity;
@@ -275,7 +276,67 @@ fn smtp(src: &Source<'_>, s: &Spanned<SmtpToml>) -> Result<Smtp, ConfigError> {
             Duration::from_secs(600),
         )?,
         pool_size,
+        ca: ca_file(src, t.ca_file.as_ref(), host.get_ref().trim(), security)?,
     })
+}
+
+/// Reads and checks `[notify.smtp] ca_file`: it must hold at least one PEM
+/// certificate that rustls accepts as a root, and only a TLS connection
+/// can use it.
+fn ca_file(
+    src: &Source<'_>,
+    v: Option<&Spanned<String>>,
+    host: &str,
+    security: SmtpSecurity,
+) -> Result<Option<CaFile>, ConfigError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+
+    let Some(v) = v else { return Ok(None) };
+    if security == SmtpSecurity::None {
+        return Err(src.error(
+            v.span(),
+            "ca_file is for a TLS connection, and security = \"none\" has none; use security = \"starttls\" or \"tls\", or remove ca_file",
+        ));
+    }
+    let path = PathBuf::from(v.get_ref());
+    let pem = std::fs::read(&path).map_err(|e| {
+        src.error(
+            v.span(),
+            format!(
+                "cannot read ca_file {}: {e}; give the path of a PEM file of certificate authorities (relative to the working directory)",
+                path.display()
+            ),
+        )
+    })?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            src.error(
+                v.span(),
+                format!("ca_file {} is not valid PEM ({e})", path.display()),
+            )
+        })?;
+    if certificates.is_empty() {
+        return Err(src.error(
+            v.span(),
+            format!(
+                "ca_file {} holds no certificate; it needs at least one \"-----BEGIN CERTIFICATE-----\" block",
+                path.display()
+            ),
+        ));
+    }
+    let ca = CaFile { path, pem };
+    if let Err(e) = crate::notify::email::tls_parameters(host, Some(&ca)) {
+        return Err(src.error(
+            v.span(),
+            format!(
+                "ca_file {} cannot be used as a certificate authority ({e}); give the CA's certificate in PEM",
+                ca.path.display()
+            ),
+        ));
+    }
+    Ok(Some(ca))
 }
 
 fn env_var_name(
@@ -856,6 +917,72 @@ group_by = ["..."]
         .unwrap_err();
         assert!(
             err.starts_with("n.toml:25:16: time window \"sunday\" is not defined"),
+            "{err}"
+        );
+    }
+
+    /// `[notify.smtp]` for smtp.example.com with `ca_file` at line 21,
+    /// its value at column 11.
+    fn check_ca_file(path: &Path, security: &str) -> Result<NotifySettings, String> {
+        check(&format!(
+            "[notify.smtp]\nhost = \"smtp.example.com\"\nca_file = {:?}\nsecurity = \"{security}\"\n",
+            path.display().to_string()
+        ))
+    }
+
+    #[test]
+    fn a_ca_file_is_read_when_the_config_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).unwrap().pem();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, &pem).unwrap();
+        let smtp = check_ca_file(&path, "starttls").unwrap().smtp.unwrap();
+        let ca = smtp.ca.expect("the CA is kept");
+        assert_eq!((ca.path, ca.pem), (path, pem.into_bytes()));
+    }
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_holds_no_certificate_is_refused_where_it_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-ca.pem");
+        let err = check_ca_file(&missing, "starttls").unwrap_err();
+        assert!(err.starts_with("n.toml:21:11:"), "{err}");
+        assert!(
+            err.contains("no-such-ca.pem") && err.contains("cannot read"),
+            "{err}"
+        );
+
+        let key_only = dir.path().join("key.pem");
+        let key = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(&key_only, key.serialize_pem()).unwrap();
+        let err = check_ca_file(&key_only, "tls").unwrap_err();
+        assert!(
+            err.starts_with("n.toml:21:11:") && err.contains("holds no certificate"),
+            "{err}"
+        );
+
+        // Well-formed PEM whose contents are not a certificate.
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = check_ca_file(&garbage, "tls").unwrap_err();
+        assert!(
+            err.contains("cannot be used as a certificate authority"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_ca_file_without_tls_is_refused() {
+        let err = check_ca_file(Path::new("ca.pem"), "none").unwrap_err();
+        assert!(
+            err.starts_with("n.toml:21:11:") && err.contains("security"),
             "{err}"
         );
     }

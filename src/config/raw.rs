@@ -205,6 +205,9 @@ pub struct SmtpToml {
     pub security: Option<Spanned<String>>,
     /// Per-message timeout (default "10s").
     pub timeout: Option<Spanned<String>>,
+    /// PEM file of certificate authorities trusted for the relay's
+    /// certificate besides the built-in web roots (an internal CA).
+    pub ca_file: Option<Spanned<String>>,
     /// Connections kept open and reused (default 4).
     pub pool_size: Option<Spanned<i64>>,
     /// Environment variable holding the user name (default

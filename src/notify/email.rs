@@ -38,6 +38,7 @@ use detectors::Direction;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -45,7 +46,7 @@ use super::chart;
 use super::phrase::{
     headline, labels, percent, thousands, trim_zeros, value, LABEL_VALUE_MAX_CHARS,
 };
-use super::settings::{NotifySettings, SmtpSecurity};
+use super::settings::{CaFile, NotifySettings, SmtpSecurity};
 use super::{DeliveryError, Notification, Reason};
 use crate::pipeline::alert::{Severity, Status, Transition};
 
@@ -260,16 +261,19 @@ impl EmailSender {
                     host: smtp.host.clone(),
                     reason: e.to_string(),
                 };
+                // `builder_dangerous` only means "no TLS unless asked for";
+                // STARTTLS is then required (no plain-text fallback) and
+                // the certificate checked against the web roots plus the
+                // configured CAs.
+                let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host);
                 let builder = match smtp.security {
-                    SmtpSecurity::StartTls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
-                            .map_err(smtp_error)?
-                    }
-                    SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
-                        .map_err(smtp_error)?,
-                    SmtpSecurity::None => {
-                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
-                    }
+                    SmtpSecurity::StartTls => builder.tls(Tls::Required(
+                        tls_parameters(&smtp.host, smtp.ca.as_ref()).map_err(smtp_error)?,
+                    )),
+                    SmtpSecurity::Tls => builder.tls(Tls::Wrapper(
+                        tls_parameters(&smtp.host, smtp.ca.as_ref()).map_err(smtp_error)?,
+                    )),
+                    SmtpSecurity::None => builder,
                 };
                 let mut builder = builder
                     .port(smtp.port)
@@ -371,6 +375,21 @@ fn credentials(username_env: &str, password_env: &str) -> Result<Option<Credenti
         }
         (None, None) => Ok(None),
     }
+}
+
+/// TLS for the relay: its host name is the name checked in its
+/// certificate, issued by a web root or one of the configured CAs.
+/// Configuration validation builds it too, so a CA file rustls cannot
+/// use is refused before the service starts.
+pub(crate) fn tls_parameters(
+    host: &str,
+    ca: Option<&CaFile>,
+) -> Result<TlsParameters, lettre::transport::smtp::Error> {
+    let mut builder = TlsParameters::builder(host.to_string());
+    if let Some(ca) = ca {
+        builder = builder.add_root_certificate(Certificate::from_pem(&ca.pem)?);
+    }
+    builder.build()
 }
 
 /// SMTP 5xx replies are final; everything else (4xx, refused connection,

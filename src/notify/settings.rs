@@ -97,6 +97,20 @@ pub struct Smtp {
     pub timeout: Duration,
     /// Connections kept open and reused (lettre's pool).
     pub pool_size: u32,
+    /// Certificate authorities trusted for the relay's certificate besides
+    /// the built-in web roots.
+    pub ca: Option<CaFile>,
+}
+
+/// A PEM file of certificate authorities, read when the configuration is
+/// validated, so a missing or unreadable file is a configuration error
+/// and not a delivery failure hours later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFile {
+    /// Where it was read from, for messages.
+    pub path: PathBuf,
+    /// The file's contents: one or more PEM certificates.
+    pub pem: Vec<u8>,
 }
 
 /// SMTP connection security.

@@ -9,7 +9,8 @@
 //! mod smtp;
 //!
 //! let mut server = smtp::SmtpServer::start();
-//! // ... point an SMTP client at 127.0.0.1:server.port() (no TLS) ...
+//! // ... point an SMTP client at 127.0.0.1:server.port() (no TLS; or
+//! // start_with_starttls / start_with_smtps with a certificate) ...
 //! let mails = server.wait_for_messages(1); // raw RFC 5322 bytes
 //! server.stop(); // connections now refused
 //! server.restart(); // same port, same Maildir
@@ -55,6 +56,28 @@ impl SmtpServer {
         Self::start_with_args(&["--size".to_string(), bytes.to_string()])
     }
 
+    /// Like [`SmtpServer::start`], but the server offers STARTTLS with this
+    /// certificate chain and key (PEM files) and refuses mail before it.
+    pub fn start_with_starttls(cert: &Path, key: &Path) -> Self {
+        Self::start_with_args(&[
+            "--tlscert".to_string(),
+            cert.display().to_string(),
+            "--tlskey".to_string(),
+            key.display().to_string(),
+        ])
+    }
+
+    /// Like [`SmtpServer::start`], but the server speaks TLS from the first
+    /// byte (SMTPS) with this certificate chain and key (PEM files).
+    pub fn start_with_smtps(cert: &Path, key: &Path) -> Self {
+        Self::start_with_args(&[
+            "--smtpscert".to_string(),
+            cert.display().to_string(),
+            "--smtpskey".to_string(),
+            key.display().to_string(),
+        ])
+    }
+
     fn start_with_args(args: &[String]) -> Self {
         let mut server = Self {
             port: free_port(),
@@ -66,7 +89,7 @@ impl SmtpServer {
         server
     }
 
-    /// The port on 127.0.0.1 (plain SMTP, no TLS, no authentication).
+    /// The port on 127.0.0.1 (no authentication).
     pub fn port(&self) -> u16 {
         self.port
     }
