@@ -11,7 +11,8 @@
 //!   `<id> <created_at_ms>`. A restart or a replay recreates notifications
 //!   with the same deterministic ids; the ledger lets [`Outbox::put`] refuse
 //!   them, so nothing is sent twice. Lines older than the retention are
-//!   dropped when the ledger is compacted at open.
+//!   dropped when the ledger is compacted at open, and a pending file the
+//!   ledger misses (a crash between the file and its line) is added.
 //!
 //! [`Outbox`] is owned by the notifier stage (the only writer);
 //! [`Pending`] entries travel to the receivers' delivery workers, which
@@ -167,6 +168,15 @@ impl Outbox {
             .map(|p| p.seq + 1)
             .max()
             .unwrap_or(0);
+        // A crash between a file's rename and its ledger line leaves a
+        // pending file the ledger does not know; it is accepted all the
+        // same, so a replay recreating it must be refused like any other.
+        for p in pending.values().flatten() {
+            let n = &p.notification;
+            if !outbox.seen.contains_key(&n.id) {
+                outbox.record(&n.id, n.created_at_ms)?;
+            }
+        }
         Ok((outbox, pending))
     }
 
@@ -200,17 +210,23 @@ impl Outbox {
         crate::durable::write_atomic(&path, &bytes).map_err(io(&path))?;
         // The file is durable before the ledger says so: a crash between
         // the two leaves a file the ledger does not know, which is sent
-        // (at least once) rather than lost.
-        let ledger_path = self.dir.join("ledger");
-        writeln!(self.ledger, "{} {}", n.id, n.created_at_ms).map_err(io(&ledger_path))?;
-        self.ledger.sync_data().map_err(io(&ledger_path))?;
-        self.seen.insert(n.id.clone(), n.created_at_ms);
+        // rather than lost, and which `open` adds to the ledger.
+        self.record(&n.id, n.created_at_ms)?;
         self.next_seq += 1;
         Ok(Some(Pending {
             path,
             seq,
             notification: n.clone(),
         }))
+    }
+
+    /// Appends `id` to the ledger (synced) and to `seen`.
+    fn record(&mut self, id: &str, created_at_ms: i64) -> Result<(), OutboxError> {
+        let ledger_path = self.dir.join("ledger");
+        writeln!(self.ledger, "{id} {created_at_ms}").map_err(io(&ledger_path))?;
+        self.ledger.sync_data().map_err(io(&ledger_path))?;
+        self.seen.insert(id.to_string(), created_at_ms);
+        Ok(())
     }
 
     /// Every pending notification, by receiver directory name, in send
@@ -320,6 +336,25 @@ mod tests {
         assert!(o.pending().unwrap()["team"].is_empty());
         assert!(o.put(&note("n1", "team", 2)).unwrap().is_none());
         assert!(o.put(&note("n2", "team", 2)).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_pending_file_whose_ledger_line_was_lost_is_still_refused_when_recreated() {
+        // The crash window of `put`: the file renamed into place, the
+        // process killed before the ledger line.
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path(), 0).unwrap();
+        o.put(&note("n1", "team", 0)).unwrap().unwrap();
+        o.put(&note("n2", "team", 1)).unwrap().unwrap();
+        drop(o);
+        std::fs::write(dir.path().join("ledger"), "n1 0\n").unwrap();
+        let (mut o, pending) = Outbox::open_with_pending(dir.path(), 10).unwrap();
+        assert_eq!(pending["team"].len(), 2);
+        assert!(o.put(&note("n2", "team", 1)).unwrap().is_none());
+        drop(o);
+        // And the ledger now says so for the next restart too.
+        let ledger = std::fs::read_to_string(dir.path().join("ledger")).unwrap();
+        assert!(ledger.lines().any(|l| l == "n2 1"), "{ledger}");
     }
 
     #[test]
