@@ -56,9 +56,9 @@ pub enum Assignment {
 pub struct KafkaContext {
     metrics: Metrics,
     health: Arc<Health>,
-    /// The callbacks run on librdkafka's thread; the consume loop drains
-    /// this before handling each message.
-    assignments: std::sync::mpsc::Sender<Assignment>,
+    /// The callbacks run inside the consumer's poll; the receiving task
+    /// forwards what they send before the messages that follow.
+    assignments: tokio::sync::mpsc::UnboundedSender<Assignment>,
 }
 
 impl KafkaContext {
@@ -67,7 +67,7 @@ impl KafkaContext {
     pub fn new(
         metrics: Metrics,
         health: Arc<Health>,
-        assignments: std::sync::mpsc::Sender<Assignment>,
+        assignments: tokio::sync::mpsc::UnboundedSender<Assignment>,
     ) -> Self {
         Self {
             metrics,
