@@ -33,12 +33,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::kafka::{self, Health, KafkaContext, OffsetTracker};
+use crate::kafka::{self, Health, KafkaContext, OffsetTracker, Revocations};
 use crate::pipeline::alert::Transition;
 use crate::pipeline::read::{ReadBatch, Reader};
 pub use crate::pipeline::Summary;
 use crate::pipeline::{snapshot, Outcome, Pipeline};
-use crate::telemetry::{Metrics, RejectReason};
+use crate::telemetry::{EventSkipped, Metrics, Origin, RejectReason, SkipReason};
 
 /// A judged bucket as observers see it: KPI name, series key, bucket
 /// start (epoch seconds), value.
@@ -175,7 +175,13 @@ pub async fn run(
         None => None,
     };
     let (assignments_tx, assignments) = mpsc::unbounded_channel();
-    let context = KafkaContext::new(metrics.clone(), health.clone(), assignments_tx);
+    let revocations = Arc::new(Revocations::default());
+    let context = KafkaContext::new(
+        metrics.clone(),
+        health.clone(),
+        assignments_tx,
+        revocations.clone(),
+    );
     let consumer = Arc::new(kafka::consumer(&config, context)?);
     let dead_letters = match &config.kafka.dead_letter_topic {
         Some(topic) => Some(DeadLetters::new(&config, topic)?),
@@ -201,6 +207,7 @@ pub async fn run(
     let receiver = tokio::spawn(receive(
         consumer.clone(),
         pipeline.reader(),
+        revocations.clone(),
         assignments,
         received_tx,
         spare,
@@ -227,6 +234,7 @@ pub async fn run(
         kpis: &kpi_names,
         state_dir: &state_dir,
         snapshot_every,
+        revocations: &revocations,
     };
     health.running.store(true, Ordering::Relaxed);
 
@@ -266,12 +274,12 @@ pub async fn run(
                     );
                     core.advance(&shell)?;
                 }
-                Received::Events(batch) => {
+                Received::Events { batch, epoch } => {
                     let started = Instant::now();
                     for i in 0..batch.len() {
                         // Advancing where a message lets buckets close, as
                         // one message at a time would.
-                        if core.record(&batch, i, &shell) {
+                        if core.record(&batch, epoch, i, &shell) {
                             core.advance(&shell)?;
                         }
                     }
@@ -309,8 +317,14 @@ pub async fn run(
 
 /// What the receiving task hands the loop, in the order it happened.
 enum Received {
-    /// Messages read, up to [`BATCH`].
-    Events(ReadBatch),
+    /// Messages read, up to [`BATCH`], all received in one revocation
+    /// epoch (see [`Revocations`]).
+    Events {
+        /// The messages.
+        batch: ReadBatch,
+        /// The epoch they were received in.
+        epoch: u64,
+    },
     /// A rebalance changed the partitions; messages before it came first.
     Assignment(kafka::Assignment),
 }
@@ -320,13 +334,16 @@ enum Received {
 /// receiving task stops polling while the queue is full).
 const RECEIVED_QUEUE: usize = 4;
 
-/// The receiving thread's work: messages from Kafka, read into batches
+/// The receiving task's work: messages from Kafka, read into batches
 /// with `reader`, and assignment changes in between, in order, to `out`.
-/// Batches come back through `spare` for their allocations. Ends on
-/// `stop` or when the loop drops its end.
+/// Each batch is stamped with the revocation epoch its messages were
+/// received in, so that the loop can drop those of a partition revoked
+/// since. Batches come back through `spare` for their allocations. Ends
+/// on `stop` or when the loop drops its end.
 async fn receive(
     consumer: Arc<StreamConsumer<KafkaContext>>,
     reader: Reader,
+    revocations: Arc<Revocations>,
     mut assignments: mpsc::UnboundedReceiver<kafka::Assignment>,
     out: mpsc::Sender<Received>,
     mut spare: mpsc::UnboundedReceiver<ReadBatch>,
@@ -349,12 +366,15 @@ async fn receive(
             }
             Some(message) = std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx)) => message,
         };
+        // The rebalance callback runs inside a poll of the stream, on this
+        // task: a message returned after it sees the new epoch.
+        let epoch = revocations.epoch();
         let mut batch = spare.try_recv().unwrap_or_default();
         batch.clear();
         read(&reader, first, &mut batch);
         // Then what librdkafka already holds, without a round through the
         // runtime per message; an assignment change ends the batch.
-        while batch.len() < BATCH && assignments.is_empty() {
+        while batch.len() < BATCH && assignments.is_empty() && revocations.epoch() == epoch {
             let Some(message) = ready(&mut messages) else {
                 break;
             };
@@ -366,7 +386,7 @@ async fn receive(
         tokio::select! {
             biased;
             _ = &mut stop => return,
-            sent = out.send(Received::Events(batch)) => if sent.is_err() {
+            sent = out.send(Received::Events { batch, epoch }) => if sent.is_err() {
                 return;
             },
         }
@@ -409,6 +429,7 @@ struct Shell<'s> {
     kpis: &'s [String],
     state_dir: &'s std::path::Path,
     snapshot_every: i64,
+    revocations: &'s Revocations,
 }
 
 /// The loop's state: the pipeline and everything that must be written
@@ -436,11 +457,33 @@ impl Core {
     /// Records event `i` of `batch`; true if the pipeline should advance
     /// now (the event took its partition past the topic's next bucket
     /// close).
-    fn record(&mut self, batch: &ReadBatch, i: usize, shell: &Shell<'_>) -> bool {
+    /// A message received before a rebalance revoked its partition, or
+    /// counted already before a rebalance handed its partition back, is
+    /// skipped.
+    fn record(&mut self, batch: &ReadBatch, epoch: u64, i: usize, shell: &Shell<'_>) -> bool {
+        let (topic, partition, offset, payload) = batch.event(i);
+        let skip = if shell
+            .revocations
+            .revoked_since(&shell.topics[topic], partition, epoch)
+        {
+            Some(SkipReason::Revoked)
+        } else if self.tracker.already_counted(topic, partition, offset) {
+            Some(SkipReason::Redelivered)
+        } else {
+            None
+        };
+        if let Some(reason) = skip {
+            let origin = Origin {
+                topic: &shell.topics[topic],
+                partition,
+                offset,
+            };
+            EventSkipped { origin, reason }.emit(self.pipeline.metrics());
+            return false;
+        }
         let now = shell.options.clock.now();
         let outcome = self.pipeline.apply(batch, i, Some(now));
         self.summary.event(outcome);
-        let (topic, partition, offset, payload) = batch.event(i);
         tracing::trace!(partition, offset, ?outcome, progress = ?self.pipeline.progress(topic), "message");
         match outcome {
             Outcome::Accepted { closed_at, due, .. } => {
@@ -578,6 +621,7 @@ fn apply_assignment(
             for (t, p) in list {
                 if let Some(t) = index(&t) {
                     pipeline.assign(t, p, now);
+                    tracker.assign(t, p);
                 }
             }
         }
@@ -585,7 +629,7 @@ fn apply_assignment(
             for (t, p) in list {
                 if let Some(t) = index(&t) {
                     pipeline.revoke(t, p);
-                    tracker.forget(t, p);
+                    tracker.revoke(t, p);
                 }
             }
         }
