@@ -54,6 +54,11 @@ use plan::TopicPlan;
 use read::{ReadBatch, Reader};
 use window::{Closed, ClosedBucket, KpiWindows, Recorded};
 
+/// How many events ahead [`Pipeline::apply`] prefetches the open buckets
+/// of: enough to cover a cache miss (~100 ns) with the work of the events
+/// in between.
+const PREFETCH_AHEAD: usize = 4;
+
 /// Largest event accepted, in bytes; larger ones are refused as
 /// `too_large` before parsing.
 pub const MAX_EVENT_BYTES: usize = 1 << 20;
@@ -450,7 +455,21 @@ impl Pipeline {
 
     /// Adds event number `i` of `batch` (read by this pipeline's
     /// [`Reader`]) to its buckets: [`Pipeline::record`] after the reading.
+    ///
+    /// It first asks the CPU to fetch the open buckets of event number
+    /// `i + PREFETCH_AHEAD` (see [`KpiWindows::prefetch`]), so a batch
+    /// applied in order overlaps its cache misses.
     pub fn apply(&mut self, batch: &ReadBatch, i: usize, now: Option<i64>) -> Outcome {
+        if let Some(ahead) = batch.events.get(i + PREFETCH_AHEAD) {
+            if let Ok(time) = ahead.time {
+                let windows = &self.topics[ahead.topic].windows;
+                for hit in &batch.hits[ahead.hits.clone()] {
+                    if let Some((key, _)) = batch.hit(hit) {
+                        windows[hit.route].prefetch(key, time);
+                    }
+                }
+            }
+        }
         let e = &batch.events[i];
         let partition = e.partition;
         let t = &mut self.topics[e.topic];
