@@ -157,14 +157,21 @@ impl Engine {
         let k = &mut self.kpis[b.kpi];
         let utc_offset = k.utc_offset(b.start);
         let def = &k.def;
-        let s = k
-            .series
-            .entry(b.key.clone())
-            .or_insert_with(|| SeriesState {
-                detectors: DetectorSet::new(def.detectors),
-                recent: VecDeque::new(),
-                lifecycle: Lifecycle::Normal { run: 0, first: 0 },
-            });
+        // Looked up by `&str` first: cloning the key for `entry` is an
+        // atomic increment per judged bucket, which waits for every store
+        // of the previous series' detectors to drain (perf put 70 % of
+        // judge's own time on it).
+        if !k.series.contains_key(&*b.key) {
+            k.series.insert(
+                b.key.clone(),
+                SeriesState {
+                    detectors: DetectorSet::new(def.detectors),
+                    recent: VecDeque::new(),
+                    lifecycle: Lifecycle::Normal { run: 0, first: 0 },
+                },
+            );
+        }
+        let s = k.series.get_mut(&*b.key).expect("series inserted above");
         let verdict = s.detectors.observe(&Observation {
             time: b.start,
             utc_offset,
