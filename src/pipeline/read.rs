@@ -70,6 +70,16 @@ enum HitKind {
 }
 
 impl Reader {
+    /// The topic every message is of, when that is certain without the
+    /// message's topic name: there is one, named literally (a name that
+    /// starts with `^` is a pattern librdkafka matches to many topics).
+    pub fn sole_topic(&self) -> Option<usize> {
+        match &*self.names {
+            [name] if !name.starts_with('^') => Some(0),
+            _ => None,
+        }
+    }
+
     /// Index of the topic called `name`.
     pub fn topic(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)
