@@ -600,8 +600,8 @@ impl Pipeline {
         let mut per_kpi: FastMap<usize, u64> = FastMap::default();
         for b in &self.buckets {
             *per_kpi.entry(b.kpi).or_default() += 1;
-            self.engine.judge(b, out);
         }
+        self.engine.judge_all(&self.buckets, out);
         if let Some(tap) = &mut self.tap {
             tap.extend(self.buckets.iter().cloned());
         }
