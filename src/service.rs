@@ -1,7 +1,12 @@
 //! `kpiwatch run`: the service. A thin async shell around the synchronous
-//! [`Pipeline`]: one `tokio::select!` loop over Kafka messages, an idle
-//! tick (which lets the wall clock close buckets of quiet topics) and the
-//! shutdown future; the HTTP endpoints run beside it.
+//! [`Pipeline`]: a receiving thread (`receive`) polls Kafka and reads
+//! (parses, routes) messages into batches, and one `tokio::select!` loop
+//! takes those batches and the assignment changes, in order, an idle tick
+//! (which lets the wall clock close buckets of quiet topics) and the
+//! shutdown future; the HTTP endpoints run beside it. The loop alone
+//! records, judges and decides offsets; it drops messages of a partition
+//! revoked since they were received, and what a partition handed back by
+//! a rebalance re-delivers ([`Revocations`], [`OffsetTracker`]).
 //!
 //! Per message: record it, and when its event time reaches the topic's next
 //! bucket close, advance the pipeline and write the alert transitions

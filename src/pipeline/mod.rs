@@ -7,6 +7,8 @@
 //! - [`extract`] — pulls the fields KPIs need out of a JSON event.
 //! - [`plan`] — per topic: which KPIs an event counts for, series key,
 //!   contribution, event time.
+//! - [`read`] — parsing and routing apart from the pipeline's state, into
+//!   an owned batch ([`read::Reader`], [`read::ReadBatch`]).
 //! - [`window`] — event-time tumbling buckets per KPI series; closing,
 //!   zero-filled empty buckets, series cap and eviction.
 //! - [`engine`] — per-series detectors and the firing/resolved lifecycle.
@@ -16,7 +18,9 @@
 //!
 //! [`Pipeline::record`] reads the event ([`plan::TopicPlan::read`]), moves
 //! its partition's clock, and adds it to the open bucket of every KPI
-//! series it matches. [`Pipeline::advance`] computes each topic's
+//! series it matches. The service splits that in two: a [`read::Reader`]
+//! parses and routes batches of events on another thread, and
+//! [`Pipeline::apply`] records each. [`Pipeline::advance`] computes each topic's
 //! event-time progress (the minimum over its active partitions of the
 //! newest event time; partitions idle for `idle_timeout` of wall-clock time
 //! stop holding it back, and a wholly idle topic is advanced by the wall
