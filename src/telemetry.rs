@@ -16,7 +16,8 @@ use prometheus::{
 pub struct Metrics {
     /// The registry `/metrics` renders.
     pub registry: Registry,
-    /// Events read from a topic, before any check.
+    /// Events read from a topic, before any check (messages skipped around
+    /// a rebalance are counted in `events_skipped` instead).
     pub events_consumed: IntCounterVec,
     /// Events refused, by topic and [`RejectReason`].
     pub events_rejected: IntCounterVec,
