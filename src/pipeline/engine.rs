@@ -187,7 +187,7 @@ impl Engine {
             }
             return;
         };
-        let (mut first, mut second): (Vec<_>, Vec<_>) = self
+        let (mut first, second): (Vec<_>, Vec<_>) = self
             .kpis
             .iter_mut()
             .enumerate()
@@ -210,12 +210,28 @@ impl Engine {
             }
             judged
         };
+        // Behind a mutex only so that this thread can judge the second
+        // side too if no thread can be started for it.
+        let second = std::sync::Mutex::new(second);
+        let judge_second = || {
+            let mut kpis = second
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            judge_side(&mut kpis)
+        };
         let (a, b) = std::thread::scope(|scope| {
-            let other = scope.spawn(|| judge_side(&mut second));
+            let other = std::thread::Builder::new()
+                .spawn_scoped(scope, judge_second)
+                .map_err(|e| tracing::warn!(error = %e, "cannot start a judging thread"));
             let a = judge_side(&mut first);
-            (a, other.join())
+            let b = match other {
+                Ok(other) => other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(()) => judge_second(),
+            };
+            (a, b)
         });
-        let b = b.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         // Each side is in bucket order: merge them.
         let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
         while let Some(take_a) = match (a.peek(), b.peek()) {
