@@ -292,8 +292,7 @@ pub async fn run(
                     );
                     core.advance(&shell)?;
                 }
-                Received::Events { batch, epoch } => {
-                    let started = Instant::now();
+                Received::Events { batch, epoch, received } => {
                     // Wall time for the idle check, read once a batch (a
                     // fraction of a millisecond) and before any of its
                     // messages is counted.
@@ -305,7 +304,7 @@ pub async fn run(
                             core.advance(&shell)?;
                         }
                     }
-                    metrics.processing_latency.observe(started.elapsed().as_secs_f64());
+                    metrics.processing_latency.observe(received.elapsed().as_secs_f64());
                     let _ = spare_tx.send(batch);
                 }
             },
@@ -337,7 +336,7 @@ pub async fn run(
     Ok(summary)
 }
 
-/// What the receiving task hands the loop, in the order it happened.
+/// What the receiving thread hands the loop, in the order it happened.
 enum Received {
     /// Messages read, up to [`BATCH`], all received in one revocation
     /// epoch (see [`Revocations`]).
@@ -346,17 +345,20 @@ enum Received {
         batch: ReadBatch,
         /// The epoch they were received in.
         epoch: u64,
+        /// When the first was received: the processing-latency histogram
+        /// counts the wait in the channel too.
+        received: Instant,
     },
     /// A rebalance changed the partitions; messages before it came first.
     Assignment(kafka::Assignment),
 }
 
-/// Batches in flight between the receiving task and the loop: enough to
+/// Batches in flight between the receiving thread and the loop: enough to
 /// keep both busy, few enough that backpressure reaches librdkafka (the
-/// receiving task stops polling while the queue is full).
+/// receiving thread stops polling while the queue is full).
 const RECEIVED_QUEUE: usize = 4;
 
-/// The receiving task's work: messages from Kafka, read into batches
+/// The receiving thread's work: messages from Kafka, read into batches
 /// with `reader`, and assignment changes in between, in order, to `out`.
 /// Each batch is stamped with the revocation epoch its messages were
 /// received in, so that the loop can drop those of a partition revoked
@@ -389,8 +391,9 @@ async fn receive(
             Some(message) = std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx)) => message,
         };
         // The rebalance callback runs inside a poll of the stream, on this
-        // task: a message returned after it sees the new epoch.
+        // thread: a message returned after it sees the new epoch.
         let epoch = revocations.epoch();
+        let received = Instant::now();
         let mut batch = spare.try_recv().unwrap_or_default();
         batch.clear();
         read(&reader, first, &mut batch);
@@ -408,7 +411,7 @@ async fn receive(
         tokio::select! {
             biased;
             _ = &mut stop => return,
-            sent = out.send(Received::Events { batch, epoch }) => if sent.is_err() {
+            sent = out.send(Received::Events { batch, epoch, received }) => if sent.is_err() {
                 return;
             },
         }
@@ -436,7 +439,7 @@ const BATCH: usize = 256;
 
 /// The next message if librdkafka already holds one (polled with a no-op
 /// waker: a pending poll only parks that waker in the stream's slot, and the
-/// receiving task's next `select!` poll replaces it).
+/// receiving thread's next `select!` poll replaces it).
 fn ready<'c>(
     messages: &mut MessageStream<'c, KafkaContext>,
 ) -> Option<KafkaResult<BorrowedMessage<'c>>> {

@@ -62,7 +62,7 @@ pub enum Assignment {
 pub struct KafkaContext {
     metrics: Metrics,
     health: Arc<Health>,
-    /// The callbacks run inside the consumer's poll; the receiving task
+    /// The callbacks run inside the consumer's poll; the receiving thread
     /// forwards what they send before the messages that follow.
     assignments: tokio::sync::mpsc::UnboundedSender<Assignment>,
     /// Told of a revocation before it commits, so that the consume loop,

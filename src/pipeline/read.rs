@@ -1,7 +1,7 @@
 //! The first half of recording an event, on its own: parsing, the event
 //! time, and which KPI series it counts in with what, into an owned
 //! [`ReadBatch`]. It needs only the topics' plans ([`Reader`], cheap to
-//! clone), not the pipeline's state, so the service runs it on the task
+//! clone), not the pipeline's state, so the service runs it on the thread
 //! that receives from Kafka while the pipeline records and judges the
 //! previous batch on the other core. [`super::Pipeline::apply`] is the
 //! second half; [`super::Pipeline::record`] does both.
