@@ -20,12 +20,13 @@
 //! its partition's clock, and adds it to the open bucket of every KPI
 //! series it matches. The service splits that in two: a [`read::Reader`]
 //! parses and routes batches of events on another thread, and
-//! [`Pipeline::apply`] records each. [`Pipeline::advance`] computes each topic's
-//! event-time progress (the minimum over its active partitions of the
-//! newest event time; partitions idle for `idle_timeout` of wall-clock time
-//! stop holding it back, and a wholly idle topic is advanced by the wall
-//! clock), closes every bucket whose end plus lateness it passed, derives
-//! ratio KPIs from their parts, and judges each closed bucket in time order.
+//! [`Pipeline::apply`] records each. [`Pipeline::advance`] computes each
+//! topic's event-time progress (the minimum over its active partitions of
+//! the newest event time; partitions idle for `idle_timeout` of wall-clock
+//! time stop holding it back, and a wholly idle topic is advanced by the
+//! wall clock), closes every bucket whose end plus lateness it passed,
+//! derives ratio KPIs from their parts, and judges each closed bucket in
+//! time order.
 
 pub mod alert;
 pub mod engine;
@@ -431,7 +432,7 @@ impl Pipeline {
         self.topics.iter().position(|t| t.name == name)
     }
 
-    /// What reads events apart from the pipeline (another task), for
+    /// What reads events apart from the pipeline (on another thread), for
     /// [`Pipeline::apply`].
     pub fn reader(&self) -> Reader {
         self.reader.clone()
