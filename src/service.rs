@@ -1,7 +1,12 @@
 //! `kpiwatch run`: the service. A thin async shell around the synchronous
-//! [`Pipeline`]: one `tokio::select!` loop over Kafka messages, an idle
-//! tick (which lets the wall clock close buckets of quiet topics) and the
-//! shutdown future; the HTTP endpoints run beside it.
+//! [`Pipeline`]: a receiving thread (`receive`) polls Kafka and reads
+//! (parses, routes) messages into batches, and one `tokio::select!` loop
+//! takes those batches and the assignment changes, in order, an idle tick
+//! (which lets the wall clock close buckets of quiet topics) and the
+//! shutdown future; the HTTP endpoints run beside it. The loop alone
+//! records, judges and decides offsets; it drops messages of a partition
+//! revoked since they were received, and what a partition handed back by
+//! a rebalance re-delivers ([`Revocations`], [`OffsetTracker`]).
 //!
 //! Per message: record it, and when its event time reaches the topic's next
 //! bucket close, advance the pipeline and write the alert transitions
@@ -33,11 +38,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::kafka::{self, Health, KafkaContext, OffsetTracker};
+use crate::kafka::{self, Health, KafkaContext, OffsetTracker, Revocations};
 use crate::pipeline::alert::Transition;
+use crate::pipeline::read::{ReadBatch, Reader};
 pub use crate::pipeline::Summary;
 use crate::pipeline::{snapshot, Outcome, Pipeline};
-use crate::telemetry::{Metrics, RejectReason};
+use crate::telemetry::{EventSkipped, Metrics, Origin, RejectReason, SkipReason};
 
 /// A judged bucket as observers see it: KPI name, series key, bucket
 /// start (epoch seconds), value.
@@ -105,6 +111,12 @@ pub enum ServiceError {
     /// The silences file could not be read.
     #[error("silences: {0}")]
     Silences(String),
+    /// The receiving thread could not start.
+    #[error("cannot start the receiving thread: {0}")]
+    Receiver(std::io::Error),
+    /// The receiving thread could not be started.
+    #[error("cannot start the receiving thread: {0}")]
+    Thread(std::io::Error),
     /// The alert log could not be written.
     #[error("alert log {path}: {source}")]
     AlertLog {
@@ -118,7 +130,7 @@ pub enum ServiceError {
 /// Runs the service until `shutdown` completes.
 pub async fn run(
     config: Config,
-    options: Options,
+    mut options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Summary, ServiceError> {
     let metrics = options.metrics.clone().unwrap_or_default();
@@ -133,7 +145,7 @@ pub async fn run(
         })?;
     let bound = listener.local_addr().unwrap_or(listen);
     tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
-    if let Some(tx) = options.listening {
+    if let Some(tx) = options.listening.take() {
         let _ = tx.send(bound);
     }
     let silences_path = config
@@ -144,14 +156,14 @@ pub async fn run(
         crate::notify::silence::SilenceStore::load(&silences_path)
             .map_err(|e| ServiceError::Silences(e.to_string()))?,
     ));
-    let mut notifier = crate::notify::notifier::Notifier::start(
+    let notifier = crate::notify::notifier::Notifier::start(
         &config.notify,
         &config.service.state_dir,
         silences.clone(),
         options.clock.clone(),
         metrics.clone(),
     )?;
-    if let Some(tx) = options.backlog {
+    if let Some(tx) = options.backlog.take() {
         let _ = tx.send(notifier.backlog());
     }
     let (stop_http, http_stopped) = oneshot::channel::<()>();
@@ -166,13 +178,19 @@ pub async fn run(
         }
     });
 
-    let mut alert_log = match &config.service.alert_log {
+    let alert_log = match &config.service.alert_log {
         Some(path) => Some(AlertLog::open(path)?),
         None => None,
     };
-    let (assignments_tx, assignments) = std::sync::mpsc::channel();
-    let context = KafkaContext::new(metrics.clone(), health.clone(), assignments_tx);
-    let consumer = kafka::consumer(&config, context)?;
+    let (assignments_tx, assignments) = mpsc::unbounded_channel();
+    let revocations = Arc::new(Revocations::default());
+    let context = KafkaContext::new(
+        metrics.clone(),
+        health.clone(),
+        assignments_tx,
+        revocations.clone(),
+    );
+    let consumer = Arc::new(kafka::consumer(&config, context)?);
     let dead_letters = match &config.kafka.dead_letter_topic {
         Some(topic) => Some(DeadLetters::new(&config, topic)?),
         None => None,
@@ -186,170 +204,242 @@ pub async fn run(
         let series = pipeline.restore(snapshot);
         tracing::info!(series, dir = %state_dir.display(), "state restored from snapshot");
     }
-    // Offsets whose buckets have closed, waiting for a snapshot that covers
-    // those closes before they may be stored.
-    let mut held: HashMap<(usize, i32), i64> = HashMap::new();
-    let mut last_snapshot = options.clock.now();
-    let mut dirty = false;
     if options.buckets.is_some() {
         pipeline.tap_buckets();
     }
-    let mut tracker = OffsetTracker::default();
-    let mut transitions = Vec::new();
-    let mut released = Vec::new();
-    let mut summary = Summary::default();
+    // Receiving and reading (parsing, routing) run on a thread of their
+    // own, so they overlap with recording and judging here. A thread, not
+    // a task: a task woken by the other lands in its worker's LIFO slot,
+    // which no other worker may steal from, so the two often took turns
+    // on one core.
+    let (received_tx, mut received) = mpsc::channel(RECEIVED_QUEUE);
+    let (spare_tx, spare) = mpsc::unbounded_channel();
+    let (stop_receiving, receiving_stopped) = oneshot::channel();
+    let receiving = receive(
+        consumer.clone(),
+        pipeline.reader(),
+        revocations.clone(),
+        assignments,
+        received_tx,
+        spare,
+        receiving_stopped,
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(ServiceError::Thread)?;
+    let receiver = std::thread::Builder::new()
+        .name("kpiwatch-receive".into())
+        .spawn(move || runtime.block_on(receiving))
+        .map_err(ServiceError::Thread)?;
+    let mut core = Core {
+        last_snapshot: options.clock.now(),
+        notify_due: notifier.next_due_ms(),
+        pipeline,
+        notifier,
+        alert_log,
+        dead_letters,
+        held: HashMap::new(),
+        dirty: false,
+        tracker: OffsetTracker::default(),
+        transitions: Vec::new(),
+        released: Vec::new(),
+        summary: Summary::default(),
+    };
+    let shell = Shell {
+        options: &options,
+        consumer: &consumer,
+        topics: &topic_names,
+        kpis: &kpi_names,
+        state_dir: &state_dir,
+        snapshot_every,
+        revocations: &revocations,
+    };
     health.running.store(true, Ordering::Relaxed);
 
     let mut tick = tokio::time::interval(options.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
-    // When the notifier next has work (group waits, intervals, repeats);
-    // read after each notifier call, not per message (it scans the groups).
-    let mut notify_due = notifier.next_due_ms();
-    // One stream for the whole run: `recv()` registers and drops a waker
-    // slot per call.
-    let mut messages = consumer.stream();
     loop {
-        let notify_in = notify_due.map(|t| {
+        // When the notifier next has work (group waits, intervals,
+        // repeats); read after each notifier call, not per message (it
+        // scans the groups).
+        let notify_in = core.notify_due.map(|t| {
             Duration::from_millis((t - options.clock.now_ms()).clamp(0, 3_600_000) as u64)
         });
-        let advance_now = tokio::select! {
+        tokio::select! {
             biased;
             () = &mut shutdown => break,
             () = sleep_or_never(notify_in) => {
-                notifier.tick()?;
-                notify_due = notifier.next_due_ms();
-                continue;
+                core.notifier.tick()?;
+                core.notify_due = core.notifier.next_due_ms();
             }
             _ = tick.tick() => {
                 // An injected clock moves without tokio's timers noticing.
-                if notify_due.is_some_and(|t| t <= options.clock.now_ms()) {
-                    notifier.tick()?;
-                    notify_due = notifier.next_due_ms();
+                if core.notify_due.is_some_and(|t| t <= options.clock.now_ms()) {
+                    core.notifier.tick()?;
+                    core.notify_due = core.notifier.next_due_ms();
                 }
-                true
+                core.advance(&shell)?;
             }
-            Some(message) = std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx)) => {
-                let started = Instant::now();
-                let mut intake = Intake {
-                    pipeline: &mut pipeline,
-                    tracker: &mut tracker,
-                    summary: &mut summary,
-                    assignments: &assignments,
-                    topics: &topic_names,
-                    dead_letters: dead_letters.as_ref(),
-                    clock: options.clock.as_ref(),
-                };
-                let mut due = intake.message(message);
-                // Then what librdkafka already holds, up to a batch, without
-                // a round through select! and its timers per message. A
-                // message that lets buckets close ends the batch, so
-                // closing happens exactly where it would one by one.
-                let mut taken = 1;
-                while !due && taken < BATCH {
-                    let Some(message) = ready(&mut messages) else {
-                        break;
-                    };
-                    due = intake.message(message);
-                    taken += 1;
+            Some(r) = received.recv() => match r {
+                Received::Assignment(change) => {
+                    apply_assignment(
+                        &mut core.pipeline,
+                        &mut core.tracker,
+                        &topic_names,
+                        change,
+                        options.clock.now(),
+                    );
+                    core.advance(&shell)?;
                 }
-                metrics.processing_latency.observe(started.elapsed().as_secs_f64());
-                due
-            }
-        };
-        if !advance_now {
-            continue;
-        }
-        if dirty && options.clock.now() - last_snapshot >= snapshot_every {
-            checkpoint(&pipeline, &state_dir, &consumer, &topic_names, &mut held)?;
-            last_snapshot = options.clock.now();
-            dirty = false;
-            if let Some(tx) = &options.snapshots {
-                let _ = tx.send(());
-            }
-        }
-        while let Ok(change) = assignments.try_recv() {
-            apply_assignment(
-                &mut pipeline,
-                &mut tracker,
-                &topic_names,
-                change,
-                options.clock.now(),
-            );
-        }
-        pipeline.advance(Some(options.clock.now()), &mut transitions);
-        // Observers first: their receipt time marks the bucket close (the
-        // notification latency benchmark measures from it).
-        if let Some(o) = &options.observer {
-            for t in &transitions {
-                let _ = o.send(t.clone());
-            }
-        }
-        // On disk (dispatcher state, outbox) before the offsets behind
-        // these transitions can be stored.
-        if !transitions.is_empty() {
-            notifier.alerts(&transitions)?;
-            notify_due = notifier.next_due_ms();
-        }
-        for t in transitions.drain(..) {
-            summary.transition(&t);
-            tracing::info!(
-                status = ?t.status, kpi = %t.kpi, labels = ?t.labels, observed = t.observed,
-                expected = t.expected, score = t.score, alert_id = %t.alert_id, "alert transition"
-            );
-            if let Some(log) = &mut alert_log {
-                log.write(&t)?;
-            }
-        }
-        if let Some(log) = &mut alert_log {
-            log.flush()?;
-        }
-        if let Some(tx) = &options.buckets {
-            for b in pipeline.take_judged() {
-                let _ = tx.send((
-                    kpi_names[b.kpi].clone(),
-                    b.key.to_string(),
-                    b.start,
-                    b.value,
-                ));
-            }
-        }
-        // Alerts are written; the offsets wait for the next snapshot.
-        for topic in 0..topic_names.len() {
-            let Some(progress) = pipeline.progress(topic) else {
-                continue;
-            };
-            tracker.release(topic, progress, &mut released);
-            for (partition, offset) in released.drain(..) {
-                held.insert((topic, partition), offset);
-                dirty = true;
-            }
+                Received::Events { batch, epoch, received } => {
+                    // Wall time for the idle check, read once a batch (a
+                    // fraction of a millisecond) and before any of its
+                    // messages is counted.
+                    let now = options.clock.now();
+                    for i in 0..batch.len() {
+                        // Advancing where a message lets buckets close, as
+                        // one message at a time would.
+                        if core.record(&batch, epoch, i, now, &shell) {
+                            core.advance(&shell)?;
+                        }
+                    }
+                    metrics.processing_latency.observe(received.elapsed().as_secs_f64());
+                    let _ = spare_tx.send(batch);
+                }
+            },
         }
     }
 
     health.running.store(false, Ordering::Relaxed);
-    drop(messages);
-    checkpoint(&pipeline, &state_dir, &consumer, &topic_names, &mut held)?;
+    // Messages read but not recorded are read again after a restart: their
+    // offsets were never stored.
+    let _ = stop_receiving.send(());
+    let _ = tokio::task::spawn_blocking(move || receiver.join()).await;
+    checkpoint(
+        &core.pipeline,
+        &state_dir,
+        &consumer,
+        &topic_names,
+        &mut core.held,
+    )?;
     // Give deliveries in flight a moment; whatever is left stays in the
     // outbox for the next start.
-    let backlog = notifier.backlog();
+    let backlog = core.notifier.backlog();
     let _ = tokio::time::timeout(SHUTDOWN_DELIVERY_GRACE, backlog.drained()).await;
-    notifier.stop().await;
+    core.notifier.stop().await;
     leave_group(&consumer).await;
     let _ = stop_http.send(());
     let _ = server.await;
+    let summary = core.summary;
     tracing::info!(?summary, "stopped");
     Ok(summary)
 }
 
-/// Most messages taken from librdkafka's queue in one turn of the loop
-/// (a quarter of a millisecond of work): the loop checks shutdown and its
-/// timers between batches.
+/// What the receiving thread hands the loop, in the order it happened.
+enum Received {
+    /// Messages read, up to [`BATCH`], all received in one revocation
+    /// epoch (see [`Revocations`]).
+    Events {
+        /// The messages.
+        batch: ReadBatch,
+        /// The epoch they were received in.
+        epoch: u64,
+        /// When the first was received: the processing-latency histogram
+        /// counts the wait in the channel too.
+        received: Instant,
+    },
+    /// A rebalance changed the partitions; messages before it came first.
+    Assignment(kafka::Assignment),
+}
+
+/// Batches in flight between the receiving thread and the loop: enough to
+/// keep both busy, few enough that backpressure reaches librdkafka (the
+/// receiving thread stops polling while the queue is full).
+const RECEIVED_QUEUE: usize = 4;
+
+/// The receiving thread's work: messages from Kafka, read into batches
+/// with `reader`, and assignment changes in between, in order, to `out`.
+/// Each batch is stamped with the revocation epoch its messages were
+/// received in, so that the loop can drop those of a partition revoked
+/// since. Batches come back through `spare` for their allocations. Ends
+/// on `stop` or when the loop drops its end.
+async fn receive(
+    consumer: Arc<StreamConsumer<KafkaContext>>,
+    reader: Reader,
+    revocations: Arc<Revocations>,
+    mut assignments: mpsc::UnboundedReceiver<kafka::Assignment>,
+    out: mpsc::Sender<Received>,
+    mut spare: mpsc::UnboundedReceiver<ReadBatch>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    // One stream for the whole run: `recv()` registers and drops a waker
+    // slot per call.
+    let mut messages = consumer.stream();
+    loop {
+        // The rebalance callback runs inside the stream's poll, so a change
+        // is queued before any message that follows it.
+        let first = tokio::select! {
+            biased;
+            _ = &mut stop => return,
+            Some(change) = assignments.recv() => {
+                if out.send(Received::Assignment(change)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Some(message) = std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx)) => message,
+        };
+        // The rebalance callback runs inside a poll of the stream, on this
+        // thread: a message returned after it sees the new epoch.
+        let epoch = revocations.epoch();
+        let received = Instant::now();
+        let mut batch = spare.try_recv().unwrap_or_default();
+        batch.clear();
+        read(&reader, first, &mut batch);
+        // Then what librdkafka already holds, without a round through the
+        // runtime per message; an assignment change ends the batch.
+        while batch.len() < BATCH && assignments.is_empty() && revocations.epoch() == epoch {
+            let Some(message) = ready(&mut messages) else {
+                break;
+            };
+            read(&reader, message, &mut batch);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        tokio::select! {
+            biased;
+            _ = &mut stop => return,
+            sent = out.send(Received::Events { batch, epoch, received }) => if sent.is_err() {
+                return;
+            },
+        }
+    }
+}
+
+fn read(reader: &Reader, message: KafkaResult<BorrowedMessage<'_>>, batch: &mut ReadBatch) {
+    match message {
+        Ok(m) => {
+            // With one topic, its name need not be fetched from librdkafka
+            // and compared for every message (5 % of this thread).
+            let topic = reader.sole_topic().or_else(|| reader.topic(m.topic()));
+            if let Some(topic) = topic {
+                let payload = m.payload().unwrap_or_default();
+                reader.read(topic, m.partition(), m.offset(), payload, batch);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
+    }
+}
+
+/// Most messages in one batch (a quarter of a millisecond of the loop's
+/// work): the loop checks shutdown and its timers between batches.
 const BATCH: usize = 256;
 
 /// The next message if librdkafka already holds one (polled with a no-op
 /// waker: a pending poll only parks that waker in the stream's slot, and the
-/// loop's next `select!` poll replaces it).
+/// receiving thread's next `select!` poll replaces it).
 fn ready<'c>(
     messages: &mut MessageStream<'c, KafkaContext>,
 ) -> Option<KafkaResult<BorrowedMessage<'c>>> {
@@ -359,70 +449,164 @@ fn ready<'c>(
     }
 }
 
-/// What taking one message needs, borrowed from [`run`] for a batch.
-struct Intake<'s> {
-    pipeline: &'s mut Pipeline,
-    tracker: &'s mut OffsetTracker,
-    summary: &'s mut Summary,
-    assignments: &'s std::sync::mpsc::Receiver<kafka::Assignment>,
+/// What the loop reads but does not change.
+struct Shell<'s> {
+    options: &'s Options,
+    consumer: &'s StreamConsumer<KafkaContext>,
     topics: &'s [String],
-    dead_letters: Option<&'s DeadLetters>,
-    clock: &'s dyn Clock,
+    kpis: &'s [String],
+    state_dir: &'s std::path::Path,
+    snapshot_every: i64,
+    revocations: &'s Revocations,
 }
 
-impl Intake<'_> {
-    /// Records one message (after any assignment change the rebalance
-    /// callback queued before it); true if the pipeline should advance now:
-    /// the message took its partition past the topic's next bucket close,
-    /// or the partitions changed.
-    fn message(&mut self, message: KafkaResult<BorrowedMessage<'_>>) -> bool {
-        let m = match message {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "kafka consumer error");
-                return false;
-            }
+/// The loop's state: the pipeline and everything that must be written
+/// before an offset may be stored.
+struct Core {
+    pipeline: Pipeline,
+    notifier: crate::notify::notifier::Notifier,
+    /// When the notifier next has work.
+    notify_due: Option<i64>,
+    alert_log: Option<AlertLog>,
+    dead_letters: Option<DeadLetters>,
+    /// Offsets whose buckets have closed, waiting for a snapshot that
+    /// covers those closes before they may be stored.
+    held: HashMap<(usize, i32), i64>,
+    /// Offsets are held that the last snapshot does not cover.
+    dirty: bool,
+    last_snapshot: i64,
+    tracker: OffsetTracker,
+    transitions: Vec<Transition>,
+    released: Vec<(i32, i64)>,
+    summary: Summary,
+}
+
+impl Core {
+    /// Records event `i` of `batch`; true if the pipeline should advance
+    /// now (the event took its partition past the topic's next bucket
+    /// close).
+    /// A message received before a rebalance revoked its partition, or
+    /// counted already before a rebalance handed its partition back, is
+    /// skipped.
+    fn record(
+        &mut self,
+        batch: &ReadBatch,
+        epoch: u64,
+        i: usize,
+        now: i64,
+        shell: &Shell<'_>,
+    ) -> bool {
+        let (topic, partition, offset, payload) = batch.event(i);
+        let skip = if shell
+            .revocations
+            .revoked_since(&shell.topics[topic], partition, epoch)
+        {
+            Some(SkipReason::Revoked)
+        } else if self.tracker.already_counted(topic, partition, offset) {
+            Some(SkipReason::Redelivered)
+        } else {
+            None
         };
-        let mut changed = false;
-        while let Ok(change) = self.assignments.try_recv() {
-            apply_assignment(
-                self.pipeline,
-                self.tracker,
-                self.topics,
-                change,
-                self.clock.now(),
-            );
-            changed = true;
+        if let Some(reason) = skip {
+            let origin = Origin {
+                topic: &shell.topics[topic],
+                partition,
+                offset,
+            };
+            EventSkipped { origin, reason }.emit(self.pipeline.metrics());
+            return false;
         }
-        let Some(topic) = self.topics.iter().position(|t| t == m.topic()) else {
-            return changed;
-        };
-        let payload = m.payload().unwrap_or_default();
-        let now = self.clock.now();
-        let outcome = self
-            .pipeline
-            .record(topic, m.partition(), m.offset(), payload, Some(now));
+        let outcome = self.pipeline.apply(batch, i, Some(now));
         self.summary.event(outcome);
-        tracing::trace!(partition = m.partition(), offset = m.offset(), ?outcome, progress = ?self.pipeline.progress(topic), "message");
-        let due = match outcome {
+        tracing::trace!(partition, offset, ?outcome, progress = ?self.pipeline.progress(topic), "message");
+        match outcome {
             Outcome::Accepted { closed_at, due, .. } => {
-                self.tracker
-                    .track(topic, m.partition(), m.offset(), closed_at);
+                self.tracker.track(topic, partition, offset, closed_at);
                 due
             }
             Outcome::Rejected(reason) => {
-                if let Some(d) = self.dead_letters {
-                    d.send(m.topic(), m.partition(), m.offset(), reason, payload);
+                if let Some(d) = &self.dead_letters {
+                    d.send(&shell.topics[topic], partition, offset, reason, payload);
                 }
-                self.tracker.track(topic, m.partition(), m.offset(), None);
+                self.tracker.track(topic, partition, offset, None);
                 false
             }
             Outcome::Late => {
-                self.tracker.track(topic, m.partition(), m.offset(), None);
+                self.tracker.track(topic, partition, offset, None);
                 false
             }
-        };
-        due || changed
+        }
+    }
+
+    /// Snapshots when due, closes and judges what progress allows, writes
+    /// the transitions (observers, notifier, log, alert log) and holds the
+    /// offsets they release until the next snapshot.
+    fn advance(&mut self, shell: &Shell<'_>) -> Result<(), ServiceError> {
+        let options = shell.options;
+        if self.dirty && options.clock.now() - self.last_snapshot >= shell.snapshot_every {
+            checkpoint(
+                &self.pipeline,
+                shell.state_dir,
+                shell.consumer,
+                shell.topics,
+                &mut self.held,
+            )?;
+            self.last_snapshot = options.clock.now();
+            self.dirty = false;
+            if let Some(tx) = &options.snapshots {
+                let _ = tx.send(());
+            }
+        }
+        self.pipeline
+            .advance(Some(options.clock.now()), &mut self.transitions);
+        // Observers first: their receipt time marks the bucket close (the
+        // notification latency benchmark measures from it).
+        if let Some(o) = &options.observer {
+            for t in &self.transitions {
+                let _ = o.send(t.clone());
+            }
+        }
+        // On disk (dispatcher state, outbox) before the offsets behind
+        // these transitions can be stored.
+        if !self.transitions.is_empty() {
+            self.notifier.alerts(&self.transitions)?;
+            self.notify_due = self.notifier.next_due_ms();
+        }
+        for t in self.transitions.drain(..) {
+            self.summary.transition(&t);
+            tracing::info!(
+                status = ?t.status, kpi = %t.kpi, labels = ?t.labels, observed = t.observed,
+                expected = t.expected, score = t.score, alert_id = %t.alert_id, "alert transition"
+            );
+            if let Some(log) = &mut self.alert_log {
+                log.write(&t)?;
+            }
+        }
+        if let Some(log) = &mut self.alert_log {
+            log.flush()?;
+        }
+        if let Some(tx) = &options.buckets {
+            for b in self.pipeline.take_judged() {
+                let _ = tx.send((
+                    shell.kpis[b.kpi].clone(),
+                    b.key.to_string(),
+                    b.start,
+                    b.value,
+                ));
+            }
+        }
+        // Alerts are written; the offsets wait for the next snapshot.
+        for topic in 0..shell.topics.len() {
+            let Some(progress) = self.pipeline.progress(topic) else {
+                continue;
+            };
+            self.tracker.release(topic, progress, &mut self.released);
+            for (partition, offset) in self.released.drain(..) {
+                self.held.insert((topic, partition), offset);
+                self.dirty = true;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -471,6 +655,7 @@ fn apply_assignment(
             for (t, p) in list {
                 if let Some(t) = index(&t) {
                     pipeline.assign(t, p, now);
+                    tracker.assign(t, p);
                 }
             }
         }
@@ -478,7 +663,7 @@ fn apply_assignment(
             for (t, p) in list {
                 if let Some(t) = index(&t) {
                     pipeline.revoke(t, p);
-                    tracker.forget(t, p);
+                    tracker.revoke(t, p);
                 }
             }
         }

@@ -16,12 +16,16 @@ use prometheus::{
 pub struct Metrics {
     /// The registry `/metrics` renders.
     pub registry: Registry,
-    /// Events read from a topic, before any check.
+    /// Events read from a topic, before any check (messages skipped around
+    /// a rebalance are counted in `events_skipped` instead).
     pub events_consumed: IntCounterVec,
     /// Events refused, by topic and [`RejectReason`].
     pub events_rejected: IntCounterVec,
     /// Events that arrived after their bucket had closed.
     pub events_late: IntCounterVec,
+    /// Messages not taken into the pipeline around a rebalance, by topic
+    /// and [`SkipReason`].
+    pub events_skipped: IntCounterVec,
     /// Buckets closed and judged, by KPI.
     pub buckets_closed: IntCounterVec,
     /// Series currently held, by KPI.
@@ -173,6 +177,11 @@ impl Metrics {
                 "Events dropped because their bucket had already closed.",
                 &["topic"],
             ),
+            events_skipped: counter(
+                "kpiwatch_events_skipped_total",
+                "Messages not counted because of a rebalance: read from a partition revoked before they were recorded, or read again after it was handed back.",
+                &["topic", "reason"],
+            ),
             buckets_closed: counter(
                 "kpiwatch_buckets_closed_total",
                 "Buckets closed and judged.",
@@ -320,6 +329,52 @@ impl LateEvent<'_> {
             "late event dropped"
         );
         m.events_late.with_label_values(&[o.topic]).inc();
+    }
+}
+
+/// Why a message was not taken into the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Received before a rebalance revoked its partition, recorded after:
+    /// the partition's new owner reads it from the committed offset.
+    Revoked,
+    /// Counted already: a rebalance handed its partition back, and
+    /// librdkafka reads it again from the committed offset.
+    Redelivered,
+}
+
+impl SkipReason {
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Redelivered => "redelivered",
+        }
+    }
+}
+
+/// A message was skipped around a rebalance.
+pub struct EventSkipped<'a> {
+    /// Where it came from.
+    pub origin: Origin<'a>,
+    /// Why.
+    pub reason: SkipReason,
+}
+
+impl EventSkipped<'_> {
+    /// Logs (at debug: skips come in bursts after a rebalance) and counts.
+    pub fn emit(&self, m: &Metrics) {
+        let o = self.origin;
+        tracing::debug!(
+            topic = o.topic,
+            partition = o.partition,
+            offset = o.offset,
+            reason = self.reason.label(),
+            "message skipped"
+        );
+        m.events_skipped
+            .with_label_values(&[o.topic, self.reason.label()])
+            .inc();
     }
 }
 

@@ -16,6 +16,7 @@ use kpiwatch::pipeline::alert::{rfc3339, Status};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
+use tokio::sync::oneshot;
 
 const SHOP: &str = r#"
 [[topic]]
@@ -355,4 +356,98 @@ async fn after_a_crash_the_restart_keeps_baselines_and_never_rejudges_a_closed_b
         (Status::Firing, rfc3339(minute(20)).as_str())
     );
     second.stop().await;
+}
+
+/// A partition taken away by a rebalance and handed straight back is read
+/// again from its committed offset: events this instance already counted
+/// into a bucket that is still open must not be counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_handed_back_by_a_rebalance_does_not_count_its_open_bucket_twice() {
+    let broker = broker("shop", 2);
+    let clock = Arc::new(ManualClock::at(T0));
+    let group = "rebalance";
+    let mut service = Service::start(
+        short_session(config(broker.bootstrap_servers(), group, SHOP)),
+        clock.clone(),
+    )
+    .await;
+    for m in 0..5 {
+        for p in 0..2 {
+            broker
+                .send(
+                    "shop",
+                    Some(p),
+                    b"",
+                    &event(minute(m) + 10 + i64::from(p), "checkout"),
+                )
+                .unwrap();
+        }
+    }
+    broker.flush().unwrap();
+    // Minutes 0-3 close; minute 4 stays open with one checkout from each
+    // partition. The clock does not move, so no snapshot is taken and no
+    // offset is committed: a partition handed back is read from the start.
+    let mut judged = service.buckets_until(|b| b.2 == minute(3)).await;
+
+    // A second member joins: the service loses both partitions and gets
+    // one of them back.
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let (joined_tx, joined) = oneshot::channel();
+    let (leave_tx, leave) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .set("log_level", "3")
+            .create()
+            .unwrap();
+        c.subscribe(&["shop"]).unwrap();
+        let deadline = std::time::Instant::now() + kafka::WAIT;
+        let mut joined_tx = Some(joined_tx);
+        while std::time::Instant::now() < deadline && leave.try_recv().is_err() {
+            let _ = c.poll(Duration::from_millis(50));
+            if c.assignment().is_ok_and(|a| a.count() > 0) {
+                if let Some(tx) = joined_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+        c.unsubscribe();
+    });
+    tokio::time::timeout(kafka::WAIT, joined)
+        .await
+        .expect("the second member gets a partition in time")
+        .expect("the second member reports");
+
+    // Minute 6 on both partitions: whichever the service kept moves its
+    // time past minute 5, and minutes 4 and 5 close.
+    for p in 0..2 {
+        broker
+            .send("shop", Some(p), b"", &event(minute(6) + 10, "checkout"))
+            .unwrap();
+    }
+    broker.flush().unwrap();
+    judged.extend(service.buckets_until(|b| b.2 == minute(5)).await);
+    let skipped = service
+        .metric(
+            "kpiwatch_events_skipped_total",
+            &[("topic", "shop"), ("reason", "redelivered")],
+        )
+        .await;
+    let _ = leave_tx.send(());
+    other.join().unwrap();
+    service.stop().await;
+
+    let minute_4: Vec<_> = checkout_buckets(&judged)
+        .into_iter()
+        .filter(|b| b.0 == 4)
+        .collect();
+    assert_eq!(
+        minute_4,
+        vec![(4, Some(2.0))],
+        "minute 4 holds one checkout from each partition, counted once"
+    );
+    assert!(skipped >= 1.0, "the partition handed back was read again");
 }

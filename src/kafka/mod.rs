@@ -1,20 +1,26 @@
 //! Kafka: the consumer, its group semantics, and at-least-once offsets.
 //!
 //! - [`KafkaContext`] — librdkafka callbacks: on a rebalance that revokes
-//!   partitions, commit what has been stored (the effects of those events are
-//!   recorded); on assignment, mark the service ready; librdkafka statistics
-//!   (every 5 s) feed the per-partition consumer-lag gauge.
+//!   partitions, note the revocation in [`Revocations`] and commit what has
+//!   been stored (the effects of those events are recorded); on
+//!   assignment, mark the service ready; librdkafka statistics (every 5 s)
+//!   feed the per-partition consumer-lag gauge.
+//! - [`Revocations`] — which partitions a rebalance took away, and when, so
+//!   the consume loop drops messages it received from them before the
+//!   revocation but had not recorded yet (the new owner reads them).
 //! - [`OffsetTracker`] — which offsets may be committed: an event's offset
 //!   is stored only once every bucket it touched has closed and its alerts
 //!   were written. Auto-commit then commits stored offsets only
-//!   (`enable.auto.offset.store = false`).
+//!   (`enable.auto.offset.store = false`). It also knows which offsets this
+//!   process has already counted, for a partition that a rebalance hands
+//!   back and librdkafka reads again from the committed offset.
 //! - [`mock`] — the in-process mock cluster for the demo and tests.
 
 pub mod mock;
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
@@ -56,9 +62,12 @@ pub enum Assignment {
 pub struct KafkaContext {
     metrics: Metrics,
     health: Arc<Health>,
-    /// The callbacks run on librdkafka's thread; the consume loop drains
-    /// this before handling each message.
-    assignments: std::sync::mpsc::Sender<Assignment>,
+    /// The callbacks run inside the consumer's poll; the receiving thread
+    /// forwards what they send before the messages that follow.
+    assignments: tokio::sync::mpsc::UnboundedSender<Assignment>,
+    /// Told of a revocation before it commits, so that the consume loop,
+    /// which may still hold messages of the revoked partitions, drops them.
+    revocations: Arc<Revocations>,
 }
 
 impl KafkaContext {
@@ -67,13 +76,65 @@ impl KafkaContext {
     pub fn new(
         metrics: Metrics,
         health: Arc<Health>,
-        assignments: std::sync::mpsc::Sender<Assignment>,
+        assignments: tokio::sync::mpsc::UnboundedSender<Assignment>,
+        revocations: Arc<Revocations>,
     ) -> Self {
         Self {
             metrics,
             health,
             assignments,
+            revocations,
         }
+    }
+}
+
+/// Revocations as the consume loop needs to see them, at once and not in
+/// turn behind the messages it has queued: every rebalance that revokes
+/// partitions starts a new epoch. Messages are received within an epoch;
+/// one whose partition was revoked in a later epoch belongs to another
+/// member now (which reads it again from the committed offset) and must
+/// not be counted here.
+#[derive(Debug, Default)]
+pub struct Revocations {
+    /// The current epoch; written only by the rebalance callback.
+    epoch: AtomicU64,
+    /// For each topic, partition -> epoch of its last revocation. A std
+    /// mutex: the callback writes it rarely, the loop reads it only for
+    /// messages received before the latest revocation.
+    revoked: Mutex<HashMap<String, HashMap<i32, u64>>>,
+}
+
+impl Revocations {
+    /// The current epoch: read it after receiving a message to learn the
+    /// epoch the message was received in.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Starts a new epoch in which `list` is revoked.
+    pub fn revoke(&self, list: &[(String, i32)]) {
+        let mut revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
+        let epoch = self.epoch.load(Ordering::Relaxed) + 1;
+        for (topic, partition) in list {
+            revoked
+                .entry(topic.clone())
+                .or_default()
+                .insert(*partition, epoch);
+        }
+        self.epoch.store(epoch, Ordering::Release);
+    }
+
+    /// True if a message of `topic`/`partition` received in `epoch` must be
+    /// dropped: the partition has been revoked since.
+    pub fn revoked_since(&self, topic: &str, partition: i32, epoch: u64) -> bool {
+        if epoch >= self.epoch() {
+            return false;
+        }
+        let revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
+        revoked
+            .get(topic)
+            .and_then(|t| t.get(&partition))
+            .is_some_and(|&at| at > epoch)
     }
 }
 
@@ -103,13 +164,17 @@ impl ClientContext for KafkaContext {
 impl ConsumerContext for KafkaContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
+            let revoked = pairs(list);
+            // First, so that the loop records nothing more from these
+            // partitions that this commit does not cover.
+            self.revocations.revoke(&revoked);
             // Offsets stored so far cover only recorded effects: commit them
             // before another member takes the partitions over.
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 tracing::debug!(error = %e, "commit on revoke (nothing stored yet?)");
             }
             tracing::info!(partitions = list.count(), "partitions revoked");
-            let _ = self.assignments.send(Assignment::Revoked(pairs(list)));
+            let _ = self.assignments.send(Assignment::Revoked(revoked));
         }
     }
 
@@ -229,6 +294,12 @@ struct Pending {
     next: i64,
     /// The offset last stored.
     stored: i64,
+    /// Assigned to this instance now: only then may its offsets be stored.
+    assigned: bool,
+    /// Revoked with events still in open buckets, then assigned again, and
+    /// no new message read since: librdkafka reads it again from the
+    /// committed offset, and offsets below `next` are already counted.
+    handed_back: bool,
 }
 
 impl OffsetTracker {
@@ -241,8 +312,19 @@ impl OffsetTracker {
             .entry((topic, partition))
             .or_insert_with(|| Pending {
                 stored: offset,
+                assigned: true,
                 ..Pending::default()
             });
+        if p.handed_back {
+            p.handed_back = false;
+            if offset > p.next {
+                // Another member read the partition meanwhile and committed
+                // up to here: the events still open here are no longer
+                // this instance's to commit.
+                p.queue.clear();
+                p.stored = offset;
+            }
+        }
         if let Some(c) = close_at {
             if p.queue.back().is_none_or(|&(_, last)| c > last) {
                 p.queue.push_back((offset, c));
@@ -251,11 +333,22 @@ impl OffsetTracker {
         p.next = p.next.max(offset + 1);
     }
 
+    /// True if this process has counted `offset` already: the partition
+    /// was revoked while some of its events were in open buckets, handed
+    /// back, and is read again from the committed offset. Such a message
+    /// must be skipped, or its open bucket counts it twice.
+    pub fn already_counted(&self, topic: usize, partition: i32, offset: i64) -> bool {
+        self.partitions
+            .get(&(topic, partition))
+            .is_some_and(|p| p.handed_back && offset < p.next)
+    }
+
     /// Offsets to store now that `topic`'s progress is `progress`:
-    /// `(partition, offset)` for every partition whose commit point moved.
+    /// `(partition, offset)` for every assigned partition whose commit
+    /// point moved.
     pub fn release(&mut self, topic: usize, progress: i64, out: &mut Vec<(i32, i64)>) {
         for (&(t, partition), p) in &mut self.partitions {
-            if t != topic {
+            if t != topic || !p.assigned {
                 continue;
             }
             while p.queue.front().is_some_and(|&(_, c)| c <= progress) {
@@ -269,9 +362,25 @@ impl OffsetTracker {
         }
     }
 
-    /// Forgets partitions no longer assigned.
-    pub fn forget(&mut self, topic: usize, partition: i32) {
-        self.partitions.remove(&(topic, partition));
+    /// The partition was taken away. It is forgotten unless some of its
+    /// events are in buckets still open here: then what was read is kept,
+    /// for [`OffsetTracker::already_counted`] if it comes back.
+    pub fn revoke(&mut self, topic: usize, partition: i32) {
+        let key = (topic, partition);
+        match self.partitions.get_mut(&key) {
+            Some(p) if !p.queue.is_empty() => p.assigned = false,
+            _ => {
+                self.partitions.remove(&key);
+            }
+        }
+    }
+
+    /// The partition was assigned (again).
+    pub fn assign(&mut self, topic: usize, partition: i32) {
+        if let Some(p) = self.partitions.get_mut(&(topic, partition)) {
+            p.assigned = true;
+            p.handed_back = true;
+        }
     }
 }
 
@@ -315,6 +424,66 @@ mod tests {
         t.track(0, 3, 40, None);
         t.track(0, 3, 41, None);
         assert_eq!(released(&mut t, 0), vec![(3, 42)]);
+    }
+
+    #[test]
+    fn a_partition_handed_back_skips_what_was_counted_and_commits_nothing_past_an_open_bucket() {
+        let mut t = OffsetTracker::default();
+        t.track(0, 0, 10, Some(100));
+        t.track(0, 0, 11, Some(200));
+        t.revoke(0, 0);
+        // While revoked, nothing of it is stored.
+        assert_eq!(released(&mut t, 100), vec![]);
+        t.assign(0, 0);
+        // Read again from the committed offset 10.
+        assert!(t.already_counted(0, 0, 10));
+        assert!(t.already_counted(0, 0, 11));
+        assert!(!t.already_counted(0, 0, 12));
+        t.track(0, 0, 12, Some(200));
+        assert!(
+            !t.already_counted(0, 0, 11),
+            "only right after the hand-back"
+        );
+        assert_eq!(released(&mut t, 150), vec![(0, 11)]);
+        assert_eq!(released(&mut t, 200), vec![(0, 13)]);
+    }
+
+    #[test]
+    fn a_partition_read_elsewhere_meanwhile_starts_from_where_the_other_member_left_it() {
+        let mut t = OffsetTracker::default();
+        t.track(0, 0, 10, Some(100));
+        t.revoke(0, 0);
+        t.assign(0, 0);
+        t.track(0, 0, 500, Some(900));
+        assert!(!t.already_counted(0, 0, 20));
+        // Never back to offset 10, which the other member committed past.
+        assert_eq!(released(&mut t, 100), vec![]);
+        assert_eq!(released(&mut t, 900), vec![(0, 501)]);
+    }
+
+    #[test]
+    fn a_partition_revoked_with_nothing_open_is_forgotten() {
+        let mut t = OffsetTracker::default();
+        t.track(0, 0, 10, None);
+        t.revoke(0, 0);
+        t.assign(0, 0);
+        assert!(!t.already_counted(0, 0, 5));
+    }
+
+    #[test]
+    fn a_message_received_before_its_partition_was_revoked_is_dropped() {
+        let r = Revocations::default();
+        let before = r.epoch();
+        r.revoke(&[("shop".to_string(), 1)]);
+        assert!(r.revoked_since("shop", 1, before));
+        assert!(!r.revoked_since("shop", 0, before));
+        assert!(!r.revoked_since("other", 1, before));
+        // Received after the revocation (the partition came back).
+        assert!(!r.revoked_since("shop", 1, r.epoch()));
+        let later = r.epoch();
+        r.revoke(&[("shop".to_string(), 0)]);
+        assert!(!r.revoked_since("shop", 1, later));
+        assert!(r.revoked_since("shop", 0, later));
     }
 
     #[test]

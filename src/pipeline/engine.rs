@@ -87,7 +87,15 @@ impl KpiState {
 /// The detectors and alert states of every series of every KPI.
 pub struct Engine {
     kpis: Vec<KpiState>,
+    /// Bursts of at least this many buckets are judged on two threads
+    /// ([`Engine::judge_all`]).
+    parallel_from: usize,
 }
+
+/// Buckets from which [`Engine::judge_all`] uses a second thread: about a
+/// millisecond of judging, against some tens of microseconds to start a
+/// thread.
+const PARALLEL_FROM: usize = 1000;
 
 fn interested(interest: Interest, d: Direction) -> bool {
     match interest {
@@ -110,6 +118,7 @@ impl Engine {
                     offset_cache: (i64::MIN, 0),
                 })
                 .collect(),
+            parallel_from: PARALLEL_FROM,
         }
     }
 
@@ -153,18 +162,133 @@ impl Engine {
     /// series' alert state changes. Returns the verdict, if the bucket had
     /// a value.
     pub fn judge(&mut self, b: &ClosedBucket, out: &mut Vec<Transition>) -> Option<Verdict> {
+        self.kpis[b.kpi].judge(b, out)
+    }
+
+    /// Judges `buckets` (sorted by start, KPI and key, as the pipeline
+    /// closes them) and appends their transitions to `out` in that order:
+    /// the same as [`Engine::judge`] on each in turn.
+    ///
+    /// A burst of at least `PARALLEL_FROM` buckets is judged on two
+    /// threads, the KPIs split between them by their share of the burst:
+    /// each KPI's series are judged in order on one thread, KPIs share no
+    /// state, and the transitions are put back in bucket order. Bursts
+    /// are what a partitioned backlog produces (a bucket closes only when
+    /// the slowest partition has passed it, so most close at once when
+    /// its next chunk arrives), and then the thread that receives from
+    /// Kafka has little to do.
+    pub fn judge_all(&mut self, buckets: &[ClosedBucket], out: &mut Vec<Transition>) {
+        let sides = (buckets.len() >= self.parallel_from)
+            .then(|| split_by_load(self.kpis.len(), buckets))
+            .flatten();
+        let Some(side) = sides else {
+            for b in buckets {
+                self.judge(b, out);
+            }
+            return;
+        };
+        let (mut first, second): (Vec<_>, Vec<_>) = self
+            .kpis
+            .iter_mut()
+            .enumerate()
+            .map(|(k, state)| (side[k], k, Some(state)))
+            .partition(|(s, _, _)| !s);
+        // One side's transitions, each with the index of its bucket.
+        let judge_side = |kpis: &mut [(bool, usize, Option<&mut KpiState>)]| {
+            let mut mine: Vec<Option<&mut KpiState>> = Vec::new();
+            mine.resize_with(side.len(), || None);
+            for (_, k, state) in kpis.iter_mut() {
+                mine[*k] = state.take();
+            }
+            let mut judged = Vec::new();
+            let mut one = Vec::new();
+            for (i, b) in buckets.iter().enumerate() {
+                if let Some(k) = mine[b.kpi].as_deref_mut() {
+                    k.judge(b, &mut one);
+                    judged.extend(one.drain(..).map(|t| (i, t)));
+                }
+            }
+            judged
+        };
+        // Behind a mutex only so that this thread can judge the second
+        // side too if no thread can be started for it.
+        let second = std::sync::Mutex::new(second);
+        let judge_second = || {
+            let mut kpis = second
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            judge_side(&mut kpis)
+        };
+        let (a, b) = std::thread::scope(|scope| {
+            let other = std::thread::Builder::new()
+                .spawn_scoped(scope, judge_second)
+                .map_err(|e| tracing::warn!(error = %e, "cannot start a judging thread"));
+            let a = judge_side(&mut first);
+            let b = match other {
+                Ok(other) => other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(()) => judge_second(),
+            };
+            (a, b)
+        });
+        // Each side is in bucket order: merge them.
+        let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+        while let Some(take_a) = match (a.peek(), b.peek()) {
+            (Some((i, _)), Some((j, _))) => Some(i < j),
+            (Some(_), None) => Some(true),
+            (None, Some(_)) => Some(false),
+            (None, None) => None,
+        } {
+            if let Some((_, t)) = if take_a { a.next() } else { b.next() } {
+                out.push(t);
+            }
+        }
+    }
+}
+
+/// Which of two sides judges each KPI (true: the second), balancing the
+/// buckets of `buckets` between them, largest KPI first; None if one side
+/// would get nothing.
+fn split_by_load(kpis: usize, buckets: &[ClosedBucket]) -> Option<Vec<bool>> {
+    let mut load = vec![0usize; kpis];
+    for b in buckets {
+        load[b.kpi] += 1;
+    }
+    let mut order: Vec<usize> = (0..kpis).collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(load[k]));
+    let mut side = vec![false; kpis];
+    let mut weight = [0usize; 2];
+    for k in order {
+        let second = weight[1] < weight[0];
+        side[k] = second;
+        weight[usize::from(second)] += load[k];
+    }
+    (weight[1] > 0).then_some(side)
+}
+
+impl KpiState {
+    /// [`Engine::judge`] for a bucket of this KPI.
+    fn judge(&mut self, b: &ClosedBucket, out: &mut Vec<Transition>) -> Option<Verdict> {
         let value = b.value?;
-        let k = &mut self.kpis[b.kpi];
+        let k = self;
         let utc_offset = k.utc_offset(b.start);
         let def = &k.def;
-        let s = k
-            .series
-            .entry(b.key.clone())
-            .or_insert_with(|| SeriesState {
-                detectors: DetectorSet::new(def.detectors),
-                recent: VecDeque::new(),
-                lifecycle: Lifecycle::Normal { run: 0, first: 0 },
-            });
+        // Looked up by `&str` first: cloning the key for `entry` is an
+        // atomic increment per judged bucket, which waits for every store
+        // of the previous series' detectors to drain (perf put 70 % of
+        // judge's own time on it).
+        if !k.series.contains_key(&*b.key) {
+            k.series.insert(
+                b.key.clone(),
+                SeriesState {
+                    detectors: DetectorSet::new(def.detectors),
+                    recent: VecDeque::new(),
+                    lifecycle: Lifecycle::Normal { run: 0, first: 0 },
+                },
+            );
+        }
+        let s = k.series.get_mut(&*b.key).expect("series inserted above");
         let verdict = s.detectors.observe(&Observation {
             time: b.start,
             utc_offset,
@@ -286,5 +410,117 @@ impl Engine {
             recent: s.recent.iter().copied().collect(),
         });
         Some(verdict)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{Alerting, FieldPath};
+
+    fn kpi(name: &str) -> Kpi {
+        let mut detectors = detectors::SetConfig::new(300);
+        detectors.threshold = Some(detectors::threshold::StaticThreshold {
+            min: Some(5.0),
+            max: None,
+        });
+        Kpi {
+            name: name.into(),
+            description: None,
+            runbook: None,
+            dashboard: None,
+            topic: 0,
+            measure: Measure::Events {
+                filter: vec![],
+                aggregate: Aggregate::Count,
+            },
+            group_by: vec![FieldPath(vec!["country".into()])],
+            bucket: 300,
+            lateness: 0,
+            timezone: chrono_tz::Tz::UTC,
+            max_series: 100,
+            evict_after: 3000,
+            direction: Interest::Both,
+            min_volume: 0.0,
+            detectors,
+            alerting: Alerting {
+                threshold: 0.5,
+                critical: 0.75,
+                fire_after: 2,
+                resolve_after: 2,
+                recent_buckets: 4,
+            },
+        }
+    }
+
+    /// Buckets of three KPIs with four series each, sorted as the
+    /// pipeline closes them, with drops below the static floor of 5 that
+    /// start and end at times that differ by KPI and series.
+    fn buckets() -> Vec<ClosedBucket> {
+        let mut out = Vec::new();
+        for step in 0..400i64 {
+            for kpi in 0..3 {
+                for (s, key) in ["DE", "FI", "SE", "US"].into_iter().enumerate() {
+                    let phase = (step + 17 * kpi as i64 + 31 * s as i64) % 50;
+                    let value = if phase < 6 {
+                        1.0
+                    } else {
+                        20.0 + (step % 7) as f64
+                    };
+                    out.push(ClosedBucket {
+                        kpi,
+                        key: SeriesKey::from(key),
+                        start: 1_704_067_200 + 300 * step,
+                        value: Some(value),
+                        volume: value as u64,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn judging_a_burst_on_two_threads_gives_what_judging_one_by_one_gives() {
+        let kpis = [kpi("a"), kpi("b"), kpi("c")];
+        let all = buckets();
+        let mut one_by_one = Engine::new(&kpis);
+        let mut expected = Vec::new();
+        for b in &all {
+            one_by_one.judge(b, &mut expected);
+        }
+        let mut split = Engine::new(&kpis);
+        split.parallel_from = 0;
+        let mut got = Vec::new();
+        // Bursts of uneven sizes, cut at bucket boundaries in time.
+        for burst in all.chunks(12 * 37) {
+            split.judge_all(burst, &mut got);
+        }
+        assert!(expected.len() > 50, "{} transitions", expected.len());
+        assert_eq!(got, expected);
+        for k in 0..kpis.len() {
+            let state = |e: &Engine| {
+                let mut s = e.export(k);
+                s.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::to_string(&s).expect("state serialises")
+            };
+            assert_eq!(state(&split), state(&one_by_one));
+        }
+    }
+
+    #[test]
+    fn a_burst_is_split_by_load_and_one_kpi_is_not_split() {
+        let b = |kpi| ClosedBucket {
+            kpi,
+            key: SeriesKey::from(""),
+            start: 0,
+            value: Some(1.0),
+            volume: 1,
+        };
+        let burst: Vec<_> = [0, 0, 0, 0, 1, 1, 2, 2, 3].into_iter().map(b).collect();
+        let side = split_by_load(4, &burst).expect("two sides");
+        let weight = |second: bool| burst.iter().filter(|b| side[b.kpi] == second).count();
+        assert_eq!((weight(false), weight(true)), (5, 4));
+        assert_eq!(split_by_load(4, &[b(2), b(2)]), None);
     }
 }

@@ -7,6 +7,8 @@
 //! - [`extract`] — pulls the fields KPIs need out of a JSON event.
 //! - [`plan`] — per topic: which KPIs an event counts for, series key,
 //!   contribution, event time.
+//! - [`read`] — parsing and routing apart from the pipeline's state, into
+//!   an owned batch ([`read::Reader`], [`read::ReadBatch`]).
 //! - [`window`] — event-time tumbling buckets per KPI series; closing,
 //!   zero-filled empty buckets, series cap and eviction.
 //! - [`engine`] — per-series detectors and the firing/resolved lifecycle.
@@ -16,17 +18,21 @@
 //!
 //! [`Pipeline::record`] reads the event ([`plan::TopicPlan::read`]), moves
 //! its partition's clock, and adds it to the open bucket of every KPI
-//! series it matches. [`Pipeline::advance`] computes each topic's
-//! event-time progress (the minimum over its active partitions of the
-//! newest event time; partitions idle for `idle_timeout` of wall-clock time
-//! stop holding it back, and a wholly idle topic is advanced by the wall
-//! clock), closes every bucket whose end plus lateness it passed, derives
-//! ratio KPIs from their parts, and judges each closed bucket in time order.
+//! series it matches. The service splits that in two: a [`read::Reader`]
+//! parses and routes batches of events on another thread, and
+//! [`Pipeline::apply`] records each. [`Pipeline::advance`] computes each
+//! topic's event-time progress (the minimum over its active partitions of
+//! the newest event time; partitions idle for `idle_timeout` of wall-clock
+//! time stop holding it back, and a wholly idle topic is advanced by the
+//! wall clock), closes every bucket whose end plus lateness it passed,
+//! derives ratio KPIs from their parts, and judges each closed bucket in
+//! time order.
 
 pub mod alert;
 pub mod engine;
 pub mod extract;
 pub mod plan;
+pub mod read;
 pub mod snapshot;
 pub mod window;
 
@@ -49,8 +55,14 @@ use crate::telemetry::{EventRejected, LateEvent, Metrics, Origin, RejectReason};
 use alert::{Status, Transition};
 use engine::Engine;
 use extract::Field;
-use plan::{Routed, TopicPlan};
+use plan::TopicPlan;
+use read::{ReadBatch, Reader};
 use window::{Closed, ClosedBucket, KpiWindows, Recorded};
+
+/// How many events ahead [`Pipeline::apply`] prefetches the open buckets
+/// of: enough to cover a cache miss (~100 ns) with the work of the events
+/// in between.
+const PREFETCH_AHEAD: usize = 4;
 
 /// Largest event accepted, in bytes; larger ones are refused as
 /// `too_large` before parsing.
@@ -230,10 +242,10 @@ pub struct Pipeline {
     engine: Engine,
     closed: Vec<Closed>,
     buckets: Vec<ClosedBucket>,
-    key: String,
-    /// The fields of the event being recorded: kept between events for its
-    /// allocation only (see [`recycle`]).
-    fields: Vec<Field<'static>>,
+    /// The plans again, for reading events apart from the pipeline.
+    reader: Reader,
+    /// The event being recorded by [`Pipeline::record`].
+    scratch: ReadBatch,
     /// When set, every judged bucket is also kept here for the shell to
     /// take with [`Pipeline::take_judged`] (tests, debugging).
     tap: Option<Vec<ClosedBucket>>,
@@ -242,7 +254,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// A pipeline for `config`, counting into `metrics`.
     pub fn new(config: Config, metrics: Metrics) -> Self {
-        let topics = (0..config.topics.len())
+        let topics: Vec<TopicRuntime> = (0..config.topics.len())
             .map(|t| {
                 let plan = TopicPlan::new(&config, t);
                 let windows = plan
@@ -303,15 +315,19 @@ impl Pipeline {
                 }
             })
             .collect();
+        let reader = Reader {
+            plans: topics.iter().map(|t| t.plan.clone()).collect(),
+            names: topics.iter().map(|t| t.name.clone()).collect(),
+        };
         Self {
             engine: Engine::new(&config.kpis),
+            reader,
+            scratch: ReadBatch::default(),
             config,
             metrics,
             topics,
             closed: Vec::new(),
             buckets: Vec::new(),
-            key: String::new(),
-            fields: Vec::new(),
             tap: None,
         }
     }
@@ -416,6 +432,12 @@ impl Pipeline {
         self.topics.iter().position(|t| t.name == name)
     }
 
+    /// What reads events apart from the pipeline (on another thread), for
+    /// [`Pipeline::apply`].
+    pub fn reader(&self) -> Reader {
+        self.reader.clone()
+    }
+
     /// Reads one message of topic number `topic` and adds it to its
     /// buckets. `now` is the wall-clock time in epoch seconds, if the shell
     /// has one (the service does, replay does not).
@@ -427,37 +449,42 @@ impl Pipeline {
         payload: &[u8],
         now: Option<i64>,
     ) -> Outcome {
-        let mut fields = recycle(std::mem::take(&mut self.fields));
-        let outcome = self.record_into(topic, partition, offset, payload, now, &mut fields);
-        self.fields = recycle(fields);
+        let mut batch = std::mem::take(&mut self.scratch);
+        batch.clear();
+        self.reader
+            .read_event(topic, partition, offset, payload, &mut batch, false);
+        let outcome = self.apply(&batch, 0, now);
+        self.scratch = batch;
         outcome
     }
 
-    fn record_into<'e>(
-        &mut self,
-        topic: usize,
-        partition: i32,
-        offset: i64,
-        payload: &'e [u8],
-        now: Option<i64>,
-        fields: &mut Vec<Field<'e>>,
-    ) -> Outcome {
-        let t = &mut self.topics[topic];
+    /// Adds event number `i` of `batch` (read by this pipeline's
+    /// [`Reader`]) to its buckets: [`Pipeline::record`] after the reading.
+    ///
+    /// It first asks the CPU to fetch the open buckets of event number
+    /// `i + PREFETCH_AHEAD` (see [`KpiWindows::prefetch`]), so a batch
+    /// applied in order overlaps its cache misses.
+    pub fn apply(&mut self, batch: &ReadBatch, i: usize, now: Option<i64>) -> Outcome {
+        if let Some(ahead) = batch.events.get(i + PREFETCH_AHEAD) {
+            if let Ok(time) = ahead.time {
+                let windows = &self.topics[ahead.topic].windows;
+                for hit in &batch.hits[ahead.hits.clone()] {
+                    if let Some((key, _)) = batch.hit(hit) {
+                        windows[hit.route].prefetch(key, time);
+                    }
+                }
+            }
+        }
+        let e = &batch.events[i];
+        let partition = e.partition;
+        let t = &mut self.topics[e.topic];
         t.consumed.inc();
         let origin = Origin {
             topic: &t.name,
             partition,
-            offset,
+            offset: e.offset,
         };
-        if payload.len() > MAX_EVENT_BYTES {
-            EventRejected {
-                origin,
-                reason: RejectReason::TooLarge,
-            }
-            .emit(&self.metrics);
-            return Outcome::Rejected(RejectReason::TooLarge);
-        }
-        let time = match t.plan.read(payload, fields) {
+        let time = match e.time {
             Ok(time) => time,
             Err(reason) => {
                 EventRejected { origin, reason }.emit(&self.metrics);
@@ -475,15 +502,15 @@ impl Pipeline {
         let mut matched = 0;
         let mut late = 0;
         let mut closed_at: Option<i64> = None;
-        for (i, route) in t.plan.routes.iter().enumerate() {
-            match t.plan.route(route, fields, &mut self.key) {
-                Routed::NoMatch => {}
-                Routed::BadValue => t.counters[i].skipped.inc(),
-                Routed::Match(c) => {
+        for hit in &batch.hits[e.hits.clone()] {
+            let i = hit.route;
+            match batch.hit(hit) {
+                None => t.counters[i].skipped.inc(),
+                Some((key, c)) => {
                     matched += 1;
                     let due = t.windows[i].closes_at(time);
                     closed_at = Some(closed_at.map_or(due, |d| d.max(due)));
-                    match t.windows[i].record(&self.key, time, c) {
+                    match t.windows[i].record(key, time, c) {
                         Recorded::Added => {}
                         Recorded::Overflowed => t.counters[i].overflow.inc(),
                         Recorded::Late => late += 1,
@@ -578,8 +605,8 @@ impl Pipeline {
         let mut per_kpi: FastMap<usize, u64> = FastMap::default();
         for b in &self.buckets {
             *per_kpi.entry(b.kpi).or_default() += 1;
-            self.engine.judge(b, out);
         }
+        self.engine.judge_all(&self.buckets, out);
         if let Some(tap) = &mut self.tap {
             tap.extend(self.buckets.iter().cloned());
         }
