@@ -117,6 +117,7 @@ async fn main() {
             secret_env: None,
             timeout: Duration::from_secs(5),
             headers: BTreeMap::new(),
+            ca: None,
         }),
     }];
     let mut sub = Subscription::new("everything", &["oncall"]);

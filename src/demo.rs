@@ -111,6 +111,7 @@ fn demo_notify(config: &mut Config, mail_dir: &std::path::Path, webhook_url: &st
                 secret_env: None,
                 timeout: Duration::from_secs(5),
                 headers: Default::default(),
+                ca: None,
             }),
         },
     ];

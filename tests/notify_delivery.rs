@@ -182,6 +182,7 @@ async fn a_webhook_answering_500_then_timing_out_then_200_gets_the_notification_
                 secret_env: None,
                 timeout: Duration::from_millis(300),
                 headers: BTreeMap::new(),
+                ca: None,
             }),
         },
     );
@@ -386,6 +387,7 @@ async fn a_receiver_that_hangs_does_not_hold_up_another_one() {
             secret_env: None,
             timeout: Duration::from_secs(60),
             headers: BTreeMap::new(),
+            ca: None,
         })
     };
     let mut settings = settings(
@@ -471,6 +473,7 @@ async fn a_notification_undeliverable_past_give_up_after_is_dropped_and_counted(
                 secret_env: None,
                 timeout: Duration::from_secs(1),
                 headers: BTreeMap::new(),
+                ca: None,
             }),
         },
     );

@@ -8,9 +8,11 @@
 
 #[path = "common/smtp.rs"]
 mod smtp;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use detectors::Direction;
@@ -243,42 +245,6 @@ async fn email_arrives_at_a_real_smtp_server_with_text_html_and_inline_charts() 
     }
 }
 
-/// PEM files in `dir` for a relay behind an internal CA: the CA's
-/// certificate, and a certificate it issued for `localhost` and 127.0.0.1
-/// with its key.
-struct Certificates {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn certificates(dir: &Path) -> Certificates {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-
-    let ca_key = KeyPair::generate().expect("a CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "kpiwatch test CA");
-    let ca = ca_params.self_signed(&ca_key).expect("the CA certificate");
-    let key = KeyPair::generate().expect("a relay key");
-    let params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("relay certificate parameters");
-    let cert = params
-        .signed_by(&key, &ca, &ca_key)
-        .expect("the relay certificate");
-    let files = Certificates {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("relay.pem"),
-        key: dir.join("relay-key.pem"),
-    };
-    std::fs::write(&files.ca, ca.pem()).expect("ca.pem written");
-    std::fs::write(&files.cert, cert.pem()).expect("relay.pem written");
-    std::fs::write(&files.key, key.serialize_pem()).expect("relay-key.pem written");
-    files
-}
-
 /// Settings for the relay at `localhost` (the name in its certificate),
 /// with `security`, trusting the CA in `ca` if given.
 fn tls_settings(
@@ -302,7 +268,7 @@ fn tls_settings(
 #[tokio::test]
 async fn starttls_to_a_relay_of_the_configured_ca_delivers() {
     let dir = tempfile::tempdir().expect("certificate dir");
-    let certs = certificates(dir.path());
+    let certs = tls::certificates(dir.path());
     // The server refuses MAIL before STARTTLS, so a delivery is proof of TLS.
     let server = SmtpServer::start_with_starttls(&certs.cert, &certs.key);
     let settings = tls_settings(&server, dir.path(), SmtpSecurity::StartTls, Some(&certs.ca));
@@ -319,7 +285,7 @@ async fn starttls_to_a_relay_of_the_configured_ca_delivers() {
 #[tokio::test]
 async fn smtps_to_a_relay_of_the_configured_ca_delivers() {
     let dir = tempfile::tempdir().expect("certificate dir");
-    let certs = certificates(dir.path());
+    let certs = tls::certificates(dir.path());
     let server = SmtpServer::start_with_smtps(&certs.cert, &certs.key);
     let settings = tls_settings(&server, dir.path(), SmtpSecurity::Tls, Some(&certs.ca));
     let sender = EmailSender::new(&settings).expect("sender");
@@ -335,7 +301,7 @@ async fn smtps_to_a_relay_of_the_configured_ca_delivers() {
 #[tokio::test]
 async fn a_relay_certificate_of_an_unknown_ca_is_retried_and_nothing_is_sent_in_clear() {
     let dir = tempfile::tempdir().expect("certificate dir");
-    let certs = certificates(dir.path());
+    let certs = tls::certificates(dir.path());
     let server = SmtpServer::start_with_starttls(&certs.cert, &certs.key);
     // No ca_file: the relay's certificate chains to no trusted root.
     let settings = tls_settings(&server, dir.path(), SmtpSecurity::StartTls, None);

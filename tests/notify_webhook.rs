@@ -3,6 +3,10 @@
 //! channel and answers from a script (a status, or never). The tests check
 //! what a receiver gets in each format, that the signature verifies, that the
 //! idempotency key is the notification id, and how each answer is classified.
+//! An https receiver behind an internal CA (`ca_file`) is reached over TLS.
+
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -13,7 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::Router;
 use detectors::Direction;
-use kpiwatch::notify::settings::{Webhook, WebhookFormat};
+use kpiwatch::notify::settings::{CaFile, Webhook, WebhookFormat};
 use kpiwatch::notify::webhook::{self, verify, WebhookSender};
 use kpiwatch::notify::{DeliveryError, Notification, Reason};
 use kpiwatch::pipeline::alert::{RecentBucket, Severity, Status, Transition};
@@ -154,6 +158,7 @@ fn hook(url: String, format: WebhookFormat) -> Webhook {
         secret_env: Some(SECRET_ENV.to_string()),
         timeout: Duration::from_secs(5),
         headers: BTreeMap::from([("X-Team".to_string(), "checkout".to_string())]),
+        ca: None,
     }
 }
 
@@ -509,4 +514,131 @@ async fn five_hundred_then_timeout_then_ok_is_retryable_twice_and_accepted_once(
             0
         ));
     }
+}
+
+/// An https receiver on 127.0.0.1 serving `certs`' server certificate
+/// (TLS by tokio-rustls, HTTP/1.1 by hand): every request is answered 200
+/// and its request line and body go to the channel. A handshake the client
+/// breaks off (an untrusted certificate) sends nothing.
+async fn https_receiver(
+    certs: &tls::Certificates,
+) -> (u16, mpsc::UnboundedReceiver<(String, String)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{crypto, ServerConfig};
+
+    let chain = CertificateDer::pem_file_iter(&certs.cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&certs.key).unwrap();
+    let config = ServerConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen, requests) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(mut stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).to_string();
+                let line = head.lines().next().unwrap_or_default().to_string();
+                let _ = seen.send((line, body));
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (port, requests)
+}
+
+/// A kpiwatch-format hook to `https://localhost:{port}/hooks/tls`,
+/// trusting the CA in `ca` if given.
+fn https_hook(port: u16, ca: Option<&std::path::Path>) -> Webhook {
+    Webhook {
+        ca: ca.map(|path| CaFile {
+            path: path.to_path_buf(),
+            pem: std::fs::read(path).expect("the CA file is readable"),
+        }),
+        ..hook(
+            format!("https://localhost:{port}/hooks/tls"),
+            WebhookFormat::Kpiwatch,
+        )
+    }
+}
+
+#[tokio::test]
+async fn an_https_hook_behind_the_configured_ca_is_delivered_over_tls() {
+    secrets();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = tls::certificates(dir.path());
+    let (port, mut requests) = https_receiver(&certs).await;
+    let n = notification();
+    WebhookSender::new()
+        .send(&https_hook(port, Some(&certs.ca)), &n, None, NOW)
+        .await
+        .expect("delivered over TLS");
+    let (line, body) = tokio::time::timeout(Duration::from_secs(10), requests.recv())
+        .await
+        .expect("a request within 10 s")
+        .expect("the server runs");
+    assert_eq!(line, "POST /hooks/tls HTTP/1.1");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["id"], n.id.as_str());
+}
+
+#[tokio::test]
+async fn an_https_hook_of_an_unknown_ca_is_transient_and_receives_nothing() {
+    secrets();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = tls::certificates(dir.path());
+    let (port, mut requests) = https_receiver(&certs).await;
+    // No ca_file: the receiver's certificate chains to no trusted root.
+    let err = WebhookSender::new()
+        .send(&https_hook(port, None), &notification(), None, NOW)
+        .await
+        .unwrap_err();
+    // Transient: the outbox keeps the notification while an operator adds
+    // ca_file or fixes the receiver's certificate.
+    assert!(matches!(err, DeliveryError::Transient(_)), "{err:?}");
+    assert!(requests.try_recv().is_err(), "nothing may arrive");
 }

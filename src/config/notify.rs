@@ -280,18 +280,15 @@ fn smtp(src: &Source<'_>, s: &Spanned<SmtpToml>) -> Result<Smtp, ConfigError> {
     })
 }
 
-/// Reads and checks `[notify.smtp] ca_file`: it must hold at least one PEM
-/// certificate that rustls accepts as a root, and only a TLS connection
-/// can use it.
+/// Reads and checks `[notify.smtp] ca_file`: a CA file (see
+/// [`read_ca_file`]) that lettre's rustls accepts as a root, for a TLS
+/// connection.
 fn ca_file(
     src: &Source<'_>,
     v: Option<&Spanned<String>>,
     host: &str,
     security: SmtpSecurity,
 ) -> Result<Option<CaFile>, ConfigError> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
-
     let Some(v) = v else { return Ok(None) };
     if security == SmtpSecurity::None {
         return Err(src.error(
@@ -299,6 +296,18 @@ fn ca_file(
             "ca_file is for a TLS connection, and security = \"none\" has none; use security = \"starttls\" or \"tls\", or remove ca_file",
         ));
     }
+    let ca = read_ca_file(src, v)?;
+    if let Err(e) = crate::notify::email::tls_parameters(host, Some(&ca)) {
+        return Err(unusable_ca(src, v, &ca, e));
+    }
+    Ok(Some(ca))
+}
+
+/// Reads a `ca_file`: it must hold at least one PEM certificate.
+fn read_ca_file(src: &Source<'_>, v: &Spanned<String>) -> Result<CaFile, ConfigError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+
     let path = PathBuf::from(v.get_ref());
     let pem = std::fs::read(&path).map_err(|e| {
         src.error(
@@ -326,17 +335,23 @@ fn ca_file(
             ),
         ));
     }
-    let ca = CaFile { path, pem };
-    if let Err(e) = crate::notify::email::tls_parameters(host, Some(&ca)) {
-        return Err(src.error(
-            v.span(),
-            format!(
-                "ca_file {} cannot be used as a certificate authority ({e}); give the CA's certificate in PEM",
-                ca.path.display()
-            ),
-        ));
-    }
-    Ok(Some(ca))
+    Ok(CaFile { path, pem })
+}
+
+/// The error for a CA file the TLS library refused.
+fn unusable_ca(
+    src: &Source<'_>,
+    v: &Spanned<String>,
+    ca: &CaFile,
+    e: impl std::fmt::Display,
+) -> ConfigError {
+    src.error(
+        v.span(),
+        format!(
+            "ca_file {} cannot be used as a certificate authority ({e}); give the CA's certificate in PEM",
+            ca.path.display()
+        ),
+    )
 }
 
 fn env_var_name(
@@ -468,7 +483,30 @@ fn webhook(
             Duration::from_secs(600),
         )?,
         headers,
+        ca: match &t.ca_file {
+            None => None,
+            Some(v) => Some(webhook_ca_file(src, v, url.get_ref())?),
+        },
     })
+}
+
+/// Reads and checks a webhook's `ca_file`, for an https URL.
+fn webhook_ca_file(
+    src: &Source<'_>,
+    v: &Spanned<String>,
+    url: &str,
+) -> Result<CaFile, ConfigError> {
+    if !url.starts_with("https://") {
+        return Err(src.error(
+            v.span(),
+            "ca_file is for an https:// URL; use https, or remove ca_file",
+        ));
+    }
+    let ca = read_ca_file(src, v)?;
+    if let Err(e) = crate::notify::webhook::client(Some(&ca)) {
+        return Err(unusable_ca(src, v, &ca, e));
+    }
+    Ok(ca)
 }
 
 fn time_window(src: &Source<'_>, w: &Spanned<TimeWindowToml>) -> Result<TimeWindow, ConfigError> {
@@ -930,15 +968,21 @@ group_by = ["..."]
         ))
     }
 
-    #[test]
-    fn a_ca_file_is_read_when_the_config_is_checked() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A fresh CA certificate as `ca.pem` in `dir`: its path and PEM.
+    fn ca_pem(dir: &Path) -> (PathBuf, String) {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let pem = params.self_signed(&key).unwrap().pem();
-        let path = dir.path().join("ca.pem");
+        let path = dir.join("ca.pem");
         std::fs::write(&path, &pem).unwrap();
+        (path, pem)
+    }
+
+    #[test]
+    fn a_ca_file_is_read_when_the_config_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, pem) = ca_pem(dir.path());
         let smtp = check_ca_file(&path, "starttls").unwrap().smtp.unwrap();
         let ca = smtp.ca.expect("the CA is kept");
         assert_eq!((ca.path, ca.pem), (path, pem.into_bytes()));
@@ -974,6 +1018,28 @@ group_by = ["..."]
         let err = check_ca_file(&garbage, "tls").unwrap_err();
         assert!(
             err.contains("cannot be used as a certificate authority"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_webhook_ca_file_is_read_for_an_https_url_and_refused_for_http() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = ca_pem(dir.path());
+        let receiver = |url: &str| {
+            check(&format!(
+                "[[receiver]]\nname = \"hook\"\nwebhook = {{ url = \"{url}\", ca_file = {:?} }}\n",
+                path.display().to_string()
+            ))
+        };
+        let settings = receiver("https://hooks.internal.example/kpiwatch").unwrap();
+        let ReceiverKind::Webhook(hook) = &settings.receivers[0].kind else {
+            panic!("a webhook receiver");
+        };
+        assert_eq!(hook.ca.as_ref().map(|c| &c.path), Some(&path));
+        let err = receiver("http://hooks.internal.example/kpiwatch").unwrap_err();
+        assert!(
+            err.starts_with("n.toml:21:") && err.contains("https"),
             "{err}"
         );
     }

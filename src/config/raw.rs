@@ -247,6 +247,9 @@ pub struct WebhookToml {
     pub secret_env: Option<Spanned<String>>,
     /// Per-request timeout (default "10s").
     pub timeout: Option<Spanned<String>>,
+    /// PEM file of certificate authorities trusted for an https URL's
+    /// certificate besides the built-in web roots (an internal CA).
+    pub ca_file: Option<Spanned<String>>,
     /// Extra headers sent with every request, e.g. { "X-Team" = "shop" }.
     #[serde(default)]
     pub headers: BTreeMap<String, Spanned<String>>,

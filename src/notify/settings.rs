@@ -159,6 +159,9 @@ pub struct Webhook {
     pub timeout: Duration,
     /// Extra headers sent with every request.
     pub headers: BTreeMap<String, String>,
+    /// Certificate authorities trusted for an https URL besides the
+    /// built-in web roots.
+    pub ca: Option<CaFile>,
 }
 
 /// Webhook body formats.

@@ -23,7 +23,8 @@
 //! read from its environment variable at send time, and errors name the
 //! receiver by its origin only (a Slack webhook URL's path *is* a secret).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat};
@@ -35,7 +36,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::phrase::{self, percent_signed, summary, value};
-use super::settings::{Webhook, WebhookFormat};
+use super::settings::{CaFile, Webhook, WebhookFormat};
 use super::{DeliveryError, Notification, Reason};
 use crate::pipeline::alert::{Severity, Status, Transition};
 
@@ -580,6 +581,25 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance_secs
 #[derive(Debug, Clone)]
 pub struct WebhookSender {
     client: reqwest::Client,
+    /// A client per CA file of hooks that have one, built on first use
+    /// (the file was read and checked with the configuration).
+    with_ca: std::sync::Arc<std::sync::Mutex<HashMap<PathBuf, reqwest::Client>>>,
+}
+
+/// The HTTP client for hooks trusting `ca` (besides the web roots): rustls,
+/// no redirects followed (a 3xx is a misconfigured URL, reported as
+/// permanent, not silently turned into a GET). Configuration validation
+/// builds it too, so a CA file rustls refuses never reaches the service.
+pub(crate) fn client(ca: Option<&CaFile>) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("kpiwatch/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(ca) = ca {
+        for certificate in reqwest::Certificate::from_pem_bundle(&ca.pem)? {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build()
 }
 
 impl Default for WebhookSender {
@@ -597,12 +617,29 @@ impl WebhookSender {
     ///
     /// If the TLS backend cannot initialise, as `reqwest::Client::new` does.
     pub fn new() -> Self {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("kpiwatch/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("the HTTP client (rustls) initialises");
-        Self { client }
+        Self {
+            client: client(None).expect("the HTTP client (rustls) initialises"),
+            with_ca: Default::default(),
+        }
+    }
+
+    /// The client for `hook`: the shared one, or the one trusting its CA.
+    fn client_for(&self, hook: &Webhook) -> Result<reqwest::Client, DeliveryError> {
+        let Some(ca) = &hook.ca else {
+            return Ok(self.client.clone());
+        };
+        let mut clients = self
+            .with_ca
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = clients.get(&ca.path) {
+            return Ok(c.clone());
+        }
+        let c = client(Some(ca)).map_err(|e| {
+            DeliveryError::Permanent(format!("ca_file {} cannot be used: {e}", ca.path.display()))
+        })?;
+        clients.insert(ca.path.clone(), c.clone());
+        Ok(c)
     }
 
     /// POSTs `n` to `hook` in its format, signed when the hook's secret
@@ -626,7 +663,7 @@ impl WebhookSender {
         let body = body(n, hook.format, external_url);
         let headers = headers(hook, n, &body, now_secs)?;
         let request = self
-            .client
+            .client_for(hook)?
             .post(&hook.url)
             .headers(headers)
             .timeout(hook.timeout)
