@@ -111,9 +111,6 @@ pub enum ServiceError {
     /// The silences file could not be read.
     #[error("silences: {0}")]
     Silences(String),
-    /// The receiving thread could not start.
-    #[error("cannot start the receiving thread: {0}")]
-    Receiver(std::io::Error),
     /// The receiving thread could not be started.
     #[error("cannot start the receiving thread: {0}")]
     Thread(std::io::Error),

@@ -427,11 +427,6 @@ impl Pipeline {
             .map(|(t, w)| &self.topics[t].windows[w])
     }
 
-    /// Index of the topic called `name`.
-    pub fn topic(&self, name: &str) -> Option<usize> {
-        self.topics.iter().position(|t| t.name == name)
-    }
-
     /// What reads events apart from the pipeline (on another thread), for
     /// [`Pipeline::apply`].
     pub fn reader(&self) -> Reader {
