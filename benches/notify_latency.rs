@@ -21,12 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use detectors::Direction;
+use kpiwatch::alert::{alert_id, RecentBucket, Severity, Status, Transition};
 use kpiwatch::clock::SystemClock;
 use kpiwatch::notify::notifier::Notifier;
 use kpiwatch::notify::route::{GroupBy, Subscription};
 use kpiwatch::notify::settings::{NotifySettings, Receiver, ReceiverKind, Webhook, WebhookFormat};
 use kpiwatch::notify::silence::SilenceStore;
-use kpiwatch::pipeline::alert::{alert_id, RecentBucket, Severity, Status, Transition};
 use kpiwatch::telemetry::Metrics;
 use tokio::sync::mpsc;
 
@@ -39,15 +39,16 @@ fn transition(series: usize, start: i64) -> Transition {
         labels,
         severity: Severity::Critical,
         direction: Direction::Drop,
-        started_at: kpiwatch::pipeline::alert::rfc3339(start),
-        bucket_start: kpiwatch::pipeline::alert::rfc3339(start),
-        bucket_end: kpiwatch::pipeline::alert::rfc3339(start + 300),
+        started_at: start,
+        bucket_start: start,
+        bucket_end: start + 300,
         observed: 2.0,
         expected: 40.0,
         lower: 30.0,
         upper: 50.0,
         score: 0.99,
         deviation_pct: Some(-95.0),
+        evidence: Default::default(),
         description: None,
         runbook: None,
         dashboard: None,

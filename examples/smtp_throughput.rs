@@ -30,10 +30,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use detectors::Direction;
+use kpiwatch::alert::{RecentBucket, Severity, Status, Transition};
 use kpiwatch::notify::email::{message, EmailSender};
 use kpiwatch::notify::settings::{NotifySettings, Smtp, SmtpSecurity};
 use kpiwatch::notify::{Notification, Reason};
-use kpiwatch::pipeline::alert::{rfc3339, RecentBucket, Severity, Status, Transition};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 
@@ -61,15 +61,16 @@ fn alert() -> Transition {
         labels: BTreeMap::from([("country".to_string(), "FI".to_string())]),
         severity: Severity::Critical,
         direction: Direction::Drop,
-        started_at: rfc3339(T0 + 44 * 60),
-        bucket_start: rfc3339(T0 + 47 * 60),
-        bucket_end: rfc3339(T0 + 48 * 60),
+        started_at: T0 + 44 * 60,
+        bucket_start: T0 + 47 * 60,
+        bucket_end: T0 + 48 * 60,
         observed: 48.0,
         expected: 120.0,
         lower: 96.0,
         upper: 144.0,
         score: 0.6,
         deviation_pct: Some(-60.0),
+        evidence: Default::default(),
         description: None,
         runbook: None,
         dashboard: None,

@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::alert::{Status, Transition};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{validate, Config, Source};
 use crate::kafka::mock::MockBroker;
 use crate::notify::phrase;
-use crate::pipeline::alert::{Status, Transition};
 use crate::simulate::{generate, Incident, ShopModel};
 use crate::telemetry::Metrics;
 
@@ -186,7 +186,7 @@ fn config(brokers: &str) -> Config {
 pub fn incidents(end: i64) -> Vec<Incident> {
     let at = |minutes_before_end: i64| end - minutes_before_end * 60;
     let spec = |s: String| Incident::parse(&s).expect("valid demo incident");
-    let time = crate::pipeline::alert::rfc3339;
+    let time = crate::timefmt::rfc3339;
     vec![
         spec(format!(
             "type=checkout,factor=0,platform=ios,start={},duration=40m",

@@ -18,6 +18,7 @@
 //! buckets, detection, alert lifecycle), [`notify`] (subscriptions, email,
 //! webhooks, outbox), wired together by [`service`].
 
+pub mod alert;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -423,8 +423,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let severity = match severity.as_str() {
-                "warning" => kpiwatch::pipeline::alert::Severity::Warning,
-                _ => kpiwatch::pipeline::alert::Severity::Critical,
+                "warning" => kpiwatch::alert::Severity::Warning,
+                _ => kpiwatch::alert::Severity::Critical,
             };
             let direction = match direction.as_str() {
                 "spike" => detectors::Direction::Spike,

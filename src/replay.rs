@@ -6,8 +6,8 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::alert::Transition;
 use crate::config::Config;
-use crate::pipeline::alert::Transition;
 use crate::pipeline::{Outcome, Pipeline, Summary};
 use crate::telemetry::Metrics;
 
@@ -153,11 +153,7 @@ pub async fn notify(
     use crate::notify::silence::SilenceStore;
     use std::sync::{Arc, Mutex};
 
-    let end_ms = |t: &Transition| {
-        chrono::DateTime::parse_from_rfc3339(&t.bucket_end)
-            .map(|d| d.timestamp_millis())
-            .unwrap_or(0)
-    };
+    let end_ms = |t: &Transition| t.bucket_end.saturating_mul(1000);
     let first = transitions.first().map(end_ms).unwrap_or(0);
     let clock = Arc::new(ManualClock::at(first / 1000));
     let silences = SilenceStore::load(&state_dir.join(SILENCES_FILE)).unwrap_or_else(|e| {

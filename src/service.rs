@@ -36,10 +36,10 @@ use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::alert::Transition;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::kafka::{self, Health, KafkaContext, OffsetTracker, Revocations};
-use crate::pipeline::alert::Transition;
 use crate::pipeline::read::{ReadBatch, Reader};
 pub use crate::pipeline::Summary;
 use crate::pipeline::{snapshot, Outcome, Pipeline};

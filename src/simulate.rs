@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Poisson};
 
-use crate::pipeline::alert::rfc3339;
+use crate::timefmt::rfc3339;
 
 /// Countries and their share of traffic.
 pub const COUNTRIES: [(&str, f64); 4] = [("FI", 0.4), ("SE", 0.3), ("NO", 0.2), ("DK", 0.1)];

@@ -126,6 +126,61 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// RFC 3339 in UTC, whole seconds, for epoch seconds: how times leave the
+/// program (JSON, logs, messages). Out-of-range values print as the number.
+pub fn rfc3339(t: i64) -> String {
+    DateTime::from_timestamp(t, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// `2024-01-01 10:44 UTC`, as messages show a time to people; the number of
+/// seconds if it is out of range.
+pub fn human_utc(t: i64) -> String {
+    DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Serde for epoch seconds that travel as RFC 3339 text in JSON (alert
+/// transitions, webhook bodies) and as integers in binary formats (the
+/// postcard snapshot). Reading also takes a plain number of seconds.
+pub mod rfc3339_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `t` as RFC 3339 text (human-readable formats) or as is.
+    pub fn serialize<S: Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&super::rfc3339(*t))
+        } else {
+            s.serialize_i64(*t)
+        }
+    }
+
+    /// Reads RFC 3339 text or a number of seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text<'a> {
+            Seconds(i64),
+            Borrowed(&'a str),
+            Owned(String),
+        }
+        if !d.is_human_readable() {
+            return i64::deserialize(d);
+        }
+        let text = match Text::deserialize(d)? {
+            Text::Seconds(t) => return Ok(t),
+            Text::Borrowed(s) => s.to_string(),
+            Text::Owned(s) => s,
+        };
+        super::parse(&text)
+            .filter(|t| !t.naive)
+            .map(|t| t.epoch)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

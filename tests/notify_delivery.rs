@@ -16,6 +16,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use detectors::Direction;
+use kpiwatch::alert::{RecentBucket, Severity, Status, Transition};
 use kpiwatch::clock::SystemClock;
 use kpiwatch::notify::notifier::Notifier;
 use kpiwatch::notify::route::Subscription;
@@ -23,7 +24,6 @@ use kpiwatch::notify::settings::{
     NotifySettings, Receiver, ReceiverKind, Retry, Smtp, SmtpSecurity, Webhook, WebhookFormat,
 };
 use kpiwatch::notify::silence::SilenceStore;
-use kpiwatch::pipeline::alert::{RecentBucket, Severity, Status, Transition};
 use kpiwatch::telemetry::Metrics;
 use tokio::sync::mpsc;
 
@@ -88,20 +88,21 @@ fn transition(kpi: &str, status: Status) -> Transition {
     let labels = BTreeMap::from([("country".to_string(), "FI".to_string())]);
     Transition {
         status,
-        alert_id: kpiwatch::pipeline::alert::alert_id(kpi, &labels, 1_704_096_000),
+        alert_id: kpiwatch::alert::alert_id(kpi, &labels, 1_704_096_000),
         kpi: kpi.to_string(),
         labels,
         severity: Severity::Critical,
         direction: Direction::Drop,
-        started_at: "2024-01-01T08:00:00Z".into(),
-        bucket_start: "2024-01-01T08:00:00Z".into(),
-        bucket_end: "2024-01-01T08:05:00Z".into(),
+        started_at: 1704096000,
+        bucket_start: 1704096000,
+        bucket_end: 1704096300,
         observed: 3.0,
         expected: 40.0,
         lower: 28.0,
         upper: 52.0,
         score: 0.97,
         deviation_pct: Some(-92.5),
+        evidence: Default::default(),
         description: Some("Completed checkouts".into()),
         runbook: None,
         dashboard: None,

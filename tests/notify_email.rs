@@ -16,10 +16,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use detectors::Direction;
+use kpiwatch::alert::{RecentBucket, Severity, Status, Transition};
 use kpiwatch::notify::email::{eml_path, EmailSender};
 use kpiwatch::notify::settings::{CaFile, NotifySettings, Smtp, SmtpSecurity};
 use kpiwatch::notify::{DeliveryError, Notification, Reason};
-use kpiwatch::pipeline::alert::{rfc3339, RecentBucket, Severity, Status, Transition};
 use mail_parser::{MessageParser, MimeHeaders};
 use smtp::SmtpServer;
 
@@ -71,15 +71,16 @@ fn transition(kpi: &str, labels: &[(&str, &str)], factor: f64, severity: Severit
         } else {
             Direction::Spike
         },
-        started_at: rfc3339(recent[44].t),
-        bucket_start: rfc3339(last.t),
-        bucket_end: rfc3339(last.t + 60),
+        started_at: recent[44].t,
+        bucket_start: last.t,
+        bucket_end: last.t + 60,
         observed: last.value,
         expected: f64::from(last.expected),
         lower: f64::from(last.lower),
         upper: f64::from(last.upper),
         score: 0.62,
         deviation_pct: Some((factor - 1.0) * 100.0),
+        evidence: Default::default(),
         description: Some("Completed checkouts per minute".to_string()),
         runbook: Some("https://wiki.example.com/runbooks/checkouts".to_string()),
         dashboard: Some(

@@ -17,10 +17,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::Router;
 use detectors::Direction;
+use kpiwatch::alert::{RecentBucket, Severity, Status, Transition};
 use kpiwatch::notify::settings::{CaFile, Webhook, WebhookFormat};
 use kpiwatch::notify::webhook::{self, verify, WebhookSender};
 use kpiwatch::notify::{DeliveryError, Notification, Reason};
-use kpiwatch::pipeline::alert::{RecentBucket, Severity, Status, Transition};
 use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 
@@ -170,15 +170,16 @@ fn notification() -> Notification {
         labels: BTreeMap::from([("country".to_string(), "FI".to_string())]),
         severity: Severity::Critical,
         direction: Direction::Drop,
-        started_at: "2024-01-01T10:05:00Z".into(),
-        bucket_start: "2024-01-01T10:10:00Z".into(),
-        bucket_end: "2024-01-01T10:15:00Z".into(),
+        started_at: 1704103500,
+        bucket_start: 1704103800,
+        bucket_end: 1704104100,
         observed: 37.0,
         expected: 100.0,
         lower: 80.0,
         upper: f64::INFINITY,
         score: 0.97,
         deviation_pct: Some(-63.0),
+        evidence: Default::default(),
         description: None,
         runbook: Some("https://wiki.example/runbooks/checkouts".into()),
         dashboard: None,
@@ -198,7 +199,8 @@ fn notification() -> Notification {
         observed: 205.0,
         expected: 210.0,
         deviation_pct: Some(-2.4),
-        bucket_end: "2024-01-01T10:20:00Z".into(),
+        evidence: Default::default(),
+        bucket_end: 1704104400,
         ..firing.clone()
     };
     Notification {

@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use kpiwatch::alert::{Status, Transition};
 use kpiwatch::config::{load, validate, Source};
-use kpiwatch::pipeline::alert::{Status, Transition};
 use kpiwatch::pipeline::{Outcome, Pipeline};
 use kpiwatch::telemetry::{Metrics, RejectReason};
 

@@ -16,6 +16,7 @@ use super::raw::{
     ConfigToml, NotifyToml, ReceiverToml, SmtpToml, SubscriptionToml, TimeWindowToml, WebhookToml,
 };
 use super::{ConfigError, Source};
+use crate::alert::Severity;
 use crate::notify::route::{
     GroupBy, KpiGlobs, MatchTest, Matcher, Pattern, Subscription, KPI_LABEL,
 };
@@ -24,7 +25,6 @@ use crate::notify::settings::{
     WebhookFormat,
 };
 use crate::notify::timewindow::{self, TimeWindow};
-use crate::pipeline::alert::Severity;
 
 const SECOND: Duration = Duration::from_secs(1);
 const DAY: Duration = Duration::from_secs(86_400);

@@ -24,7 +24,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::pipeline::alert::{RecentBucket, Transition};
+use crate::alert::{RecentBucket, Transition};
 
 /// DejaVu Sans, compiled in (see `assets/fonts/LICENSE-DejaVu.txt`).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -466,7 +466,7 @@ pub(crate) mod testing {
 
     use detectors::Direction;
 
-    use crate::pipeline::alert::{rfc3339, RecentBucket, Severity, Status, Transition};
+    use crate::alert::{RecentBucket, Severity, Status, Transition};
 
     /// 2024-01-01 00:00:00 UTC.
     pub const T0: i64 = 1_704_067_200;
@@ -501,15 +501,16 @@ pub(crate) mod testing {
             labels: BTreeMap::from([("country".to_string(), "FI".to_string())]),
             severity: Severity::Critical,
             direction: Direction::Drop,
-            started_at: rfc3339(recent[44].t),
-            bucket_start: rfc3339(last.t),
-            bucket_end: rfc3339(last.t + 60),
+            started_at: recent[44].t,
+            bucket_start: last.t,
+            bucket_end: last.t + 60,
             observed: last.value,
             expected: f64::from(last.expected),
             lower: f64::from(last.lower),
             upper: f64::from(last.upper),
             score: 0.62,
             deviation_pct: Some((last.value / f64::from(last.expected) - 1.0) * 100.0),
+            evidence: Default::default(),
             description: Some("Completed checkouts per minute".to_string()),
             runbook: Some("https://wiki.example.com/runbooks/checkouts".to_string()),
             dashboard: None,

@@ -48,7 +48,8 @@ use super::phrase::{
 };
 use super::settings::{CaFile, NotifySettings, SmtpSecurity};
 use super::{DeliveryError, Notification, Reason};
-use crate::pipeline::alert::{Severity, Status, Transition};
+use crate::alert::{Severity, Status, Transition};
+use crate::timefmt::human_utc;
 
 /// At most this many alerts get a chart: each PNG is ~15-30 KB, and a
 /// group of 200 alerts must not become a 5 MB email.
@@ -513,17 +514,8 @@ fn duration(secs: i64) -> String {
     }
 }
 
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// `2024-01-01 10:44 UTC`, or the text as it came if it is not RFC 3339.
-fn when(s: &str) -> String {
-    parse_time(s)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| s.to_string())
+fn parse_time(t: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t, 0)
 }
 
 /// The normal band as words: `96 – 144`, `at most 144`, `at least 96`.
@@ -564,7 +556,7 @@ fn rows(a: &Transition) -> Vec<Row> {
     if !a.labels.is_empty() {
         rows.push(Row::text("Series", labels(&a.labels, 200)));
     }
-    let bucket = match (parse_time(&a.bucket_start), parse_time(&a.bucket_end)) {
+    let bucket = match (parse_time(a.bucket_start), parse_time(a.bucket_end)) {
         (Some(s), Some(e)) => format!(" in {}–{} UTC", s.format("%H:%M"), e.format("%H:%M")),
         _ => String::new(),
     };
@@ -595,8 +587,8 @@ fn rows(a: &Transition) -> Vec<Row> {
             rows.push(Row::text("Unusual", format!("{r} (score {:.2})", a.score)));
         }
     }
-    let started = parse_time(&a.started_at);
-    let ended = parse_time(&a.bucket_end);
+    let started = parse_time(a.started_at);
+    let ended = parse_time(a.bucket_end);
     let lasted = match (started, ended) {
         (Some(s), Some(e)) => format!(" ({})", duration((e - s).num_seconds())),
         _ => String::new(),
@@ -604,16 +596,16 @@ fn rows(a: &Transition) -> Vec<Row> {
     match a.status {
         Status::Firing => rows.push(Row::text(
             "Since",
-            format!("{}{lasted}", when(&a.started_at)),
+            format!("{}{lasted}", human_utc(a.started_at)),
         )),
         Status::Resolved => rows.push(Row::text(
             "Lasted",
             format!(
                 "{} to {}{lasted}",
-                when(&a.started_at),
+                human_utc(a.started_at),
                 ended
                     .map(|e| e.format("%H:%M UTC").to_string())
-                    .unwrap_or_else(|| a.bucket_end.clone())
+                    .unwrap_or_else(|| a.bucket_end.to_string())
             ),
         )),
     }

@@ -49,7 +49,7 @@ use super::settings::NotifySettings;
 use super::silence::SilenceStore;
 use super::timewindow::TimeWindow;
 use super::{Notification, Reason};
-use crate::pipeline::alert::{Status, Transition};
+use crate::alert::{Status, Transition};
 
 /// Most groups held at once; alerts that would open another are counted
 /// and dropped.
@@ -1009,10 +1009,9 @@ mod tests {
 
     #[test]
     fn alerts_no_subscription_wants_open_no_group() {
-        let mut d =
-            with(|s| s.subscriptions[0].min_severity = crate::pipeline::alert::Severity::Critical);
+        let mut d = with(|s| s.subscriptions[0].min_severity = crate::alert::Severity::Critical);
         let mut warning = firing("a", "FI");
-        warning.severity = crate::pipeline::alert::Severity::Warning;
+        warning.severity = crate::alert::Severity::Warning;
         d.alert(&warning, T0);
         assert_eq!(d.groups(), 0);
         assert_eq!(d.next_due(), None);

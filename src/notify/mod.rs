@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::alert::{Status, Transition};
+use crate::alert::{Status, Transition};
 
 pub mod chart;
 pub mod deliver;

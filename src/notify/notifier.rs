@@ -28,8 +28,8 @@ use super::outbox::{Outbox, OutboxError, Pending};
 use super::settings::NotifySettings;
 use super::silence::SilenceStore;
 use super::Notification;
+use crate::alert::Transition;
 use crate::clock::Clock;
-use crate::pipeline::alert::Transition;
 use crate::telemetry::Metrics;
 
 /// File of the dispatcher's state inside the state directory.

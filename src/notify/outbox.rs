@@ -285,8 +285,8 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::Status;
     use crate::notify::Reason;
-    use crate::pipeline::alert::Status;
 
     fn note(id: &str, receiver: &str, t: i64) -> Notification {
         Notification {

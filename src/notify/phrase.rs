@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::pipeline::alert::{Status, Transition};
+use crate::alert::{Status, Transition};
 use detectors::Direction;
 
 /// Longest label value shown in a summary; longer ones are cut with `…`

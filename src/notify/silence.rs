@@ -27,8 +27,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::route::{Matcher, KPI_LABEL};
+use crate::alert::Transition;
 use crate::clock::Clock;
-use crate::pipeline::alert::Transition;
 
 /// Expired silences are kept this long (5 days, Alertmanager's default),
 /// then pruned.
@@ -43,7 +43,7 @@ mod rfc3339_secs {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::pipeline::alert::rfc3339(*t))
+        s.serialize_str(&crate::timefmt::rfc3339(*t))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
@@ -265,8 +265,8 @@ impl SilenceStore {
         if new.ends_at <= starts_at {
             return Err(SilenceError::Invalid(format!(
                 "ends_at ({}) must be after starts_at ({}) and after now",
-                crate::pipeline::alert::rfc3339(new.ends_at),
-                crate::pipeline::alert::rfc3339(starts_at)
+                crate::timefmt::rfc3339(new.ends_at),
+                crate::timefmt::rfc3339(starts_at)
             )));
         }
         if self.silences.len() >= MAX_SILENCES {
@@ -458,9 +458,9 @@ async fn expire(State(s): State<ApiState>, UrlPath(id): UrlPath<String>) -> Resp
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::alert::{Severity, Status};
     use crate::clock::ManualClock;
     use crate::notify::route::MatchTest;
-    use crate::pipeline::alert::{Severity, Status};
 
     /// A transition of alert `id` of `kpi` with `labels`, for tests here
     /// and in the dispatcher.
@@ -480,15 +480,16 @@ pub(crate) mod tests {
                 .collect(),
             severity: Severity::Critical,
             direction: detectors::Direction::Drop,
-            started_at: "2024-05-01T12:00:00Z".into(),
-            bucket_start: "2024-05-01T12:00:00Z".into(),
-            bucket_end: "2024-05-01T12:05:00Z".into(),
+            started_at: 1714564800,
+            bucket_start: 1714564800,
+            bucket_end: 1714565100,
             observed: 1.0,
             expected: 10.0,
             lower: 5.0,
             upper: 15.0,
             score: 0.9,
             deviation_pct: Some(-90.0),
+            evidence: Default::default(),
             description: None,
             runbook: None,
             dashboard: None,

@@ -38,7 +38,8 @@ use sha2::Sha256;
 use super::phrase::{self, percent_signed, summary, value};
 use super::settings::{CaFile, Webhook, WebhookFormat};
 use super::{DeliveryError, Notification, Reason};
-use crate::pipeline::alert::{Severity, Status, Transition};
+use crate::alert::{Severity, Status, Transition};
+use crate::timefmt::{human_utc, rfc3339};
 
 /// Version of the kpiwatch JSON schema, the body's `version` field. Adding a
 /// field keeps it; removing, renaming or retyping one bumps it.
@@ -116,9 +117,9 @@ struct KpiwatchAlert<'a> {
     upper: Option<f64>,
     score: Option<f64>,
     deviation_pct: Option<f64>,
-    started_at: &'a str,
-    bucket_start: &'a str,
-    bucket_end: &'a str,
+    started_at: String,
+    bucket_start: String,
+    bucket_end: String,
     description: Option<&'a str>,
     runbook: Option<&'a str>,
     dashboard: Option<&'a str>,
@@ -169,9 +170,9 @@ impl<'a> KpiwatchAlert<'a> {
             upper: finite(a.upper),
             score: finite(a.score),
             deviation_pct: a.deviation_pct.and_then(finite),
-            started_at: &a.started_at,
-            bucket_start: &a.bucket_start,
-            bucket_end: &a.bucket_end,
+            started_at: rfc3339(a.started_at),
+            bucket_start: rfc3339(a.bucket_start),
+            bucket_end: rfc3339(a.bucket_end),
             description: a.description.as_deref(),
             runbook: a.runbook.as_deref(),
             dashboard: a.dashboard.as_deref(),
@@ -179,7 +180,7 @@ impl<'a> KpiwatchAlert<'a> {
                 .recent
                 .iter()
                 .map(|b| KpiwatchBucket {
-                    bucket_start: crate::pipeline::alert::rfc3339(b.t),
+                    bucket_start: rfc3339(b.t),
                     value: finite(b.value),
                     expected: finite32(b.expected),
                     lower: finite32(b.lower),
@@ -285,13 +286,13 @@ impl AmAlert {
 
         let ends_at = match a.status {
             Status::Firing => AM_NOT_ENDED.to_string(),
-            Status::Resolved => a.bucket_end.clone(),
+            Status::Resolved => rfc3339(a.bucket_end),
         };
         Self {
             status: a.status,
             labels,
             annotations,
-            starts_at: a.started_at.clone(),
+            starts_at: rfc3339(a.started_at),
             ends_at,
             generator_url: a
                 .dashboard
@@ -366,13 +367,10 @@ fn slack_body(n: &Notification, external_url: Option<&str>) -> serde_json::Value
                     .unwrap_or_else(|| "n/a".into())
             )),
             mrkdwn(&format!("*Severity*\n{}", a.severity.name())),
-            mrkdwn(&format!("*Since*\n{}", human_time(&a.started_at))),
+            mrkdwn(&format!("*Since*\n{}", human_utc(a.started_at))),
         ];
         if a.status == Status::Resolved {
-            fields.push(mrkdwn(&format!(
-                "*Resolved*\n{}",
-                human_time(&a.bucket_end)
-            )));
+            fields.push(mrkdwn(&format!("*Resolved*\n{}", human_utc(a.bucket_end))));
         }
         blocks.push(json!({
             "type": "section",
@@ -444,7 +442,7 @@ fn details(a: &Transition) -> String {
         expected_with_band(a),
         fmt_score(a.score),
         a.severity.name(),
-        a.started_at
+        rfc3339(a.started_at)
     )
 }
 
@@ -503,12 +501,6 @@ fn fmt_score(s: f64) -> String {
 }
 
 /// "2024-01-01 10:05 UTC" from RFC 3339; the input unchanged if it is not.
-fn human_time(rfc3339: &str) -> String {
-    DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| t.to_utc().format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|_| rfc3339.to_string())
-}
-
 fn rfc3339_ms(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
@@ -819,7 +811,7 @@ async fn body_prefix(mut response: reqwest::Response) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::alert::RecentBucket;
+    use crate::alert::RecentBucket;
     use serde_json::Value;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -837,15 +829,16 @@ mod tests {
             labels: labels(&[("country", "FI")]),
             severity: Severity::Critical,
             direction: Direction::Drop,
-            started_at: "2024-01-01T10:05:00Z".into(),
-            bucket_start: "2024-01-01T10:10:00Z".into(),
-            bucket_end: "2024-01-01T10:15:00Z".into(),
+            started_at: 1704103500,
+            bucket_start: 1704103800,
+            bucket_end: 1704104100,
             observed: 37.0,
             expected: 100.0,
             lower: 80.0,
             upper: f64::INFINITY,
             score: 0.97,
             deviation_pct: Some(-63.0),
+            evidence: Default::default(),
             description: Some("Completed checkouts per 5 minutes".into()),
             runbook: Some("https://wiki.example/runbooks/checkouts".into()),
             dashboard: None,
@@ -872,9 +865,10 @@ mod tests {
             upper: 260.0,
             score: 0.2,
             deviation_pct: None,
+            evidence: Default::default(),
             description: None,
             runbook: None,
-            bucket_end: "2024-01-01T10:20:00Z".into(),
+            bucket_end: 1704104400,
             ..firing_fi()
         }
     }
@@ -928,12 +922,13 @@ mod tests {
             alert_id: "77aa00bb11cc22dd".into(),
             labels: labels(&[("country", "SE")]),
             severity: Severity::Warning,
-            started_at: "2024-01-01T09:50:00Z".into(),
+            started_at: 1704102600,
             observed: 205.0,
             expected: 210.5,
             lower: 168.5,
             score: 0.12,
             deviation_pct: Some(-2.6),
+            evidence: Default::default(),
             dashboard: None,
             recent: vec![bucket(1_704_103_800, 205.0, 210.5, 168.5, false)],
             ..firing_fi()
@@ -1221,12 +1216,14 @@ mod tests {
             direction: Direction::Spike,
             observed: 412.0,
             deviation_pct: Some(4.46),
+            evidence: Default::default(),
             labels: BTreeMap::new(),
             ..firing_fi()
         };
         assert_eq!(summary(&spike), "checkouts rose 4.5%");
         let from_zero = Transition {
             deviation_pct: None,
+            evidence: Default::default(),
             expected: 0.0,
             ..spike
         };

@@ -18,9 +18,9 @@ use detectors::{Detector, DetectorSet, Direction, Observation, Verdict};
 
 use crate::config::model::{Aggregate, Interest, Kpi, Measure};
 
-use super::alert::{alert_id, rfc3339, RecentBucket, Severity, Status, Transition};
 use super::window::{ClosedBucket, SeriesKey, KEY_SEPARATOR};
 use super::FastMap;
+use crate::alert::{alert_id, Evidence, RecentBucket, Severity, Status, Transition};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Lifecycle {
@@ -394,9 +394,9 @@ impl KpiState {
             labels,
             severity,
             direction,
-            started_at: rfc3339(started),
-            bucket_start: rfc3339(b.start),
-            bucket_end: rfc3339(b.start + def.bucket),
+            started_at: started,
+            bucket_start: b.start,
+            bucket_end: b.start + def.bucket,
             observed: value,
             expected: verdict.expected,
             lower: verdict.lower,
@@ -404,6 +404,11 @@ impl KpiState {
             score: verdict.score,
             deviation_pct: (verdict.expected != 0.0)
                 .then(|| (value - verdict.expected) / verdict.expected.abs() * 100.0),
+            evidence: Evidence::bucket(
+                b.start,
+                b.start + def.bucket,
+                Some(detectors::combine::tail_of_score(verdict.score)),
+            ),
             description: def.description.clone(),
             runbook: def.runbook.clone(),
             dashboard: def.dashboard.clone(),

@@ -28,7 +28,6 @@
 //! derives ratio KPIs from their parts, and judges each closed bucket in
 //! time order.
 
-pub mod alert;
 pub mod engine;
 pub mod extract;
 pub mod plan;
@@ -52,7 +51,7 @@ pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use crate::config::model::{Config, Measure};
 use crate::telemetry::{EventRejected, LateEvent, Metrics, Origin, RejectReason};
 
-use alert::{Status, Transition};
+use crate::alert::{Status, Transition};
 use engine::Engine;
 use extract::Field;
 use plan::TopicPlan;

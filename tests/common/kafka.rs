@@ -12,10 +12,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kpiwatch::alert::Transition;
 use kpiwatch::clock::ManualClock;
 use kpiwatch::config::{validate, Config, Source};
 use kpiwatch::kafka::mock::MockBroker;
-use kpiwatch::pipeline::alert::Transition;
 use kpiwatch::service::{self, Summary};
 use tokio::sync::{mpsc, oneshot};
 
