@@ -54,6 +54,13 @@ fn json(run: &Run) -> Value {
     serde_json::from_str(run.ok()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
 }
 
+/// `backtest` with a labels file `labels.json` holding `labels`.
+fn with_labels(labels: &str) -> Run {
+    let dir = Scratch::new();
+    let path = dir.file("labels.json", labels);
+    backtest(&["--incidents", path.to_str().expect("UTF-8 path")])
+}
+
 fn labelled(extra: &[&str]) -> Run {
     let labels = incidents();
     let mut args = vec!["--incidents", labels.to_str().expect("UTF-8 path")];
@@ -256,9 +263,7 @@ fn without_incidents_every_alert_is_listed_unlabelled() {
 
 #[test]
 fn alerts_matching_no_incident_are_false_and_listed_under_their_quiet_span() {
-    let dir = Scratch::new();
-    let labels = dir.file(
-        "elsewhere.json",
+    let run = with_labels(
         r#"{
           "incidents": [{"id": "a-week-early", "start": "2024-01-13T10:00:00Z",
                          "end": "2024-01-13T14:00:00Z", "kpis": ["checkouts"]}],
@@ -266,7 +271,6 @@ fn alerts_matching_no_incident_are_false_and_listed_under_their_quiet_span() {
                      "end": "2024-01-21T00:00:00Z"}]
         }"#,
     );
-    let run = backtest(&["--incidents", labels.to_str().expect("UTF-8 path")]);
     let text = run.ok();
     assert!(text.contains("a-week-early: MISSED"), "{text}");
     assert!(text.contains("False alerts (3)"), "{text}");
@@ -290,12 +294,9 @@ fn alerts_matching_no_incident_are_false_and_listed_under_their_quiet_span() {
 
 #[test]
 fn a_labels_file_with_a_missing_field_exits_1_naming_the_file_the_incident_and_the_field() {
-    let dir = Scratch::new();
-    let labels = dir.file(
-        "labels.json",
+    let run = with_labels(
         r#"{"incidents": [{"id": "se-stop", "end": "2024-01-20T14:00:00Z", "kpis": ["checkouts"]}]}"#,
     );
-    let run = backtest(&["--incidents", labels.to_str().expect("UTF-8 path")]);
     let line = run.user_error();
     assert!(
         line.contains("labels.json: incident \"se-stop\": `start` is missing"),
@@ -305,12 +306,9 @@ fn a_labels_file_with_a_missing_field_exits_1_naming_the_file_the_incident_and_t
 
 #[test]
 fn a_labels_file_naming_an_unknown_kpi_exits_1_with_the_kpis_there_are() {
-    let dir = Scratch::new();
-    let labels = dir.file(
-        "labels.json",
+    let run = with_labels(
         r#"{"incidents": [{"id": "x", "start": "2024-01-20T10:00:00Z", "end": "2024-01-20T14:00:00Z", "kpis": ["checkout"]}]}"#,
     );
-    let run = backtest(&["--incidents", labels.to_str().expect("UTF-8 path")]);
     let line = run.user_error();
     assert!(
         line.contains("incident \"x\": `kpis`: \"checkout\" matches no [[kpi]] of the config; use one of: checkouts, checkouts_by_country, carts, conversion"),

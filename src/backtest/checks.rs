@@ -225,7 +225,7 @@ fn rule_not_broken(t: &Transition) -> Option<String> {
 mod tests {
     use super::*;
     use crate::alert::{Evidence, RecentBucket, Rule};
-    use crate::backtest::matching::tests::{firing, resolved, HOUR, T0};
+    use crate::backtest::testing::{firing, resolved, HOUR, T0};
 
     fn kinds(t: &Transition, may_be_negative: bool) -> Vec<ViolationKind> {
         let mut out = Vec::new();

@@ -371,6 +371,7 @@ fn time(field: &str, text: Option<String>) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backtest::testing::shop;
 
     fn parse(text: &str) -> Result<Labels, LabelsError> {
         Labels::parse(Path::new("incidents.json"), text)
@@ -548,39 +549,11 @@ mod tests {
             .starts_with("cannot read the labels file /nonexistent/labels.json"));
     }
 
-    fn config() -> Config {
-        crate::config::validate(&crate::config::Source::new(
-            Path::new("shop.toml"),
-            r#"
-[[topic]]
-name = "shop"
-[[topic]]
-name = "auth"
-[[kpi]]
-name = "checkouts"
-topic = "shop"
-where = { type = "checkout" }
-aggregate = "count"
-[[kpi]]
-name = "checkouts_by_country"
-topic = "shop"
-where = { type = "checkout" }
-aggregate = "count"
-group_by = ["country"]
-[[kpi]]
-name = "logins"
-topic = "auth"
-aggregate = "count"
-"#,
-        ))
-        .expect("valid config")
-    }
-
     fn checked(incident: &str) -> Result<(), String> {
         let text = format!(r#"{{"incidents": [{{"id": "x", {SPAN}, {incident}}}]}}"#);
         parse(&text)
             .expect("valid file")
-            .check(&config(), 0)
+            .check(&shop(), 0)
             .map_err(|e| e.to_string())
     }
 
@@ -596,7 +569,7 @@ aggregate = "count"
     fn a_kpi_glob_that_matches_no_kpi_of_the_config_is_refused_with_the_kpis() {
         let e = checked(r#""kpis": ["checkouts", "chekouts_*"]"#).expect_err("typo");
         assert!(
-            e.contains("incident \"x\": `kpis`: \"chekouts_*\" matches no [[kpi]] of the config; use one of: checkouts, checkouts_by_country, logins"),
+            e.contains("incident \"x\": `kpis`: \"chekouts_*\" matches no [[kpi]] of the config; use one of: checkouts, checkouts_by_country, refunds, logins"),
             "{e}"
         );
     }

@@ -157,80 +157,9 @@ pub fn fires_after_end(incident: &Incident, alert: &Alert<'_>, data_end: Option<
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::alert::Evidence;
-    use crate::notify::route::KpiGlobs;
-
-    pub const HOUR: i64 = 3600;
-    /// 2024-01-20T10:00:00Z.
-    pub const T0: i64 = 1_705_744_800;
-
-    /// A firing transition of `kpi` for a drop, fired by the bucket
-    /// `[bucket_end - 1h, bucket_end)`: observed 0 against 10 (band
-    /// 4-16), score and deviation consistent with its evidence.
-    pub fn firing(kpi: &str, labels: &[(&str, &str)], bucket_end: i64) -> Transition {
-        let labels: BTreeMap<String, String> = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let p = 1e-8;
-        Transition {
-            status: Status::Firing,
-            alert_id: crate::alert::alert_id(kpi, &labels, bucket_end - HOUR),
-            kpi: kpi.to_string(),
-            labels,
-            severity: Severity::Warning,
-            direction: Direction::Drop,
-            started_at: bucket_end - HOUR,
-            bucket_start: bucket_end - HOUR,
-            bucket_end,
-            observed: 0.0,
-            expected: 10.0,
-            lower: 4.0,
-            upper: 16.0,
-            score: detectors::combine::score_of_tail(p),
-            deviation_pct: Some(-100.0),
-            evidence: Evidence::bucket(bucket_end - HOUR, bucket_end, Some(p)),
-            description: None,
-            runbook: None,
-            dashboard: None,
-            recent: Vec::new(),
-        }
-    }
-
-    /// The resolution of `firing` at `bucket_end`, back at its expectation.
-    pub fn resolved(firing: &Transition, bucket_end: i64) -> Transition {
-        let p = 0.5;
-        Transition {
-            status: Status::Resolved,
-            bucket_start: bucket_end - HOUR,
-            bucket_end,
-            observed: 10.0,
-            deviation_pct: Some(0.0),
-            score: detectors::combine::score_of_tail(p),
-            evidence: Evidence::bucket(bucket_end - HOUR, bucket_end, Some(p)),
-            ..firing.clone()
-        }
-    }
-
-    /// An incident on `kpis` from `start` for `hours`, dropping.
-    pub fn incident(kpis: &[&str], labels: &[(&str, &str)], start: i64, hours: i64) -> Incident {
-        Incident {
-            id: "outage".to_string(),
-            kind: None,
-            start,
-            end: start + hours * HOUR,
-            kpis: KpiGlobs::new(kpis).expect("test globs compile"),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            direction: Interest::Drop,
-            target_delay_buckets: None,
-            note: None,
-        }
-    }
+    use crate::backtest::testing::{firing, incident, resolved, shop, HOUR, T0};
 
     /// `t` as an alert of an hourly KPI with `resolve_after` 3 (grace 4h).
     pub fn alert(t: &Transition) -> Alert<'_> {
@@ -315,12 +244,9 @@ pub(crate) mod tests {
 
     #[test]
     fn the_grace_is_resolve_after_plus_one_buckets_of_the_kpi() {
-        let config = crate::config::validate(&crate::config::Source::new(
-            std::path::Path::new("t.toml"),
-            "[[topic]]\nname = \"shop\"\n[[kpi]]\nname = \"c\"\naggregate = \"count\"\nbucket = \"5m\"\nalerting = { resolve_after = 2 }\n",
-        ))
-        .expect("valid config");
-        assert_eq!(grace(&config.kpis[0]), 3 * 300);
+        let config = shop();
+        assert_eq!(grace(&config.kpis[0]), 4 * HOUR, "resolve_after 3");
+        assert_eq!(grace(&config.kpis[2]), 3 * HOUR, "resolve_after 2");
     }
 
     #[test]
@@ -350,12 +276,7 @@ pub(crate) mod tests {
         back.severity = Severity::Critical;
         let other = firing("checkouts", &[("country", "FI")], T0 + 2 * HOUR);
         let transitions = vec![fired.clone(), other.clone(), back];
-        let kpis = crate::config::validate(&crate::config::Source::new(
-            std::path::Path::new("t.toml"),
-            "[[topic]]\nname = \"shop\"\n[[kpi]]\nname = \"checkouts\"\naggregate = \"count\"\nbucket = \"1h\"\n",
-        ))
-        .expect("valid config")
-        .kpis;
+        let kpis = shop().kpis;
         let got = alerts(&transitions, &kpis, |k| (k == "checkouts").then_some(0));
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].first, &fired);

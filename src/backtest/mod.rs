@@ -27,6 +27,8 @@ pub mod checks;
 pub mod labels;
 pub mod matching;
 pub mod report;
+#[cfg(test)]
+mod testing;
 pub mod text;
 
 use std::collections::HashSet;

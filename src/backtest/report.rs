@@ -474,45 +474,9 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backtest::matching::tests::{firing, incident, resolved, HOUR, T0};
-    use std::path::Path;
+    use crate::backtest::testing::{firing, incident, resolved, shop as config, HOUR, T0};
 
     const WEEK_SECS: i64 = 7 * 86_400;
-
-    /// Three hourly KPIs on one topic (`resolve_after` 3: grace 4 h), a
-    /// fourth on another.
-    fn config() -> Config {
-        crate::config::validate(&crate::config::Source::new(
-            Path::new("shop.toml"),
-            r#"
-[[topic]]
-name = "shop"
-[[topic]]
-name = "auth"
-[defaults]
-bucket = "1h"
-[[kpi]]
-name = "checkouts"
-topic = "shop"
-aggregate = "count"
-[[kpi]]
-name = "checkouts_by_country"
-topic = "shop"
-aggregate = "count"
-group_by = ["country"]
-[[kpi]]
-name = "refunds"
-topic = "shop"
-aggregate = "sum"
-field = "amount"
-[[kpi]]
-name = "logins"
-topic = "auth"
-aggregate = "count"
-"#,
-        ))
-        .expect("valid config")
-    }
 
     /// Two weeks of data ending a week after [`T0`].
     fn seen() -> Seen {
