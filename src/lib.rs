@@ -11,6 +11,8 @@
 //! - [`config`] — TOML configuration: raw serde structs, then validation
 //!   into runtime types, with file:line:column errors.
 //! - [`timefmt`] — the timestamp formats KPI files use.
+//! - [`backtest`] — `kpiwatch backtest`: [`replay`]'s event loop over past
+//!   events, its alerts scored against labelled incidents.
 //!
 //! `main.rs` is the CLI edge: argument parsing (clap), `anyhow` error
 //! reporting, and the exit codes of DESIGN.md (0 ok, 1 user error, 2 usage).
@@ -19,6 +21,7 @@
 //! webhooks, outbox), wired together by [`service`].
 
 pub mod alert;
+pub mod backtest;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -84,6 +84,30 @@ enum Command {
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         notify_wait: std::time::Duration,
     },
+    /// Run the pipeline over past events as `replay` does and measure its
+    /// alerts: per KPI and overall, alerts fired, and against labelled
+    /// incidents recall, detection delay, false alerts per KPI-week, alerts
+    /// left firing and message consistency.
+    Backtest {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// JSONL events, or `-` for standard input.
+        #[arg(long)]
+        events: PathBuf,
+        /// The labels file: incidents that should alert and quiet spans
+        /// that should not (JSON; see README, "Backtest"). Without it every
+        /// alert is unlabelled.
+        #[arg(long)]
+        incidents: Option<PathBuf>,
+        /// Print the report as one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The topic the events belong to (needed when the config has
+        /// several).
+        #[arg(long)]
+        topic: Option<String>,
+    },
     /// Write a simulated shop's events (JSON lines) with daily and weekly
     /// seasonality and optional incidents.
     Simulate {
@@ -169,6 +193,18 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The events file of `replay` and `backtest` (`-`: standard input) and
+/// its size, if known, for the progress bar.
+fn open_events(path: &std::path::Path) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
+    if path.as_os_str() == "-" {
+        return Ok((Box::new(std::io::stdin().lock()), None));
+    }
+    let file = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    let size = file.metadata().ok().map(|m| m.len());
+    Ok((Box::new(file), size))
 }
 
 /// Completes on SIGTERM or Ctrl-C.
@@ -287,14 +323,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let notify_settings = notify.then(|| config.notify.clone());
             let state_dir = config.service.state_dir.clone();
             let mut kept = Vec::new();
-            let (reader, size): (Box<dyn Read>, Option<u64>) = if events.as_os_str() == "-" {
-                (Box::new(std::io::stdin().lock()), None)
-            } else {
-                let file = std::fs::File::open(&events)
-                    .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", events.display()))?;
-                let size = file.metadata().ok().map(|m| m.len());
-                (Box::new(file), size)
-            };
+            let (reader, size) = open_events(&events)?;
             let summary = kpiwatch::replay::replay(
                 config,
                 topic.as_deref(),
@@ -323,6 +352,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
+            Ok(())
+        }
+        Command::Backtest {
+            config,
+            events,
+            incidents,
+            json,
+            topic,
+        } => {
+            let config = kpiwatch::config::load(&config)?;
+            let labels = incidents
+                .as_deref()
+                .map(kpiwatch::backtest::Labels::load)
+                .transpose()?;
+            let (reader, size) = open_events(&events)?;
+            let report = kpiwatch::backtest::backtest(
+                config,
+                topic.as_deref(),
+                BufReader::with_capacity(1 << 16, reader),
+                size,
+                labels.as_ref(),
+            )
+            .map_err(|e| match e {
+                kpiwatch::backtest::BacktestError::Replay(kpiwatch::replay::ReplayError::Io(e)) => {
+                    anyhow::anyhow!("cannot read {}: {e}", events.display())
+                }
+                e => e.into(),
+            })?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", kpiwatch::backtest::text::render(&report))?;
+            }
+            out.flush()?;
             Ok(())
         }
         Command::Simulate {

@@ -1,6 +1,11 @@
 //! `kpiwatch replay`: the pipeline over a JSONL file (or stdin), in event
 //! time only — no wall clock, so the same file always gives the same
 //! alerts. Prints one JSON line per alert transition.
+//!
+//! The event loop is [`run`], which hands what happens to an [`Observer`]:
+//! [`replay`] observes by writing JSON lines, `kpiwatch backtest`
+//! ([`crate::backtest`]) by scoring the transitions, so both see exactly
+//! the same pipeline run.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -8,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::alert::Transition;
 use crate::config::Config;
+use crate::pipeline::window::ClosedBucket;
 use crate::pipeline::{Outcome, Pipeline, Summary};
 use crate::telemetry::Metrics;
 
@@ -28,6 +34,41 @@ pub enum ReplayError {
     Json(#[from] serde_json::Error),
 }
 
+/// What [`run`] tells its caller as the replay goes.
+pub trait Observer {
+    /// Whether [`Observer::closed`] wants the judged buckets (they are
+    /// copied out of the pipeline only then).
+    fn wants_buckets(&self) -> bool {
+        false
+    }
+
+    /// One event's outcome, in input order.
+    fn event(&mut self, _outcome: Outcome) {}
+
+    /// One close: the buckets it judged (empty unless
+    /// [`Observer::wants_buckets`]) and the transitions it caused, in
+    /// bucket order.
+    fn closed(
+        &mut self,
+        judged: Vec<ClosedBucket>,
+        transitions: &[Transition],
+    ) -> Result<(), ReplayError>;
+}
+
+/// Which of `config`'s topics a replay reads: the one named, or the only
+/// one.
+pub fn topic_index(config: &Config, topic: Option<&str>) -> Result<usize, ReplayError> {
+    match topic {
+        Some(name) => config
+            .topics
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| ReplayError::UnknownTopic(name.to_string())),
+        None if config.topics.len() == 1 => Ok(0),
+        None => Err(ReplayError::WhichTopic(config.topics.len())),
+    }
+}
+
 /// Replays `input` through a pipeline for `config`, writing transitions to
 /// `out` (and, when `keep` is given, appending them to it for
 /// [`notify`]). `size` (bytes, if known) drives a progress bar when stderr
@@ -35,21 +76,55 @@ pub enum ReplayError {
 pub fn replay(
     config: Config,
     topic: Option<&str>,
+    input: impl BufRead,
+    size: Option<u64>,
+    out: impl Write,
+    keep: Option<&mut Vec<Transition>>,
+) -> Result<Summary, ReplayError> {
+    let mut lines = JsonLines { out, keep };
+    let summary = run(config, topic, input, size, &mut lines)?;
+    lines.out.flush()?;
+    Ok(summary)
+}
+
+/// [`replay`]'s observer: one JSON line per transition.
+struct JsonLines<'k, W> {
+    out: W,
+    keep: Option<&'k mut Vec<Transition>>,
+}
+
+impl<W: Write> Observer for JsonLines<'_, W> {
+    fn closed(
+        &mut self,
+        _judged: Vec<ClosedBucket>,
+        transitions: &[Transition],
+    ) -> Result<(), ReplayError> {
+        if let Some(k) = self.keep.as_deref_mut() {
+            k.extend_from_slice(transitions);
+        }
+        for t in transitions {
+            serde_json::to_writer(&mut self.out, t)?;
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// The replay's event loop: `input` through a pipeline for `config`, in
+/// event time, telling `observer` each event's outcome and each close's
+/// transitions.
+pub fn run(
+    config: Config,
+    topic: Option<&str>,
     mut input: impl BufRead,
     size: Option<u64>,
-    mut out: impl Write,
-    mut keep: Option<&mut Vec<Transition>>,
+    observer: &mut impl Observer,
 ) -> Result<Summary, ReplayError> {
-    let topic_index = match topic {
-        Some(name) => config
-            .topics
-            .iter()
-            .position(|t| t.name == name)
-            .ok_or_else(|| ReplayError::UnknownTopic(name.to_string()))?,
-        None if config.topics.len() == 1 => 0,
-        None => return Err(ReplayError::WhichTopic(config.topics.len())),
-    };
+    let topic_index = topic_index(&config, topic)?;
     let mut pipeline = Pipeline::new(config, Metrics::new());
+    if observer.wants_buckets() {
+        pipeline.tap_buckets();
+    }
     let bar = progress_bar(size);
     let mut line = Vec::new();
     let mut transitions = Vec::new();
@@ -71,21 +146,15 @@ pub fn replay(
         }
         let outcome = pipeline.record(topic_index, 0, line_no, payload, None);
         summary.event(outcome);
+        observer.event(outcome);
         // Only an event at or past the next close can close a bucket.
         if matches!(outcome, Outcome::Accepted { due: true, .. }) {
             pipeline.advance(None, &mut transitions);
-            if let Some(k) = keep.as_deref_mut() {
-                k.extend_from_slice(&transitions);
-            }
-            write_transitions(&mut out, &mut transitions, &mut summary)?;
+            close(&mut pipeline, &mut transitions, &mut summary, observer)?;
         }
     }
     pipeline.finish(&mut transitions);
-    if let Some(k) = keep {
-        k.extend_from_slice(&transitions);
-    }
-    write_transitions(&mut out, &mut transitions, &mut summary)?;
-    out.flush()?;
+    close(&mut pipeline, &mut transitions, &mut summary, observer)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -100,16 +169,17 @@ fn trim_line(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
-fn write_transitions(
-    out: &mut impl Write,
+fn close(
+    pipeline: &mut Pipeline,
     transitions: &mut Vec<Transition>,
     summary: &mut Summary,
+    observer: &mut impl Observer,
 ) -> Result<(), ReplayError> {
-    for t in transitions.drain(..) {
-        summary.transition(&t);
-        serde_json::to_writer(&mut *out, &t)?;
-        out.write_all(b"\n")?;
+    for t in transitions.iter() {
+        summary.transition(t);
     }
+    observer.closed(pipeline.take_judged(), transitions)?;
+    transitions.clear();
     Ok(())
 }
 
