@@ -38,8 +38,9 @@ enum Command {
         /// Page views per minute at the busiest hour.
         #[arg(long, default_value_t = 150.0)]
         rate: f64,
-        /// Where the demo's emails (`mail/*.eml`) and webhook log go; emptied
-        /// first.
+        /// A new folder `run-<UTC time>` inside this one receives the demo's
+        /// emails (`mail/*.eml`) and webhook log; nothing already there is
+        /// touched.
         #[arg(long, default_value = "kpiwatch-demo")]
         out: PathBuf,
     },
