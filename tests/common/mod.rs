@@ -84,11 +84,6 @@ impl Scratch {
         Self(tempfile::tempdir().expect("a temporary directory"))
     }
 
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        self.0.path()
-    }
-
     /// Writes `contents` to `name` in the directory and returns its path.
     pub fn file(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.0.path().join(name);
