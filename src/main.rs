@@ -448,6 +448,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 c.kpis.len(),
                 series_cap
             );
+            // How the HTTP API will take requests: notes, not errors (the
+            // environment `run` gets may hold tokens this one does not).
+            let api = &c.service.api;
+            let lookup = |name: &str| std::env::var(name).ok();
+            for note in kpiwatch::http::access::notes(
+                c.service.listen,
+                api.tls.is_some(),
+                &api.tokens,
+                lookup,
+            ) {
+                println!("note: {note}");
+            }
             Ok(())
         }
     }
