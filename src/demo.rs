@@ -10,10 +10,12 @@
 //!    for 20. Production is paced by consumption, because the mock cluster
 //!    keeps only 5 MiB per partition and silently drops older messages.
 //! 4. Prints each alert transition as it happens. Notifications go where a
-//!    real deployment's would: emails to `.eml` files in `OUT/mail` (lettre's
+//!    real deployment's would: emails to `.eml` files in `RUN/mail` (lettre's
 //!    file transport; open them in any mail client) and webhooks, over HTTP,
 //!    to a receiver the demo runs on 127.0.0.1 that logs each request body
-//!    to `OUT/webhook.jsonl`.
+//!    to `RUN/webhook.jsonl`. `RUN` is a new folder `OUT/run-<UTC time>`
+//!    ([`new_run_dir`]): the demo never empties or overwrites a folder it did
+//!    not create, so `--out ~` cannot cost anyone their `~/mail`.
 //! 5. When everything produced is consumed, the idle timeout has let the
 //!    last buckets close and the outbox has drained, shuts the service down
 //!    and prints a summary (`--json`: one JSON object).
@@ -79,7 +81,8 @@ pub struct DemoOptions {
     pub rate: f64,
     /// Print transitions as they happen.
     pub print: bool,
-    /// Where emails and the webhook log go (emptied first).
+    /// The folder in which a new run folder receives the emails and the
+    /// webhook log; nothing already in it is touched.
     pub out: std::path::PathBuf,
 }
 
@@ -160,7 +163,7 @@ async fn webhook_receiver(
     Ok((url, server))
 }
 
-fn config(brokers: &str) -> Config {
+fn config(brokers: &str, state_dir: &std::path::Path) -> Config {
     let mut config = validate(&Source::new(
         std::path::Path::new("config/shop.toml"),
         SHOP_CONFIG,
@@ -169,9 +172,8 @@ fn config(brokers: &str) -> Config {
     config.kafka.brokers = brokers.to_string();
     config.kafka.dead_letter_topic = None;
     config.service.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    // Each demo starts from scratch.
-    config.service.state_dir =
-        std::env::temp_dir().join(format!("kpiwatch-demo-{}", std::process::id()));
+    // Each demo starts from scratch, in a folder it created.
+    config.service.state_dir = state_dir.to_path_buf();
     for t in &mut config.topics {
         // The demo's "live" end is short: let quiet partitions stop
         // holding time back after two seconds instead of thirty.
@@ -199,18 +201,49 @@ pub fn incidents(end: i64) -> Vec<Incident> {
     ]
 }
 
+/// Creates a new folder `out/run-<UTC time at now>` (`-2`, `-3`, … if a
+/// run in the same second took that name) and returns it. `out` itself may
+/// exist and hold anything: the new folder is made with `create_dir`, which
+/// fails rather than reuse an existing one, so the demo writes (and later
+/// deletes) only inside a folder it made.
+pub fn new_run_dir(out: &std::path::Path, now: i64) -> std::io::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(out)?;
+    let stamp = chrono::DateTime::from_timestamp(now, 0)
+        .unwrap_or_default()
+        .format("%Y%m%dT%H%M%SZ");
+    for n in 1..1000 {
+        let name = match n {
+            1 => format!("run-{stamp}"),
+            n => format!("run-{stamp}-{n}"),
+        };
+        let dir = out.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!(
+            "{} already holds 999 demo runs for {stamp}; choose another --out",
+            out.display()
+        ),
+    ))
+}
+
 /// Runs the demo.
 pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     let started = Instant::now();
     let broker = Arc::new(MockBroker::start()?);
-    let mail_dir = options.out.join("mail");
-    let webhook_log = options.out.join("webhook.jsonl");
-    let _ = std::fs::remove_dir_all(&mail_dir);
-    let _ = std::fs::remove_file(&webhook_log);
-    std::fs::create_dir_all(&mail_dir)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let run_dir = new_run_dir(&options.out, clock.now())?;
+    let mail_dir = run_dir.join("mail");
+    let webhook_log = run_dir.join("webhook.jsonl");
+    std::fs::create_dir(&mail_dir)?;
     let (hooks_tx, mut hooks) = mpsc::unbounded_channel();
     let (webhook_url, receiver) = webhook_receiver(webhook_log.clone(), hooks_tx).await?;
-    let mut config = config(broker.bootstrap_servers());
+    let mut config = config(broker.bootstrap_servers(), &run_dir.join("state"));
     demo_notify(&mut config, &mail_dir, &webhook_url);
     let topic = config.topics[0].name.clone();
     broker.create_topic(&topic, PARTITIONS)?;
@@ -219,7 +252,6 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     let idle = config.topics[0].idle_timeout;
 
     let metrics = Metrics::new();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // A whole number of 5-minute buckets.
     let end = clock.now().div_euclid(300) * 300;
     let model = ShopModel {
@@ -344,6 +376,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
                 .count()
         })
         .unwrap_or(0);
+    // The service's state (snapshot, outbox) is of no use after the demo;
+    // this run created the folder, inside its own run folder.
     let _ = std::fs::remove_dir_all(&state_dir);
     while let Ok(t) = transitions.try_recv() {
         if options.print {
@@ -414,5 +448,26 @@ pub fn describe(t: &Transition) -> String {
             t.started_at,
             t.bucket_start
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_folder_is_new_and_leaves_what_was_in_out_alone() {
+        let out = tempfile::tempdir().unwrap();
+        std::fs::create_dir(out.path().join("mail")).unwrap();
+        std::fs::write(out.path().join("mail/keep.eml"), "mine").unwrap();
+        let now = 1_714_564_800; // 2024-05-01T12:00:00Z
+        let first = new_run_dir(out.path(), now).unwrap();
+        let second = new_run_dir(out.path(), now).unwrap();
+        assert_eq!(first, out.path().join("run-20240501T120000Z"));
+        assert_eq!(second, out.path().join("run-20240501T120000Z-2"));
+        assert_eq!(
+            std::fs::read_to_string(out.path().join("mail/keep.eml")).unwrap(),
+            "mine"
+        );
     }
 }

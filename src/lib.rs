@@ -18,7 +18,9 @@
 //! reporting, and the exit codes of DESIGN.md (0 ok, 1 user error, 2 usage).
 //! The streaming pipeline: [`kafka`] source, [`pipeline`] (event-time
 //! buckets, detection, alert lifecycle), [`notify`] (subscriptions, email,
-//! webhooks, outbox), wired together by [`service`].
+//! webhooks, outbox, silences), wired together by [`service`], which
+//! serves [`http`]: metrics, health and the API (bearer tokens, a Host
+//! check on loopback, optional TLS).
 
 pub mod alert;
 pub mod backtest;

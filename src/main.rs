@@ -38,8 +38,9 @@ enum Command {
         /// Page views per minute at the busiest hour.
         #[arg(long, default_value_t = 150.0)]
         rate: f64,
-        /// Where the demo's emails (`mail/*.eml`) and webhook log go; emptied
-        /// first.
+        /// A new folder `run-<UTC time>` inside this one receives the demo's
+        /// emails (`mail/*.eml`) and webhook log; nothing already there is
+        /// touched.
         #[arg(long, default_value = "kpiwatch-demo")]
         out: PathBuf,
     },
@@ -512,6 +513,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 c.kpis.len(),
                 series_cap
             );
+            // How the HTTP API will take requests: notes, not errors (the
+            // environment `run` gets may hold tokens this one does not).
+            let api = &c.service.api;
+            let lookup = |name: &str| std::env::var(name).ok();
+            for note in kpiwatch::http::access::notes(
+                c.service.listen,
+                api.tls.is_some(),
+                &api.tokens,
+                lookup,
+            ) {
+                println!("note: {note}");
+            }
             Ok(())
         }
     }

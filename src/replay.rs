@@ -219,14 +219,14 @@ pub async fn notify(
     wait: std::time::Duration,
 ) -> Result<NotifySummary, crate::notify::notifier::NotifyError> {
     use crate::clock::ManualClock;
-    use crate::notify::notifier::{Notifier, SILENCES_FILE};
+    use crate::notify::notifier::{Notifier, SILENCES_DIR};
     use crate::notify::silence::SilenceStore;
     use std::sync::{Arc, Mutex};
 
     let end_ms = |t: &Transition| t.bucket_end.saturating_mul(1000);
     let first = transitions.first().map(end_ms).unwrap_or(0);
     let clock = Arc::new(ManualClock::at(first / 1000));
-    let silences = SilenceStore::load(&state_dir.join(SILENCES_FILE)).unwrap_or_else(|e| {
+    let silences = SilenceStore::load(&state_dir.join(SILENCES_DIR)).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "silences not read; replaying without them");
         SilenceStore::in_memory()
     });

@@ -108,9 +108,12 @@ pub enum ServiceError {
     /// The notifier could not start or keep an alert.
     #[error("notifications: {0}")]
     Notify(#[from] crate::notify::notifier::NotifyError),
-    /// The silences file could not be read.
+    /// The silences could not be read.
     #[error("silences: {0}")]
     Silences(String),
+    /// The HTTP API's tokens cannot be used.
+    #[error(transparent)]
+    Access(#[from] crate::http::access::AccessError),
     /// The receiving thread could not be started.
     #[error("cannot start the receiving thread: {0}")]
     Thread(std::io::Error),
@@ -141,17 +144,35 @@ pub async fn run(
             source,
         })?;
     let bound = listener.local_addr().unwrap_or(listen);
-    tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
+    let api = &config.service.api;
+    let access = crate::http::access::Access::new(bound, api.tls.is_some(), &api.tokens, |name| {
+        std::env::var(name).ok()
+    })?;
+    for missing in access.missing() {
+        tracing::warn!(
+            token = %missing.name,
+            env = %missing.env,
+            "API token left off: its environment variable is unset or empty"
+        );
+    }
+    tracing::info!(
+        %bound,
+        tls = api.tls.is_some(),
+        writes = ?access.writes(),
+        reads_need_token = access.reads_need_token(),
+        "serving /metrics, /healthz, /readyz, /api/v1/silences"
+    );
     if let Some(tx) = options.listening.take() {
         let _ = tx.send(bound);
     }
     let silences_path = config
         .service
         .state_dir
-        .join(crate::notify::notifier::SILENCES_FILE);
+        .join(crate::notify::notifier::SILENCES_DIR);
     let silences = Arc::new(std::sync::Mutex::new(
         crate::notify::silence::SilenceStore::load(&silences_path)
-            .map_err(|e| ServiceError::Silences(e.to_string()))?,
+            .map_err(|e| ServiceError::Silences(e.to_string()))?
+            .with_max_ahead(api.silence_max_ahead),
     ));
     let notifier = crate::notify::notifier::Notifier::start(
         &config.notify,
@@ -164,13 +185,15 @@ pub async fn run(
         let _ = tx.send(notifier.backlog());
     }
     let (stop_http, http_stopped) = oneshot::channel::<()>();
-    let app = crate::http::router(metrics.clone(), health.clone())
+    let endpoints = crate::http::endpoints(metrics.clone(), health.clone())
         .merge(crate::notify::silence::api(silences, options.clock.clone()));
+    let app = crate::http::router(endpoints, Arc::new(access));
+    let tls = api.tls.clone();
     let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+        let stopped = async {
             let _ = http_stopped.await;
-        });
-        if let Err(e) = serve.await {
+        };
+        if let Err(e) = crate::http::serve(listener, app, tls.as_ref(), stopped).await {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });

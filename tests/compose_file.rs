@@ -70,6 +70,27 @@ fn kpiwatch_runs_a_valid_config_whose_topic_the_simulator_produces_to() {
     assert_eq!(config.kafka.brokers, "kafka:9092");
     assert_eq!(config.service.listen.port(), 9898);
 
+    // Listening beyond loopback, changes need a write token, which the
+    // container must receive from the environment of `docker compose`.
+    assert!(!config.service.listen.ip().is_loopback());
+    let env = &c["services"]["kpiwatch"]["environment"];
+    let write_tokens: Vec<&str> = config
+        .service
+        .api
+        .tokens
+        .iter()
+        .filter(|t| t.scope == kpiwatch::http::access::Scope::Write)
+        .map(|t| t.env.as_str())
+        .collect();
+    assert!(!write_tokens.is_empty(), "docker.toml names no write token");
+    for var in write_tokens {
+        let passed = env[var].as_str().unwrap_or_default();
+        assert!(
+            passed.starts_with(&format!("${{{var}")),
+            "compose passes {var} from the host's environment, not {passed:?}"
+        );
+    }
+
     let sim = strings(&c["services"]["simulator"]["command"]);
     let topic = sim
         .iter()

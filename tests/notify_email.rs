@@ -465,3 +465,49 @@ async fn without_smtp_emails_are_written_as_eml_files_named_by_notification() {
         2
     );
 }
+
+#[test]
+fn hostile_text_in_labels_descriptions_and_links_stays_text_in_the_html_part() {
+    let mut n = notification("n-hostile");
+    n.subscription = "shop-kpis <b>".to_string();
+    n.group = BTreeMap::from([("team".to_string(), "<i>growth</i>".to_string())]);
+    let a = &mut n.alerts[0];
+    a.labels = BTreeMap::from([
+        ("<img src=x onerror=alert(1)>".to_string(), "FI".to_string()),
+        (
+            "shop".to_string(),
+            "\"><script>alert(1)</script>".to_string(),
+        ),
+    ]);
+    a.description = Some("Checkouts <a href=\"https://evil.example\">click</a> & more".to_string());
+    a.runbook = Some("javascript:alert(document.cookie)".to_string());
+    a.dashboard = Some("https://grafana.example.com/\" onmouseover=\"alert(1)".to_string());
+    let message = kpiwatch::notify::email::message(&n, FROM, &to(), None).expect("a message");
+    let raw = message.formatted();
+    let mail = MessageParser::default()
+        .parse(&raw)
+        .expect("a parseable message");
+    let html = mail.body_html(0).expect("an HTML part");
+
+    for raw in [
+        "<script",
+        "<img src=x",
+        "<a href=\"https://evil",
+        "<b>",
+        "<i>",
+        "href=\"javascript:",
+        "\" onmouseover=\"",
+    ] {
+        assert!(!html.contains(raw), "{raw:?} reached the HTML:\n{html}");
+    }
+    for escaped in [
+        "&lt;img src=x onerror=alert(1)&gt;=FI",
+        "shop=&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;",
+        "Checkouts &lt;a href=&quot;https://evil.example&quot;&gt;click&lt;/a&gt; &amp; more",
+        "javascript:alert(document.cookie)",
+        "href=\"https://grafana.example.com/&quot; onmouseover=&quot;alert(1)\"",
+        "subscription shop-kpis &lt;b&gt;",
+    ] {
+        assert!(html.contains(escaped), "{escaped:?} missing from\n{html}");
+    }
+}

@@ -644,3 +644,90 @@ async fn an_https_hook_of_an_unknown_ca_is_transient_and_receives_nothing() {
     assert!(matches!(err, DeliveryError::Transient(_)), "{err:?}");
     assert!(requests.try_recv().is_err(), "nothing may arrive");
 }
+
+/// Every string in a JSON value, with where it is.
+fn strings<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        Value::String(s) => out.push((at, s)),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                strings(item, format!("{at}[{i}]"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                strings(item, format!("{at}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn hostile_label_values_cannot_link_mention_or_ping_in_any_slack_text_field() {
+    let mut n = notification();
+    let hostile = [
+        ("link", "<https://evil.example|click here>"),
+        ("ping", "<!channel> @channel"),
+        ("user", "@here <@U0123> a&b"),
+    ];
+    for (k, v) in hostile {
+        n.alerts[0].labels.insert(k.to_string(), v.to_string());
+    }
+    n.alerts = vec![n.alerts[0].clone()];
+    let v: Value = serde_json::from_slice(&webhook::body(&n, WebhookFormat::Slack, None)).unwrap();
+
+    let mut texts = Vec::new();
+    strings(&v, String::new(), &mut texts);
+    let with_labels: Vec<&(String, &str)> = texts
+        .iter()
+        .filter(|(_, t)| t.contains("evil.example"))
+        .collect();
+    let places: Vec<&str> = with_labels.iter().map(|(at, _)| at.as_str()).collect();
+    assert!(
+        places.contains(&".text")
+            && places.contains(&".blocks[0].text.text")
+            && places.contains(&".blocks[1].text.text"),
+        "the labels reach the top-level text, the header and the section: {places:?}"
+    );
+    for (at, text) in &with_labels {
+        for raw in [
+            "<https://evil",
+            "<!channel>",
+            "<@U0123>",
+            "@channel",
+            "@here",
+            "a&b",
+        ] {
+            assert!(
+                !text.contains(raw),
+                "{at} carries {raw:?} unescaped: {text:?}"
+            );
+        }
+    }
+    let top = v["text"].as_str().unwrap();
+    assert!(
+        top.contains("link=&lt;https://evil.example|click here&gt;"),
+        "{top}"
+    );
+    assert!(top.contains("ping=&lt;!channel&gt;"), "{top}");
+    assert!(top.contains("a&amp;b"), "{top}");
+    // To a reader the value still says "@channel": the joiner is invisible.
+    assert!(
+        top.replace('\u{2060}', "").contains("@channel, user=@here"),
+        "{top}"
+    );
+}
+
+#[test]
+fn a_long_slack_header_is_cut_to_slacks_limit_without_splitting_an_entity() {
+    let mut n = notification();
+    n.alerts[0]
+        .labels
+        .insert("shop".to_string(), "&".repeat(200));
+    n.alerts = vec![n.alerts[0].clone()];
+    let v: Value = serde_json::from_slice(&webhook::body(&n, WebhookFormat::Slack, None)).unwrap();
+    let header = v["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(header.chars().count() <= 150, "{}", header.chars().count());
+    assert!(header.ends_with("&amp;…"), "{header}");
+}

@@ -1,14 +1,15 @@
 //! Configuration files, parsed in two steps: raw serde structs that mirror
 //! the TOML ([`raw`]: unknown keys refused, every field documented), then
 //! validation into runtime types ([`model`], [`notify`] for receivers,
-//! time windows and subscriptions, and [`detectors::SetConfig`] for
-//! `[detectors]` tables). Every error names the file, the line and
+//! time windows and subscriptions, [`api`] for the HTTP API's tokens and
+//! TLS, and [`detectors::SetConfig`] for `[detectors]` tables). Every error names the file, the line and
 //! column, and what to change.
 //!
 //! One file format serves every command: `run`, `replay` and `check` read
 //! the whole file; `score --config` uses the `[detectors]` table of
 //! `[defaults]` (or of one KPI with `--kpi`).
 
+pub mod api;
 pub mod model;
 pub mod notify;
 pub mod raw;

@@ -41,6 +41,8 @@ pub struct Service {
     pub alert_log: Option<PathBuf>,
     /// How often learned state is snapshotted.
     pub snapshot_interval: Duration,
+    /// Tokens, TLS and silence limits of the HTTP API.
+    pub api: crate::http::ApiSettings,
 }
 
 /// `[kafka]`.
@@ -263,7 +265,7 @@ pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
 /// Validates a parsed service configuration.
 pub fn validate(src: &Source<'_>) -> Result<Config, ConfigError> {
     let raw: ConfigToml = src.parse()?;
-    let service = Service {
+    let mut service = Service {
         listen: match &raw.service.listen {
             None => SocketAddr::from(([127, 0, 0, 1], 9898)),
             Some(l) => l.get_ref().parse().map_err(|_| {
@@ -282,7 +284,9 @@ pub fn validate(src: &Source<'_>) -> Result<Config, ConfigError> {
             None => Duration::from_secs(30),
             Some(d) => duration(src, d, "snapshot_interval", Duration::from_secs(1), Duration::from_secs(DAY as u64))?,
         },
+        api: crate::http::ApiSettings::default(),
     };
+    service.api = super::api::api(src, &raw.service)?;
     let kafka = Kafka {
         brokers: raw
             .kafka

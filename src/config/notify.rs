@@ -354,7 +354,7 @@ fn unusable_ca(
     )
 }
 
-fn env_var_name(
+pub(super) fn env_var_name(
     src: &Source<'_>,
     v: Option<&Spanned<String>>,
     key: &str,

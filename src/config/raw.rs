@@ -60,6 +60,35 @@ pub struct ServiceToml {
     /// Kafka offsets are committed only up to the last snapshot, so a
     /// restart resumes with baselines and alert states intact.
     pub snapshot_interval: Option<Spanned<String>>,
+    /// PEM certificate chain for https on `listen` (with `key_file`).
+    pub cert_file: Option<Spanned<String>>,
+    /// PEM private key of `cert_file`'s certificate.
+    pub key_file: Option<Spanned<String>>,
+    /// A silence must end at most this long after it is made (default
+    /// "30d").
+    pub silence_max_ahead: Option<Spanned<String>>,
+    /// Bearer tokens of the HTTP API, each read from an environment
+    /// variable.
+    #[serde(default, rename = "api_token")]
+    pub api_tokens: Vec<Spanned<ApiTokenToml>>,
+}
+
+/// `[[service.api_token]]`: a bearer token of the HTTP API. The token is
+/// read from the environment when the service starts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokenToml {
+    /// Who holds it, e.g. "ops" or "prometheus"; the silences it makes
+    /// record it as their author (letters, digits, '.', '_', '-', '@'; at
+    /// most 64).
+    pub name: Option<Spanned<String>>,
+    /// Environment variable holding the token (16 characters or more).
+    pub env: Option<Spanned<String>>,
+    /// "write" (default): reads and changes (silences); "read": /metrics
+    /// and listing silences only.
+    pub scope: Option<Spanned<String>>,
+    /// Refused: tokens do not belong in config files (use `env`).
+    pub token: Option<Spanned<toml::Value>>,
 }
 
 /// `[kafka]`.

@@ -34,8 +34,10 @@ use crate::telemetry::Metrics;
 
 /// File of the dispatcher's state inside the state directory.
 pub const STATE_FILE: &str = "notify-state.json";
-/// File of the silences inside the state directory.
-pub const SILENCES_FILE: &str = "silences.json";
+/// Directory of the silences inside the state directory, one file per
+/// silence (older versions kept them all in `silences.json` beside it,
+/// which is still read).
+pub const SILENCES_DIR: &str = "silences";
 
 /// Errors that stop the notifier (and with it the service: alerts that
 /// cannot be kept must not be acknowledged).

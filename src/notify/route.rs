@@ -26,6 +26,12 @@ use crate::config::model::Interest;
 /// The label name that stands for the KPI name in matchers and `group_by`.
 pub const KPI_LABEL: &str = "kpi";
 
+/// Largest compiled size of a [`Pattern`], in bytes. A short pattern can
+/// compile to hundreds of megabytes (`\w{1000}{1000}`); the regex crate's
+/// default limit (10 MiB) still let one silence cost a second of CPU and
+/// 300 MB. Label matchers need a tiny fraction of this.
+pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
 /// A regular expression, anchored at both ends like Alertmanager's
 /// (`=~ "FI|SE"` matches "FI", not "FIN"); serialised as the pattern the
 /// user wrote.
@@ -36,9 +42,12 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// Compiles `source`, anchored.
+    /// Compiles `source`, anchored, refusing one that compiles to more than
+    /// [`REGEX_SIZE_LIMIT`] bytes.
     pub fn new(source: &str) -> Result<Self, regex::Error> {
-        let regex = regex::Regex::new(&format!("^(?:{source})$"))?;
+        let regex = regex::RegexBuilder::new(&format!("^(?:{source})$"))
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()?;
         Ok(Self {
             source: source.to_string(),
             regex,

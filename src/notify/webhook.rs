@@ -351,26 +351,37 @@ fn slack_body(n: &Notification, external_url: Option<&str>) -> serde_json::Value
         "type": "header",
         "text": {
             "type": "plain_text",
-            "text": truncate_chars(&format!("{emoji} {status}: {title}"), SLACK_HEADER_MAX_CHARS),
+            "text": slack_escape_within(&format!("{emoji} {status}: {title}"), SLACK_HEADER_MAX_CHARS),
             "emoji": true,
         }
     })];
     for a in n.alerts.iter().take(SLACK_MAX_ALERTS) {
         let mut fields = vec![
-            mrkdwn(&format!("*Observed*\n{}", value(a.observed))),
-            mrkdwn(&format!("*Expected*\n{}", expected_with_band(a))),
+            mrkdwn(&format!("*Observed*\n{}", slack_escape(&value(a.observed)))),
+            mrkdwn(&format!(
+                "*Expected*\n{}",
+                slack_escape(&expected_with_band(a))
+            )),
             mrkdwn(&format!(
                 "*Deviation*\n{}",
-                a.deviation_pct
-                    .and_then(finite)
-                    .map(percent_signed)
-                    .unwrap_or_else(|| "n/a".into())
+                slack_escape(
+                    &a.deviation_pct
+                        .and_then(finite)
+                        .map(percent_signed)
+                        .unwrap_or_else(|| "n/a".into())
+                )
             )),
             mrkdwn(&format!("*Severity*\n{}", a.severity.name())),
-            mrkdwn(&format!("*Since*\n{}", human_utc(a.started_at))),
+            mrkdwn(&format!(
+                "*Since*\n{}",
+                slack_escape(&human_utc(a.started_at))
+            )),
         ];
         if a.status == Status::Resolved {
-            fields.push(mrkdwn(&format!("*Resolved*\n{}", human_utc(a.bucket_end))));
+            fields.push(mrkdwn(&format!(
+                "*Resolved*\n{}",
+                slack_escape(&human_utc(a.bucket_end))
+            )));
         }
         blocks.push(json!({
             "type": "section",
@@ -399,7 +410,7 @@ fn slack_body(n: &Notification, external_url: Option<&str>) -> serde_json::Value
         blocks.push(json!({"type": "context", "elements": [mrkdwn(&text)]}));
     }
     json!({
-        "text": format!("[{status}] {title}"),
+        "text": slack_escape(&format!("[{status}] {title}")),
         "blocks": blocks,
     })
 }
@@ -408,11 +419,48 @@ fn mrkdwn(text: &str) -> serde_json::Value {
     json!({"type": "mrkdwn", "text": text})
 }
 
-/// Slack's three control characters in message text (also inside links).
+/// Text for any Slack text field (top-level `text`, header, sections,
+/// fields, context), following Slack's "escaping text": `&`, `<` and `>`
+/// become entities, so a label value cannot make a link (`<https://…|x>`),
+/// a mention (`<@U123>`) or a broadcast (`<!channel>`). Slack defines no
+/// escape for a bare `@channel`, `@here` or `@everyone`, which a workspace
+/// that turns on `link_names` would ping: a word joiner (U+2060, invisible)
+/// after the `@` keeps them text.
 fn slack_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    slack_escape_within(s, usize::MAX)
+}
+
+/// [`slack_escape`], cut to at most `max` characters as sent (Slack counts
+/// the escaped text), with `…` at the end when cut; an entity is never cut
+/// in half.
+fn slack_escape_within(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut count = 0;
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let piece: std::borrow::Cow<'_, str> = match c {
+            '&' => "&amp;".into(),
+            '<' => "&lt;".into(),
+            '>' => "&gt;".into(),
+            '@' if ["channel", "here", "everyone"]
+                .iter()
+                .any(|w| s[i + 1..].starts_with(w)) =>
+            {
+                "@\u{2060}".into()
+            }
+            c => c.to_string().into(),
+        };
+        let n = piece.chars().count();
+        // Room for this piece, and for the ellipsis if more follows.
+        let room = if chars.peek().is_some() { max - 1 } else { max };
+        if count + n > room {
+            out.push('…');
+            return out;
+        }
+        out.push_str(&piece);
+        count += n;
+    }
+    out
 }
 
 /// One alert's summary, or a count and the group for several.

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests that run the `kpiwatch` binary:
-//! running it ([`kpiwatch`]), writing input files into a scratch directory
-//! ([`Scratch`]), making series ([`series_csv`]) and reading its CSV output
-//! ([`scored_rows`]).
+//! running it ([`kpiwatch`], [`kpiwatch_with_env`]), writing input files
+//! into a scratch directory ([`Scratch`]), making series ([`series_csv`])
+//! and reading its CSV output ([`scored_rows`]).
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -36,8 +36,19 @@ impl Run {
 
 /// Runs `kpiwatch ARGS`, feeding `stdin` (or nothing: stdin is closed).
 pub fn kpiwatch<S: AsRef<OsStr>>(args: &[S], stdin: Option<&str>) -> Run {
+    kpiwatch_with_env(args, stdin, &[])
+}
+
+/// [`kpiwatch`] with `env` added to the child's environment (the test
+/// process's own environment is left alone: setting it races other tests).
+pub fn kpiwatch_with_env<S: AsRef<OsStr>>(
+    args: &[S],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kpiwatch"))
         .args(args)
+        .envs(env.iter().copied())
         // Keep stderr to what the CLI itself prints, whatever the caller's
         // environment asks of tracing.
         .env_remove("RUST_LOG")
