@@ -431,12 +431,23 @@ impl Scenario {
                     None => match &e.base {
                         Ok(c) => out.push(c.clone()),
                         Err(why) => {
-                            return Err(src.error(
-                                e.span.clone(),
-                                format!(
-                                    "at --scale {scale} this entry uses its own fields, which are incomplete ({why}); add [incident.at_scale.\"{scale}\"] or list the scales it runs at in `scales`"
-                                ),
-                            ));
+                            let hint = format!(
+                                "at --scale {scale} the entry uses its own fields: complete them, add [incident.at_scale.\"{scale}\"], or list the scales it runs at in `scales`"
+                            );
+                            return Err(match why {
+                                ConfigError::Invalid {
+                                    path,
+                                    line,
+                                    column,
+                                    message,
+                                } => ConfigError::Invalid {
+                                    path: path.clone(),
+                                    line: *line,
+                                    column: *column,
+                                    message: format!("{message} ({hint})"),
+                                },
+                                other => src.error(e.span.clone(), format!("{other} ({hint})")),
+                            });
                         }
                     },
                 }
@@ -759,8 +770,14 @@ fn entry(
         }
         at_scale.push((scale, change(src, shop, raw, Some(o), quiet)?));
     }
+    // Without overrides the entry's own fields must be complete; with
+    // them, only a scale that uses them needs them (see `Scenario::at`).
+    let mut base = change(src, shop, raw, None, quiet);
+    if at_scale.is_empty() {
+        base = Ok(base?);
+    }
     Ok(Entry {
-        base: change(src, shop, raw, None, quiet),
+        base,
         at_scale,
         scales,
         span: c.span(),
@@ -888,29 +905,30 @@ fn change(
             mask
         }
     };
-    let named = |v: Option<&Spanned<String>>, key: &str, names: &[(String, f64)]| match v {
-        None => Ok(None),
-        Some(v) => names
-            .iter()
-            .position(|(n, _)| n == v.get_ref())
-            .map(Some)
-            .ok_or_else(|| {
-                let known: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
-                src.error(
-                    v.span(),
-                    format!(
-                        "{key} = {:?} is not one of the shop's {key}s: {}",
-                        v.get_ref(),
-                        known.join(", ")
-                    ),
-                )
-            }),
-    };
-    let country = named(pick!(country), "country", &shop.countries)?;
-    let platform = named(pick!(platform), "platform", &shop.platforms)?;
+    let named =
+        |v: Option<&Spanned<String>>, key: &str, plural: &str, names: &[(String, f64)]| match v {
+            None => Ok(None),
+            Some(v) => names
+                .iter()
+                .position(|(n, _)| n == v.get_ref())
+                .map(Some)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+                    src.error(
+                        v.span(),
+                        format!(
+                            "{key} = {:?} is not one of the shop's {plural}: {}",
+                            v.get_ref(),
+                            known.join(", ")
+                        ),
+                    )
+                }),
+        };
+    let country = named(pick!(country), "country", "countries", &shop.countries)?;
+    let platform = named(pick!(platform), "platform", "platforms", &shop.platforms)?;
     let node_names: Vec<(String, f64)> =
         (0..shop.nodes).map(|i| (Shop::node_name(i), 0.0)).collect();
-    let node = named(pick!(node), "node", &node_names)?;
+    let node = named(pick!(node), "node", "nodes", &node_names)?;
     if matches!(effect, Effect::Route { .. }) && node.is_none() {
         return Err(missing(
             "node",

@@ -180,7 +180,8 @@ impl<'a> Minute<'a> {
     }
 
     /// Node weights for the cell's payments (route changes applied, except
-    /// `without`).
+    /// `without`): a routed node keeps `factor` times its share of the
+    /// fleet's payments; its peers share the rest in their proportions.
     fn weights(
         &self,
         shop: &Shop,
@@ -195,7 +196,12 @@ impl<'a> Minute<'a> {
         for &(ch, level) in &self.active {
             if let (Effect::Route { factor }, Some(n)) = (ch.effect, ch.node) {
                 if ch.targets(e, c, p) && !without.is_some_and(|x| std::ptr::eq(x, ch)) {
-                    w[n] *= 1.0 + (factor - 1.0) * level;
+                    let total: f64 = w.iter().sum();
+                    let peers = total - w[n];
+                    let share = (w[n] / total * (1.0 + (factor - 1.0) * level)).min(1.0);
+                    if share < 1.0 && peers > 0.0 {
+                        w[n] = share * peers / (1.0 - share);
+                    }
                 }
             }
         }
