@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::scenario::Shop;
+use super::scenario::{Change, Shop};
 use super::stream::Expected;
 use crate::timefmt::rfc3339_secs;
 
@@ -22,12 +22,13 @@ pub struct Labels {
     pub quiet: Vec<QuietLabel>,
 }
 
-/// One labelled incident.
+/// What incidents and quiet spans share: which, what kind, when.
 #[derive(Debug, Serialize)]
-pub struct IncidentLabel {
+pub struct Span {
     /// Unique id.
     pub id: String,
-    /// Kind, for grouping results.
+    /// Kind, for grouping results ("total_outage"; quiet: "dst", "growth",
+    /// "late_delivery", "expected_holiday", ...).
     pub kind: String,
     /// Start, RFC 3339 UTC.
     #[serde(with = "rfc3339_secs")]
@@ -35,6 +36,14 @@ pub struct IncidentLabel {
     /// End (exclusive), RFC 3339 UTC.
     #[serde(with = "rfc3339_secs")]
     pub end: i64,
+}
+
+/// One labelled incident.
+#[derive(Debug, Serialize)]
+pub struct IncidentLabel {
+    /// Id, kind and time.
+    #[serde(flatten)]
+    pub span: Span,
     /// KPI names or globs that should alert.
     pub kpis: Vec<String>,
     /// Series labels an alert must not contradict.
@@ -51,18 +60,22 @@ pub struct IncidentLabel {
 /// One quiet span.
 #[derive(Debug, Serialize)]
 pub struct QuietLabel {
-    /// Unique id.
-    pub id: String,
-    /// Kind: "dst", "growth", "late_delivery", "expected_holiday", ...
-    pub kind: String,
-    /// Start, RFC 3339 UTC.
-    #[serde(with = "rfc3339_secs")]
-    pub start: i64,
-    /// End (exclusive), RFC 3339 UTC.
-    #[serde(with = "rfc3339_secs")]
-    pub end: i64,
+    /// Id, kind and time.
+    #[serde(flatten)]
+    pub span: Span,
     /// What changes, and why it must not alert.
     pub note: String,
+}
+
+impl Span {
+    fn of(c: &Change) -> Self {
+        Span {
+            id: c.id.clone(),
+            kind: c.kind.clone(),
+            start: c.start,
+            end: c.end,
+        }
+    }
 }
 
 impl Labels {
@@ -77,10 +90,7 @@ impl Labels {
             .filter_map(|(c, x)| {
                 let label = c.label.clone()?;
                 Some(IncidentLabel {
-                    id: c.id.clone(),
-                    kind: c.kind.clone(),
-                    start: c.start,
-                    end: c.end,
+                    span: Span::of(c),
                     kpis: label.kpis,
                     labels: label.labels,
                     direction: label.direction,
@@ -93,10 +103,7 @@ impl Labels {
             .quiet
             .iter()
             .map(|c| QuietLabel {
-                id: c.id.clone(),
-                kind: c.kind.clone(),
-                start: c.start,
-                end: c.end,
+                span: Span::of(c),
                 note: c.note.clone(),
             })
             .collect();

@@ -385,24 +385,20 @@ fn format_event(line: &mut Vec<u8>, shop: &Shop, nodes: &[String], ev: &Pending)
 /// Appends `t` as `YYYY-MM-DDTHH:MM:SSZ`: the same text as
 /// [`crate::timefmt::rfc3339`] without a `String` per event.
 fn push_rfc3339(out: &mut Vec<u8>, t: i64) {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
+    use chrono::{Datelike, Timelike};
+    let _ = match chrono::DateTime::from_timestamp(t, 0) {
+        Some(d) => write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            d.year(),
+            d.month(),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second()
+        ),
+        None => write!(out, "{t}"),
+    };
 }
 
 /// What an incident should change, in expectation, in the series it hits:
