@@ -95,7 +95,7 @@ enum Command {
         scenario: Option<PathBuf>,
         /// With --scenario: multiply all traffic (and the user pool) by
         /// this, e.g. 0.1, 1 or 10; incidents take their fields for it.
-        #[arg(long, requires = "scenario", default_value_t = 1.0)]
+        #[arg(long, requires = "scenario", default_value_t = 1.0, value_parser = parse_scale)]
         scale: f64,
         /// With --scenario: write the incidents' labels (the backtest's
         /// --incidents file) here.
@@ -157,6 +157,14 @@ enum Command {
         #[arg(long, default_value = "drop", value_parser = ["drop", "spike"])]
         direction: String,
     },
+}
+
+/// `simulate --scale`: a positive number.
+fn parse_scale(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0 && s.is_finite())
+        .ok_or_else(|| format!("{text:?} is not a positive number, e.g. 0.1, 1 or 10"))
 }
 
 /// `name=value` of `routes --label`.

@@ -201,6 +201,30 @@ fn smoke_two_days_at_a_tenth_write_events_and_labels_as_the_scenario_says() {
     );
 }
 
+#[test]
+fn simulate_refuses_a_bad_scenario_file_at_its_line_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(suite("testdata/smoke.toml")).unwrap();
+    std::fs::write(&file, text.replace("factor = 10", "factor = -10")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kpiwatch"))
+        .args(["simulate", "--scenario"])
+        .arg(&file)
+        .arg("--output")
+        .arg(dir.path().join("events.jsonl"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = text.lines().position(|l| l == "factor = 10").unwrap() + 1;
+    let place = format!(
+        "{}:{line}:10: factor = -10 is out of range; a multiplier >= 0",
+        file.display()
+    );
+    assert!(stderr.contains(&place), "{stderr}");
+    assert!(!dir.path().join("events.jsonl").exists(), "nothing written");
+}
+
 /// The main scenario at each scale it names, with each incident's expected
 /// effect.
 fn main_shops() -> Vec<(Shop, Vec<Expected>)> {
