@@ -335,10 +335,15 @@ struct Entry {
 /// A validated scenario file.
 #[derive(Debug)]
 pub struct Scenario {
+    /// The file, for errors found when resolving a scale.
     path: PathBuf,
+    /// Its text, kept to turn spans into line:column then.
     text: String,
+    /// The shop at scale 1, without incidents.
     shop: Shop,
+    /// `[[incident]]` entries, in file order.
     incidents: Vec<Entry>,
+    /// `[[quiet]]` entries, in file order.
     quiet: Vec<Entry>,
 }
 
@@ -362,14 +367,14 @@ impl Scenario {
         let src = Source::new(path, &text);
         let raw: ScenarioToml = src.parse()?;
         let shop = shop(&src, &raw.shop)?;
-        let mut ids: BTreeMap<String, Range<usize>> = BTreeMap::new();
+        let mut ids = std::collections::BTreeSet::new();
         let mut entries = |list: &[Spanned<ChangeToml>], quiet: bool| {
             list.iter()
                 .map(|c| {
                     let id = c.get_ref().id.as_ref().ok_or_else(|| {
                         src.error(c.span(), "this entry has no `id`; give it a unique name, e.g. id = \"checkouts-stop\"")
                     })?;
-                    if ids.insert(id.get_ref().clone(), id.span()).is_some() {
+                    if !ids.insert(id.get_ref().clone()) {
                         return Err(src.error(
                             id.span(),
                             format!("id = {:?} is used twice; ids must be unique", id.get_ref()),
