@@ -110,8 +110,22 @@ enum Command {
         topic: Option<String>,
     },
     /// Write a simulated shop's events (JSON lines) with daily and weekly
-    /// seasonality and optional incidents.
+    /// seasonality and optional incidents; with --scenario, a shop and its
+    /// labelled incidents from a scenario file.
     Simulate {
+        /// A scenario file (TOML): the shop, its incidents and quiet spans
+        /// (see benches/scenarios/README.md). Replaces --start, --days,
+        /// --rate and --incident.
+        #[arg(long, conflicts_with_all = ["start", "days", "rate", "incidents"])]
+        scenario: Option<PathBuf>,
+        /// With --scenario: multiply all traffic (and the user pool) by
+        /// this, e.g. 0.1, 1 or 10; incidents take their fields for it.
+        #[arg(long, requires = "scenario", default_value_t = 1.0, value_parser = parse_scale)]
+        scale: f64,
+        /// With --scenario: write the incidents' labels (the backtest's
+        /// --incidents file) here.
+        #[arg(long, requires = "scenario")]
+        labels: Option<PathBuf>,
         /// First event time (RFC 3339); default: `--days` before now.
         #[arg(long)]
         start: Option<String>,
@@ -170,12 +184,129 @@ enum Command {
     },
 }
 
+/// `simulate --scale`: a positive number.
+fn parse_scale(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0 && s.is_finite())
+        .ok_or_else(|| format!("{text:?} is not a positive number, e.g. 0.1, 1 or 10"))
+}
+
 /// `name=value` of `routes --label`.
 fn parse_label(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("{text:?} is not name=value, e.g. country=FI")),
     }
+}
+
+/// Sends what `generate` emits to Kafka (`kafka`: brokers and topic), a
+/// file, or standard output; with `live`, each event when the wall clock
+/// reaches its time.
+fn deliver(
+    generate: impl FnOnce(&mut dyn FnMut(i64, &[u8])),
+    output: Option<&std::path::Path>,
+    kafka: Option<(String, String)>,
+    live: bool,
+) -> anyhow::Result<()> {
+    let pace = |t: i64| {
+        if live {
+            let wait = t - chrono::Utc::now().timestamp();
+            if wait > 0 {
+                std::thread::sleep(std::time::Duration::from_secs(wait as u64));
+            }
+        }
+    };
+    if let Some((brokers, topic)) = kafka {
+        let producer = kpiwatch::kafka::producer(&brokers, &Default::default())?;
+        let mut result = Ok(());
+        generate(&mut |t, line| {
+            if result.is_ok() {
+                pace(t);
+                let record = rdkafka::producer::BaseRecord::<[u8], [u8]>::to(&topic).payload(line);
+                result = kpiwatch::kafka::send_waiting(&producer, record);
+            }
+        });
+        result?;
+        rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(30))?;
+        return Ok(());
+    }
+    let sink: Box<dyn std::io::Write> = match output {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, sink);
+    let mut result = Ok(());
+    generate(&mut |t, line| {
+        if result.is_ok() {
+            pace(t);
+            result = out.write_all(line).and_then(|()| out.write_all(b"\n"));
+            if live && result.is_ok() {
+                result = out.flush();
+            }
+        }
+    });
+    result.and_then(|()| out.flush())?;
+    Ok(())
+}
+
+/// `simulate --scenario`: the scenario's shop at `scale`, its events to
+/// `output` (or Kafka), its labels to `labels`, and a summary on stderr:
+/// events/s and what each incident should change.
+fn simulate_scenario(
+    path: &std::path::Path,
+    scale: f64,
+    seed: u64,
+    labels: Option<&std::path::Path>,
+    output: Option<&std::path::Path>,
+    kafka: Option<(String, String)>,
+    live: bool,
+) -> anyhow::Result<()> {
+    use kpiwatch::simulate::{labels::Labels, scenario::Scenario, stream};
+    let shop = Scenario::load(path)?.at(scale, seed)?;
+    let expected = stream::expected(&shop);
+    if let Some(labels) = labels {
+        let text = serde_json::to_string_pretty(&Labels::of(&shop, &expected))?;
+        std::fs::write(labels, text + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", labels.display()))?;
+    }
+    let began = std::time::Instant::now();
+    let mut written = None;
+    deliver(
+        |emit| written = Some(stream::generate(&shop, emit)),
+        output,
+        kafka,
+        live,
+    )?;
+    let written = written.unwrap_or_default();
+    let seconds = began.elapsed().as_secs_f64();
+    eprintln!(
+        "{}: scale {scale}, seed {seed}: {} events ({} duplicates, {} delivered late, by at most {} s) in {seconds:.1} s, {:.2} M events/s",
+        path.display(),
+        written.events,
+        written.duplicates,
+        written.delayed,
+        written.max_delay,
+        written.events as f64 / seconds.max(1e-9) / 1e6
+    );
+    for (c, x) in shop.incidents.iter().zip(&expected) {
+        eprintln!(
+            "  {:<24} {:<22} {} +{:>3} min: {:>8.0} {:<14} ({:>6.1}/5 min) change {:>+8.0}, {:>+9.0} euros",
+            c.id,
+            c.kind,
+            kpiwatch::timefmt::rfc3339(c.start),
+            (c.end - c.start) / 60,
+            x.events,
+            x.event_type,
+            x.per_5min,
+            x.delta_events,
+            x.delta_euros
+        );
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -392,6 +523,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate {
+            scenario: Some(scenario),
+            scale,
+            labels,
+            seed,
+            output,
+            brokers,
+            topic,
+            live,
+            ..
+        } => simulate_scenario(
+            &scenario,
+            scale,
+            seed,
+            labels.as_deref(),
+            output.as_deref(),
+            brokers.zip(topic),
+            live,
+        ),
+        Command::Simulate {
             start,
             days,
             rate,
@@ -401,6 +551,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             brokers,
             topic,
             live,
+            ..
         } => {
             let span = (days * 86_400.0) as i64;
             let start = match start {
@@ -426,51 +577,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 seed,
                 local_offset: 0,
             };
-            // In live mode, events are emitted when the wall clock reaches
-            // their time.
-            let pace = |t: i64| {
-                if live {
-                    let wait = t - chrono::Utc::now().timestamp();
-                    if wait > 0 {
-                        std::thread::sleep(std::time::Duration::from_secs(wait as u64));
-                    }
-                }
-            };
-            if let (Some(brokers), Some(topic)) = (brokers, topic) {
-                let producer = kpiwatch::kafka::producer(&brokers, &Default::default())?;
-                let mut result = Ok(());
-                kpiwatch::simulate::generate(&model, |t, line| {
-                    if result.is_ok() {
-                        pace(t);
-                        let record =
-                            rdkafka::producer::BaseRecord::<[u8], [u8]>::to(&topic).payload(line);
-                        result = kpiwatch::kafka::send_waiting(&producer, record);
-                    }
-                });
-                result?;
-                rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(30))?;
-                return Ok(());
-            }
-            let sink: Box<dyn std::io::Write> = match &output {
-                Some(path) => Box::new(
-                    std::fs::File::create(path)
-                        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?,
-                ),
-                None => Box::new(std::io::stdout().lock()),
-            };
-            let mut out = std::io::BufWriter::with_capacity(1 << 16, sink);
-            let mut result = Ok(());
-            kpiwatch::simulate::generate(&model, |t, line| {
-                if result.is_ok() {
-                    pace(t);
-                    result = out.write_all(line).and_then(|()| out.write_all(b"\n"));
-                    if live && result.is_ok() {
-                        result = out.flush();
-                    }
-                }
-            });
-            result.and_then(|()| out.flush())?;
-            Ok(())
+            deliver(
+                |emit| kpiwatch::simulate::generate(&model, emit),
+                output.as_deref(),
+                brokers.zip(topic),
+                live,
+            )
         }
         Command::Routes {
             config,

@@ -12,6 +12,23 @@
 //! 0, a partial drop 0.4, a spike 5.
 //!
 //! Deterministic: the same model and seed give the same bytes.
+//!
+//! Scenario files (`kpiwatch simulate --scenario`) describe a richer shop
+//! and labelled incidents for measuring detection honestly:
+//!
+//! - [`scenario`] — the TOML file (shop, `[[incident]]`, `[[quiet]]`,
+//!   per-scale overrides) validated into a [`scenario::Shop`] at one scale;
+//! - [`stream`] — the shop's events in delivery order (local-time
+//!   seasonality across DST, growth, a user pool, a node fleet, late and
+//!   duplicated delivery), and each incident's expected effect;
+//! - [`labels`] — the labels file the backtest reads.
+//!
+//! [`generate`], [`ShopModel`] and [`Incident`] stay as they are: the demo
+//! and the tests depend on their exact output.
+
+pub mod labels;
+pub mod scenario;
+pub mod stream;
 
 use std::io::Write;
 
