@@ -196,7 +196,9 @@ async fn a_restart_resumes_from_committed_offsets_without_losing_or_double_count
 async fn malformed_and_late_events_are_counted_dead_lettered_and_scraped_not_fatal() {
     let broker = broker("shop", 1);
     broker.create_topic("shop.dlq", 1).unwrap();
-    let clock = Arc::new(ManualClock::at(T0));
+    // The wall clock is past the events: events more than max_ahead ahead
+    // of it would be refused.
+    let clock = Arc::new(ManualClock::at(minute(20)));
     let mut cfg = config(broker.bootstrap_servers(), "bad-input", SHOP);
     cfg.kafka.dead_letter_topic = Some("shop.dlq".into());
     let mut service = Service::start(cfg, clock).await;
@@ -312,7 +314,9 @@ async fn malformed_and_late_events_are_counted_dead_lettered_and_scraped_not_fat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_crash_the_restart_keeps_baselines_and_never_rejudges_a_closed_bucket() {
     let broker = broker("shop", 1);
-    let clock = Arc::new(ManualClock::at(T0));
+    // The wall clock is past the events: events more than max_ahead ahead
+    // of it would be refused.
+    let clock = Arc::new(ManualClock::at(minute(25)));
     let _ = std::fs::remove_dir_all(kafka::state_dir("crash"));
     for m in 0..20 {
         broker

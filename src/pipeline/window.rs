@@ -355,6 +355,13 @@ impl KpiWindows {
         }
     }
 
+    /// False if an event at `time` would open a bucket more than
+    /// [`MAX_OPEN_BUCKETS`] past the oldest open one ([`Recorded::TooFarAhead`]).
+    pub fn fits(&self, time: i64) -> bool {
+        self.closed_until
+            .is_none_or(|c| time < c.saturating_add(MAX_OPEN_BUCKETS as i64 * self.width))
+    }
+
     /// The progress at which the bucket holding an event at `time` closes.
     pub fn closes_at(&self, time: i64) -> i64 {
         self.floor(time) + self.width + self.lateness
