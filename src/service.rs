@@ -124,8 +124,9 @@ pub enum ServiceError {
     /// The HTTP API's tokens cannot be used.
     #[error(transparent)]
     Access(#[from] crate::http::access::AccessError),
-    /// The receiving thread could not be started.
-    #[error("cannot start the receiving thread: {0}")]
+    /// A thread of the service (receiving, HTTP, shutdown watch) could not
+    /// be started.
+    #[error("cannot start a thread of the service (out of memory or threads?): {0}")]
     Thread(std::io::Error),
     /// The alert log could not be written.
     #[error("alert log {path}: {source}")]
@@ -151,24 +152,28 @@ pub async fn run(
     );
     // Watched apart from the loop, which may be busy for a while inside
     // one arm of its select: the flag is read between messages and between
-    // chunks of judging.
+    // chunks of judging. On a thread of its own: a task of this runtime
+    // can wait behind the loop's work (see `on_own_thread`). It ends when
+    // `_watching` drops, however `run` returns.
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = Arc::new(tokio::sync::Notify::new());
-    let _watcher = AbortOnDrop(
-        tokio::spawn({
-            let (stop, stopping) = (stop.clone(), stopping.clone());
-            async move {
-                shutdown.await;
-                stop.store(true, Ordering::Relaxed);
-                stopping.notify_one();
+    let (_watching, unwatched) = oneshot::channel::<()>();
+    on_own_thread("kpiwatch-shutdown", {
+        let (stop, stopping) = (stop.clone(), stopping.clone());
+        async move {
+            tokio::select! {
+                () = shutdown => {
+                    stop.store(true, Ordering::Relaxed);
+                    stopping.notify_one();
+                }
+                _ = unwatched => {}
             }
-        })
-        .abort_handle(),
-    );
+        }
+    })?;
 
     let listen = config.service.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|source| ServiceError::Listen {
             addr: listen,
             source,
@@ -219,14 +224,23 @@ pub async fn run(
         .merge(crate::notify::silence::api(silences, options.clock.clone()));
     let app = crate::http::router(endpoints, Arc::new(access));
     let tls = api.tls.clone();
-    let server = tokio::spawn(async move {
+    // On a thread of its own, so that /readyz answers (and says so) while
+    // the loop is stuck in a long burst of work.
+    let server = on_own_thread("kpiwatch-http", async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "HTTP server failed to start");
+                return;
+            }
+        };
         let stopped = async {
             let _ = http_stopped.await;
         };
         if let Err(e) = crate::http::serve(listener, app, tls.as_ref(), stopped).await {
             tracing::error!(error = %e, "HTTP server failed");
         }
-    });
+    })?;
 
     let alert_log = match &config.service.alert_log {
         Some(path) => Some(AlertLog::open(path)?),
@@ -410,7 +424,7 @@ pub async fn run(
     core.notifier.stop().await;
     leave_group(&consumer).await;
     let _ = stop_http.send(());
-    let _ = server.await;
+    let _ = tokio::task::spawn_blocking(move || server.join()).await;
     let summary = core.summary;
     tracing::info!(?summary, "stopped");
     Ok(summary)
@@ -738,14 +752,27 @@ impl Core {
     }
 }
 
-/// Aborts a task when dropped: the shutdown watcher, whatever way `run`
-/// returns.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// Runs `future` on a thread of its own, in a single-threaded runtime with
+/// timers and I/O. For what must go on while the loop works through a long
+/// burst synchronously: a task of the loop's runtime may sit in the busy
+/// worker's LIFO slot, which other workers do not steal from, and /readyz
+/// and the shutdown signal then wait for the burst to end.
+fn on_own_thread<F>(
+    name: &str,
+    future: F,
+) -> Result<std::thread::JoinHandle<F::Output>, ServiceError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServiceError::Thread)?;
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || runtime.block_on(future))
+        .map_err(ServiceError::Thread)
 }
 
 /// How long shutdown waits for notifications in flight.
