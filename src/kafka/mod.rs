@@ -601,6 +601,29 @@ mod tests {
     }
 
     #[test]
+    fn readiness_fails_only_when_nothing_was_finished_for_stall_after_while_messages_wait() {
+        let h = Health::default();
+        assert!(h.ready(0).is_err(), "not running yet");
+        h.running.store(true, Ordering::Relaxed);
+        h.assigned.store(true, Ordering::Relaxed);
+        h.stall_after_ms.store(60_000, Ordering::Relaxed);
+        h.heartbeat_ms.store(1_000, Ordering::Relaxed);
+        // Quiet for an hour with nothing to do: ready.
+        assert_eq!(h.ready(3_600_000), Ok(()));
+        // Messages unread on the broker, but the loop finished something
+        // 59 s ago: still ready.
+        h.unread.store(5, Ordering::Relaxed);
+        assert_eq!(h.ready(60_000), Ok(()));
+        let why = h.ready(61_000).unwrap_err();
+        assert!(why.contains("no batch processed for 60 s"), "{why}");
+        h.unread.store(0, Ordering::Relaxed);
+        h.queued.store(1, Ordering::Relaxed);
+        assert!(h.ready(61_000).is_err(), "a batch waits in the channel");
+        h.heartbeat_ms.store(61_000, Ordering::Relaxed);
+        assert_eq!(h.ready(61_000), Ok(()));
+    }
+
+    #[test]
     fn partitions_are_released_independently() {
         let mut t = OffsetTracker::default();
         t.track(0, 0, 5, Some(100));
