@@ -18,7 +18,11 @@
 //!
 //! [`Pipeline::record`] reads the event ([`plan::TopicPlan::read`]), moves
 //! its partition's clock, and adds it to the open bucket of every KPI
-//! series it matches. The service splits that in two: a [`read::Reader`]
+//! series it matches. An event more than the topic's `max_ahead` ahead of
+//! its partition's time (and of the wall clock, when there is one) moves
+//! nothing: it is held until the partition's next events confirm the jump
+//! or refuse it ([`Outcome::Held`], [`Pipeline::settled`]), and one that
+//! far ahead of the wall clock is refused at once. The service splits that in two: a [`read::Reader`]
 //! parses and routes batches of events on another thread, and
 //! [`Pipeline::apply`] records each. [`Pipeline::advance`] computes each
 //! topic's event-time progress (the minimum over its active partitions of
