@@ -1012,12 +1012,15 @@ impl Pipeline {
             *per_kpi.entry(b.kpi).or_default() += 1;
         }
         // In chunks, in order (the same transitions as all at once), so a
-        // shutdown need not wait for a burst of hundreds of thousands.
-        for chunk in self.buckets.chunks(JUDGE_CHUNK) {
-            if self
-                .interrupt
-                .as_ref()
-                .is_some_and(|f| f.load(Ordering::Relaxed))
+        // shutdown need not wait for a burst of hundreds of thousands. Only
+        // between chunks: a close of one chunk is always judged whole, so
+        // a stop during ordinary work still ends with a snapshot.
+        for (k, chunk) in self.buckets.chunks(JUDGE_CHUNK).enumerate() {
+            if k > 0
+                && self
+                    .interrupt
+                    .as_ref()
+                    .is_some_and(|f| f.load(Ordering::Relaxed))
             {
                 self.interrupted = true;
                 return;
