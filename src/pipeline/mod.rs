@@ -327,6 +327,10 @@ struct TopicRuntime {
     next_close: i64,
     /// `max_ahead` in seconds.
     max_ahead: i64,
+    /// Every event before this time fits every window of the topic
+    /// ([`KpiWindows::fits_until`], the smallest), as of the last close:
+    /// the per-event check is one comparison.
+    fits_until: i64,
     /// Held events released late took a partition past `next_close`, and
     /// the event that released them could not say so (it was late or
     /// refused): the next accepted event is due.
@@ -339,7 +343,9 @@ impl TopicRuntime {
     /// returns `None` instead, touching nothing but the partition's entry,
     /// if the partition holds events or the event is more than `max_ahead`
     /// ahead of the partition's time and not vouched for by the wall clock
-    /// (`now`): the caller decides.
+    /// (`now`): the caller decides. Inlined: as a call it cost the hot
+    /// path a fifth more instructions in the pipeline's own code.
+    #[inline(always)]
     fn record(
         &mut self,
         batch: &ReadBatch,
@@ -371,9 +377,10 @@ impl TopicRuntime {
         let hits = &batch.hits[e.hits.clone()];
         // Before anything moves: an event that cannot be added to every
         // series it matched is added to none.
-        let fits = hits
-            .iter()
-            .all(|h| batch.hit(h).is_err() || self.windows[h.route].fits(time));
+        let fits = time < self.fits_until
+            || hits
+                .iter()
+                .all(|h| !h.adds() || self.windows[h.route].fits(time));
         if !fits {
             let reason = RejectReason::TooManyOpenBuckets;
             EventRejected { origin, reason }.emit(metrics);
@@ -537,6 +544,7 @@ impl Pipeline {
                         ..Clock::default()
                     },
                     max_ahead: config.topics[t].max_ahead.as_secs() as i64,
+                    fits_until: i64::MIN,
                     due_pending: false,
                 }
             })
@@ -961,11 +969,14 @@ impl Pipeline {
         };
         let topic = &mut self.topics[t];
         let mut next_close = i64::MAX;
+        let mut fits_until = i64::MAX;
         for w in &mut topic.windows {
             w.close(progress, &mut self.closed);
             next_close = next_close.min(w.next_close());
+            fits_until = fits_until.min(w.fits_until());
         }
         topic.next_close = next_close;
+        topic.fits_until = fits_until;
         self.judge_closed(t, out);
     }
 

@@ -62,6 +62,13 @@ pub(super) struct Hit {
     what: HitKind,
 }
 
+impl Hit {
+    /// True if the hit adds to its series: its value is not skipped.
+    pub(super) fn adds(&self) -> bool {
+        !matches!(self.what, HitKind::BadValue(_))
+    }
+}
+
 #[derive(Debug)]
 enum HitKind {
     /// The aggregated field cannot be aggregated, for this reason.

@@ -362,6 +362,17 @@ impl KpiWindows {
             .is_none_or(|c| time < c.saturating_add(MAX_OPEN_BUCKETS as i64 * self.width))
     }
 
+    /// A time before which every event [`KpiWindows::fits`], and that only
+    /// closing can move: `i64::MIN` until a bucket has closed (before that
+    /// the first event sets where buckets start, and an earlier one may
+    /// move the start back).
+    pub fn fits_until(&self) -> i64 {
+        match (self.started, self.closed_until) {
+            (true, Some(c)) => c.saturating_add(MAX_OPEN_BUCKETS as i64 * self.width),
+            _ => i64::MIN,
+        }
+    }
+
     /// The progress at which the bucket holding an event at `time` closes.
     pub fn closes_at(&self, time: i64) -> i64 {
         self.floor(time) + self.width + self.lateness
