@@ -327,3 +327,51 @@ group_by = ["user"]
         judged.len()
     );
 }
+
+#[test]
+fn a_stop_flag_interrupts_a_burst_between_chunks_but_never_a_close_of_one_chunk() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let toml = r#"
+[[topic]]
+name = "shop"
+time_format = "epoch_seconds"
+[defaults]
+bucket = "1m"
+lateness = "0s"
+evict_after = "7d"
+[[kpi]]
+name = "views"
+where = { type = "page_view" }
+aggregate = "count"
+group_by = ["user"]
+"#;
+    let run = |stop: bool, days: i64| {
+        let mut p = pipeline(toml);
+        p.tap_buckets();
+        p.interrupt_on(Arc::new(AtomicBool::new(stop)));
+        let mut offset = 0;
+        for user in 0..10 {
+            for k in 0..3 {
+                offset += 1;
+                let e = format!(
+                    r#"{{"time":{},"type":"page_view","user":"u{user}"}}"#,
+                    T0 + k
+                );
+                p.record(0, 0, offset, e.as_bytes(), Some(T0));
+            }
+        }
+        // The topic idles 30 s after its last message; then the wall clock
+        // moves it on.
+        p.advance(Some(T0 + 90 + days * 86_400), &mut Vec::new());
+        (p.interrupted(), p.take_judged().len())
+    };
+    // Ten series and a minute: one chunk, judged whole even when stopping.
+    assert_eq!(run(true, 0), (false, 10));
+    // Ten series and a week: the first minute and a week of empty
+    // buckets each, 100,810 buckets in seven chunks.
+    assert_eq!(run(false, 7), (false, 100_810));
+    let (interrupted, judged) = run(true, 7);
+    assert!(interrupted);
+    assert_eq!(judged, 0, "the burst's judged buckets are not handed out");
+}
