@@ -17,7 +17,8 @@
 //!   the shutdown future completes.
 //! - [`ApiSettings`] — the `[service]` keys behind all this: tokens, TLS,
 //!   how far ahead a silence may reach.
-//! - [`endpoints`] — this module's own: metrics and health.
+//! - [`endpoints`] — this module's own: metrics and health (`/readyz`
+//!   fails when the service is stalled: see [`Health::ready`]).
 
 pub mod access;
 pub mod tls;
@@ -33,6 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::clock::Clock;
 use crate::kafka::Health;
 use crate::telemetry::Metrics;
 use access::{Access, TokenSource};
@@ -173,12 +175,19 @@ pub fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
 struct AppState {
     metrics: Metrics,
     health: Arc<Health>,
+    /// The service's clock, against which a stall is measured.
+    clock: Arc<dyn Clock>,
 }
 
 /// `/metrics` (a read), `/healthz` and `/readyz` (open: probes reveal
-/// nothing and often cannot send a token).
-pub fn endpoints(metrics: Metrics, health: Arc<Health>) -> Endpoints {
-    let state = AppState { metrics, health };
+/// nothing and often cannot send a token). `clock` is the service's, against
+/// which a stall is measured.
+pub fn endpoints(metrics: Metrics, health: Arc<Health>, clock: Arc<dyn Clock>) -> Endpoints {
+    let state = AppState {
+        metrics,
+        health,
+        clock,
+    };
     Endpoints {
         open: Router::new()
             .route("/healthz", get(|| async { "ok\n" }))
@@ -202,12 +211,8 @@ async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn ready_handler(State(s): State<AppState>) -> impl IntoResponse {
-    if s.health.ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no partitions assigned yet\n",
-        )
+    match s.health.ready(s.clock.now_ms()) {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
     }
 }

@@ -464,10 +464,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 std::io::BufWriter::new(std::io::stdout().lock()),
                 notify.then_some(&mut kept),
             )?;
-            eprintln!(
-                "replayed {} events ({} rejected, {} late): {} alerts fired, {} resolved",
-                summary.events, summary.rejected, summary.late, summary.fired, summary.resolved
-            );
+            eprintln!("{summary}");
             if let Some(settings) = notify_settings {
                 let runtime = tokio::runtime::Runtime::new()?;
                 let sent = runtime.block_on(kpiwatch::replay::notify(

@@ -1,12 +1,15 @@
 //! `kpiwatch replay`: the pipeline over a JSONL file (or stdin), in event
 //! time only — no wall clock, so the same file always gives the same
-//! alerts. Prints one JSON line per alert transition.
+//! alerts. Prints one JSON line per alert transition; the [`Report`] says
+//! what was not counted and why (refused, late, too far ahead, values
+//! skipped). A UTF-8 byte-order mark at the start of the file is skipped.
 //!
 //! The event loop is [`run`], which hands what happens to an [`Observer`]:
 //! [`replay`] observes by writing JSON lines, `kpiwatch backtest`
 //! ([`crate::backtest`]) by scoring the transitions, so both see exactly
 //! the same pipeline run.
 
+use std::fmt;
 use std::io::{BufRead, IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -42,7 +45,9 @@ pub trait Observer {
         false
     }
 
-    /// One event's outcome, in input order.
+    /// One event's outcome, in input order; an event the pipeline holds
+    /// (far ahead of the stream's time, [`Outcome::Held`]) is reported
+    /// when decided instead, just before the event that decided it.
     fn event(&mut self, _outcome: Outcome) {}
 
     /// One close: the buckets it judged (empty unless
@@ -69,6 +74,112 @@ pub fn topic_index(config: &Config, topic: Option<&str>) -> Result<usize, Replay
     }
 }
 
+/// What a replay saw: the counts, and what was not counted, by reason.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Events, outcomes, alerts.
+    pub summary: Summary,
+    /// Refused events by reason label (malformed and too far ahead), most
+    /// first.
+    pub refused: Vec<(String, u64)>,
+    /// Values skipped by KPI and reason label, KPI by KPI, most first.
+    pub skipped: Vec<(String, String, u64)>,
+}
+
+impl Report {
+    fn new(summary: Summary, metrics: &Metrics) -> Self {
+        let label = |labels: &[(String, String)], name: &str| {
+            labels
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let mut refused: Vec<(String, u64)> = Metrics::counts(&metrics.events_rejected)
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(labels, n)| (label(&labels, "reason"), n))
+            .collect();
+        refused.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut skipped: Vec<(String, String, u64)> = Metrics::counts(&metrics.values_skipped)
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(labels, n)| (label(&labels, "kpi"), label(&labels, "reason"), n))
+            .collect();
+        skipped.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(b.2.cmp(&a.2))
+                .then_with(|| a.1.cmp(&b.1))
+        });
+        Self {
+            summary,
+            refused,
+            skipped,
+        }
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The summary printed after a replay: one line of counts, then a line per
+/// kind of loss that happened, naming reasons and KPIs.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.summary;
+        write!(
+            f,
+            "replayed {} events ({} rejected, {} late, {} too far ahead): {} alerts fired, {} resolved",
+            thousands(s.events),
+            thousands(s.rejected),
+            thousands(s.late),
+            thousands(s.ahead),
+            thousands(s.fired),
+            thousands(s.resolved)
+        )?;
+        if !self.refused.is_empty() {
+            let reasons: Vec<String> = self
+                .refused
+                .iter()
+                .map(|(reason, n)| format!("{reason} {}", thousands(*n)))
+                .collect();
+            write!(f, "\n  refused by reason: {}", reasons.join(", "))?;
+        }
+        if !self.skipped.is_empty() {
+            let mut kpis: Vec<String> = Vec::new();
+            for group in self.skipped.chunk_by(|a, b| a.0 == b.0) {
+                let total: u64 = group.iter().map(|g| g.2).sum();
+                let reasons: Vec<String> = group
+                    .iter()
+                    .map(|(_, reason, n)| format!("{reason} {}", thousands(*n)))
+                    .collect();
+                kpis.push(format!(
+                    "{} {} ({})",
+                    group[0].0,
+                    thousands(total),
+                    reasons.join(", ")
+                ));
+            }
+            write!(
+                f,
+                "\n  values skipped (not aggregated): {}",
+                kpis.join("; ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Replays `input` through a pipeline for `config`, writing transitions to
 /// `out` (and, when `keep` is given, appending them to it for
 /// [`notify`]). `size` (bytes, if known) drives a progress bar when stderr
@@ -80,11 +191,11 @@ pub fn replay(
     size: Option<u64>,
     out: impl Write,
     keep: Option<&mut Vec<Transition>>,
-) -> Result<Summary, ReplayError> {
+) -> Result<Report, ReplayError> {
     let mut lines = JsonLines { out, keep };
-    let summary = run(config, topic, input, size, &mut lines)?;
+    let report = run(config, topic, input, size, &mut lines)?;
     lines.out.flush()?;
-    Ok(summary)
+    Ok(report)
 }
 
 /// [`replay`]'s observer: one JSON line per transition.
@@ -119,7 +230,7 @@ pub fn run(
     mut input: impl BufRead,
     size: Option<u64>,
     observer: &mut impl Observer,
-) -> Result<Summary, ReplayError> {
+) -> Result<Report, ReplayError> {
     let topic_index = topic_index(&config, topic)?;
     let mut pipeline = Pipeline::new(config, Metrics::new());
     if observer.wants_buckets() {
@@ -140,25 +251,50 @@ pub fn run(
         if let Some(bar) = &bar {
             bar.inc(n as u64);
         }
-        let payload = trim_line(&line);
+        let mut payload = trim_line(&line);
+        if line_no == 1 {
+            // Editors on some systems start a UTF-8 file with a byte-order
+            // mark; it is not part of the first event.
+            payload = payload.strip_prefix(BOM).unwrap_or(payload);
+        }
         if payload.is_empty() {
             continue;
         }
         let outcome = pipeline.record(topic_index, 0, line_no, payload, None);
         summary.event(outcome);
-        observer.event(outcome);
+        // Held events this one decided come first (smaller line numbers).
+        let due = settle(&mut pipeline, &mut summary, observer);
+        if outcome != Outcome::Held {
+            observer.event(outcome);
+        }
         // Only an event at or past the next close can close a bucket.
-        if matches!(outcome, Outcome::Accepted { due: true, .. }) {
+        if due || matches!(outcome, Outcome::Accepted { due: true, .. }) {
             pipeline.advance(None, &mut transitions);
             close(&mut pipeline, &mut transitions, &mut summary, observer)?;
         }
     }
     pipeline.finish(&mut transitions);
+    settle(&mut pipeline, &mut summary, observer);
     close(&mut pipeline, &mut transitions, &mut summary, observer)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(summary)
+    Ok(Report::new(summary, pipeline.metrics()))
+}
+
+/// The UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// Counts and reports the held events the pipeline decided; true if one
+/// of them is due to advance.
+fn settle(pipeline: &mut Pipeline, summary: &mut Summary, observer: &mut impl Observer) -> bool {
+    let mut due = false;
+    for s in pipeline.settled() {
+        summary.settle(s.outcome);
+        observer.event(s.outcome);
+        due |= matches!(s.outcome, Outcome::Accepted { due: true, .. });
+    }
+    due
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {

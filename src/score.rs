@@ -1,6 +1,8 @@
 //! `kpiwatch score`: one already-aggregated series through the detectors.
 //!
-//! Reads `timestamp,value` CSV (NAB's format; extra columns are ignored),
+//! Reads `timestamp,value` CSV (NAB's format; extra columns are ignored; a
+//! UTF-8 byte-order mark before the header is skipped; timestamps as
+//! [`timefmt::parse_any`] reads them, the formats `replay` reads),
 //! infers the bucket width from the first rows, runs a
 //! [`detectors::DetectorSet`] causally — each row is scored before it is
 //! learned — and writes `timestamp,value,anomaly_score`. Input text is
@@ -55,7 +57,7 @@ pub enum ScoreError {
         fields: usize,
     },
     /// A timestamp could not be parsed.
-    #[error("line {line}: cannot read timestamp {text:?}; use `YYYY-MM-DD HH:MM:SS` or RFC 3339 (`2024-01-31T09:00:00+02:00`)")]
+    #[error("line {line}: cannot read timestamp {text:?}; use `YYYY-MM-DD HH:MM:SS`, RFC 3339 (`2024-01-31T09:00:00+02:00`) or seconds or milliseconds since 1970 (`1706684400`, `1706684400000`)")]
     BadTimestamp {
         /// 1-based line.
         line: usize,
@@ -71,12 +73,25 @@ pub enum ScoreError {
         text: String,
     },
     /// Timestamps went backwards (beyond a daylight-saving repeat).
-    #[error("line {line}: timestamp {text:?} is before the previous one; sort the file by time")]
+    #[error("line {line}: timestamp {text:?} is before the one on line {previous}; sort the file by time")]
     Unsorted {
         /// 1-based line.
         line: usize,
         /// The field.
         text: String,
+        /// The line of the row before it.
+        previous: usize,
+    },
+    /// A timestamp repeats the row before it (beyond a daylight-saving
+    /// repeat of naive time).
+    #[error("line {line}: timestamp {text:?} repeats the one on line {previous}; score takes one value per time: add up (or average) the rows that share a timestamp first")]
+    Duplicate {
+        /// 1-based line.
+        line: usize,
+        /// The field.
+        text: String,
+        /// The line of the row it repeats.
+        previous: usize,
     },
 }
 
@@ -125,12 +140,11 @@ pub fn score_csv(
         return Err(ScoreError::Empty.into());
     }
     let mut reader = Reader {
-        columns: header(&header_line)?,
+        columns: header(header_line.strip_prefix('\u{feff}').unwrap_or(&header_line))?,
         input,
         line: Vec::new(),
         line_no: 1,
-        last_time: i64::MIN,
-        warned: false,
+        order: Order::default(),
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, output);
     out.write_all(if explain {
@@ -179,10 +193,37 @@ struct Reader<R> {
     line: Vec<u8>,
     /// 1-based number of the current line.
     line_no: usize,
-    /// Time of the previous row, for the ordering check.
-    last_time: i64,
+    /// Where the rows stand in time, for the ordering check.
+    order: Order,
+}
+
+/// The previous row's time, for the ordering check.
+#[derive(Debug)]
+struct Order {
+    /// Its time as scored (a daylight-saving repeat moves it on).
+    time: i64,
+    /// Its time as written.
+    raw: i64,
+    /// Its line.
+    line: usize,
+    /// In a daylight-saving repeat of naive time: the latest time written
+    /// before the clock stepped back. The repeat ends past it; until then
+    /// rows must not step back or repeat again.
+    repeat_until: Option<i64>,
     /// Whether the daylight-saving repeat has been logged (once per file).
     warned: bool,
+}
+
+impl Default for Order {
+    fn default() -> Self {
+        Self {
+            time: i64::MIN,
+            raw: i64::MIN,
+            line: 0,
+            repeat_until: None,
+            warned: false,
+        }
+    }
 }
 
 impl<R: BufRead> Reader<R> {
@@ -212,14 +253,7 @@ impl<R: BufRead> Reader<R> {
                 continue;
             }
             let (ts, val) = fields(text, &self.columns, self.line_no)?;
-            let obs = parse_row(
-                text,
-                ts,
-                val,
-                self.line_no,
-                &mut self.last_time,
-                &mut self.warned,
-            )?;
+            let obs = parse_row(text, ts, val, self.line_no, &mut self.order)?;
             return Ok(Some(Row { obs, ts, val }));
         }
     }
@@ -322,37 +356,61 @@ fn parse_row(
     ts: Range,
     val: Range,
     line: usize,
-    last_time: &mut i64,
-    warned: &mut bool,
+    order: &mut Order,
 ) -> Result<Observation, ScoreError> {
     let ts_text = trimmed(&text[ts.0..ts.1], true);
     let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let stamp = timefmt::parse_bytes(ts_text).ok_or_else(|| ScoreError::BadTimestamp {
+    let stamp = timefmt::parse_any(ts_text).ok_or_else(|| ScoreError::BadTimestamp {
         line,
         text: lossy(ts_text),
     })?;
-    let mut time = stamp.epoch;
-    if time <= *last_time {
+    let raw = stamp.epoch;
+    if raw <= order.raw {
         // Wall-clock exports repeat up to an hour when daylight-saving time
-        // ends (NAB's own files do). Such a row is the next bucket in real
-        // time; anything else out of order is a broken file.
-        if !stamp.naive || *last_time - time > DST_REPEAT {
+        // ends (NAB's own files do): one step back (or, hourly, one repeat)
+        // of naive time. Such rows are the next buckets in real time;
+        // anything else out of order is a broken file, and a repeat is
+        // named as such.
+        let previous = order.line;
+        let repeating = order.repeat_until.is_some();
+        if raw == order.raw && (!stamp.naive || repeating) {
+            return Err(ScoreError::Duplicate {
+                line,
+                text: lossy(ts_text),
+                previous,
+            });
+        }
+        if !stamp.naive || repeating || order.raw - raw > DST_REPEAT {
             return Err(ScoreError::Unsorted {
                 line,
                 text: lossy(ts_text),
+                previous,
             });
         }
-        if !*warned {
+        order.repeat_until = Some(order.raw);
+        if !order.warned {
             tracing::warn!(
                 line,
                 timestamp = lossy(ts_text).as_str(),
                 "timestamp repeats or steps back within an hour (daylight-saving change?); such rows are scored as the next bucket"
             );
-            *warned = true;
+            order.warned = true;
         }
-        time = *last_time + 1;
     }
-    *last_time = time;
+    if order.repeat_until.is_some_and(|until| raw > until) {
+        order.repeat_until = None;
+    }
+    let time = if raw <= order.time {
+        order.time + 1
+    } else {
+        raw
+    };
+    *order = Order {
+        time,
+        raw,
+        line,
+        ..*order
+    };
     let val_text = trimmed(&text[val.0..val.1], false);
     let value = parse_f64(val_text)
         .filter(|v| v.is_finite())
@@ -668,10 +726,63 @@ mod tests {
 
     #[test]
     fn a_daylight_saving_repeat_of_naive_time_is_scored_not_refused() {
-        let input = "timestamp,value\n2014-11-02 01:55:00,1\n2014-11-02 01:00:00,2\n2014-11-02 01:00:00,3\n";
+        let input = "timestamp,value\n2014-11-02 01:50:00,0\n2014-11-02 01:55:00,1\n2014-11-02 01:00:00,2\n2014-11-02 01:05:00,3\n2014-11-02 01:55:00,4\n2014-11-02 02:00:00,5\n";
         let (summary, out) = run(input).unwrap();
-        assert_eq!(summary.rows, 3);
-        assert!(out.contains("\n2014-11-02 01:00:00,3,"), "{out}");
+        assert_eq!(summary.rows, 6);
+        assert!(out.contains("\n2014-11-02 01:05:00,3,"), "{out}");
+        // Hourly rows repeat the hour itself.
+        let hourly = "timestamp,value\n2014-11-02 00:00:00,1\n2014-11-02 01:00:00,2\n2014-11-02 01:00:00,3\n2014-11-02 02:00:00,4\n";
+        assert_eq!(run(hourly).unwrap().0.rows, 4);
+    }
+
+    #[test]
+    fn a_file_of_one_repeated_timestamp_names_the_repeat_and_its_line_not_the_sort_order() {
+        let mut input = String::from("timestamp,value\n");
+        for _ in 0..5000 {
+            input.push_str("2014-04-01 00:00:00,1\n");
+        }
+        let err = run(&input).unwrap_err();
+        assert_eq!(
+            err,
+            "line 4: timestamp \"2014-04-01 00:00:00\" repeats the one on line 3; score takes one value per time: add up (or average) the rows that share a timestamp first"
+        );
+        let zoned = "timestamp,value\n2014-04-01T00:00:00Z,1\n2014-04-01T00:00:00Z,2\n";
+        assert!(run(zoned)
+            .unwrap_err()
+            .starts_with("line 3: timestamp \"2014-04-01T00:00:00Z\" repeats the one on line 2"),);
+    }
+
+    #[test]
+    fn epoch_seconds_and_milliseconds_score_as_their_rfc3339_twin() {
+        let rfc = series(300);
+        let mut secs = String::from("timestamp,value\n");
+        let mut millis = String::from("timestamp,value\n");
+        for (i, line) in rfc.lines().skip(1).enumerate() {
+            let value = line.split(',').nth(1).unwrap();
+            let t = 1_396_310_400 + 300 * i as i64;
+            secs.push_str(&format!("{t},{value}\n"));
+            millis.push_str(&format!("{}000,{value}\n", t));
+        }
+        let scores = |csv: &str| -> Vec<String> {
+            run(csv)
+                .unwrap()
+                .1
+                .lines()
+                .skip(1)
+                .map(|l| l.rsplit(',').next().unwrap().to_string())
+                .collect()
+        };
+        let expected = scores(&rfc);
+        assert_eq!(scores(&secs), expected);
+        assert_eq!(scores(&millis), expected);
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_header_is_skipped() {
+        let input = format!("\u{feff}{}", series(20));
+        let (summary, out) = run(&input).unwrap();
+        assert_eq!(summary.rows, 20);
+        assert!(out.starts_with("timestamp,value,anomaly_score\n"), "{out}");
     }
 
     #[test]

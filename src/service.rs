@@ -17,14 +17,24 @@
 //! events, and treats events of buckets the snapshot closed as late.
 //! Shutdown writes a snapshot, commits, leaves the group and stops the HTTP
 //! server; open buckets are not flushed — their events are read again after
-//! a restart.
+//! a restart. The shutdown future is watched by a task of its own, which
+//! raises a flag the loop reads between messages and the pipeline between
+//! chunks of judging, so a stop request is honoured within one chunk even
+//! in a burst of millions of closed buckets. A stop that interrupts judging
+//! writes no snapshot: the restart resumes from the last one and reads the
+//! events behind it again, as after a crash.
+//!
+//! `/readyz` fails when the loop has finished nothing (batch, tick,
+//! assignment) for `service.stall_after` while messages wait: batches
+//! queued by the receiving thread, or messages on the broker that the
+//! consumer has not read ([`Health`]).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -42,7 +52,7 @@ use crate::config::Config;
 use crate::kafka::{self, Health, KafkaContext, OffsetTracker, Revocations};
 use crate::pipeline::read::{ReadBatch, Reader};
 pub use crate::pipeline::Summary;
-use crate::pipeline::{snapshot, Outcome, Pipeline};
+use crate::pipeline::{snapshot, Outcome, Pipeline, Settled};
 use crate::telemetry::{EventSkipped, Metrics, Origin, RejectReason, SkipReason};
 
 /// A judged bucket as observers see it: KPI name, series key, bucket
@@ -114,8 +124,9 @@ pub enum ServiceError {
     /// The HTTP API's tokens cannot be used.
     #[error(transparent)]
     Access(#[from] crate::http::access::AccessError),
-    /// The receiving thread could not be started.
-    #[error("cannot start the receiving thread: {0}")]
+    /// A thread of the service (receiving, HTTP, shutdown watch) could not
+    /// be started.
+    #[error("cannot start a thread of the service (out of memory or threads?): {0}")]
     Thread(std::io::Error),
     /// The alert log could not be written.
     #[error("alert log {path}: {source}")]
@@ -131,14 +142,38 @@ pub enum ServiceError {
 pub async fn run(
     config: Config,
     mut options: Options,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Summary, ServiceError> {
     let metrics = options.metrics.clone().unwrap_or_default();
     let health = Arc::new(Health::default());
+    health.stall_after_ms.store(
+        config.service.stall_after.as_millis() as i64,
+        Ordering::Relaxed,
+    );
+    // Watched apart from the loop, which may be busy for a while inside
+    // one arm of its select: the flag is read between messages and between
+    // chunks of judging. On a thread of its own: a task of this runtime
+    // can wait behind the loop's work (see `on_own_thread`). It ends when
+    // `_watching` drops, however `run` returns.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let (_watching, unwatched) = oneshot::channel::<()>();
+    on_own_thread("kpiwatch-shutdown", {
+        let (stop, stopping) = (stop.clone(), stopping.clone());
+        async move {
+            tokio::select! {
+                () = shutdown => {
+                    stop.store(true, Ordering::Relaxed);
+                    stopping.notify_one();
+                }
+                _ = unwatched => {}
+            }
+        }
+    })?;
 
     let listen = config.service.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|source| ServiceError::Listen {
             addr: listen,
             source,
@@ -185,18 +220,27 @@ pub async fn run(
         let _ = tx.send(notifier.backlog());
     }
     let (stop_http, http_stopped) = oneshot::channel::<()>();
-    let endpoints = crate::http::endpoints(metrics.clone(), health.clone())
+    let endpoints = crate::http::endpoints(metrics.clone(), health.clone(), options.clock.clone())
         .merge(crate::notify::silence::api(silences, options.clock.clone()));
     let app = crate::http::router(endpoints, Arc::new(access));
     let tls = api.tls.clone();
-    let server = tokio::spawn(async move {
+    // On a thread of its own, so that /readyz answers (and says so) while
+    // the loop is stuck in a long burst of work.
+    let server = on_own_thread("kpiwatch-http", async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "HTTP server failed to start");
+                return;
+            }
+        };
         let stopped = async {
             let _ = http_stopped.await;
         };
         if let Err(e) = crate::http::serve(listener, app, tls.as_ref(), stopped).await {
             tracing::error!(error = %e, "HTTP server failed");
         }
-    });
+    })?;
 
     let alert_log = match &config.service.alert_log {
         Some(path) => Some(AlertLog::open(path)?),
@@ -227,6 +271,7 @@ pub async fn run(
     if options.buckets.is_some() {
         pipeline.tap_buckets();
     }
+    pipeline.interrupt_on(stop.clone());
     // Receiving and reading (parsing, routing) run on a thread of their
     // own, so they overlap with recording and judging here. A thread, not
     // a task: a task woken by the other lands in its worker's LIFO slot,
@@ -243,6 +288,7 @@ pub async fn run(
         received_tx,
         spare,
         receiving_stopped,
+        health.clone(),
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -263,6 +309,7 @@ pub async fn run(
         tracker: OffsetTracker::default(),
         transitions: Vec::new(),
         released: Vec::new(),
+        settled: Vec::new(),
         summary: Summary::default(),
     };
     let shell = Shell {
@@ -274,12 +321,20 @@ pub async fn run(
         snapshot_every,
         revocations: &revocations,
     };
+    let beat = || {
+        health
+            .heartbeat_ms
+            .store(options.clock.now_ms(), Ordering::Relaxed)
+    };
+    beat();
     health.running.store(true, Ordering::Relaxed);
 
     let mut tick = tokio::time::interval(options.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
     loop {
+        if stop.load(Ordering::Relaxed) || core.pipeline.interrupted() {
+            break;
+        }
         // When the notifier next has work (group waits, intervals,
         // repeats); read after each notifier call, not per message (it
         // scans the groups).
@@ -288,7 +343,7 @@ pub async fn run(
         });
         tokio::select! {
             biased;
-            () = &mut shutdown => break,
+            () = stopping.notified() => break,
             () = sleep_or_never(notify_in) => {
                 core.notifier.tick()?;
                 core.notify_due = core.notifier.next_due_ms();
@@ -300,6 +355,7 @@ pub async fn run(
                     core.notify_due = core.notifier.next_due_ms();
                 }
                 core.advance(&shell)?;
+                beat();
             }
             Some(r) = received.recv() => match r {
                 Received::Assignment(change) => {
@@ -311,13 +367,21 @@ pub async fn run(
                         options.clock.now(),
                     );
                     core.advance(&shell)?;
+                    beat();
                 }
                 Received::Events { batch, epoch, received } => {
+                    health.queued.fetch_sub(1, Ordering::Relaxed);
                     // Wall time for the idle check, read once a batch (a
                     // fraction of a millisecond) and before any of its
                     // messages is counted.
                     let now = options.clock.now();
                     for i in 0..batch.len() {
+                        // A stop between messages leaves the rest unread:
+                        // their offsets were never tracked, so they are
+                        // read again after a restart.
+                        if stop.load(Ordering::Relaxed) || core.pipeline.interrupted() {
+                            break;
+                        }
                         // Advancing where a message lets buckets close, as
                         // one message at a time would.
                         if core.record(&batch, epoch, i, now, &shell) {
@@ -326,6 +390,7 @@ pub async fn run(
                     }
                     metrics.processing_latency.observe(received.elapsed().as_secs_f64());
                     let _ = spare_tx.send(batch);
+                    beat();
                 }
             },
         }
@@ -336,13 +401,22 @@ pub async fn run(
     // offsets were never stored.
     let _ = stop_receiving.send(());
     let _ = tokio::task::spawn_blocking(move || receiver.join()).await;
-    checkpoint(
-        &core.pipeline,
-        &state_dir,
-        &consumer,
-        &topic_names,
-        &mut core.held,
-    )?;
+    if core.pipeline.interrupted() {
+        // Buckets closed but not all judged: a snapshot now would say they
+        // were. The restart goes back to the last snapshot (whose offsets
+        // are the ones committed) and judges them with their events.
+        tracing::warn!(
+            "stopped in the middle of judging closed buckets; no snapshot written: the restart resumes from the last one and reads the events after it again"
+        );
+    } else {
+        checkpoint(
+            &core.pipeline,
+            &state_dir,
+            &consumer,
+            &topic_names,
+            &mut core.held,
+        )?;
+    }
     // Give deliveries in flight a moment; whatever is left stays in the
     // outbox for the next start.
     let backlog = core.notifier.backlog();
@@ -350,7 +424,7 @@ pub async fn run(
     core.notifier.stop().await;
     leave_group(&consumer).await;
     let _ = stop_http.send(());
-    let _ = server.await;
+    let _ = tokio::task::spawn_blocking(move || server.join()).await;
     let summary = core.summary;
     tracing::info!(?summary, "stopped");
     Ok(summary)
@@ -383,7 +457,9 @@ const RECEIVED_QUEUE: usize = 4;
 /// Each batch is stamped with the revocation epoch its messages were
 /// received in, so that the loop can drop those of a partition revoked
 /// since. Batches come back through `spare` for their allocations. Ends
-/// on `stop` or when the loop drops its end.
+/// on `stop` or when the loop drops its end. `health.queued` counts the
+/// batches handed over (or waiting to be) that the loop has not taken.
+#[allow(clippy::too_many_arguments)]
 async fn receive(
     consumer: Arc<StreamConsumer<KafkaContext>>,
     reader: Reader,
@@ -392,6 +468,7 @@ async fn receive(
     out: mpsc::Sender<Received>,
     mut spare: mpsc::UnboundedReceiver<ReadBatch>,
     mut stop: oneshot::Receiver<()>,
+    health: Arc<Health>,
 ) {
     // One stream for the whole run: `recv()` registers and drops a waker
     // slot per call.
@@ -428,6 +505,7 @@ async fn receive(
         if batch.is_empty() {
             continue;
         }
+        health.queued.fetch_add(1, Ordering::Relaxed);
         tokio::select! {
             biased;
             _ = &mut stop => return,
@@ -498,6 +576,8 @@ struct Core {
     tracker: OffsetTracker,
     transitions: Vec<Transition>,
     released: Vec<(i32, i64)>,
+    /// Held events the pipeline decided, taken after each message.
+    settled: Vec<Settled>,
     summary: Summary,
 }
 
@@ -539,6 +619,36 @@ impl Core {
         let outcome = self.pipeline.apply(batch, i, Some(now));
         self.summary.event(outcome);
         tracing::trace!(partition, offset, ?outcome, progress = ?self.pipeline.progress(topic), "message");
+        // Held events decided by this one have smaller offsets: first.
+        let due = self.take_settled(shell);
+        self.after(shell, topic, partition, offset, outcome, payload) || due
+    }
+
+    /// Tracks the held events the pipeline has decided since the last
+    /// call; true if one is due to advance.
+    fn take_settled(&mut self, shell: &Shell<'_>) -> bool {
+        let mut settled = std::mem::take(&mut self.settled);
+        settled.extend(self.pipeline.settled());
+        let mut due = false;
+        for s in settled.drain(..) {
+            self.summary.settle(s.outcome);
+            due |= self.after(shell, s.topic, s.partition, s.offset, s.outcome, &s.payload);
+        }
+        self.settled = settled;
+        due
+    }
+
+    /// Tracks the offset of an event whose outcome is known (dead-letters
+    /// it if refused); true if it is due to advance.
+    fn after(
+        &mut self,
+        shell: &Shell<'_>,
+        topic: usize,
+        partition: i32,
+        offset: i64,
+        outcome: Outcome,
+        payload: &[u8],
+    ) -> bool {
         match outcome {
             Outcome::Accepted { closed_at, due, .. } => {
                 self.tracker.track(topic, partition, offset, closed_at);
@@ -553,6 +663,10 @@ impl Core {
             }
             Outcome::Late => {
                 self.tracker.track(topic, partition, offset, None);
+                false
+            }
+            Outcome::Held => {
+                self.tracker.hold(topic, partition, offset);
                 false
             }
         }
@@ -579,6 +693,14 @@ impl Core {
         }
         self.pipeline
             .advance(Some(options.clock.now()), &mut self.transitions);
+        if self.pipeline.interrupted() {
+            // Stopping: nothing of this advance may be written (see `run`).
+            self.transitions.clear();
+            return Ok(());
+        }
+        // Held events of partitions gone idle now count (their buckets
+        // close at a later advance).
+        self.take_settled(shell);
         // Observers first: their receipt time marks the bucket close (the
         // notification latency benchmark measures from it).
         if let Some(o) = &options.observer {
@@ -628,6 +750,29 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// Runs `future` on a thread of its own, in a single-threaded runtime with
+/// timers and I/O. For what must go on while the loop works through a long
+/// burst synchronously: a task of the loop's runtime may sit in the busy
+/// worker's LIFO slot, which other workers do not steal from, and /readyz
+/// and the shutdown signal then wait for the burst to end.
+fn on_own_thread<F>(
+    name: &str,
+    future: F,
+) -> Result<std::thread::JoinHandle<F::Output>, ServiceError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServiceError::Thread)?;
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || runtime.block_on(future))
+        .map_err(ServiceError::Thread)
 }
 
 /// How long shutdown waits for notifications in flight.

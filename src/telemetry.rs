@@ -5,15 +5,31 @@
 //! [`Metrics`] owns a registry (one per pipeline, so tests read their own
 //! counters); `/metrics` renders it. Label sets are bounded: topics, KPIs
 //! and partitions come from config and Kafka, reasons are enums.
+//!
+//! Events that come in floods (refused, late, skipped values) are counted
+//! every time but logged at most once per topic (or KPI) and reason every
+//! [`LOG_EVERY`], each line saying how many went unlogged before it
+//! ([`LogLimiter`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use prometheus::{
     GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
+/// Least time between two log lines about the same kind of dropped event
+/// of one topic (or KPI).
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// Every metric kpiwatch exports.
 #[derive(Clone)]
 pub struct Metrics {
+    /// Log limiters by topic (or KPI) and reason, shared by the clones. A
+    /// std mutex: taken only for dropped events, never across an await.
+    log_limits: Arc<Mutex<HashMap<String, HashMap<&'static str, LogLimiter>>>>,
     /// The registry `/metrics` renders.
     pub registry: Registry,
     /// Events read from a topic, before any check (messages skipped around
@@ -38,7 +54,8 @@ pub struct Metrics {
     pub detector_evaluations: IntCounterVec,
     /// Alert transitions, by KPI and status (firing, resolved).
     pub alert_transitions: IntCounterVec,
-    /// Matching events whose aggregated field was missing or not a number.
+    /// Matching events whose aggregated field could not be aggregated, by
+    /// KPI and [`BadValue`].
     pub values_skipped: IntCounterVec,
     /// Consumer lag in messages, by topic and partition.
     pub consumer_lag: IntGaugeVec,
@@ -214,8 +231,8 @@ impl Metrics {
             ),
             values_skipped: counter(
                 "kpiwatch_values_skipped_total",
-                "Matching events whose aggregated field was missing or not a number.",
-                &["kpi"],
+                "Matching events whose aggregated field could not be aggregated (missing, null, string, boolean, array, object), by KPI and reason.",
+                &["kpi", "reason"],
             ),
             consumer_lag: gauge(
                 "kpiwatch_consumer_lag_messages",
@@ -224,7 +241,44 @@ impl Metrics {
             ),
             processing_latency,
             registry,
+            log_limits: Arc::default(),
         }
+    }
+
+    /// Every counter of `family` that has been touched, with its labels
+    /// (name, value), for summaries (`replay`).
+    pub fn counts(family: &IntCounterVec) -> Vec<(Vec<(String, String)>, u64)> {
+        use prometheus::core::Collector;
+        family
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+            .map(|m| {
+                let labels = m
+                    .get_label()
+                    .iter()
+                    .map(|l| (l.name().to_string(), l.value().to_string()))
+                    .collect();
+                (labels, m.get_counter().get_value() as u64)
+            })
+            .collect()
+    }
+
+    /// Whether to log one more `what` of `scope` (a topic or KPI) now; if
+    /// so, how many went unlogged since the last line. See [`LogLimiter`].
+    pub fn log_allowed(&self, scope: &str, what: &'static str) -> Option<u64> {
+        let mut limits = self
+            .log_limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let per_scope = match limits.get_mut(scope) {
+            Some(p) => p,
+            None => limits.entry(scope.to_string()).or_default(),
+        };
+        per_scope
+            .entry(what)
+            .or_default()
+            .allow(Instant::now(), LOG_EVERY)
     }
 
     /// The registry in Prometheus text format.
@@ -238,6 +292,33 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// At most one log line per `every`: the first occurrence is logged, those
+/// within `every` of the last logged one are only counted, and the next
+/// line says how many there were. Time comes in as an argument, so tests
+/// move it without sleeping.
+#[derive(Debug, Default, Clone)]
+pub struct LogLimiter {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    /// `Some(n)` if an occurrence at `now` is to be logged, `n` being the
+    /// occurrences not logged since the last line; `None` if it is not.
+    pub fn allow(&mut self, now: Instant, every: Duration) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < every => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
     }
 }
 
@@ -255,8 +336,15 @@ pub enum RejectReason {
     MissingTime,
     /// The event-time field could not be read in the topic's format.
     BadTime,
-    /// Event time too far ahead of the stream.
+    /// More than the topic's `max_ahead` ahead of its partition's time,
+    /// and the partition's next events did not confirm the jump.
     TooFarAhead,
+    /// More than the topic's `max_ahead` ahead of the wall clock (`run`).
+    AheadOfClock,
+    /// It would open a bucket more than [`crate::pipeline::window::MAX_OPEN_BUCKETS`]
+    /// past the oldest open one of its KPI: the topic's partitions are
+    /// that far apart in event time.
+    TooManyOpenBuckets,
 }
 
 impl RejectReason {
@@ -269,6 +357,78 @@ impl RejectReason {
             Self::MissingTime => "missing_time",
             Self::BadTime => "bad_time",
             Self::TooFarAhead => "too_far_ahead",
+            Self::AheadOfClock => "ahead_of_clock",
+            Self::TooManyOpenBuckets => "too_many_open_buckets",
+        }
+    }
+
+    /// True for the reasons that mean "too far ahead" rather than
+    /// "malformed".
+    pub fn is_ahead(self) -> bool {
+        matches!(
+            self,
+            Self::TooFarAhead | Self::AheadOfClock | Self::TooManyOpenBuckets
+        )
+    }
+
+    /// What the reason means and what to do about it, for the log.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "not JSON (or not UTF-8)",
+            Self::NotAnObject => "JSON, but not an object",
+            Self::TooLarge => "larger than 1 MiB",
+            Self::MissingTime => "no event-time field (the topic's time_field)",
+            Self::BadTime => "event time not readable in the topic's time_format, or outside the years 1970-9999",
+            Self::TooFarAhead => "more than the topic's max_ahead ahead of its partition's time, and the next events did not confirm the jump (a producer's clock is wrong?)",
+            Self::AheadOfClock => "more than the topic's max_ahead ahead of this machine's clock (a producer's clock, or this one, is wrong?)",
+            Self::TooManyOpenBuckets => "would open more buckets than a series may hold open: the topic's partitions are too far apart in event time",
+        }
+    }
+}
+
+/// Why a matching event's value was not aggregated. The `reason` label
+/// of `kpiwatch_values_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BadValue {
+    /// The field is not in the event.
+    Missing,
+    /// JSON null.
+    Null,
+    /// A string where sum/avg/min/max need a number (`"12"` included).
+    String,
+    /// A boolean where sum/avg/min/max need a number.
+    Boolean,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+    /// A number that is not finite (the JSON reader refuses such numbers,
+    /// so this stays at 0).
+    NotFinite,
+}
+
+impl BadValue {
+    /// Every reason, in label order.
+    pub const ALL: [BadValue; 7] = [
+        Self::Missing,
+        Self::Null,
+        Self::String,
+        Self::Boolean,
+        Self::Array,
+        Self::Object,
+        Self::NotFinite,
+    ];
+
+    /// The metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Null => "null",
+            Self::String => "string",
+            Self::Boolean => "boolean",
+            Self::Array => "array",
+            Self::Object => "object",
+            Self::NotFinite => "not_finite",
         }
     }
 }
@@ -293,16 +453,21 @@ pub struct EventRejected<'a> {
 }
 
 impl EventRejected<'_> {
-    /// Logs and counts.
+    /// Counts, and logs at most once per topic and reason every
+    /// [`LOG_EVERY`].
     pub fn emit(&self, m: &Metrics) {
         let o = self.origin;
-        tracing::warn!(
-            topic = o.topic,
-            partition = o.partition,
-            offset = o.offset,
-            reason = self.reason.label(),
-            "event rejected"
-        );
+        if let Some(suppressed) = m.log_allowed(o.topic, self.reason.label()) {
+            tracing::warn!(
+                topic = o.topic,
+                partition = o.partition,
+                offset = o.offset,
+                reason = self.reason.label(),
+                suppressed,
+                "event rejected: {}",
+                self.reason.explain()
+            );
+        }
         m.events_rejected
             .with_label_values(&[o.topic, self.reason.label()])
             .inc();
@@ -315,20 +480,51 @@ pub struct LateEvent<'a> {
     pub origin: Origin<'a>,
     /// Its event time, seconds.
     pub event_time: i64,
+    /// The topic's event-time progress when it came, seconds.
+    pub progress: Option<i64>,
 }
 
 impl LateEvent<'_> {
-    /// Logs (at debug: late events come in bursts) and counts.
+    /// Counts, and logs (late events come in bursts) at most once per
+    /// topic every [`LOG_EVERY`].
     pub fn emit(&self, m: &Metrics) {
         let o = self.origin;
-        tracing::debug!(
-            topic = o.topic,
-            partition = o.partition,
-            offset = o.offset,
-            event_time = self.event_time,
-            "late event dropped"
-        );
+        if let Some(suppressed) = m.log_allowed(o.topic, "late") {
+            tracing::warn!(
+                topic = o.topic,
+                partition = o.partition,
+                offset = o.offset,
+                event_time = self.event_time,
+                progress = self.progress,
+                suppressed,
+                "late event dropped: its bucket had closed (raise the KPI's lateness if such delays are normal)"
+            );
+        }
         m.events_late.with_label_values(&[o.topic]).inc();
+    }
+}
+
+/// A matching event's value could not be aggregated.
+pub struct ValueSkipped<'a> {
+    /// The KPI.
+    pub kpi: &'a str,
+    /// Why.
+    pub reason: BadValue,
+}
+
+impl ValueSkipped<'_> {
+    /// Logs at most once per KPI and reason every [`LOG_EVERY`]; the
+    /// caller counts (into a counter it resolved once).
+    pub fn log(&self, m: &Metrics) {
+        if let Some(suppressed) = m.log_allowed(self.kpi, self.reason.label()) {
+            tracing::warn!(
+                kpi = self.kpi,
+                reason = self.reason.label(),
+                suppressed,
+                "value skipped: the KPI's field is {} in a matching event, so the event is not aggregated",
+                self.reason.label()
+            );
+        }
     }
 }
 
@@ -478,5 +674,33 @@ impl NotificationDropped<'_> {
         m.notifications_dropped
             .with_label_values(&[self.receiver, self.reason.label()])
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_is_logged_once_per_interval_with_what_was_left_out() {
+        let mut l = LogLimiter::default();
+        let t0 = Instant::now();
+        let every = Duration::from_secs(10);
+        assert_eq!(l.allow(t0, every), Some(0));
+        for s in 1..10 {
+            assert_eq!(l.allow(t0 + Duration::from_secs(s), every), None);
+        }
+        assert_eq!(l.allow(t0 + every, every), Some(9));
+        assert_eq!(l.allow(t0 + every + Duration::from_secs(1), every), None);
+        assert_eq!(l.allow(t0 + 3 * every, every), Some(1));
+    }
+
+    #[test]
+    fn limits_are_kept_per_topic_and_reason() {
+        let m = Metrics::new();
+        assert_eq!(m.log_allowed("shop", "late"), Some(0));
+        assert_eq!(m.log_allowed("shop", "late"), None);
+        assert_eq!(m.log_allowed("shop", "too_far_ahead"), Some(0));
+        assert_eq!(m.log_allowed("other", "late"), Some(0));
     }
 }

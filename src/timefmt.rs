@@ -1,5 +1,6 @@
 //! Timestamps as they appear in KPI files: `YYYY-MM-DD HH:MM:SS` (NAB's
-//! format, read as local wall-clock time) and RFC 3339 with a zone.
+//! format, read as local wall-clock time), RFC 3339 with a zone, and (for
+//! `score`, [`parse_any`]) seconds or milliseconds since the epoch.
 //!
 //! The naive format is parsed by hand: `kpiwatch score` reads millions of
 //! rows and chrono's format-driven parser costs more than the detectors do.
@@ -56,6 +57,39 @@ pub fn parse_bytes(b: &[u8]) -> Option<Timestamp> {
         naive: false,
     })
 }
+
+/// [`parse_bytes`], or a number of seconds or milliseconds since the epoch
+/// (`1704067200`, `1704067200.5`, `1704067200000`): what `score` reads,
+/// the formats a replay's topic may be configured with. A number from
+/// 100,000,000,000 on is milliseconds (as seconds it would be after the
+/// year 5000; as milliseconds it is after March 1973). Years outside
+/// 1970-9999 are refused, as replay refuses them.
+pub fn parse_any(b: &[u8]) -> Option<Timestamp> {
+    if let Some(t) = parse_bytes(b) {
+        return Some(t);
+    }
+    let (whole, fraction) = match b.iter().position(|&c| c == b'.') {
+        Some(p) => (&b[..p], Some(&b[p + 1..])),
+        None => (b, None),
+    };
+    // Digits only; a fraction is floored away, as replay floors it.
+    let all_digits = |d: &[u8]| !d.is_empty() && d.iter().all(u8::is_ascii_digit);
+    if !all_digits(whole) || whole.len() > 18 || fraction.is_some_and(|f| !all_digits(f)) {
+        return None;
+    }
+    let n = digits(whole)?;
+    let secs = if n >= MILLIS_FROM { n / 1000 } else { n };
+    (secs < MAX_EPOCH).then_some(Timestamp {
+        epoch: secs,
+        utc_offset: 0,
+        naive: false,
+    })
+}
+
+/// From here on an epoch number is milliseconds.
+const MILLIS_FROM: i64 = 100_000_000_000;
+/// 10000-01-01T00:00:00Z: epoch times from here on are refused.
+const MAX_EPOCH: i64 = 253_402_300_800;
 
 /// The RFC 3339 shape most producers write, UTC with whole or fractional
 /// seconds (`2024-01-01T00:00:00Z`, `2024-01-01T00:00:00.123Z`), read by
@@ -243,6 +277,35 @@ mod tests {
             fast += usize::from(parse_utc(text.as_bytes()).is_some());
         }
         assert!(fast > 10_000, "the fast path was taken {fast} times");
+    }
+
+    #[test]
+    fn epoch_seconds_and_milliseconds_read_as_the_same_instant() {
+        let at = |text: &str| parse_any(text.as_bytes()).map(|t| (t.epoch, t.naive));
+        let rfc = parse("2024-01-01T00:00:00Z").unwrap().epoch;
+        assert_eq!(at("1704067200"), Some((rfc, false)));
+        assert_eq!(at("1704067200.9"), Some((rfc, false)));
+        assert_eq!(at("1704067200000"), Some((rfc, false)));
+        assert_eq!(at("1704067200999.5"), Some((rfc, false)));
+        assert_eq!(at("0"), Some((0, false)));
+        assert_eq!(at("2024-01-01T00:00:00Z"), Some((rfc, false)));
+        for bad in [
+            "",
+            ".",
+            "1.",
+            ".5",
+            "-1",
+            "+5",
+            "1e9",
+            "12a",
+            "1.2.3",
+            "99999999999999999999",
+        ] {
+            assert_eq!(at(bad), None, "{bad:?}");
+        }
+        // Milliseconds of the year 10000 and on are refused.
+        assert_eq!(at("253402300800000"), None);
+        assert_eq!(at("253402300799999").map(|t| t.0), Some(253_402_300_799));
     }
 
     #[test]

@@ -325,6 +325,25 @@ fn check_refuses_an_unknown_key_exit_1_with_file_line_column() {
 }
 
 #[test]
+fn check_refuses_a_max_ahead_out_of_range_at_its_line_naming_the_range() {
+    let dir = Scratch::new();
+    let config = dir.file(
+        "ahead.toml",
+        "[[topic]]\nname = \"shop\"\nmax_ahead = \"30d\"\n",
+    );
+    let run = kpiwatch(&["check", "--config", config.to_str().unwrap()], None);
+    let err = run.user_error();
+    assert!(
+        err.contains(&format!("{}:3:13:", config.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("max_ahead") && err.contains("1s to 7days"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_refuses_an_out_of_range_value_at_its_column_naming_the_range() {
     let dir = Scratch::new();
     let config = dir.file(

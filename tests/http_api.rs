@@ -96,7 +96,7 @@ impl Api {
         ));
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::at(NOW));
         let health = Arc::new(Health::default());
-        let endpoints = kpiwatch::http::endpoints(Metrics::new(), health)
+        let endpoints = kpiwatch::http::endpoints(Metrics::new(), health, clock.clone())
             .merge(kpiwatch::notify::silence::api(store.clone(), clock));
         let app = kpiwatch::http::router(endpoints, Arc::new(access));
         let (stop, stopped) = oneshot::channel::<()>();

@@ -196,7 +196,9 @@ async fn a_restart_resumes_from_committed_offsets_without_losing_or_double_count
 async fn malformed_and_late_events_are_counted_dead_lettered_and_scraped_not_fatal() {
     let broker = broker("shop", 1);
     broker.create_topic("shop.dlq", 1).unwrap();
-    let clock = Arc::new(ManualClock::at(T0));
+    // The wall clock is past the events: events more than max_ahead ahead
+    // of it would be refused.
+    let clock = Arc::new(ManualClock::at(minute(20)));
     let mut cfg = config(broker.bootstrap_servers(), "bad-input", SHOP);
     cfg.kafka.dead_letter_topic = Some("shop.dlq".into());
     let mut service = Service::start(cfg, clock).await;
@@ -312,7 +314,9 @@ async fn malformed_and_late_events_are_counted_dead_lettered_and_scraped_not_fat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_crash_the_restart_keeps_baselines_and_never_rejudges_a_closed_bucket() {
     let broker = broker("shop", 1);
-    let clock = Arc::new(ManualClock::at(T0));
+    // The wall clock is past the events: events more than max_ahead ahead
+    // of it would be refused.
+    let clock = Arc::new(ManualClock::at(minute(25)));
     let _ = std::fs::remove_dir_all(kafka::state_dir("crash"));
     for m in 0..20 {
         broker
@@ -447,4 +451,143 @@ async fn a_partition_handed_back_by_a_rebalance_does_not_count_its_open_bucket_t
         "minute 4 holds one checkout from each partition, counted once"
     );
     assert!(skipped >= 1.0, "the partition handed back was read again");
+}
+
+/// A hundred series whose silence is judged for a week: a jump of the wall
+/// clock by a week closes a million buckets at once, tens of seconds of
+/// judging in a debug build.
+const USERS: &str = r#"
+[[topic]]
+name = "shop"
+time_format = "epoch_seconds"
+idle_timeout = "5s"
+
+[defaults]
+bucket = "1m"
+lateness = "0s"
+evict_after = "7d"
+
+[[kpi]]
+name = "views"
+where = { type = "page_view" }
+aggregate = "count"
+group_by = ["user"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_stuck_in_a_burst_fails_readyz_and_a_stop_ends_it_within_seconds_without_a_snapshot()
+{
+    let broker = broker("shop", 1);
+    let start = minute(60);
+    let clock = Arc::new(ManualClock::at(start));
+    let mut cfg = config(broker.bootstrap_servers(), "stall", USERS);
+    cfg.service.stall_after = Duration::from_secs(10);
+    let mut service = Service::start(cfg, clock.clone()).await;
+    let view = |t: i64, user: i64| format!(r#"{{"time":{t},"type":"page_view","user":"u{user}"}}"#);
+    let mut n = 0.0;
+    for m in 0..5 {
+        for user in 0..100 {
+            broker
+                .send("shop", None, b"", view(start + 60 * m + 1, user).as_bytes())
+                .unwrap();
+            n += 1.0;
+        }
+    }
+    broker.flush().unwrap();
+    service.processed(n).await;
+    assert_eq!(service.get("/readyz").await.0, 200);
+
+    // A week passes on the wall clock: the quiet topic's time follows it,
+    // and every series' empty week closes in one burst. Then more than
+    // stall_after passes while events go on arriving: the stuck loop leaves
+    // them queued.
+    clock.advance(7 * 86_400);
+    clock.advance(11);
+    let deadline = std::time::Instant::now() + kafka::WAIT;
+    let mut user = 0;
+    let body = loop {
+        broker
+            .send("shop", None, b"", view(start + 7 * 86_400, user).as_bytes())
+            .unwrap();
+        broker.flush().unwrap();
+        user += 1;
+        let (status, body) = service.get_from_outside("/readyz");
+        if status == 503 {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz stayed {status}: {body}"
+        );
+    };
+    assert!(body.contains("no batch processed for"), "{body}");
+
+    // Snapshots so far were taken before the burst.
+    while service.snapshots.try_recv().is_ok() {}
+    let (_, mut snapshots) = tokio::sync::mpsc::unbounded_channel();
+    std::mem::swap(&mut snapshots, &mut service.snapshots);
+    let stopping = std::time::Instant::now();
+    let (_, judged) = service.stop().await;
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    assert!(
+        judged.len() < 100 * 10_080,
+        "the burst was not interrupted: {} buckets judged",
+        judged.len()
+    );
+    assert!(
+        snapshots.try_recv().is_err(),
+        "no snapshot may cover buckets closed but not judged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_days_ahead_of_the_wall_clock_is_refused_and_the_events_after_it_are_not_late() {
+    let broker = broker("shop", 1);
+    let clock = Arc::new(ManualClock::at(minute(20)));
+    let mut service = Service::start(
+        config(broker.bootstrap_servers(), "ahead", SHOP),
+        clock.clone(),
+    )
+    .await;
+    for m in 0..10 {
+        broker
+            .send("shop", None, b"", &event(minute(m) + 5, "checkout"))
+            .unwrap();
+    }
+    broker
+        .send(
+            "shop",
+            None,
+            b"",
+            &event(minute(10) + 3 * 86_400, "checkout"),
+        )
+        .unwrap();
+    for m in 10..16 {
+        broker
+            .send("shop", None, b"", &event(minute(m) + 5, "checkout"))
+            .unwrap();
+    }
+    broker.flush().unwrap();
+    let judged = service.buckets_until(|b| b.2 == minute(14)).await;
+    let topic_reason = [("topic", "shop"), ("reason", "ahead_of_clock")];
+    assert_eq!(
+        service
+            .metric("kpiwatch_events_rejected_total", &topic_reason)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        service
+            .metric("kpiwatch_events_late_total", &[("topic", "shop")])
+            .await,
+        0.0
+    );
+    assert!(
+        checkout_buckets(&judged)
+            .iter()
+            .all(|(_, v)| *v == Some(1.0)),
+        "every minute has its one checkout: {judged:?}"
+    );
+    service.stop().await;
 }

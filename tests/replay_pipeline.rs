@@ -77,11 +77,10 @@ fn a_ten_megabyte_event_is_refused_as_too_large_without_parsing() {
         p.record(0, 0, 0, huge.as_bytes(), None),
         Outcome::Rejected(RejectReason::TooLarge)
     );
+    // The next event is read as usual (the partition's first: it waits
+    // for two more to agree on the partition's time).
     let ok = br#"{"time":"2024-01-01T00:00:01Z","type":"checkout"}"#;
-    assert!(matches!(
-        p.record(0, 0, 1, ok, None),
-        Outcome::Accepted { .. }
-    ));
+    assert_eq!(p.record(0, 0, 1, ok, None), Outcome::Held);
     let rendered = p.metrics().render();
     assert!(
         rendered.contains(r#"kpiwatch_events_rejected_total{reason="too_large",topic="shop"} 1"#),
@@ -111,7 +110,8 @@ fn replay_counts_malformed_and_late_lines_and_goes_on() {
     let input =
         std::io::BufReader::new(std::fs::File::open(dir.join("bad_input.jsonl")).expect("fixture"));
     let summary = kpiwatch::replay::replay(config, None, input, None, std::io::sink(), None)
-        .expect("replay runs");
+        .expect("replay runs")
+        .summary;
     assert_eq!(
         (summary.events, summary.rejected, summary.late),
         (125, 4, 1)
@@ -138,7 +138,8 @@ group_by = ["country"]
     Pipeline::new(config, Metrics::new())
 }
 
-/// Records one checkout and lets event time close what it can.
+/// Records one checkout and lets event time close what it can. (A
+/// partition's first events are held until three agree on its time.)
 fn checkout(p: &mut Pipeline, offset: &mut i64, t: i64, country: &str, out: &mut Vec<Transition>) {
     let time = chrono::DateTime::from_timestamp(t, 0).expect("valid time");
     let event = format!(
@@ -148,7 +149,7 @@ fn checkout(p: &mut Pipeline, offset: &mut i64, t: i64, country: &str, out: &mut
     *offset += 1;
     assert!(matches!(
         p.record(0, 0, *offset, event.as_bytes(), None),
-        Outcome::Accepted { .. }
+        Outcome::Accepted { .. } | Outcome::Held
     ));
     p.advance(None, out);
 }
@@ -229,4 +230,107 @@ fn a_firing_series_outlives_its_eviction_and_resolves_when_its_events_return() {
         })
         .count();
     assert_eq!(resolved, 1, "{out:#?}");
+}
+
+/// Revenue summed from `amount`, distinct users from `user`, one-minute
+/// buckets.
+const REVENUE: &str = r#"
+[[topic]]
+name = "shop"
+[defaults]
+bucket = "1m"
+[[kpi]]
+name = "revenue"
+where = { type = "payment" }
+aggregate = "sum"
+field = "amount"
+[[kpi]]
+name = "payers"
+where = { type = "payment" }
+aggregate = "distinct"
+field = "user"
+"#;
+
+fn replay_text(toml: &str, input: &str) -> kpiwatch::replay::Report {
+    let config = validate(&Source::new(Path::new("t.toml"), toml)).expect("valid");
+    kpiwatch::replay::replay(config, None, input.as_bytes(), None, std::io::sink(), None)
+        .expect("replay runs")
+}
+
+#[test]
+fn sum_values_that_are_not_numbers_are_counted_by_kpi_and_reason_and_named_in_the_summary() {
+    let input = [
+        r#"{"time":"2024-01-01T00:00:01Z","type":"payment","user":"a","amount":"12"}"#,
+        r#"{"time":"2024-01-01T00:00:02Z","type":"payment","user":"b","amount":null}"#,
+        r#"{"time":"2024-01-01T00:00:03Z","type":"payment","user":"c","amount":true}"#,
+        r#"{"time":"2024-01-01T00:00:04Z","type":"payment","user":"d","amount":[1]}"#,
+        r#"{"time":"2024-01-01T00:00:05Z","type":"payment","user":"e","amount":{"eur":1}}"#,
+        r#"{"time":"2024-01-01T00:00:06Z","type":"payment","user":"f"}"#,
+        r#"{"time":"2024-01-01T00:00:07Z","type":"payment","user":"g","amount":"7"}"#,
+    ]
+    .join("\n");
+    let report = replay_text(REVENUE, &input);
+    let reasons: Vec<(&str, &str, u64)> = report
+        .skipped
+        .iter()
+        .map(|(k, r, n)| (k.as_str(), r.as_str(), *n))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("revenue", "string", 2),
+            ("revenue", "array", 1),
+            ("revenue", "boolean", 1),
+            ("revenue", "missing", 1),
+            ("revenue", "null", 1),
+            ("revenue", "object", 1),
+        ]
+    );
+    let text = report.to_string();
+    assert!(
+        text.contains("values skipped (not aggregated): revenue 7 (string 2, array 1, boolean 1, missing 1, null 1, object 1)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn distinct_counts_numbers_and_booleans_and_skips_only_what_is_not_a_scalar() {
+    let mut p = Pipeline::new(
+        validate(&Source::new(Path::new("t.toml"), REVENUE)).expect("valid"),
+        Metrics::new(),
+    );
+    p.tap_buckets();
+    let events = [
+        r#"{"time":"2024-01-01T00:00:01Z","type":"payment","user":17,"amount":1}"#,
+        r#"{"time":"2024-01-01T00:00:02Z","type":"payment","user":true,"amount":1}"#,
+        r#"{"time":"2024-01-01T00:00:03Z","type":"payment","user":"17","amount":1}"#,
+        r#"{"time":"2024-01-01T00:00:04Z","type":"payment","user":[17],"amount":1}"#,
+    ];
+    for (i, e) in events.iter().enumerate() {
+        p.record(0, 0, i as i64, e.as_bytes(), None);
+    }
+    p.finish(&mut Vec::new());
+    let payers: Vec<Option<f64>> = p
+        .take_judged()
+        .iter()
+        .filter(|b| b.kpi == 1)
+        .map(|b| b.value)
+        .collect();
+    // 17 and "17" are one payer; true is another.
+    assert_eq!(payers, vec![Some(2.0)]);
+    assert_eq!(
+        metric(&p, "kpiwatch_values_skipped_total{kpi=\"payers\""),
+        "kpiwatch_values_skipped_total{kpi=\"payers\",reason=\"array\"} 1"
+    );
+}
+
+#[test]
+fn a_byte_order_mark_before_the_first_event_of_a_file_is_not_part_of_it() {
+    let input = "\u{feff}{\"time\":\"2024-01-01T00:00:01Z\",\"type\":\"payment\",\"user\":\"a\",\"amount\":3}\n";
+    let report = replay_text(REVENUE, input);
+    assert_eq!(
+        (report.summary.events, report.summary.rejected),
+        (1, 0),
+        "{report}"
+    );
 }

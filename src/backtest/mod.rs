@@ -71,7 +71,7 @@ pub fn backtest(
     }
     let mut collector = Collector::new(config.kpis.len());
     // The pipeline takes the config; the report needs it after.
-    let summary = crate::replay::run(config.clone(), topic, input, size, &mut collector)?;
+    let summary = crate::replay::run(config.clone(), topic, input, size, &mut collector)?.summary;
     let seen = Seen {
         summary,
         first_event: collector.first_event,

@@ -43,6 +43,9 @@ pub struct Service {
     pub snapshot_interval: Duration,
     /// Tokens, TLS and silence limits of the HTTP API.
     pub api: crate::http::ApiSettings,
+    /// /readyz fails when no batch was processed for this long while
+    /// messages wait.
+    pub stall_after: Duration,
 }
 
 /// `[kafka]`.
@@ -81,6 +84,9 @@ pub struct Topic {
     /// After this long without messages a partition stops holding the
     /// watermark back.
     pub idle_timeout: Duration,
+    /// How far ahead of its partition's time (and the wall clock) an event
+    /// may be before it is refused, unless the jump is confirmed.
+    pub max_ahead: Duration,
 }
 
 /// A dotted path into a JSON event, e.g. `payment.amount`.
@@ -253,6 +259,19 @@ pub struct Kpi {
 
 const DAY: i64 = 86_400;
 
+/// `[[topic]] max_ahead` unless set. Minutes, not days: producers' clocks
+/// disagree by seconds (devices by a few minutes), an event accepted this
+/// far ahead can close at most this much of its partition's time early
+/// (three 5-minute buckets), and a real gap of any length is followed once
+/// three events agree on it, so a larger value would only let worse clocks
+/// do more damage.
+pub const DEFAULT_MAX_AHEAD: Duration = Duration::from_secs(15 * 60);
+
+/// `[service] stall_after` unless set: far above a batch (under a
+/// millisecond) or a snapshot (seconds), well inside the first minutes in
+/// which someone wants to hear that KPIs are no longer watched.
+pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(60);
+
 /// Reads and validates a service configuration file.
 pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -285,6 +304,10 @@ pub fn validate(src: &Source<'_>) -> Result<Config, ConfigError> {
             Some(d) => duration(src, d, "snapshot_interval", Duration::from_secs(1), Duration::from_secs(DAY as u64))?,
         },
         api: crate::http::ApiSettings::default(),
+        stall_after: match &raw.service.stall_after {
+            None => DEFAULT_STALL_AFTER,
+            Some(d) => duration(src, d, "stall_after", Duration::from_secs(1), Duration::from_secs(DAY as u64))?,
+        },
     };
     service.api = super::api::api(src, &raw.service)?;
     let kafka = Kafka {
@@ -370,11 +393,22 @@ fn topic(src: &Source<'_>, t: &TopicToml) -> Result<Topic, ConfigError> {
             Duration::from_secs(DAY as u64),
         )?,
     };
+    let max_ahead = match &t.max_ahead {
+        None => DEFAULT_MAX_AHEAD,
+        Some(d) => duration(
+            src,
+            d,
+            "max_ahead",
+            Duration::from_secs(1),
+            Duration::from_secs(7 * DAY as u64),
+        )?,
+    };
     Ok(Topic {
         name,
         time_field,
         time_format,
         idle_timeout,
+        max_ahead,
     })
 }
 

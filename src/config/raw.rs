@@ -71,6 +71,11 @@ pub struct ServiceToml {
     /// variable.
     #[serde(default, rename = "api_token")]
     pub api_tokens: Vec<Spanned<ApiTokenToml>>,
+    /// /readyz fails when the service loop has finished no batch for this
+    /// long while messages wait for it (read and queued, or on the broker
+    /// and not yet read): the loop is stuck or far behind (default "1m";
+    /// "1s" to "1d").
+    pub stall_after: Option<Spanned<String>>,
 }
 
 /// `[[service.api_token]]`: a bearer token of the HTTP API. The token is
@@ -123,6 +128,14 @@ pub struct TopicToml {
     /// watermark back, and a topic that is entirely quiet is advanced by the
     /// wall clock, so empty buckets close (default "30s").
     pub idle_timeout: Option<Spanned<String>>,
+    /// How far ahead of its partition's newest event time an event may be
+    /// (and, in `run`, of the wall clock) before it is refused and counted
+    /// as too far ahead instead of moving the partition's time (default
+    /// "15m"; "1s" to "7d"). A partition that really jumps (a producer
+    /// silent for hours, a quiet night missing from a file) is followed
+    /// once three events in a row agree on the jump, or live when the
+    /// events agree with the wall clock; one stray event is refused.
+    pub max_ahead: Option<Spanned<String>>,
 }
 
 /// `[kpi.alerting]` / `[defaults.alerting]`.

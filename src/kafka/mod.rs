@@ -13,13 +13,16 @@
 //!   were written. Auto-commit then commits stored offsets only
 //!   (`enable.auto.offset.store = false`). It also knows which offsets this
 //!   process has already counted, for a partition that a rebalance hands
-//!   back and librdkafka reads again from the committed offset.
+//!   back and librdkafka reads again from the committed offset. An event the
+//!   pipeline holds (far ahead of its partition's time, until the jump is
+//!   confirmed or refused) keeps the commit below it until it is settled,
+//!   even when it is settled after later offsets.
 //! - [`mock`] — the in-process mock cluster for the demo and tests.
 
 pub mod mock;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rdkafka::config::ClientConfig;
@@ -40,12 +43,42 @@ pub struct Health {
     pub assigned: AtomicBool,
     /// The pipeline is running (state loaded, consuming).
     pub running: AtomicBool,
+    /// Wall time (ms, the service's clock) when the loop last finished a
+    /// batch, a tick or an assignment change.
+    pub heartbeat_ms: AtomicI64,
+    /// Batches the receiving thread has read that the loop has not taken.
+    pub queued: AtomicI64,
+    /// Messages on the broker the consumer has not read yet, over its
+    /// partitions, from librdkafka's statistics (every 5 s): the high
+    /// watermark minus the position. (Not the consumer-lag gauge, which
+    /// counts from the committed offset: kpiwatch commits only what its
+    /// closed buckets and snapshots cover, so that lag is never 0.)
+    pub unread: AtomicI64,
+    /// `service.stall_after` in milliseconds.
+    pub stall_after_ms: AtomicI64,
 }
 
 impl Health {
-    /// Ready to serve traffic: running with partitions.
-    pub fn ready(&self) -> bool {
-        self.assigned.load(Ordering::Relaxed) && self.running.load(Ordering::Relaxed)
+    /// Ready: running with partitions, and not stalled — the loop has
+    /// finished something within `stall_after` of `now_ms`, or nothing
+    /// waits for it. The error says why not.
+    pub fn ready(&self, now_ms: i64) -> Result<(), String> {
+        if !self.running.load(Ordering::Relaxed) {
+            return Err("not ready: not consuming (starting or stopping)".into());
+        }
+        if !self.assigned.load(Ordering::Relaxed) {
+            return Err("not ready: no partitions assigned yet".into());
+        }
+        let quiet_ms = now_ms - self.heartbeat_ms.load(Ordering::Relaxed);
+        let queued = self.queued.load(Ordering::Relaxed);
+        let unread = self.unread.load(Ordering::Relaxed);
+        if quiet_ms >= self.stall_after_ms.load(Ordering::Relaxed) && (queued > 0 || unread > 0) {
+            return Err(format!(
+                "not ready: no batch processed for {} s while {queued} batches are queued and {unread} messages are unread on the broker (stuck, or far behind: see the log and kpiwatch_processing_latency_seconds)",
+                quiet_ms / 1000
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -147,9 +180,23 @@ fn pairs(list: &rdkafka::TopicPartitionList) -> Vec<(String, i32)> {
 
 impl ClientContext for KafkaContext {
     fn stats(&self, stats: Statistics) {
+        let mut unread = 0;
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
-                if *partition < 0 || p.consumer_lag < 0 {
+                if *partition < 0 {
+                    continue;
+                }
+                if p.desired {
+                    // Where reading stands: past the last message handed
+                    // to the application, else where it starts.
+                    let position = [p.app_offset, p.committed_offset, p.lo_offset]
+                        .into_iter()
+                        .find(|&o| o >= 0);
+                    if let (Some(position), true) = (position, p.hi_offset >= 0) {
+                        unread += (p.hi_offset - position).max(0);
+                    }
+                }
+                if p.consumer_lag < 0 {
                     continue;
                 }
                 self.metrics
@@ -158,6 +205,7 @@ impl ClientContext for KafkaContext {
                     .set(p.consumer_lag);
             }
         }
+        self.health.unread.store(unread, Ordering::Relaxed);
     }
 }
 
@@ -300,6 +348,11 @@ struct Pending {
     /// no new message read since: librdkafka reads it again from the
     /// committed offset, and offsets below `next` are already counted.
     handed_back: bool,
+    /// Offsets read but not counted yet: held by the pipeline (or dropped
+    /// with the partition's revocation while held). Nothing at or past the
+    /// smallest is committed, and none is "already counted". A handful at
+    /// most.
+    held: Vec<i64>,
 }
 
 impl OffsetTracker {
@@ -307,14 +360,21 @@ impl OffsetTracker {
     /// topic's progress reaches `close_at` (None: recorded already, e.g. a
     /// rejected event).
     pub fn track(&mut self, topic: usize, partition: i32, offset: i64, close_at: Option<i64>) {
-        let p = self
-            .partitions
-            .entry((topic, partition))
-            .or_insert_with(|| Pending {
-                stored: offset,
-                assigned: true,
-                ..Pending::default()
-            });
+        let p = Self::pending(&mut self.partitions, topic, partition, offset);
+        if let Some(k) = p.held.iter().position(|&h| h == offset) {
+            // A held event settled, after later offsets were tracked: its
+            // entry goes where its offset is, unless the entry before it
+            // closes no sooner (and so covers it already).
+            p.held.swap_remove(k);
+            if let Some(c) = close_at {
+                let at = p.queue.partition_point(|&(first, _)| first < offset);
+                if at == 0 || p.queue[at - 1].1 < c {
+                    p.queue.insert(at, (offset, c));
+                }
+            }
+            p.next = p.next.max(offset + 1);
+            return;
+        }
         if p.handed_back {
             p.handed_back = false;
             if offset > p.next {
@@ -333,6 +393,29 @@ impl OffsetTracker {
         p.next = p.next.max(offset + 1);
     }
 
+    /// Notes an event at `offset` that the pipeline holds: nothing from it
+    /// on is committed until [`OffsetTracker::track`] is told what became
+    /// of it.
+    pub fn hold(&mut self, topic: usize, partition: i32, offset: i64) {
+        let p = Self::pending(&mut self.partitions, topic, partition, offset);
+        p.held.push(offset);
+    }
+
+    fn pending(
+        partitions: &mut FastMap<(usize, i32), Pending>,
+        topic: usize,
+        partition: i32,
+        offset: i64,
+    ) -> &mut Pending {
+        partitions
+            .entry((topic, partition))
+            .or_insert_with(|| Pending {
+                stored: offset,
+                assigned: true,
+                ..Pending::default()
+            })
+    }
+
     /// True if this process has counted `offset` already: the partition
     /// was revoked while some of its events were in open buckets, handed
     /// back, and is read again from the committed offset. Such a message
@@ -340,7 +423,7 @@ impl OffsetTracker {
     pub fn already_counted(&self, topic: usize, partition: i32, offset: i64) -> bool {
         self.partitions
             .get(&(topic, partition))
-            .is_some_and(|p| p.handed_back && offset < p.next)
+            .is_some_and(|p| p.handed_back && offset < p.next && !p.held.contains(&offset))
     }
 
     /// Offsets to store now that `topic`'s progress is `progress`:
@@ -354,7 +437,10 @@ impl OffsetTracker {
             while p.queue.front().is_some_and(|&(_, c)| c <= progress) {
                 p.queue.pop_front();
             }
-            let commit = p.queue.front().map_or(p.next, |&(first, _)| first);
+            let mut commit = p.queue.front().map_or(p.next, |&(first, _)| first);
+            if let Some(&held) = p.held.iter().min() {
+                commit = commit.min(held);
+            }
             if commit > p.stored {
                 p.stored = commit;
                 out.push((partition, commit));
@@ -369,6 +455,8 @@ impl OffsetTracker {
         let key = (topic, partition);
         match self.partitions.get_mut(&key) {
             Some(p) if !p.queue.is_empty() => p.assigned = false,
+            // Held events were dropped with the partition: read again by
+            // whoever gets it.
             _ => {
                 self.partitions.remove(&key);
             }
@@ -484,6 +572,55 @@ mod tests {
         r.revoke(&[("shop".to_string(), 0)]);
         assert!(!r.revoked_since("shop", 1, later));
         assert!(r.revoked_since("shop", 0, later));
+    }
+
+    #[test]
+    fn a_held_event_keeps_the_commit_below_it_until_it_is_settled_after_later_offsets() {
+        let mut t = OffsetTracker::default();
+        t.track(0, 0, 9, Some(100));
+        t.hold(0, 0, 10);
+        // A later offset is refused outright (ahead of the wall clock)
+        // while 10 is held.
+        t.track(0, 0, 11, None);
+        assert_eq!(released(&mut t, 100), vec![(0, 10)]);
+        assert_eq!(released(&mut t, 10_000), vec![], "10 is still held");
+        assert!(!t.already_counted(0, 0, 10));
+        // The jump is confirmed: 10 counts, in a bucket closing at 500.
+        t.track(0, 0, 10, Some(500));
+        assert_eq!(released(&mut t, 400), vec![]);
+        assert_eq!(released(&mut t, 500), vec![(0, 12)]);
+    }
+
+    #[test]
+    fn a_held_event_settled_as_refused_releases_the_commit_at_once() {
+        let mut t = OffsetTracker::default();
+        t.hold(0, 0, 3);
+        t.track(0, 0, 4, Some(100));
+        t.track(0, 0, 3, None);
+        assert_eq!(released(&mut t, 100), vec![(0, 5)]);
+    }
+
+    #[test]
+    fn readiness_fails_only_when_nothing_was_finished_for_stall_after_while_messages_wait() {
+        let h = Health::default();
+        assert!(h.ready(0).is_err(), "not running yet");
+        h.running.store(true, Ordering::Relaxed);
+        h.assigned.store(true, Ordering::Relaxed);
+        h.stall_after_ms.store(60_000, Ordering::Relaxed);
+        h.heartbeat_ms.store(1_000, Ordering::Relaxed);
+        // Quiet for an hour with nothing to do: ready.
+        assert_eq!(h.ready(3_600_000), Ok(()));
+        // Messages unread on the broker, but the loop finished something
+        // 59 s ago: still ready.
+        h.unread.store(5, Ordering::Relaxed);
+        assert_eq!(h.ready(60_000), Ok(()));
+        let why = h.ready(61_000).unwrap_err();
+        assert!(why.contains("no batch processed for 60 s"), "{why}");
+        h.unread.store(0, Ordering::Relaxed);
+        h.queued.store(1, Ordering::Relaxed);
+        assert!(h.ready(61_000).is_err(), "a batch waits in the channel");
+        h.heartbeat_ms.store(61_000, Ordering::Relaxed);
+        assert_eq!(h.ready(61_000), Ok(()));
     }
 
     #[test]

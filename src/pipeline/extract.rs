@@ -42,8 +42,10 @@ pub enum Field<'a> {
     Num(f64),
     /// A string.
     Str(Cow<'a, str>),
-    /// An object or array (present, but not a scalar).
-    Compound,
+    /// An object (present, but not a scalar).
+    Object,
+    /// An array (present, but not a scalar).
+    Array,
 }
 
 impl Field<'_> {
@@ -240,13 +242,13 @@ impl<'a> Scanner<'a> {
             Some(b'{') => {
                 self.i += 1;
                 if let Some(s) = node.slot {
-                    out[s] = Field::Compound;
+                    out[s] = Field::Object;
                 }
                 return self.object(node, out);
             }
             Some(b'[') => {
                 self.skip_value()?;
-                Field::Compound
+                Field::Array
             }
             Some(b'"') => {
                 self.i += 1;
@@ -719,7 +721,7 @@ mod serde_visitor {
 
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
             if let Some(s) = self.node.slot {
-                self.out[s] = Field::Compound;
+                self.out[s] = Field::Object;
             }
             ObjectSeed {
                 node: self.node,
@@ -731,7 +733,7 @@ mod serde_visitor {
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
-            self.put(Field::Compound);
+            self.put(Field::Array);
             Ok(())
         }
 

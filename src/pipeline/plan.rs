@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::config::model::{Aggregate, Config, Measure, Scalar, Test, TimeFormat};
-use crate::telemetry::RejectReason;
+use crate::telemetry::{BadValue, RejectReason};
 use crate::timefmt;
 
 use super::extract::{ExtractError, Extractor, Field};
@@ -33,8 +33,12 @@ pub enum Routed<'e> {
     NoMatch,
     /// Counts towards the series, with this contribution.
     Match(Contribution<'e>),
-    /// Matches, but the aggregated field is missing or not a number.
-    BadValue,
+    /// Counts towards the series of a distinct KPI whose field is a number
+    /// (the reader writes it as text).
+    NumberItem(f64),
+    /// Matches, but the aggregated field cannot be aggregated: skipped,
+    /// and counted by why.
+    BadValue(BadValue),
 }
 
 /// The compiled plan of one topic.
@@ -142,18 +146,27 @@ impl TopicPlan {
                     let _ = write!(key, "{n}");
                 }
                 Field::Bool(b) => key.push_str(if *b { "true" } else { "false" }),
-                Field::Missing | Field::Null | Field::Compound => {}
+                Field::Missing | Field::Null | Field::Object | Field::Array => {}
             }
         }
         let Some(slot) = route.value_slot else {
             return Routed::Match(Contribution::Event);
         };
+        // sum/avg/min/max take numbers; distinct takes any scalar.
         match (&fields[slot], route.distinct) {
             (Field::Num(n), false) if n.is_finite() => Routed::Match(Contribution::Value(*n)),
+            (Field::Num(_), false) => Routed::BadValue(BadValue::NotFinite),
+            (Field::Num(n), true) => Routed::NumberItem(*n),
             (Field::Str(s), true) => Routed::Match(Contribution::Item(s)),
-            (Field::Missing | Field::Null, _) => Routed::BadValue,
-            (_, true) => Routed::BadValue,
-            _ => Routed::BadValue,
+            (Field::Bool(b), true) => {
+                Routed::Match(Contribution::Item(if *b { "true" } else { "false" }))
+            }
+            (Field::Str(_), false) => Routed::BadValue(BadValue::String),
+            (Field::Bool(_), false) => Routed::BadValue(BadValue::Boolean),
+            (Field::Missing, _) => Routed::BadValue(BadValue::Missing),
+            (Field::Null, _) => Routed::BadValue(BadValue::Null),
+            (Field::Array, _) => Routed::BadValue(BadValue::Array),
+            (Field::Object, _) => Routed::BadValue(BadValue::Object),
         }
     }
 }
@@ -260,7 +273,10 @@ field = "amount"
             &mut fields,
         )
         .unwrap();
-        assert_eq!(p.route(&p.routes[1], &fields, &mut key), Routed::BadValue);
+        assert_eq!(
+            p.route(&p.routes[1], &fields, &mut key),
+            Routed::BadValue(BadValue::String)
+        );
         p.read(
             br#"{"ts":"2024-01-01T00:00:00Z","type":"refund","amount":-3.5}"#,
             &mut fields,

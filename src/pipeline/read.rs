@@ -9,7 +9,9 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::telemetry::RejectReason;
+use std::fmt::Write as _;
+
+use crate::telemetry::{BadValue, RejectReason};
 
 use super::extract::Field;
 use super::plan::{Routed, TopicPlan};
@@ -60,10 +62,17 @@ pub(super) struct Hit {
     what: HitKind,
 }
 
+impl Hit {
+    /// True if the hit adds to its series: its value is not skipped.
+    pub(super) fn adds(&self) -> bool {
+        !matches!(self.what, HitKind::BadValue(_))
+    }
+}
+
 #[derive(Debug)]
 enum HitKind {
-    /// The aggregated field is missing or not a number.
-    BadValue,
+    /// The aggregated field cannot be aggregated, for this reason.
+    BadValue(BadValue),
     Event,
     Value(f64),
     Item(Range<usize>),
@@ -140,7 +149,12 @@ impl Reader {
             for (route, r) in plan.routes.iter().enumerate() {
                 let what = match plan.route(r, &fields, &mut batch.key) {
                     Routed::NoMatch => continue,
-                    Routed::BadValue => HitKind::BadValue,
+                    Routed::BadValue(reason) => HitKind::BadValue(reason),
+                    Routed::NumberItem(n) => {
+                        let start = batch.text.len();
+                        let _ = write!(batch.text, "{n}");
+                        HitKind::Item(start..batch.text.len())
+                    }
                     Routed::Match(Contribution::Event) => HitKind::Event,
                     Routed::Match(Contribution::Value(v)) => HitKind::Value(v),
                     Routed::Match(Contribution::Item(item)) => {
@@ -154,6 +168,12 @@ impl Reader {
         batch.fields = super::recycle(fields);
         time
     }
+}
+
+fn push_bytes(buffer: &mut Vec<u8>, bytes: &[u8]) -> Range<usize> {
+    let start = buffer.len();
+    buffer.extend_from_slice(bytes);
+    start..buffer.len()
 }
 
 fn push(buffer: &mut String, text: &str) -> Range<usize> {
@@ -192,18 +212,66 @@ impl ReadBatch {
         )
     }
 
+    /// Appends a copy of event `i` of `from` (its payload, if `from` kept
+    /// it, and its hits): how the pipeline keeps an event it cannot decide
+    /// on yet after `from` has gone back to the receiving thread.
+    pub(super) fn copy_event(&mut self, from: &ReadBatch, i: usize) {
+        let e = &from.events[i];
+        let payload = push_bytes(&mut self.payloads, &from.payloads[e.payload.clone()]);
+        let first_hit = self.hits.len();
+        for h in &from.hits[e.hits.clone()] {
+            let what = match &h.what {
+                HitKind::BadValue(reason) => HitKind::BadValue(*reason),
+                HitKind::Event => HitKind::Event,
+                HitKind::Value(v) => HitKind::Value(*v),
+                HitKind::Item(r) => HitKind::Item(push(&mut self.text, from.text(r))),
+            };
+            let key = push(&mut self.text, from.text(&h.key));
+            self.hits.push(Hit {
+                route: h.route,
+                key,
+                what,
+            });
+        }
+        self.events.push(ReadEvent {
+            topic: e.topic,
+            partition: e.partition,
+            offset: e.offset,
+            payload,
+            time: e.time,
+            hits: first_hit..self.hits.len(),
+        });
+    }
+
+    /// Removes the last event, returning its offset and payload.
+    pub(super) fn pop(&mut self) -> Option<(i64, Vec<u8>)> {
+        let e = self.events.pop()?;
+        let payload = self.payloads[e.payload.clone()].to_vec();
+        self.payloads.truncate(e.payload.start);
+        if let Some(first) = self.hits.get(e.hits.start) {
+            let text = match &first.what {
+                HitKind::Item(r) => r.start.min(first.key.start),
+                _ => first.key.start,
+            };
+            self.text.truncate(text);
+        }
+        self.hits.truncate(e.hits.start);
+        Some((e.offset, payload))
+    }
+
     fn text(&self, r: &Range<usize>) -> &str {
         &self.text[r.clone()]
     }
 
-    /// The series key and contribution of a hit (None: a bad value).
-    pub(super) fn hit(&self, h: &Hit) -> Option<(&str, Contribution<'_>)> {
+    /// The series key and contribution of a hit, or why its value is
+    /// skipped.
+    pub(super) fn hit(&self, h: &Hit) -> Result<(&str, Contribution<'_>), BadValue> {
         let c = match &h.what {
-            HitKind::BadValue => return None,
+            HitKind::BadValue(reason) => return Err(*reason),
             HitKind::Event => Contribution::Event,
             HitKind::Value(v) => Contribution::Value(*v),
             HitKind::Item(r) => Contribution::Item(self.text(r)),
         };
-        Some((self.text(&h.key), c))
+        Ok((self.text(&h.key), c))
     }
 }

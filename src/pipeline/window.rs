@@ -164,6 +164,10 @@ pub struct KpiWindows {
     /// partition that was slower to deliver after a restart) moves it back
     /// instead of being late.
     started: bool,
+    /// Bucket starts walked by closing, over the windows' life: what a
+    /// close costs, which tests check does not grow with the length of a
+    /// gap.
+    walked: u64,
 }
 
 impl KpiWindows {
@@ -184,7 +188,13 @@ impl KpiWindows {
             order: Vec::new(),
             closed_until: None,
             started: false,
+            walked: 0,
         }
+    }
+
+    /// Bucket starts walked by closing so far (each over every series).
+    pub fn walked(&self) -> u64 {
+        self.walked
     }
 
     /// Series currently held.
@@ -345,6 +355,24 @@ impl KpiWindows {
         }
     }
 
+    /// False if an event at `time` would open a bucket more than
+    /// [`MAX_OPEN_BUCKETS`] past the oldest open one ([`Recorded::TooFarAhead`]).
+    pub fn fits(&self, time: i64) -> bool {
+        self.closed_until
+            .is_none_or(|c| time < c.saturating_add(MAX_OPEN_BUCKETS as i64 * self.width))
+    }
+
+    /// A time before which every event [`KpiWindows::fits`], and that only
+    /// closing can move: `i64::MIN` until a bucket has closed (before that
+    /// the first event sets where buckets start, and an earlier one may
+    /// move the start back).
+    pub fn fits_until(&self) -> i64 {
+        match (self.started, self.closed_until) {
+            (true, Some(c)) => c.saturating_add(MAX_OPEN_BUCKETS as i64 * self.width),
+            _ => i64::MIN,
+        }
+    }
+
     /// The progress at which the bucket holding an event at `time` closes.
     pub fn closes_at(&self, time: i64) -> i64 {
         self.floor(time) + self.width + self.lateness
@@ -384,23 +412,29 @@ impl KpiWindows {
 
     fn close_to(&mut self, from: i64, to: i64, out: &mut Vec<Closed>) {
         let w = self.width;
-        let steps = ((to - from) / w) as usize;
+        let steps = (to - from) / w;
         // A series is judged at most until it would be evicted: after a
-        // long silence (or a wall-clock jump) it emits at most that many
-        // empty buckets, not one per bucket of the whole gap.
-        let cap = ((self.evict_after / w).max(1) as usize).max(1);
-        let skip = steps.saturating_sub(cap);
+        // long silence (or a jump of event or wall-clock time) it emits at
+        // most that many empty buckets, the last ones of the gap, not one
+        // per bucket of the whole gap.
+        let tail = steps.saturating_sub((self.evict_after / w).max(1));
+        // Only the first `held` buckets can hold an event (no series has
+        // more open), so the walk skips from there to the tail: closing a
+        // gap of any length costs the buckets that hold data plus the
+        // capped tail, not a step per bucket of the gap.
+        let held = (self.longest_open() as i64).min(steps);
         let zero_when_empty = self.aggregate.zero_when_empty();
         // Bucket by bucket, each over the series in key order: the output
         // is sorted by (start, key).
-        for i in 0..steps {
-            let start = from + i as i64 * w;
+        for i in (0..held).chain(tail.max(held)..steps) {
+            self.walked += 1;
+            let start = from + i * w;
             for &slot in &self.order {
                 let Some(s) = self.series[slot].as_mut() else {
                     continue;
                 };
-                let acc = s.open.pop_front();
-                if i < skip && acc.as_ref().is_none_or(|a| a.n == 0) {
+                let acc = if i < held { s.open.pop_front() } else { None };
+                if i < tail && acc.as_ref().is_none_or(|a| a.n == 0) {
                     continue;
                 }
                 let (value, volume) = match &acc {
@@ -606,6 +640,38 @@ mod tests {
         whole.record("", 600, Contribution::Event);
         whole.close(600 + 20 * 60, &mut Vec::new());
         assert_eq!(whole.live_series(), 1);
+    }
+
+    #[test]
+    fn closing_a_gap_of_eight_thousand_years_walks_only_buckets_with_data_and_the_capped_tail() {
+        // evict_after is ten buckets: each series gets at most ten empty
+        // buckets judged, the last ten of the gap, then is forgotten.
+        let mut w = KpiWindows::new(0, &kpi(60, 0, true, 10), Aggregate::Count);
+        w.record("FI", 600, Contribution::Event);
+        w.record("SE", 660, Contribution::Event);
+        let mut out = Vec::new();
+        // 9999-12-31T23:59:00Z: 4.2 billion one-minute buckets away.
+        let far = 253_402_300_740;
+        w.close(far, &mut out);
+        let got = buckets(&out);
+        assert_eq!(
+            got[..2],
+            [("FI".into(), 600, Some(1.0)), ("SE".into(), 660, Some(1.0))]
+        );
+        assert_eq!(
+            got.len(),
+            2 + 2 * 10,
+            "data plus ten empty buckets per series"
+        );
+        assert!(got[2..]
+            .iter()
+            .all(|(_, start, v)| *start >= far - 10 * 60 && *v == Some(0.0)));
+        assert_eq!(w.walked(), 2 + 10, "bucket starts walked");
+        assert_eq!(
+            w.live_series(),
+            0,
+            "both series were silent past evict_after"
+        );
     }
 
     #[test]

@@ -208,6 +208,30 @@ impl Service {
         (r.status().as_u16(), r.text().await.expect("HTTP body"))
     }
 
+    /// GET `path` as an outside client would (a prober, Prometheus): over a
+    /// plain TCP connection from the calling thread, not a task of the
+    /// test's runtime, which the service shares and may keep busy.
+    pub fn get_from_outside(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect_timeout(&self.addr, WAIT).expect("connect");
+        conn.set_read_timeout(Some(WAIT)).expect("read timeout");
+        write!(
+            conn,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .expect("request written");
+        let mut response = String::new();
+        conn.read_to_string(&mut response).expect("response read");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {response:?}"));
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, body.to_string())
+    }
+
     /// The scraped value of metric `name` whose labels include every
     /// `key="value"` in `labels`; 0 if there is no such line.
     pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
