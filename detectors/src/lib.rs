@@ -44,6 +44,7 @@
 pub mod combine;
 pub mod counts;
 pub mod forecast;
+pub mod kpi;
 pub mod runs;
 pub mod seasonal;
 pub mod set;

@@ -1,0 +1,1239 @@
+//! The model of a business KPI series that knows its aggregate: what the
+//! streaming pipeline runs for count, sum, avg, ratio and distinct KPIs.
+//!
+//! # Layout
+//!
+//! - [`profile::Profile`] — the expected value: level × daily × weekday ×
+//!   hour-of-week factors in local time, each with its precision.
+//! - [`noise::Noise`] — the variance around it: noise in the aggregate's
+//!   own unit (Poisson for counts, amounts' spread for sums, a mean of `n`
+//!   values for averages, binomial-like for ratios) plus relative model
+//!   error, both learnt.
+//! - [`tails`] — one-sided tail probabilities (scaled Poisson or normal)
+//!   and their inverses, the bands.
+//! - [`KpiModel`] (here) — per bucket, [`KpiModel::assess`] judges the
+//!   bucket and the windows ending with it, against the series' own model
+//!   and against its peers; [`KpiModel::learn`] folds the bucket in, with a
+//!   weight the caller chooses (small while the bucket is anomalous or an
+//!   alert fires, so a baseline does not learn its incident).
+//!
+//! # Evidence
+//!
+//! Every test is one-sided and gives a tail probability under the model of
+//! normal; a finding is the test with the smallest probability in each
+//! direction, together with how many tests were looked at (the caller
+//! multiplies, Bonferroni, before comparing with its alert level):
+//!
+//! - **windows of the own model**: the total of the last 1, 2, 3, 4, 6, 8,
+//!   12, 16, 24, 36 and 48 buckets against its expected total. One bucket is
+//!   a point anomaly; longer windows catch a sustained 30 % drop whose
+//!   buckets each look plausible, and a quiet series stopping (three empty
+//!   buckets where one event each was expected are as rare as e^-3, ten as
+//!   e^-10). The model error is taken as shared by all buckets of a window,
+//!   so a long window is not more confident than the profile is.
+//! - **windows against peers**: for a series of a grouped additive KPI, its
+//!   value against its usual ratio to the rest of its group. A node making
+//!   40 % fewer euros than its peers while traffic as a whole is unusual
+//!   stands out here, where its own seasonal model is uncertain.
+//! - **a long empty run**: a count series at zero for longer than the
+//!   longest window, judged as one window since the run began.
+//! - **absence during warm-up**: before a day has been seen no seasonal
+//!   evidence is used, but a count series that sits at zero where even the
+//!   quietest hour seen so far had events is judged, so a series that stops
+//!   on its first day is still reported.
+//! - **rules**: static `min`/`max` and week-over-week, from the first
+//!   bucket, reported with their limit.
+//!
+//! Windows only cover buckets judged after warm-up, and only those with at
+//! least `min_volume` events (observed or expected) are tested.
+
+pub mod noise;
+pub mod profile;
+pub mod tails;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tail::EmpiricalTail;
+use crate::threshold::StaticThreshold;
+use crate::wow::WeekOverWeek;
+use crate::{Detector, Direction, Observation, Seasonality};
+
+use noise::Noise;
+use profile::{Position, Profile};
+use tails::{Predictive, Shape};
+
+/// Window lengths tested, in buckets.
+pub const WINDOWS: [usize; 11] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 36, 48];
+/// Buckets remembered: the longest window.
+pub const SPAN: usize = 48;
+/// Below this many standard deviations no test can come near an alerting
+/// level (one-sided p > 0.006, before multiplying by the tests), and the
+/// exact tail is not computed.
+const Z_GATE: f64 = 2.5;
+/// Residuals are clipped at this many standard deviations before they are
+/// learnt.
+const LEARN_CLIP: f64 = 4.0;
+/// Seconds of a series seen before its seasonal evidence counts.
+pub const READY_AFTER: i64 = 86_400;
+/// Buckets seen before evidence counts for a series without seasonality.
+const READY_AFTER_BUCKETS: u32 = 24;
+/// The noise is learnt only from buckets whose profile uncertainty is at
+/// most this share of their noise.
+const NOISE_GATE: f64 = 0.2;
+/// Forgetting of the noise model, in days of buckets.
+const NOISE_MEMORY_DAYS: f64 = 14.0;
+/// The calibration tails of sums and averages: first bin edge (in
+/// standard deviations), memory in days, pseudo-observations of the model's
+/// own tail.
+const TAIL_ORIGIN: f64 = 0.25;
+const TAIL_MEMORY_DAYS: f64 = 14.0;
+const TAIL_PRIOR: f64 = 10.0;
+/// Least events behind a tested mean or ratio.
+const MIN_EVENTS: f64 = 10.0;
+/// Forgetting of the ratio to peers, in days of buckets.
+const PEER_MEMORY_DAYS: f64 = 3.0;
+
+/// What the series aggregates; decides its noise and its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Events counted.
+    Count,
+    /// A field summed (amounts).
+    Sum,
+    /// A field averaged over the bucket's events.
+    Avg,
+    /// One count (or sum) divided by another, per bucket.
+    Ratio,
+    /// Distinct values of a field (approximate).
+    Distinct,
+}
+
+impl Kind {
+    fn shape(self, negative_seen: bool) -> Shape {
+        match self {
+            Kind::Avg if negative_seen => Shape::Normal,
+            Kind::Avg => Shape::LogNormal,
+            Kind::Sum if negative_seen => Shape::Normal,
+            Kind::Sum => Shape::Compound,
+            _ => Shape::ScaledPoisson,
+        }
+    }
+
+    /// Whether a bucket's weight in windows is its events (averages and
+    /// ratios: a window's value is the total over its events) or 1.
+    fn weighs_by_events(self) -> bool {
+        matches!(self, Kind::Avg | Kind::Ratio)
+    }
+
+    /// Whether an empty run is an outage to judge (the value is 0 when no
+    /// events arrive).
+    fn counts_events(self) -> bool {
+        matches!(self, Kind::Count | Kind::Sum | Kind::Distinct)
+    }
+
+    /// Whether peers' totals make sense: the group's values add up.
+    fn additive(self) -> bool {
+        matches!(self, Kind::Count | Kind::Sum | Kind::Distinct)
+    }
+
+    /// Least dispersion: Poisson's for counts; for other aggregates a
+    /// hundredth of the first guess (a sum's amounts, an average's values
+    /// can be steadier than guessed, but not without limit).
+    fn phi_min(self, prior: f64) -> f64 {
+        match self {
+            Kind::Count => 1.0,
+            Kind::Distinct => 0.5,
+            _ => 0.01 * prior,
+        }
+    }
+
+    /// The noise unit of a bucket with expected value `mu` over `n` events.
+    #[inline]
+    fn unit(self, mu: f64, n: f64) -> f64 {
+        match self {
+            Kind::Count | Kind::Sum | Kind::Distinct => mu,
+            Kind::Avg => 1.0 / n.max(1.0),
+            Kind::Ratio => mu / n.max(1.0),
+        }
+    }
+}
+
+/// What a [`KpiModel`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct KpiConfig {
+    /// The aggregate.
+    pub kind: Kind,
+    /// Width of one bucket in seconds.
+    pub bucket_width: i64,
+    /// Which seasonal factors to learn (`Auto` and `Weekly`: all).
+    pub seasonality: Seasonality,
+    /// Windows (and buckets) with fewer events than this, observed and
+    /// expected, are not tested.
+    pub min_volume: f64,
+    /// Static min/max rule.
+    pub threshold: Option<StaticThreshold>,
+    /// Week-over-week rule, largest tolerated change as a fraction.
+    pub week_over_week: Option<f64>,
+}
+
+/// One closed bucket of a series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Input {
+    /// Bucket start, epoch seconds.
+    pub time: i64,
+    /// Offset of the series' local time from UTC at `time`, seconds.
+    pub utc_offset: i32,
+    /// The aggregate.
+    pub value: f64,
+    /// Events behind it (for a ratio: the denominator).
+    pub events: f64,
+    /// The sum of the other series of the group in the same bucket, for
+    /// peer comparison (None: not grouped, or fewer than two peers).
+    pub others: Option<f64>,
+}
+
+impl Input {
+    fn local_time(&self) -> i64 {
+        self.time + i64::from(self.utc_offset)
+    }
+}
+
+/// Where a finding's evidence comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The series against its own model: one bucket (`buckets` = 1) or a
+    /// window.
+    Own,
+    /// The series against its peers.
+    Peers,
+}
+
+/// The strongest evidence in one direction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Finding {
+    /// Own model or peers.
+    pub source: Source,
+    /// One-sided tail probability of this test.
+    pub p: f64,
+    /// Tests looked at in this direction: the caller's Bonferroni factor.
+    pub tests: u32,
+    /// Buckets the test covers, ending with the bucket assessed.
+    pub buckets: u32,
+    /// Observed total of the window (for averages and ratios: the sum over
+    /// events, see `divisor`).
+    pub total: f64,
+    /// Predictive distribution of that total under normal.
+    pub predictive: Predictive,
+    /// Divides totals into the KPI's unit for people: events for averages
+    /// and ratios, buckets for distinct counts, 1 for counts and sums.
+    pub divisor: f64,
+    /// Share of the group during the window, and the usual share (peers).
+    pub share: Option<(f64, f64)>,
+}
+
+impl Finding {
+    /// `p` times the tests looked at, at most 1.
+    pub fn p_adjusted(&self) -> f64 {
+        (self.p * f64::from(self.tests)).min(1.0)
+    }
+
+    /// The observed value, in the KPI's unit.
+    pub fn observed(&self) -> f64 {
+        self.total / self.divisor
+    }
+
+    /// The expected value, in the KPI's unit.
+    pub fn expected(&self) -> f64 {
+        self.predictive.mean / self.divisor
+    }
+
+    /// The band a test at adjusted level `p_star` accepts, in the KPI's
+    /// unit: a value outside it has `p_adjusted() <= p_star`.
+    pub fn band(&self, p_star: f64) -> (f64, f64) {
+        let alpha = p_star / f64::from(self.tests.max(1));
+        (
+            self.predictive.lower_edge(alpha) / self.divisor,
+            self.predictive.upper_edge(alpha) / self.divisor,
+        )
+    }
+}
+
+/// Which analyst rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    /// Below `min`.
+    Min,
+    /// Above `max`.
+    Max,
+    /// Beyond the week-over-week change.
+    WeekOverWeek,
+}
+
+/// A broken analyst rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RuleBreak {
+    /// Which rule.
+    pub kind: RuleKind,
+    /// The limit crossed.
+    pub limit: f64,
+    /// The reference value (last week's, for week-over-week; the limit for
+    /// static rules).
+    pub reference: f64,
+    /// Which way.
+    pub direction: Direction,
+}
+
+/// The judgement of one bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assessment {
+    /// Expected value of the bucket (the value itself before anything was
+    /// learnt).
+    pub expected: f64,
+    /// Predictive distribution of the bucket, in the KPI's unit.
+    pub point: Predictive,
+    /// Whether seasonal evidence counts yet (a day seen).
+    pub ready: bool,
+    /// Strongest evidence of a drop.
+    pub drop: Option<Finding>,
+    /// Strongest evidence of a spike.
+    pub spike: Option<Finding>,
+    /// A broken rule.
+    pub rule: Option<RuleBreak>,
+    at: Position,
+    rel_var: f64,
+    unit: f64,
+    noise_var: f64,
+    peer: Option<(f64, f64)>,
+    /// The part of `rel_var` particular to the hour.
+    rel_hourly: f64,
+    /// Tests looked at so far, drops and spikes.
+    tests: [u32; 2],
+}
+
+impl Assessment {
+    /// Gives each finding the number of tests it counts against: half the
+    /// windows looked at in its direction. Nested windows of lengths
+    /// growing by a third to a half share most of their buckets, and the
+    /// own and peer tests see the same values; counted as independent,
+    /// a scan of 22 windows demanded evidence twice as strong as its false
+    /// alerts warrant (measured on the scenario suite's incident-free
+    /// weeks: docs/tuning-log.md).
+    fn settle_tests(&mut self) {
+        let tests = self.tests;
+        for (f, t) in [(&mut self.drop, tests[0]), (&mut self.spike, tests[1])] {
+            if let Some(f) = f {
+                f.tests = t.div_ceil(2).max(1);
+            }
+        }
+    }
+
+    /// The finding in direction `d`.
+    pub fn finding(&self, d: Direction) -> Option<&Finding> {
+        match d {
+            Direction::Drop => self.drop.as_ref(),
+            Direction::Spike => self.spike.as_ref(),
+            Direction::None => None,
+        }
+    }
+}
+
+/// A judged bucket, remembered for windows, in totals (value × weight).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+struct Entry {
+    x: f32,
+    m: f32,
+    n: f32,
+    mu: f32,
+    vn: f32,
+    /// Expected from peers and its noise variance; NaN without peers.
+    #[serde(with = "nan")]
+    mu_p: f32,
+    #[serde(with = "nan")]
+    vn_p: f32,
+}
+
+/// The series' ratio to the rest of its group, as a ratio estimator:
+/// discounted sums of its values and of the rest's, so the ratio is the
+/// share of the group's recent volume it had (buckets weighted by the
+/// group's volume, which a quiet member's empty buckets do not bias).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Peers {
+    own: f64,
+    others: f64,
+    kappa2: f64,
+    /// Buckets learnt.
+    n: u32,
+    /// Days whose totals taught `kappa2`.
+    days: u32,
+}
+
+impl Default for Peers {
+    fn default() -> Self {
+        Self {
+            own: 0.0,
+            others: 0.0,
+            kappa2: 0.05 * 0.05,
+            n: 0,
+            days: 0,
+        }
+    }
+}
+
+impl Peers {
+    /// The ratio (NaN before anything was learnt).
+    fn ratio(&self) -> f64 {
+        if self.others > 0.0 {
+            self.own / self.others
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+/// An empty run in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+struct Run {
+    len: u32,
+    expected: f64,
+    noise_var: f64,
+}
+
+/// What a model has learnt, for reports and debugging.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Diagnostics {
+    /// Deseasonalised level.
+    pub level: f64,
+    /// Noise per unit (see [`noise`]).
+    pub phi: f64,
+    /// Relative model error.
+    pub kappa: f64,
+    /// Ratio of the series to the rest of its group (NaN without peers).
+    pub peer_ratio: f64,
+    /// Relative error of the peer expectation.
+    pub peer_kappa: f64,
+}
+
+/// The sums of the local day so far, for the model error.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+struct DayTotal {
+    day: i64,
+    x: f64,
+    expected: f64,
+    noise_var: f64,
+    rel_var: f64,
+    buckets: u32,
+    /// The same against peers: value, expected from peers, noise.
+    peer_x: f64,
+    peer_expected: f64,
+    peer_noise_var: f64,
+    peer_buckets: u32,
+}
+
+/// The per-series model; see the module docs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KpiModel {
+    config: KpiConfig,
+    profile: Profile,
+    noise: Noise,
+    peers: Peers,
+    ring: Vec<Entry>,
+    head: u8,
+    len: u8,
+    /// Entries pushed since the series became ready (saturating at SPAN).
+    ready_len: u8,
+    first: i64,
+    seen: u32,
+    run: Run,
+    /// Typical value per event (sums), for the expected events of a window.
+    #[serde(with = "nan")]
+    per_event: f64,
+    /// Lowest hourly mean seen during warm-up (NaN before the first whole
+    /// hour), and the hour being summed.
+    #[serde(with = "nan")]
+    quiet: f64,
+    hour: (i64, f64, u32),
+    wow: Option<WeekOverWeek>,
+    /// Buckets per day, for memories.
+    per_day: f64,
+    /// Whether a value below zero was seen (averages are then judged as
+    /// normal, not log-normal).
+    negative_seen: bool,
+    /// Today's ordinary buckets, for the model error.
+    today: DayTotal,
+    /// Whether the noise's prior has been sized from values, and the
+    /// typical value (per event for sums) it was sized from.
+    sized: bool,
+    size: f64,
+    /// For sums and averages, whose values come from a skewed
+    /// distribution (one large basket), and distinct counts, which are
+    /// estimates with an error of their own, the ordinary buckets'
+    /// standardised rises and drops: a one-bucket test is calibrated
+    /// against them.
+    tails: Option<[EmpiricalTail; 2]>,
+}
+
+impl KpiModel {
+    /// A model that has seen nothing.
+    pub fn new(config: KpiConfig) -> Self {
+        let per_day = 86_400.0 / config.bucket_width.max(1) as f64;
+        Self {
+            profile: Profile::new(config.bucket_width, config.seasonality),
+            noise: Noise::new(1.0, config.kind.phi_min(1.0), NOISE_MEMORY_DAYS * per_day),
+            peers: Peers::default(),
+            ring: vec![Entry::default(); SPAN],
+            head: 0,
+            len: 0,
+            ready_len: 0,
+            first: i64::MIN,
+            seen: 0,
+            run: Run::default(),
+            per_event: f64::NAN,
+            quiet: f64::NAN,
+            hour: (i64::MIN, 0.0, 0),
+            wow: config
+                .week_over_week
+                .map(|c| WeekOverWeek::new(c, config.bucket_width)),
+            per_day,
+            negative_seen: false,
+            today: DayTotal::default(),
+            sized: false,
+            size: 0.0,
+            tails: matches!(config.kind, Kind::Sum | Kind::Avg | Kind::Distinct).then(|| {
+                let tail = || {
+                    EmpiricalTail::new(TAIL_ORIGIN, 1.0 / (TAIL_MEMORY_DAYS * per_day), TAIL_PRIOR)
+                };
+                [tail(), tail()]
+            }),
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &KpiConfig {
+        &self.config
+    }
+
+    /// The shape of this series' predictive distributions.
+    pub fn shape(&self) -> Shape {
+        self.config.kind.shape(self.negative_seen)
+    }
+
+    fn ready(&self, time: i64) -> bool {
+        if !self.profile.started() || self.first == i64::MIN {
+            return false;
+        }
+        match self.config.seasonality {
+            Seasonality::None => self.seen >= READY_AFTER_BUCKETS,
+            _ => time - self.first >= READY_AFTER,
+        }
+    }
+
+    /// Floor of an expected value, for variances: a hundredth of an event.
+    fn mu_floor(&self) -> f64 {
+        match self.config.kind {
+            Kind::Count | Kind::Distinct => 0.01,
+            Kind::Sum if self.per_event.is_finite() => 0.01 * self.per_event,
+            _ => 1e-6 * self.profile.level().abs().max(1e-6),
+        }
+    }
+
+    /// Judges the bucket `input` and the windows ending with it, before
+    /// learning it.
+    pub fn assess(&self, input: &Input) -> Assessment {
+        let kind = self.config.kind;
+        let x = input.value;
+        let at = self.profile.position(input.local_time());
+        let rule = self.rules(input);
+        if !self.profile.started() || !x.is_finite() {
+            let point = Predictive {
+                mean: x,
+                var: f64::INFINITY,
+                shape: self.shape(),
+            };
+            return Assessment {
+                expected: x,
+                point,
+                ready: false,
+                drop: None,
+                spike: None,
+                rule,
+                at,
+                rel_var: 1.0,
+                unit: 0.0,
+                noise_var: 0.0,
+                peer: None,
+                rel_hourly: 0.0,
+                tests: [0; 2],
+            };
+        }
+        let (factor, shared, hourly) = self.profile.seasonal(&at);
+        let rel_var = shared + hourly;
+        let mu = self.profile.level() * factor;
+        let mu_v = mu.max(self.mu_floor());
+        let unit = kind.unit(mu_v, input.events);
+        let noise_var = self.noise.phi() * unit;
+        let rho2 = rel_var + self.noise.kappa2();
+        let point = Predictive {
+            mean: mu,
+            var: noise_var + mu_v * mu_v * rho2,
+            shape: self.shape(),
+        };
+        let ready = self.ready(input.time);
+        let entry = self.entry(input, mu, noise_var, None);
+        let mut a = Assessment {
+            expected: mu,
+            point,
+            ready,
+            drop: None,
+            spike: None,
+            rule,
+            at,
+            rel_var,
+            unit,
+            noise_var,
+            peer: None,
+            rel_hourly: hourly,
+            tests: [0; 2],
+        };
+        if ready {
+            self.scan(&entry, Source::Own, rho2, &mut a);
+            self.long_run(input, mu_v, noise_var, rho2, &mut a);
+        } else {
+            self.absence_while_warming(input, &mut a);
+        }
+        a.settle_tests();
+        a
+    }
+
+    /// Adds the evidence of peers to an assessment of `input`, whose
+    /// `others` is the rest of its group in the same bucket (the caller
+    /// counts members whose own evidence is anomalous at their
+    /// expectation, so one member's incident does not make its peers look
+    /// odd). Nothing is added before the series is ready, nor for
+    /// aggregates whose values do not add up.
+    pub fn add_peers(&self, a: &mut Assessment, input: &Input) {
+        if !a.ready {
+            return;
+        }
+        let Some(peer) = self.peer_expectation(input) else {
+            return;
+        };
+        a.peer = Some(peer);
+        let entry = self.entry(input, a.expected, a.noise_var, a.peer);
+        // The ratio's own uncertainty: about one over the events it was
+        // measured from (times the dispersion), plus what it is learnt to
+        // miss by.
+        let rho2 = self.noise.phi() / self.peers.own.max(1e-9) + self.peers.kappa2;
+        self.scan(&entry, Source::Peers, rho2, a);
+        a.settle_tests();
+    }
+
+    /// The ring entry `input` will become.
+    fn entry(&self, input: &Input, mu: f64, noise_var: f64, peer: Option<(f64, f64)>) -> Entry {
+        let m = if self.config.kind.weighs_by_events() {
+            input.events.max(0.0)
+        } else {
+            1.0
+        };
+        let (mu_p, vn_p) = peer.unwrap_or((f64::NAN, f64::NAN));
+        Entry {
+            x: (input.value * m) as f32,
+            m: m as f32,
+            n: input.events as f32,
+            mu: (mu * m) as f32,
+            vn: (noise_var * m * m) as f32,
+            mu_p: (mu_p * m) as f32,
+            vn_p: (vn_p * m * m) as f32,
+        }
+    }
+
+    /// Events a window of `n` observed events and expected total `e`
+    /// stands for, for `min_volume`.
+    fn volume(&self, total: f64, expected: f64, events: f64) -> f64 {
+        match self.config.kind {
+            Kind::Count => total.max(expected),
+            Kind::Sum if self.per_event > 0.0 => events.max(expected / self.per_event),
+            Kind::Distinct => events.max(expected),
+            _ => events,
+        }
+    }
+
+    /// Tests the windows ending with `first` (the bucket being assessed)
+    /// against the own model or the peers, whose correlated relative
+    /// variance is `rho2` (for the own model, of which `a.rel_hourly` is
+    /// particular to the hour: a window over several hours averages that
+    /// part over their cells).
+    fn scan(&self, first: &Entry, source: Source, rho2: f64, a: &mut Assessment) {
+        let hourly = if source == Source::Own {
+            a.rel_hourly
+        } else {
+            0.0
+        };
+        let per_hour = (3600.0 / self.config.bucket_width.max(1) as f64).max(1.0);
+        let kind = self.config.kind;
+        let shape = self.shape();
+        let available = usize::from(self.ready_len) + 1;
+        let ratio = self.peers.ratio();
+        let mut sums = [0.0f64; 5];
+        let mut w = 0;
+        let mut idx = self.head as usize;
+        for k in 1..=available.min(SPAN) {
+            let e = if k == 1 {
+                *first
+            } else {
+                idx = if idx == 0 { SPAN - 1 } else { idx - 1 };
+                self.ring[idx]
+            };
+            let (mu, vn) = match source {
+                Source::Own => (e.mu, e.vn),
+                Source::Peers => (e.mu_p, e.vn_p),
+            };
+            sums[0] += f64::from(e.x);
+            sums[1] += f64::from(e.m);
+            sums[2] += f64::from(e.n);
+            sums[3] += f64::from(mu);
+            sums[4] += f64::from(vn);
+            if WINDOWS[w] != k {
+                continue;
+            }
+            w += 1;
+            let [t, m, n, mu, vn] = sums;
+            // A window reaching back before peers were compared.
+            if !(mu.is_finite() && vn.is_finite()) {
+                break;
+            }
+            let divisor = match kind {
+                Kind::Avg | Kind::Ratio => m.max(1e-300),
+                Kind::Distinct => k as f64,
+                _ => 1.0,
+            };
+            // A mean or a ratio over a handful of events is not judged
+            // alone (the mean of two baskets is whatever one basket was):
+            // it waits for a window with enough events behind it.
+            let enough = !matches!(kind, Kind::Avg | Kind::Ratio) || n >= MIN_EVENTS;
+            if enough && self.volume(t, mu, n) >= self.config.min_volume {
+                let cells = (k as f64 / per_hour).max(1.0);
+                let predictive = Predictive {
+                    mean: mu,
+                    var: vn + mu * mu * (rho2 - hourly + hourly / cells),
+                    shape,
+                };
+                // Shares of the group (this series and the rest).
+                let share = (source == Source::Peers).then(|| {
+                    let others = mu / ratio.max(1e-300);
+                    (t / (t + others).max(1e-300), ratio / (1.0 + ratio))
+                });
+                let candidate = Candidate {
+                    source,
+                    buckets: k,
+                    total: t,
+                    predictive,
+                    divisor,
+                    share,
+                };
+                consider(a, candidate, self.tails.as_ref());
+            }
+            if w == WINDOWS.len() {
+                break;
+            }
+        }
+    }
+
+    /// A count series at zero for longer than the longest window: the run
+    /// as one window.
+    fn long_run(&self, input: &Input, mu: f64, noise_var: f64, rho2: f64, a: &mut Assessment) {
+        if !self.config.kind.counts_events() || input.value != 0.0 || (self.run.len as usize) < SPAN
+        {
+            return;
+        }
+        let expected = self.run.expected + mu;
+        let predictive = Predictive {
+            mean: expected,
+            var: self.run.noise_var + noise_var + expected * expected * rho2,
+            shape: self.shape(),
+        };
+        if self.volume(0.0, expected, 0.0) < self.config.min_volume {
+            return;
+        }
+        let divisor = if self.config.kind == Kind::Distinct {
+            f64::from(self.run.len + 1)
+        } else {
+            1.0
+        };
+        let candidate = Candidate {
+            source: Source::Own,
+            buckets: self.run.len as usize + 1,
+            total: 0.0,
+            predictive,
+            divisor,
+            share: None,
+        };
+        consider(a, candidate, None);
+    }
+
+    /// Before a day is seen: a count series at zero where even the quietest
+    /// hour seen had events.
+    fn absence_while_warming(&self, input: &Input, a: &mut Assessment) {
+        if !self.config.kind.counts_events() || input.value != 0.0 || !self.quiet.is_finite() {
+            return;
+        }
+        // A sum's noise is in its amounts' unit, known after its first
+        // values.
+        if self.config.kind == Kind::Sum && !self.per_event.is_finite() {
+            return;
+        }
+        let k = self.run.len + 1;
+        if k < 2 {
+            return;
+        }
+        let expected = self.quiet * f64::from(k);
+        let predictive = Predictive {
+            mean: expected,
+            var: self.noise.phi() * expected,
+            shape: self.shape(),
+        };
+        if self.volume(0.0, expected, 0.0) < self.config.min_volume {
+            return;
+        }
+        let divisor = if self.config.kind == Kind::Distinct {
+            f64::from(k)
+        } else {
+            1.0
+        };
+        let candidate = Candidate {
+            source: Source::Own,
+            buckets: k as usize,
+            total: 0.0,
+            predictive,
+            divisor,
+            share: None,
+        };
+        consider(a, candidate, None);
+    }
+
+    /// Expected value from peers and its noise variance.
+    fn peer_expectation(&self, input: &Input) -> Option<(f64, f64)> {
+        let others = input.others?;
+        if !self.config.kind.additive()
+            || others.is_nan() || others <= 0.0
+            || !self.peers.ratio().is_finite()
+            || f64::from(self.peers.n) < self.per_day
+        {
+            return None;
+        }
+        let mu_p = self.peers.ratio() * others;
+        let unit = self
+            .config
+            .kind
+            .unit(mu_p.max(self.mu_floor()), input.events);
+        let own = self.noise.phi() * unit;
+        // The rest of the group is itself noisy: its relative variance,
+        // carried into this series' expectation.
+        let others_rel =
+            self.noise.phi() * self.config.kind.unit(others, input.events) / (others * others);
+        Some((mu_p, own + mu_p * mu_p * others_rel))
+    }
+
+    fn rules(&self, input: &Input) -> Option<RuleBreak> {
+        let obs = Observation {
+            time: input.time,
+            utc_offset: input.utc_offset,
+            value: input.value,
+        };
+        if let Some(t) = self.config.threshold {
+            if let Some(min) = t.min.filter(|&m| input.value < m) {
+                return Some(RuleBreak {
+                    kind: RuleKind::Min,
+                    limit: min,
+                    reference: min,
+                    direction: Direction::Drop,
+                });
+            }
+            if let Some(max) = t.max.filter(|&m| input.value > m) {
+                return Some(RuleBreak {
+                    kind: RuleKind::Max,
+                    limit: max,
+                    reference: max,
+                    direction: Direction::Spike,
+                });
+            }
+        }
+        let w = self.wow.as_ref()?;
+        let v = w.score(&obs);
+        if v.score < 1.0 || v.warming_up {
+            return None;
+        }
+        let (limit, direction) = if input.value < v.expected {
+            (v.lower, Direction::Drop)
+        } else {
+            (v.upper, Direction::Spike)
+        };
+        Some(RuleBreak {
+            kind: RuleKind::WeekOverWeek,
+            limit,
+            reference: v.expected,
+            direction,
+        })
+    }
+
+    /// Folds the bucket in: fully with `weight` 1, barely with a small
+    /// weight (an anomalous bucket, or one while an alert fires), not at all
+    /// with 0 (a bucket configured as expected to be unusual).
+    pub fn learn(&mut self, input: &Input, a: &Assessment, weight: f64) {
+        let x = input.value;
+        if !x.is_finite() {
+            return;
+        }
+        let kind = self.config.kind;
+        self.negative_seen |= x < 0.0;
+        if self.first == i64::MIN {
+            self.first = input.time;
+        }
+        // Until the noise is learnt, its prior follows the size of the
+        // values seen: a sum's unit is its amounts' (E[amount²]/E[amount],
+        // taken as twice the typical amount: amounts as spread as their
+        // mean), an average's variance its values' squared.
+        if matches!(kind, Kind::Sum | Kind::Avg)
+            && input.events > 0.0
+            && x > 0.0
+            && !self.noise.learning()
+        {
+            let size = if self.sized {
+                self.size
+                    + 0.05
+                        * (x.abs() / if kind == Kind::Sum { input.events } else { 1.0 } - self.size)
+            } else {
+                x.abs() / if kind == Kind::Sum { input.events } else { 1.0 }
+            };
+            self.size = size;
+            let prior = match kind {
+                Kind::Sum => 2.0 * size,
+                _ => size * size,
+            };
+            self.noise.set_prior(prior, kind.phi_min(prior));
+            self.sized = true;
+        }
+        if kind == Kind::Sum && input.events > 0.0 && x > 0.0 {
+            let per = x / input.events;
+            self.per_event = if self.per_event.is_finite() {
+                self.per_event + 0.01 * (per - self.per_event)
+            } else {
+                per
+            };
+        }
+        let was_ready = a.ready;
+        let floor = self.mu_floor();
+        let kappa2 = self.noise.kappa2();
+        let weekly = self.first != i64::MIN && input.time - self.first >= READY_AFTER;
+        if !self.profile.started() {
+            let scale = x.abs().max(floor);
+            let noise_var = self.noise.phi() * kind.unit(scale, input.events);
+            self.profile
+                .learn(&a.at, x, noise_var, kappa2, weight.max(1e-3), floor, false);
+        } else {
+            let mu = a.expected;
+            let sd = a.point.var.sqrt();
+            // Clipped once the model knows the series (a day seen): before
+            // that, its spread is no measure of what is unusual.
+            let mut clipped = if a.ready {
+                x.clamp(mu - LEARN_CLIP * sd, mu + LEARN_CLIP * sd)
+            } else {
+                x
+            };
+            if kind.counts_events() {
+                clipped = clipped.max(0.0);
+            }
+            let scale = mu.abs().max(floor);
+            let noise_var = self.noise.phi() * kind.unit(scale, input.events);
+            self.profile
+                .learn(&a.at, clipped, noise_var, kappa2, weight, floor, weekly);
+            // The noise is learnt from buckets whose expectation is known
+            // much better than the noise around it: where the profile is
+            // still young, a residual says more about the profile than the
+            // noise.
+            if weight >= 1.0 && a.ready && a.rel_var * mu * mu < NOISE_GATE * a.noise_var {
+                self.noise
+                    .learn(x - mu, a.unit, mu.max(floor), a.rel_var, a.point.var);
+            }
+            self.add_to_day(input, a, weight);
+            if let Some([rises, drops]) = &mut self.tails {
+                if weight >= 1.0 && a.ready {
+                    let z = a.point.z(x);
+                    rises.push(z.max(0.0));
+                    drops.push((-z).max(0.0));
+                }
+            }
+            self.learn_peers(input, a, weight);
+        }
+        self.push(input, a);
+        if was_ready {
+            self.ready_len = (self.ready_len + 1).min(SPAN as u8);
+        }
+        self.track_quiet(input);
+        if kind.counts_events() && x == 0.0 {
+            self.run.len += 1;
+            self.run.expected += a.expected.max(0.0);
+            self.run.noise_var += a.noise_var;
+        } else {
+            self.run = Run::default();
+        }
+        if let Some(w) = &mut self.wow {
+            w.learn(&Observation {
+                time: input.time,
+                utc_offset: input.utc_offset,
+                value: x,
+            });
+        }
+        self.seen = self.seen.saturating_add(1);
+    }
+
+    /// Adds an ordinary bucket of a known series to today's totals; at a
+    /// new local day, yesterday's totals teach the model error, if most of
+    /// the day was ordinary.
+    fn add_to_day(&mut self, input: &Input, a: &Assessment, weight: f64) {
+        let day = input.local_time().div_euclid(86_400);
+        if day != self.today.day {
+            let t = self.today;
+            if f64::from(t.buckets) >= 0.5 * self.per_day && t.buckets > 0 {
+                self.noise.learn_day(
+                    t.x,
+                    t.expected,
+                    t.noise_var,
+                    t.rel_var / f64::from(t.buckets),
+                );
+            }
+            if f64::from(t.peer_buckets) >= 0.5 * self.per_day && t.peer_expected > 0.0 {
+                self.learn_peer_day(&t);
+            }
+            self.today = DayTotal {
+                day,
+                ..DayTotal::default()
+            };
+        }
+        if weight < 1.0 || !a.ready {
+            return;
+        }
+        let m = if self.config.kind.weighs_by_events() {
+            input.events.max(0.0)
+        } else {
+            1.0
+        };
+        let t = &mut self.today;
+        t.x += input.value * m;
+        t.expected += a.expected * m;
+        t.noise_var += a.noise_var * m * m;
+        t.rel_var += a.rel_var;
+        t.buckets += 1;
+        if let Some((mu_p, vn_p)) = a.peer {
+            t.peer_x += input.value;
+            t.peer_expected += mu_p;
+            t.peer_noise_var += vn_p;
+            t.peer_buckets += 1;
+        }
+    }
+
+    /// The peer expectation's relative error, from a whole day against its
+    /// peers (one bucket of a quiet series says nothing about it).
+    fn learn_peer_day(&mut self, t: &DayTotal) {
+        let ratio_var = self.noise.phi() / self.peers.own.max(1e-9);
+        let p = &mut self.peers;
+        let e2 = t.peer_expected * t.peer_expected;
+        let var = t.peer_noise_var + e2 * (ratio_var + p.kappa2);
+        let r = t.peer_x - t.peer_expected;
+        let excess = ((r * r).min(25.0 * var) - t.peer_noise_var) / e2 - ratio_var;
+        let days = f64::from(p.days);
+        let alpha = (1.0 / (days + 3.0)).max(1.0 / NOISE_MEMORY_DAYS);
+        p.kappa2 += alpha * (excess - p.kappa2);
+        p.kappa2 = p.kappa2.max(noise::KAPPA_MIN * noise::KAPPA_MIN);
+        p.days = p.days.saturating_add(1);
+    }
+
+    fn push(&mut self, input: &Input, a: &Assessment) {
+        let e = self.entry(input, a.expected, a.noise_var, a.peer);
+        self.ring[self.head as usize] = e;
+        self.head = ((self.head as usize + 1) % SPAN) as u8;
+        self.len = (self.len + 1).min(SPAN as u8);
+    }
+
+    fn learn_peers(&mut self, input: &Input, a: &Assessment, weight: f64) {
+        let Some(others) = input.others.filter(|o| *o > 0.0) else {
+            return;
+        };
+        if !self.config.kind.additive() {
+            return;
+        }
+        let x = input.value.max(0.0);
+        let keep = 1.0 - 1.0 / (PEER_MEMORY_DAYS * self.per_day).max(2.0);
+        let _ = a;
+        let p = &mut self.peers;
+        p.own = p.own * keep + weight * x;
+        p.others = p.others * keep + weight * others;
+        p.n = p.n.saturating_add(1);
+    }
+
+    fn track_quiet(&mut self, input: &Input) {
+        if self.ready(input.time) || !self.config.kind.counts_events() {
+            return;
+        }
+        let hour = input.time.div_euclid(3600);
+        if hour != self.hour.0 {
+            let per_hour = (3600 / self.config.bucket_width.max(1)).max(1) as u32;
+            if self.hour.0 != i64::MIN && self.hour.2 >= per_hour.div_ceil(2) {
+                self.quiet = self.quiet.min(self.hour.1 / f64::from(self.hour.2));
+            }
+            self.hour = (hour, 0.0, 0);
+        }
+        self.hour.1 += input.value;
+        self.hour.2 += 1;
+    }
+
+    /// How much better the last `buckets` buckets (this one included, after
+    /// [`KpiModel::learn`]) are explained by normal than by the state an
+    /// alert claims: the series at `ratio` times its expectation (0.2 for
+    /// "down 80 %"), judged by `source`. Positive: normal explains them
+    /// better, and the alert can resolve.
+    pub fn recovery(&self, source: Source, ratio: f64, buckets: usize) -> f64 {
+        let ratio = ratio.clamp(0.05, 20.0);
+        let mut llr = 0.0;
+        let mut idx = self.head as usize;
+        for _ in 0..buckets.min(usize::from(self.len)) {
+            idx = if idx == 0 { SPAN - 1 } else { idx - 1 };
+            let e = self.ring[idx];
+            let (mu, vn) = match source {
+                Source::Own => (f64::from(e.mu), f64::from(e.vn)),
+                Source::Peers => (f64::from(e.mu_p), f64::from(e.vn_p)),
+            };
+            if !(mu.is_finite() && vn.is_finite()) || mu <= 0.0 {
+                continue;
+            }
+            let x = f64::from(e.x).max(0.0);
+            llr += match self.shape() {
+                Shape::ScaledPoisson | Shape::Compound => {
+                    // Log-likelihoods of scaled Poisson with scale s:
+                    // (x/s) ln(m) - m/s, compared at m = mu and ratio × mu.
+                    let s = (vn / mu).max(1e-12);
+                    (x / s) * (-ratio.ln()) - mu * (1.0 - ratio) / s
+                }
+                Shape::Normal | Shape::LogNormal => {
+                    let v = vn.max(1e-300);
+                    let alt = ratio * mu;
+                    ((x - alt).powi(2) - (x - mu).powi(2)) / (2.0 * v)
+                }
+            };
+        }
+        llr
+    }
+
+    /// What the model has learnt, for people and reports: the level, the
+    /// dispersion, the relative model error, and the ratio to peers.
+    pub fn diagnostics(&self) -> Diagnostics {
+        Diagnostics {
+            level: self.profile.level(),
+            phi: self.noise.phi(),
+            kappa: self.noise.kappa2().sqrt(),
+            peer_ratio: self.peers.ratio(),
+            peer_kappa: self.peers.kappa2.sqrt(),
+        }
+    }
+
+    /// Starts windows afresh from the next bucket: called when an alert
+    /// resolves, so that windows still holding the incident's buckets do
+    /// not fire it again.
+    pub fn forget_windows(&mut self) {
+        self.ready_len = 0;
+        self.run = Run::default();
+    }
+
+    /// Bytes on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.profile.heap_bytes()
+            + self.ring.capacity() * std::mem::size_of::<Entry>()
+            + self.wow.as_ref().map_or(0, WeekOverWeek::heap_bytes)
+    }
+}
+
+/// One test of a window, before it is looked up.
+struct Candidate {
+    source: Source,
+    buckets: usize,
+    total: f64,
+    predictive: Predictive,
+    divisor: f64,
+    share: Option<(f64, f64)>,
+}
+
+/// Keeps `c` as the finding of its direction when its tail is the smallest
+/// so far; counts the test either way. A one-bucket test of a skewed
+/// aggregate is also calibrated against the series' own history (`tails`,
+/// rises and drops): it is never rarer than the ordinary buckets that were
+/// as far out.
+#[inline]
+fn consider(a: &mut Assessment, c: Candidate, tails: Option<&[EmpiricalTail; 2]>) {
+    a.tests[0] += 1;
+    a.tests[1] += 1;
+    let z = c.predictive.z(c.total);
+    let (slot, side, mut p) = if z < -Z_GATE {
+        (&mut a.drop, 1, c.predictive.lower(c.total))
+    } else if z > Z_GATE {
+        (&mut a.spike, 0, c.predictive.upper(c.total))
+    } else {
+        return;
+    };
+    if c.buckets == 1 {
+        if let Some(t) = tails {
+            p = p.max(t[side].p(z.abs(), p));
+        }
+    }
+    if slot.as_ref().is_none_or(|f| p < f.p) {
+        *slot = Some(Finding {
+            source: c.source,
+            p,
+            tests: 0,
+            buckets: c.buckets as u32,
+            total: c.total,
+            predictive: c.predictive,
+            divisor: c.divisor,
+            share: c.share,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Serde for floats that use NaN for "none yet": JSON has no NaN, so it
+/// travels as `null` (postcard keeps the bits either way).
+pub(crate) mod nan {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes NaN as none.
+    pub fn serialize<T: Copy + Into<f64>, S: Serializer>(x: &T, s: S) -> Result<S::Ok, S::Error>
+    where
+        Option<T>: Serialize,
+    {
+        let v: f64 = (*x).into();
+        (!v.is_nan()).then_some(*x).serialize(s)
+    }
+
+    /// Reads none as NaN.
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: Deserialize<'de> + NanValue,
+        D: Deserializer<'de>,
+    {
+        Ok(Option::<T>::deserialize(d)?.unwrap_or(T::NAN))
+    }
+
+    /// A float type's NaN.
+    pub trait NanValue {
+        /// NaN.
+        const NAN: Self;
+    }
+    impl NanValue for f32 {
+        const NAN: Self = f32::NAN;
+    }
+    impl NanValue for f64 {
+        const NAN: Self = f64::NAN;
+    }
+}

@@ -1,0 +1,329 @@
+//! One-sided tail probabilities and their inverses for the predictive
+//! distributions of [`super::KpiModel`].
+//!
+//! Counts, sums and distinct counts are judged as *scaled Poisson*: a value
+//! `x` with mean `m` and variance `v` is `s` times a Poisson variable of
+//! mean `m / s`, `s = v / m`. That keeps three properties a business KPI
+//! needs and a normal approximation lacks: nothing below zero, a right skew
+//! that grows as volume falls (one large order is not a revenue "spike"),
+//! and the exact probability of an empty bucket, `exp(-m / s)`, that an
+//! outage at a quiet hour is judged by. The tails are the regularised
+//! incomplete gamma functions (statrs), continuous in `x`, each computed on
+//! the branch that stays accurate deep in its own tail.
+//!
+//! Sums of amounts (revenue) are *compound*: how many payments is Poisson,
+//! what each is worth is skewed. Their lower tail is the scaled Poisson's
+//! (an empty bucket keeps its Poisson probability), their upper tail the
+//! log-normal's of the same mean and variance: a bucket with one large
+//! order is far likelier than a Poisson in units of a typical order says
+//! (five payments worth 625 where 180 was expected: about 1e-4, not 1e-6).
+//!
+//! Averages of non-negative values (basket sizes, prices) are judged as
+//! *log-normal* with the mean and variance matched (Fenton–Wilkinson): the
+//! mean of a few log-normal amounts is right-skewed about as a log-normal
+//! of that mean and variance is, and a normal tail would read one large
+//! basket among three as a one-in-a-million event. Averages that can be
+//! negative are judged as normal.
+//!
+//! The inverses give the *band*: the values a test at level `alpha` would
+//! not flag. They are found by bisection on the same tail functions, so a
+//! value outside the band is exactly a value the test flags, which is what
+//! makes an alert's "observed, normal band" never contradict its firing.
+
+use statrs::function::erf::{erfc, erfc_inv};
+use statrs::function::gamma::{checked_gamma_lr, checked_gamma_ur};
+
+/// Above this Poisson mean the normal approximation is used: the
+/// incomplete gamma functions converge slowly there, and the skew is
+/// negligible.
+const NORMAL_ABOVE: f64 = 1e5;
+
+/// P(Z >= z) for a standard normal Z.
+#[inline]
+pub fn normal_upper(z: f64) -> f64 {
+    0.5 * erfc(z * std::f64::consts::FRAC_1_SQRT_2)
+}
+
+/// The z with P(Z >= z) = `alpha`.
+pub fn normal_quantile_upper(alpha: f64) -> f64 {
+    let a = alpha.clamp(1e-300, 1.0 - 1e-16);
+    std::f64::consts::SQRT_2 * erfc_inv(2.0 * a)
+}
+
+/// The shape of a predictive distribution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shape {
+    /// `scale` × Poisson(mean / scale): counts, sums, distinct counts.
+    ScaledPoisson,
+    /// Log-normal with this mean and variance: averages of non-negative
+    /// values.
+    LogNormal,
+    /// Scaled Poisson below the mean, log-normal above: sums of amounts.
+    Compound,
+    /// Normal: averages of values that can be negative.
+    Normal,
+}
+
+/// A predictive distribution: mean, variance and shape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Predictive {
+    /// Expected value.
+    pub mean: f64,
+    /// Variance around it.
+    pub var: f64,
+    /// Its shape.
+    pub shape: Shape,
+}
+
+impl Predictive {
+    /// P(X <= x).
+    pub fn lower(&self, x: f64) -> f64 {
+        match self.poisson() {
+            Some((lambda, s)) => {
+                let k = x / s;
+                if k < 0.0 {
+                    0.0
+                } else if lambda > NORMAL_ABOVE {
+                    normal_upper((lambda - k) / lambda.sqrt())
+                } else {
+                    // P(X <= k) = Q(k + 1, lambda).
+                    checked_gamma_ur(k + 1.0, lambda).unwrap_or(1.0)
+                }
+            }
+            None if matches!(self.shape, Shape::ScaledPoisson | Shape::Compound) && x < 0.0 => 0.0,
+            None => match self.log_normal() {
+                Some(_) if x <= 0.0 => 0.0,
+                Some((m, sd)) => normal_upper((m - x.ln()) / sd),
+                None => normal_upper((self.mean - x) / self.var.sqrt().max(1e-300)),
+            },
+        }
+    }
+
+    /// P(X >= x).
+    pub fn upper(&self, x: f64) -> f64 {
+        if self.shape == Shape::Compound {
+            if let Some((m, sd)) = self.log_normal() {
+                return if x <= 0.0 {
+                    1.0
+                } else {
+                    normal_upper((x.ln() - m) / sd)
+                };
+            }
+        }
+        match self.poisson() {
+            Some((lambda, s)) => {
+                let k = x / s;
+                if k <= 0.0 {
+                    1.0
+                } else if lambda > NORMAL_ABOVE {
+                    normal_upper((k - lambda) / lambda.sqrt())
+                } else {
+                    // P(X >= k) = P(k, lambda), the lower regularised gamma.
+                    checked_gamma_lr(k, lambda).unwrap_or(0.0)
+                }
+            }
+            None => match self.log_normal() {
+                Some(_) if x <= 0.0 => 1.0,
+                Some((m, sd)) => normal_upper((x.ln() - m) / sd),
+                None => normal_upper((x - self.mean) / self.var.sqrt().max(1e-300)),
+            },
+        }
+    }
+
+    /// The smallest value the lower test at level `alpha` does not flag:
+    /// `P(X <= lo) = alpha`, or 0 (scaled Poisson) / the far tail when
+    /// even the lowest value is more likely than `alpha`.
+    pub fn lower_edge(&self, alpha: f64) -> f64 {
+        match self.poisson() {
+            Some((lambda, s)) => {
+                if self.lower(0.0) >= alpha {
+                    return 0.0;
+                }
+                // lower() increases with x: bisect on [0, mean].
+                let (mut lo, mut hi) = (0.0, self.mean.max(0.0));
+                for _ in 0..80 {
+                    let mid = 0.5 * (lo + hi);
+                    if self.lower(mid) < alpha {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                    if hi - lo <= 1e-9 * s.max(1e-12) * lambda.max(1.0) {
+                        break;
+                    }
+                }
+                lo
+            }
+            None => match self.log_normal() {
+                Some((m, sd)) => (m - normal_quantile_upper(alpha) * sd).exp(),
+                None if matches!(self.shape, Shape::ScaledPoisson | Shape::Compound) => {
+                    (self.mean - normal_quantile_upper(alpha) * self.var.sqrt()).max(0.0)
+                }
+                None => self.mean - normal_quantile_upper(alpha) * self.var.sqrt(),
+            },
+        }
+    }
+
+    /// The largest value the upper test at level `alpha` does not flag:
+    /// `P(X >= hi) = alpha`.
+    pub fn upper_edge(&self, alpha: f64) -> f64 {
+        if self.shape == Shape::Compound {
+            if let Some((m, sd)) = self.log_normal() {
+                return (m + normal_quantile_upper(alpha) * sd).exp();
+            }
+        }
+        match self.poisson() {
+            Some((lambda, s)) => {
+                // upper() decreases with x: find a bracket, then bisect.
+                let mut hi = (self.mean.max(s) * 2.0).max(s);
+                let mut guard = 0;
+                while self.upper(hi) >= alpha && guard < 200 {
+                    hi *= 2.0;
+                    guard += 1;
+                }
+                let mut lo = 0.0;
+                for _ in 0..80 {
+                    let mid = 0.5 * (lo + hi);
+                    if self.upper(mid) >= alpha {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                    if hi - lo <= 1e-9 * s.max(1e-12) * lambda.max(1.0) {
+                        break;
+                    }
+                }
+                hi
+            }
+            None => match self.log_normal() {
+                Some((m, sd)) => (m + normal_quantile_upper(alpha) * sd).exp(),
+                None => self.mean + normal_quantile_upper(alpha) * self.var.sqrt(),
+            },
+        }
+    }
+
+    /// Poisson mean and scale, for scaled-Poisson shapes with a positive
+    /// mean and at least Poisson's variance. Less than Poisson's (a ratio
+    /// of counts near one half is binomial: its tails are lighter on the
+    /// right and heavier on the left than a Poisson's of that variance),
+    /// the normal tail is used instead, which errs on the side of less
+    /// alarm.
+    #[inline]
+    fn poisson(&self) -> Option<(f64, f64)> {
+        match self.shape {
+            Shape::ScaledPoisson | Shape::Compound if self.mean > 0.0 && self.var >= self.mean => {
+                let s = self.var / self.mean;
+                Some((self.mean / s, s))
+            }
+            _ => None,
+        }
+    }
+
+    /// Mean and standard deviation of the logarithm, for log-normal shapes
+    /// with a positive mean and variance (Fenton–Wilkinson matching).
+    #[inline]
+    fn log_normal(&self) -> Option<(f64, f64)> {
+        match self.shape {
+            Shape::LogNormal | Shape::Compound if self.mean > 0.0 && self.var > 0.0 => {
+                let s2 = (1.0 + self.var / (self.mean * self.mean)).ln();
+                Some((self.mean.ln() - 0.5 * s2, s2.sqrt()))
+            }
+            _ => None,
+        }
+    }
+
+    /// A quick z-score, for deciding whether the exact tail is worth
+    /// computing: under it, no test can come near an alerting level.
+    #[inline]
+    pub fn z(&self, x: f64) -> f64 {
+        (x - self.mean) / self.var.sqrt().max(1e-300)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poisson(mean: f64, scale: f64) -> Predictive {
+        Predictive {
+            mean,
+            var: mean * scale,
+            shape: Shape::ScaledPoisson,
+        }
+    }
+
+    #[test]
+    fn an_empty_bucket_has_the_poisson_probability_of_zero() {
+        let p = poisson(6.0, 1.0);
+        assert!((p.lower(0.0) - (-6.0f64).exp()).abs() < 1e-12);
+        // Overdispersed by 2: as likely as zero of Poisson(3).
+        let q = poisson(6.0, 2.0);
+        assert!((q.lower(0.0) - (-3.0f64).exp()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn integer_tails_are_the_poisson_cdf() {
+        let p = poisson(4.0, 1.0);
+        // P(X <= 1) = e^-4 (1 + 4); P(X >= 9) = 1 - P(X <= 8).
+        assert!((p.lower(1.0) - 5.0 * (-4.0f64).exp()).abs() < 1e-12);
+        let mut below8 = 0.0;
+        let mut term = (-4.0f64).exp();
+        for i in 0..=8 {
+            if i > 0 {
+                term *= 4.0 / i as f64;
+            }
+            below8 += term;
+        }
+        assert!((p.upper(9.0) - (1.0 - below8)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn deep_tails_keep_their_precision() {
+        let p = poisson(100.0, 1.0);
+        let zero = p.lower(0.0);
+        assert!(zero > 0.0 && (zero.ln() + 100.0).abs() < 1e-9, "{zero}");
+        assert!(p.upper(300.0) < 1e-40 && p.upper(300.0) > 0.0);
+    }
+
+    #[test]
+    fn the_band_edges_invert_the_tails_and_never_go_below_zero() {
+        for (mean, scale) in [(0.5, 1.0), (3.0, 1.0), (40.0, 2.5), (5000.0, 60.0)] {
+            let p = poisson(mean, scale);
+            for alpha in [1e-3, 1e-6, 1e-9] {
+                let lo = p.lower_edge(alpha);
+                let hi = p.upper_edge(alpha);
+                assert!(lo >= 0.0 && lo <= mean && hi >= mean, "{mean} {alpha}");
+                if lo > 0.0 {
+                    assert!((p.lower(lo) / alpha - 1.0).abs() < 1e-3, "{mean}");
+                    assert!(p.lower(lo * 0.999) < alpha);
+                }
+                assert!(p.upper(hi * 1.001) < alpha && p.upper(hi * 0.999) >= alpha * 0.99);
+            }
+        }
+    }
+
+    #[test]
+    fn a_log_normal_average_is_skewed_right_and_positive() {
+        let p = Predictive {
+            mean: 45.0,
+            var: 20.0f64.powi(2),
+            shape: Shape::LogNormal,
+        };
+        // Twice the mean is likelier than zero-ish: 2.5 sd either way.
+        assert!(p.upper(95.0) > 10.0 * p.lower(0.5));
+        assert!(p.lower_edge(1e-6) > 0.0);
+        let lo = p.lower_edge(1e-3);
+        assert!((p.lower(lo) / 1e-3 - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn normal_shape_is_symmetric() {
+        let p = Predictive {
+            mean: 10.0,
+            var: 4.0,
+            shape: Shape::Normal,
+        };
+        assert!((p.lower(6.0) - p.upper(14.0)).abs() < 1e-15);
+        assert!((p.upper_edge(0.025) - (10.0 + 1.959_964 * 2.0)).abs() < 1e-4);
+    }
+}
