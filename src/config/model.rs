@@ -205,13 +205,42 @@ pub enum Interest {
     Both,
 }
 
+/// How rare evidence must be to fire.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AlertLevel {
+    /// At most this many false alerts per second, for the KPI's series
+    /// together (`false_alarms`): each series' level is this budget shared
+    /// out over its series and its buckets.
+    Budget {
+        /// False alerts per second.
+        per_second: f64,
+    },
+    /// A fixed score (`threshold`), for every series alike.
+    Score(f64),
+}
+
+impl AlertLevel {
+    /// The tail probability (after the detectors' own multiple-test
+    /// correction) at or below which a bucket of one of `series` series of
+    /// `bucket`-second buckets is anomalous.
+    pub fn p_star(&self, bucket: i64, series: usize) -> f64 {
+        match *self {
+            AlertLevel::Budget { per_second } => {
+                (per_second * bucket as f64 / series.max(1) as f64).min(0.5)
+            }
+            AlertLevel::Score(s) => detectors::combine::tail_of_score(s),
+        }
+    }
+}
+
 /// When a series alerts and recovers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Alerting {
-    /// Score from which a bucket is anomalous.
-    pub threshold: f64,
-    /// Score from which an anomaly is critical.
-    pub critical: f64,
+    /// How rare evidence must be to fire.
+    pub level: AlertLevel,
+    /// Score from which an anomaly is critical, if set; otherwise evidence
+    /// a thousand times rarer than the alert level is.
+    pub critical: Option<f64>,
     /// Consecutive anomalous buckets before firing.
     pub fire_after: u32,
     /// Consecutive normal buckets before resolving.
@@ -743,19 +772,73 @@ fn alerting(src: &Source<'_>, a: Option<&AlertingToml>) -> Result<Alerting, Conf
                 )),
             }
         };
-    let threshold = unit(&a.threshold, "threshold", 0.5)?;
-    let critical = unit(&a.critical, "critical", 0.75_f64.max(threshold))?;
-    if critical < threshold {
-        let span = a.critical.as_ref().map_or(0..0, Spanned::span);
-        return Err(src.error(span, format!("critical = {critical} is below threshold = {threshold}; critical must be at least the threshold")));
+    let level = match (&a.false_alarms, &a.threshold) {
+        (Some(f), Some(t)) => {
+            let _ = f;
+            return Err(src.error(
+                t.span(),
+                "threshold and false_alarms are both set; keep one: false_alarms = \"1/month\" (a rate of false alerts) or threshold (a fixed score)",
+            ));
+        }
+        (Some(f), None) => AlertLevel::Budget {
+            per_second: false_alarm_rate(src, f)?,
+        },
+        (None, Some(_)) => AlertLevel::Score(unit(&a.threshold, "threshold", 0.5)?),
+        (None, None) => AlertLevel::Budget {
+            per_second: DEFAULT_FALSE_ALARMS_PER_MONTH / (30.0 * DAY as f64),
+        },
+    };
+    let critical = match &a.critical {
+        None => None,
+        Some(_) => Some(unit(&a.critical, "critical", 0.75)?),
+    };
+    if let (AlertLevel::Score(threshold), Some(c)) = (level, critical) {
+        if c < threshold {
+            let span = a.critical.as_ref().map_or(0..0, Spanned::span);
+            return Err(src.error(span, format!("critical = {c} is below threshold = {threshold}; critical must be at least the threshold")));
+        }
     }
     Ok(Alerting {
-        threshold,
+        level,
         critical,
         fire_after: count(&a.fire_after, "fire_after", 1, 1000)? as u32,
         resolve_after: count(&a.resolve_after, "resolve_after", 3, 1000)? as u32,
         recent_buckets: count(&a.recent_buckets, "recent_buckets", 24, 1000)? as usize,
     })
+}
+
+/// False alerts a month a KPI may raise by default: about one a month
+/// keeps a product manager reading, where a few a week get an alert muted.
+const DEFAULT_FALSE_ALARMS_PER_MONTH: f64 = 1.0;
+
+/// `false_alarms = "N/period"` as false alerts per second.
+fn false_alarm_rate(src: &Source<'_>, s: &Spanned<String>) -> Result<f64, ConfigError> {
+    let text = s.get_ref().trim();
+    let bad = || {
+        src.error(
+            s.span(),
+            format!(
+                "false_alarms = {text:?} is not a rate; write alerts per period, e.g. \"1/month\", \"2/week\" or \"0.5/day\" (periods: day, week, month, quarter, year)"
+            ),
+        )
+    };
+    let (n, period) = text.split_once('/').ok_or_else(bad)?;
+    let n: f64 = n.trim().parse().map_err(|_| bad())?;
+    let days = match period.trim() {
+        "day" | "d" => 1.0,
+        "week" | "w" => 7.0,
+        "month" => 30.0,
+        "quarter" => 91.0,
+        "year" | "y" => 365.0,
+        _ => return Err(bad()),
+    };
+    if !(n > 0.0 && n.is_finite() && n / days <= 100.0) {
+        return Err(src.error(
+            s.span(),
+            format!("false_alarms = {text:?} is out of range; use a positive rate of at most 100 a day, e.g. \"1/month\""),
+        ));
+    }
+    Ok(n / (days * DAY as f64))
 }
 
 fn field_path(src: &Source<'_>, s: &Spanned<String>, key: &str) -> Result<FieldPath, ConfigError> {

@@ -142,10 +142,17 @@ pub struct TopicToml {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertingToml {
-    /// Score from which a bucket is anomalous, 0-1 (default 0.5).
+    /// How many false alerts of this KPI (all its series together) are
+    /// acceptable per period: "1/month" (default), "2/week", "1/quarter";
+    /// periods day, week, month (30 days), quarter (91 days), year. The
+    /// rarer, the stronger the evidence an alert needs.
+    pub false_alarms: Option<Spanned<String>>,
+    /// Instead of `false_alarms`: a fixed score (0-1, from the evidence's
+    /// tail probability p as -log10(p)/12) from which a bucket is
+    /// anomalous, for every series alike.
     pub threshold: Option<Spanned<f64>>,
     /// Score from which an anomaly is critical rather than a warning
-    /// (default 0.75).
+    /// (default: evidence a thousand times rarer than the alert level).
     pub critical: Option<Spanned<f64>>,
     /// Consecutive anomalous buckets before an alert fires (default 1).
     pub fire_after: Option<Spanned<i64>>,
