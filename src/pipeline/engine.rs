@@ -1,26 +1,80 @@
 //! Detection and the alert lifecycle, per series.
 //!
-//! Each closed bucket goes to its series' [`DetectorSet`] (created on first
-//! sight, dropped on eviction). The verdict then drives a small state
-//! machine: `fire_after` consecutive anomalous buckets fire an alert,
-//! `resolve_after` consecutive normal ones resolve it — hysteresis, so one
-//! noisy bucket neither opens nor closes an incident. A bucket is anomalous
-//! when the detectors are warm, its score reaches the KPI's threshold, its
-//! direction is one the KPI cares about, and it had at least `min_volume`
-//! events; a bucket below `min_volume` (or without a value) is not judged
-//! and moves neither counter. Quiet means both observed and expected
-//! volume are low, so a collapse to zero is still judged.
+//! Each closed bucket goes to its series' model, created on first sight and
+//! dropped on eviction: a [`KpiModel`] for counts, sums, averages, ratios
+//! and distinct counts (it knows its aggregate's noise, judges windows of
+//! buckets and, for grouped additive KPIs, the series against its peers),
+//! a [`DetectorSet`] for min and max. The engine then:
+//!
+//! - decides: a bucket is anomalous when some evidence in a direction the
+//!   KPI cares about is rarer than the KPI's alert level — the tail
+//!   probability its `false_alarms` budget allows one series one bucket
+//!   (the budget shared over the KPI's series and its buckets), or its
+//!   fixed `threshold` — or when an analyst's rule breaks;
+//! - learns: the model folds the bucket in fully when it is ordinary, and
+//!   with a small, bounded weight while it is anomalous or an alert fires,
+//!   so a baseline does not learn its own incident and an alert lasts as
+//!   long as the incident does;
+//! - runs the lifecycle: `fire_after` consecutive anomalous buckets fire an
+//!   alert; it resolves once the last `resolve_after` buckets are better
+//!   explained by normal than by the state the alert claims (its evidence's
+//!   ratio to expected), whatever their volume;
+//! - describes: a transition's figures are its evidence's — one bucket's
+//!   band, a window's total against its expected total, or the series
+//!   against its peers — with the band the alert level accepts, so a firing
+//!   alert's observed value is always outside its band.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Offset, TimeZone};
+use detectors::combine::{score_of_tail, tail_of_score};
+use detectors::kpi::tails::Predictive;
+use detectors::kpi::{
+    self, Assessment, Finding, Input, Kind, KpiConfig, KpiModel, RuleBreak, RuleKind, Source,
+};
 use detectors::{Detector, DetectorSet, Direction, Observation, Verdict};
 
+use crate::alert::{
+    alert_id, Evidence, EvidenceKind, RecentBucket, Rule, Severity, Share, Status, Transition,
+};
 use crate::config::model::{Aggregate, Interest, Kpi, Measure};
 
 use super::window::{ClosedBucket, SeriesKey, KEY_SEPARATOR};
 use super::FastMap;
-use crate::alert::{alert_id, Evidence, RecentBucket, Severity, Status, Transition};
+
+/// Weight an anomalous bucket, or one while an alert fires, is learnt
+/// with: small enough that a four-hour outage moves a two-day level by
+/// under half a percent, large enough that a lasting change of level is
+/// learnt within weeks rather than never (an alert cannot fire for ever
+/// about a new normal).
+pub const LEARN_WHILE_ANOMALOUS: f64 = 0.05;
+/// Without an explicit `critical`, evidence this many times rarer than the
+/// alert level is critical.
+const CRITICAL_RARER: f64 = 1000.0;
+/// Peers are compared once a group has at least this many series.
+const MIN_PEERS: usize = 3;
+
+/// The model of one series. Not boxed although the KPI model is much the
+/// larger: it is the common case, and a box would be one more cache miss
+/// per judged bucket.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[allow(clippy::large_enum_variant)]
+enum Model {
+    /// Counts, sums, averages, ratios, distinct counts.
+    Kpi(KpiModel),
+    /// Min and max: the general detector set.
+    Set(DetectorSet),
+}
+
+/// What the alert claims while it fires: how its evidence was found, and
+/// the series' value then as a share of expected.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+enum Claim {
+    /// Own model or peers, at `ratio` times expected.
+    Model { peers: bool, ratio: f64 },
+    /// A broken rule or a detector-set score: calm buckets resolve it.
+    Calm,
+}
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Lifecycle {
@@ -34,21 +88,39 @@ enum Lifecycle {
         started: i64,
         severity: Severity,
         direction: Direction,
-        /// Consecutive normal buckets so far.
+        claim: Claim,
+        /// Consecutive calm buckets so far (for `Claim::Calm`).
         calm: u32,
     },
+}
+
+/// One recent bucket as kept: its value and its predictive distribution
+/// (for a KPI model, whose band is drawn at the alert level of the moment
+/// the chart is made), or its band (for a detector set).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Recent {
+    t: i64,
+    value: f64,
+    expected: f32,
+    /// Predictive variance (KPI model), or NaN.
+    var: f32,
+    /// The band (detector set), or NaN.
+    lower: f32,
+    upper: f32,
 }
 
 /// Everything kept per series; snapshotted whole.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SeriesState {
-    detectors: DetectorSet,
-    recent: VecDeque<RecentBucket>,
+    model: Model,
+    recent: VecDeque<Recent>,
     lifecycle: Lifecycle,
 }
 
 struct KpiState {
     def: Kpi,
+    /// The aggregate as the KPI model knows it; None for min and max.
+    kind: Option<Kind>,
     label_names: Vec<String>,
     series: FastMap<SeriesKey, SeriesState>,
     /// Last (bucket start, UTC offset) looked up in the KPI's time zone.
@@ -112,6 +184,7 @@ impl Engine {
             kpis: kpis
                 .iter()
                 .map(|k| KpiState {
+                    kind: kind_of(k),
                     def: k.clone(),
                     label_names: k.group_by.iter().map(ToString::to_string).collect(),
                     series: FastMap::default(),
@@ -158,11 +231,10 @@ impl Engine {
         }
     }
 
-    /// Judges one closed bucket; appends a transition to `out` if the
-    /// series' alert state changes. Returns the verdict, if the bucket had
-    /// a value.
-    pub fn judge(&mut self, b: &ClosedBucket, out: &mut Vec<Transition>) -> Option<Verdict> {
-        self.kpis[b.kpi].judge(b, out)
+    /// Judges one closed bucket alone (no peers); appends a transition to
+    /// `out` if the series' alert state changes.
+    pub fn judge(&mut self, b: &ClosedBucket, out: &mut Vec<Transition>) {
+        self.kpis[b.kpi].judge_group(std::slice::from_ref(b), out);
     }
 
     /// Judges `buckets` (sorted by start, KPI and key, as the pipeline
@@ -182,9 +254,9 @@ impl Engine {
             .then(|| split_by_load(self.kpis.len(), buckets))
             .flatten();
         let Some(side) = sides else {
-            for b in buckets {
-                self.judge(b, out);
-            }
+            for_each_group(buckets, |kpi, group| {
+                self.kpis[kpi].judge_group(group, out);
+            });
             return;
         };
         let (mut first, second): (Vec<_>, Vec<_>) = self
@@ -202,12 +274,14 @@ impl Engine {
             }
             let mut judged = Vec::new();
             let mut one = Vec::new();
-            for (i, b) in buckets.iter().enumerate() {
-                if let Some(k) = mine[b.kpi].as_deref_mut() {
-                    k.judge(b, &mut one);
-                    judged.extend(one.drain(..).map(|t| (i, t)));
+            let mut at = 0;
+            for_each_group(buckets, |kpi, group| {
+                if let Some(k) = mine[kpi].as_deref_mut() {
+                    k.judge_group(group, &mut one);
+                    judged.extend(one.drain(..).map(|t| (at, t)));
                 }
-            }
+                at += group.len();
+            });
             judged
         };
         // Behind a mutex only so that this thread can judge the second
@@ -267,115 +341,299 @@ fn split_by_load(kpis: usize, buckets: &[ClosedBucket]) -> Option<Vec<bool>> {
     (weight[1] > 0).then_some(side)
 }
 
+/// Calls `f` with each run of `buckets` that share a bucket start and a
+/// KPI (the pipeline sorts closed buckets by start, KPI and key): a KPI's
+/// series of one bucket, which peers are compared within.
+fn for_each_group(buckets: &[ClosedBucket], mut f: impl FnMut(usize, &[ClosedBucket])) {
+    let mut from = 0;
+    while from < buckets.len() {
+        let (kpi, start) = (buckets[from].kpi, buckets[from].start);
+        let len = buckets[from..]
+            .iter()
+            .take_while(|b| b.kpi == kpi && b.start == start)
+            .count();
+        f(kpi, &buckets[from..from + len]);
+        from += len;
+    }
+}
+
+/// The aggregate a KPI model is built for; None for min and max, which run
+/// the general detector set.
+fn kind_of(def: &Kpi) -> Option<Kind> {
+    match &def.measure {
+        Measure::Ratio { .. } => Some(Kind::Ratio),
+        Measure::Events { aggregate, .. } => match aggregate {
+            Aggregate::Count => Some(Kind::Count),
+            Aggregate::Sum(_) => Some(Kind::Sum),
+            Aggregate::Avg(_) => Some(Kind::Avg),
+            Aggregate::Distinct(_) => Some(Kind::Distinct),
+            Aggregate::Min(_) | Aggregate::Max(_) => None,
+        },
+    }
+}
+
+/// The evidence that decided one bucket, in a direction.
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    /// A model finding rarer than the alert level.
+    Finding(Finding),
+    /// A broken analyst rule.
+    Rule(RuleBreak),
+    /// A detector set's score, with its verdict.
+    Score(Verdict),
+}
+
 impl KpiState {
-    /// [`Engine::judge`] for a bucket of this KPI.
-    fn judge(&mut self, b: &ClosedBucket, out: &mut Vec<Transition>) -> Option<Verdict> {
+    fn new_series(&self) -> SeriesState {
+        let d = &self.def.detectors;
+        let model = match self.kind {
+            Some(kind) => Model::Kpi(KpiModel::new(KpiConfig {
+                kind,
+                bucket_width: self.def.bucket,
+                seasonality: d.seasonality,
+                min_volume: self.def.min_volume,
+                threshold: d.threshold,
+                week_over_week: d.week_over_week,
+            })),
+            None => Model::Set(DetectorSet::new(*d)),
+        };
+        SeriesState {
+            model,
+            recent: VecDeque::new(),
+            lifecycle: Lifecycle::Normal { run: 0, first: 0 },
+        }
+    }
+
+    /// Judges a KPI's buckets of one bucket start (one per series). For an
+    /// additive grouped KPI with enough members, each series is also
+    /// compared with the rest of its group, in which a member whose own
+    /// evidence is anomalous counts at its expectation: one member's
+    /// incident must not make its peers look odd.
+    fn judge_group(&mut self, group: &[ClosedBucket], out: &mut Vec<Transition>) {
+        let peers = self
+            .kind
+            .is_some_and(|k| matches!(k, Kind::Count | Kind::Sum | Kind::Distinct))
+            && !self.def.group_by.is_empty()
+            && group.iter().filter(|b| b.value.is_some()).count() >= MIN_PEERS;
+        if !peers {
+            for b in group {
+                if let Some(a) = self.assess(b) {
+                    self.judge_assessed(b, a, out);
+                }
+            }
+            return;
+        }
+        let assessed: Vec<Option<Assessed>> = group.iter().map(|b| self.assess(b)).collect();
+        let p_star = self.p_star();
+        let robust = |a: &Assessed| match &a.assessment {
+            Some(x) if own_anomalous(x, p_star) => x.expected,
+            _ => a.input.value,
+        };
+        let total: f64 = assessed.iter().flatten().map(robust).sum();
+        for (b, a) in group.iter().zip(assessed) {
+            let Some(mut a) = a else {
+                continue;
+            };
+            a.input.others = Some(total - robust(&a));
+            if let (Some(x), Some(Model::Kpi(model))) = (
+                &mut a.assessment,
+                self.series.get(&*b.key).map(|s| &s.model),
+            ) {
+                model.add_peers(x, &a.input);
+            }
+            self.judge_assessed(b, a, out);
+        }
+    }
+
+    /// The alert level of one bucket of one series, now.
+    fn p_star(&self) -> f64 {
+        self.def
+            .alerting
+            .level
+            .p_star(self.def.bucket, self.series.len())
+    }
+
+    /// Looks up (or creates) the series of `b` and judges the bucket with
+    /// its KPI model; None for a bucket without a value.
+    fn assess(&mut self, b: &ClosedBucket) -> Option<Assessed> {
         let value = b.value?;
-        let k = self;
-        let utc_offset = k.utc_offset(b.start);
-        let def = &k.def;
+        let utc_offset = self.utc_offset(b.start);
         // Looked up by `&str` first: cloning the key for `entry` is an
         // atomic increment per judged bucket, which waits for every store
         // of the previous series' detectors to drain (perf put 70 % of
         // judge's own time on it).
-        if !k.series.contains_key(&*b.key) {
-            k.series.insert(
-                b.key.clone(),
-                SeriesState {
-                    detectors: DetectorSet::new(def.detectors),
-                    recent: VecDeque::new(),
-                    lifecycle: Lifecycle::Normal { run: 0, first: 0 },
-                },
-            );
+        if !self.series.contains_key(&*b.key) {
+            let state = self.new_series();
+            self.series.insert(b.key.clone(), state);
         }
-        let s = k.series.get_mut(&*b.key).expect("series inserted above");
-        let verdict = s.detectors.observe(&Observation {
+        let input = Input {
             time: b.start,
             utc_offset,
             value,
-        });
-        let a = def.alerting;
-        // Quiet buckets (night-time, a tiny country) are not judged, but a
-        // count that collapses from a busy expectation is: the volume that
-        // counts is the larger of observed and expected events.
-        let expected_events = match &def.measure {
-            Measure::Events {
-                aggregate: Aggregate::Count,
-                ..
-            } => verdict.expected,
-            _ => 0.0,
+            events: b.volume as f64,
+            others: None,
         };
-        let judged = (b.volume as f64).max(expected_events) >= def.min_volume;
-        let anomalous = judged
-            && !verdict.warming_up
-            && verdict.score >= a.threshold
-            && interested(def.direction, verdict.direction);
-        if s.recent.len() == a.recent_buckets {
+        let s = self.series.get(&*b.key).expect("series inserted above");
+        let assessment = match &s.model {
+            Model::Kpi(model) => Some(model.assess(&input)),
+            Model::Set(_) => None,
+        };
+        Some(Assessed { input, assessment })
+    }
+
+    /// Decides, learns and runs the lifecycle of one assessed bucket.
+    fn judge_assessed(&mut self, b: &ClosedBucket, assessed: Assessed, out: &mut Vec<Transition>) {
+        let Assessed { input, assessment } = assessed;
+        let value = input.value;
+        let p_star = self.p_star();
+        let def = &self.def;
+        let a = def.alerting;
+        let s = self.series.get_mut(&*b.key).expect("series assessed");
+        let firing = matches!(s.lifecycle, Lifecycle::Firing { .. });
+        let (decision, recent) = match (&mut s.model, assessment) {
+            (Model::Kpi(model), Some(assessment)) => {
+                let decision = decide(&assessment, def.direction, p_star);
+                if let Ok(want) = std::env::var("KPIWATCH_DEBUG_SERIES") {
+                    if want == format!("{}/{}", def.name, b.key) {
+                        let f = assessment.drop.or(assessment.spike);
+                        eprintln!(
+                            "DBG {} x={value:.1} n={} exp={:.1} sd={:.1} ready={} p*={p_star:.2e} firing={firing} f={:?} peer={:?} {:?}",
+                            crate::timefmt::rfc3339(b.start), b.volume, assessment.expected, assessment.point.var.sqrt(), assessment.ready,
+                            f.map(|f| (f.source, f.buckets, f.p_adjusted(), f.observed(), f.expected())), assessment_peer(&assessment), model.diagnostics()
+                        );
+                    }
+                }
+                let anomalous = [Direction::Drop, Direction::Spike].into_iter().any(|d| {
+                    assessment
+                        .finding(d)
+                        .is_some_and(|f| f.p_adjusted() <= p_star)
+                });
+                let weight = if anomalous || firing {
+                    LEARN_WHILE_ANOMALOUS
+                } else {
+                    1.0
+                };
+                model.learn(&input, &assessment, weight);
+                let recent = Recent {
+                    t: b.start,
+                    value,
+                    expected: assessment.expected as f32,
+                    var: assessment.point.var as f32,
+                    lower: f32::NAN,
+                    upper: f32::NAN,
+                };
+                (decision, recent)
+            }
+            (Model::Kpi(_), None) => return,
+            (Model::Set(set), _) => {
+                let verdict = set.observe(&Observation {
+                    time: b.start,
+                    utc_offset: input.utc_offset,
+                    value,
+                });
+                let judged = (b.volume as f64) >= def.min_volume;
+                let anomalous = judged
+                    && !verdict.warming_up
+                    && tail_of_score(verdict.score) <= p_star
+                    && interested(def.direction, verdict.direction);
+                let decision = anomalous.then_some((verdict.direction, Decision::Score(verdict)));
+                let recent = Recent {
+                    t: b.start,
+                    value,
+                    expected: verdict.expected as f32,
+                    var: f32::NAN,
+                    lower: verdict.lower as f32,
+                    upper: verdict.upper as f32,
+                };
+                (decision, recent)
+            }
+        };
+        if s.recent.len() >= a.recent_buckets.max(1) {
             s.recent.pop_front();
         }
-        s.recent.push_back(RecentBucket {
-            t: b.start,
-            value,
-            expected: verdict.expected as f32,
-            lower: verdict.lower as f32,
-            upper: verdict.upper as f32,
-            anomalous,
-        });
-        if !judged {
-            return Some(verdict);
-        }
-        let severity = if verdict.score >= a.critical {
-            Severity::Critical
-        } else {
-            Severity::Warning
-        };
+        s.recent.push_back(recent);
+        let critical_p = a.critical.map_or(p_star / CRITICAL_RARER, tail_of_score);
         let transition = match &mut s.lifecycle {
-            Lifecycle::Normal { run, first } => {
-                if !anomalous {
+            Lifecycle::Normal { run, first } => match decision {
+                None => {
                     *run = 0;
                     None
-                } else {
+                }
+                Some((direction, evidence)) => {
                     if *run == 0 {
                         *first = b.start;
                     }
                     *run += 1;
-                    (*run >= a.fire_after).then_some((
-                        Status::Firing,
-                        *first,
-                        severity,
-                        verdict.direction,
-                    ))
+                    (*run >= a.fire_after).then_some((Status::Firing, *first, direction, evidence))
                 }
-            }
+            },
             Lifecycle::Firing {
                 started,
-                severity: worst,
+                severity,
                 direction,
+                claim,
                 calm,
                 ..
             } => {
-                if anomalous {
-                    *calm = 0;
-                    *worst = (*worst).max(severity);
-                    None
-                } else {
-                    *calm += 1;
-                    (*calm >= a.resolve_after).then_some((
-                        Status::Resolved,
-                        *started,
-                        *worst,
-                        *direction,
-                    ))
+                if let Some((_, e)) = decision.filter(|(d, _)| d == direction) {
+                    *severity = (*severity).max(severity_of(&e, critical_p));
                 }
+                // A model's alert resolves once the last buckets are better
+                // explained by normal than by what it claims, even while
+                // longer windows still hold the incident's buckets (they
+                // would keep it firing for hours after the recovery); a
+                // rule's or a score's after calm buckets.
+                let recovered = match (*claim, &s.model) {
+                    (Claim::Model { peers, ratio }, Model::Kpi(model)) => {
+                        let source = if peers { Source::Peers } else { Source::Own };
+                        let this_bucket_still = decision.is_some_and(|(d, e)| {
+                            d == *direction && matches!(e, Decision::Finding(f) if f.buckets == 1)
+                        });
+                        !this_bucket_still
+                            && model.recovery(source, ratio, a.resolve_after as usize) > 0.0
+                    }
+                    _ => {
+                        if decision.is_some_and(|(d, _)| d == *direction) {
+                            *calm = 0;
+                        } else {
+                            *calm += 1;
+                        }
+                        *calm >= a.resolve_after
+                    }
+                };
+                recovered.then(|| {
+                    let last = Decision::Score(Verdict {
+                        expected: f64::from(recent.expected),
+                        lower: f64::NAN,
+                        upper: f64::NAN,
+                        score: 0.0,
+                        direction: Direction::of(value, f64::from(recent.expected)),
+                        warming_up: false,
+                    });
+                    (Status::Resolved, *started, *direction, last)
+                })
             }
         };
-        let (status, started, severity, direction) = transition?;
-        let labels = k.labels(&b.key);
-        let def = &k.def;
-        let s = k.series.get_mut(&b.key).expect("series just judged");
+        let Some((status, started, direction, decision)) = transition else {
+            return;
+        };
+        let labels = self.labels(&b.key);
+        let def = &self.def;
+        let s = self.series.get_mut(&*b.key).expect("series just judged");
         let id = match &s.lifecycle {
             Lifecycle::Firing { id, .. } => id.clone(),
             Lifecycle::Normal { .. } => alert_id(&def.name, &labels, started),
+        };
+        let figures = match status {
+            Status::Firing => figures(&decision, b, def, p_star),
+            Status::Resolved => {
+                let r = *s.recent.back().expect("this bucket");
+                resolved_figures(&s.model, &r, b, def, p_star)
+            }
+        };
+        let severity = match (&s.lifecycle, status) {
+            (Lifecycle::Firing { severity, .. }, Status::Resolved) => *severity,
+            _ => severity_of(&decision, critical_p),
         };
         s.lifecycle = match status {
             Status::Firing => Lifecycle::Firing {
@@ -383,10 +641,17 @@ impl KpiState {
                 started,
                 severity,
                 direction,
+                claim: claim_of(&decision),
                 calm: 0,
             },
-            Status::Resolved => Lifecycle::Normal { run: 0, first: 0 },
+            Status::Resolved => {
+                if let Model::Kpi(model) = &mut s.model {
+                    model.forget_windows();
+                }
+                Lifecycle::Normal { run: 0, first: 0 }
+            }
         };
+        let recent = recent_buckets(&s.model, &s.recent, p_star);
         out.push(Transition {
             status,
             alert_id: id,
@@ -397,25 +662,256 @@ impl KpiState {
             started_at: started,
             bucket_start: b.start,
             bucket_end: b.start + def.bucket,
-            observed: value,
-            expected: verdict.expected,
-            lower: verdict.lower,
-            upper: verdict.upper,
-            score: verdict.score,
-            deviation_pct: (verdict.expected != 0.0)
-                .then(|| (value - verdict.expected) / verdict.expected.abs() * 100.0),
-            evidence: Evidence::bucket(
-                b.start,
-                b.start + def.bucket,
-                Some(detectors::combine::tail_of_score(verdict.score)),
-            ),
+            observed: figures.observed,
+            expected: figures.expected,
+            lower: figures.lower,
+            upper: figures.upper,
+            score: figures.score,
+            deviation_pct: (figures.expected != 0.0 && figures.expected.is_finite())
+                .then(|| (figures.observed - figures.expected) / figures.expected.abs() * 100.0),
+            evidence: figures.evidence,
             description: def.description.clone(),
             runbook: def.runbook.clone(),
             dashboard: def.dashboard.clone(),
-            recent: s.recent.iter().copied().collect(),
+            recent,
         });
-        Some(verdict)
     }
+}
+
+fn assessment_peer(a: &Assessment) -> Option<f64> {
+    a.finding(Direction::Drop)
+        .filter(|f| f.source == Source::Peers)
+        .map(|f| f.p_adjusted())
+}
+
+/// A bucket as its KPI model judged it, before the engine decides.
+struct Assessed {
+    input: Input,
+    /// None for a detector set (min, max), which judges as it learns.
+    assessment: Option<Assessment>,
+}
+
+/// Whether a member's own evidence is anomalous, in either direction.
+fn own_anomalous(a: &Assessment, p_star: f64) -> bool {
+    [Direction::Drop, Direction::Spike]
+        .into_iter()
+        .any(|d| a.finding(d).is_some_and(|f| f.p_adjusted() <= p_star))
+}
+
+/// The decision for one bucket of a KPI model: a broken rule first (an
+/// analyst asked for it by name), else the rarest finding in a direction
+/// the KPI cares about, if rarer than `p_star`.
+fn decide(a: &Assessment, interest: Interest, p_star: f64) -> Option<(Direction, Decision)> {
+    if let Some(rule) = a.rule.filter(|r| interested(interest, r.direction)) {
+        return Some((rule.direction, Decision::Rule(rule)));
+    }
+    [Direction::Drop, Direction::Spike]
+        .into_iter()
+        .filter(|&d| interested(interest, d))
+        .filter_map(|d| a.finding(d).map(|f| (d, *f)))
+        .filter(|(_, f)| f.p_adjusted() <= p_star)
+        .min_by(|x, y| x.1.p_adjusted().total_cmp(&y.1.p_adjusted()))
+        .map(|(d, f)| (d, Decision::Finding(f)))
+}
+
+fn severity_of(d: &Decision, critical_p: f64) -> Severity {
+    let p = match d {
+        Decision::Finding(f) => f.p_adjusted(),
+        Decision::Score(v) => tail_of_score(v.score),
+        Decision::Rule(_) => return Severity::Warning,
+    };
+    if p <= critical_p {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    }
+}
+
+fn claim_of(d: &Decision) -> Claim {
+    match d {
+        Decision::Finding(f) => Claim::Model {
+            peers: f.source == Source::Peers,
+            ratio: if f.expected() > 0.0 {
+                f.observed() / f.expected()
+            } else {
+                1.0
+            },
+        },
+        _ => Claim::Calm,
+    }
+}
+
+/// A transition's figures: what its evidence observed and expected, the
+/// band the alert level accepts, its score and the evidence itself.
+struct Figures {
+    observed: f64,
+    expected: f64,
+    lower: f64,
+    upper: f64,
+    score: f64,
+    evidence: Evidence,
+}
+
+fn figures(d: &Decision, b: &ClosedBucket, def: &Kpi, p_star: f64) -> Figures {
+    let end = b.start + def.bucket;
+    match d {
+        Decision::Finding(f) => {
+            let (lower, upper) = f.band(p_star);
+            let p = f.p_adjusted();
+            let from = end - i64::from(f.buckets) * def.bucket;
+            let kind = match (f.source, f.buckets) {
+                (Source::Peers, _) => EvidenceKind::Peers,
+                (Source::Own, 1) => EvidenceKind::Bucket,
+                (Source::Own, _) => EvidenceKind::Window,
+            };
+            Figures {
+                observed: f.observed(),
+                expected: f.expected(),
+                lower,
+                upper,
+                score: score_of_tail(p),
+                evidence: Evidence {
+                    kind,
+                    from,
+                    to: end,
+                    buckets: f.buckets,
+                    p: Some(p),
+                    rule: None,
+                    share: f.share.map(|(observed, usual)| Share { observed, usual }),
+                },
+            }
+        }
+        Decision::Rule(r) => {
+            let (lower, upper) = match r.direction {
+                Direction::Drop => (r.limit, f64::INFINITY),
+                _ => (f64::NEG_INFINITY, r.limit),
+            };
+            let (lower, upper) = match (r.kind, def.detectors.threshold) {
+                (RuleKind::Min | RuleKind::Max, Some(t)) => (
+                    t.min.unwrap_or(f64::NEG_INFINITY),
+                    t.max.unwrap_or(f64::INFINITY),
+                ),
+                _ => (lower, upper),
+            };
+            Figures {
+                observed: b.value.unwrap_or(f64::NAN),
+                expected: r.reference,
+                lower,
+                upper,
+                score: 1.0,
+                evidence: Evidence {
+                    kind: EvidenceKind::Rule,
+                    from: b.start,
+                    to: end,
+                    buckets: 1,
+                    p: None,
+                    rule: Some(Rule {
+                        kind: match r.kind {
+                            RuleKind::Min => crate::alert::RuleKind::Min,
+                            RuleKind::Max => crate::alert::RuleKind::Max,
+                            RuleKind::WeekOverWeek => crate::alert::RuleKind::WeekOverWeek,
+                        },
+                        limit: r.limit,
+                    }),
+                    share: None,
+                },
+            }
+        }
+        Decision::Score(v) => {
+            let p = tail_of_score(v.score);
+            let (lower, upper) = set_band(v, p_star);
+            Figures {
+                observed: b.value.unwrap_or(f64::NAN),
+                expected: v.expected,
+                lower,
+                upper,
+                score: v.score,
+                evidence: Evidence::bucket(b.start, end, Some(p)),
+            }
+        }
+    }
+}
+
+/// A detector set's band widened or narrowed to the alert level: its band
+/// covers `band_coverage` of normal values; the alert level's covers all
+/// but `p_star`. Approximate (a normal scale), and only for min and max.
+fn set_band(v: &Verdict, p_star: f64) -> (f64, f64) {
+    if !(v.lower.is_finite() && v.upper.is_finite()) {
+        return (v.lower, v.upper);
+    }
+    let z_band = kpi::tails::normal_quantile_upper(0.0005);
+    let sd = (v.upper - v.lower) / (2.0 * z_band);
+    let z = kpi::tails::normal_quantile_upper(p_star / 2.0);
+    (v.expected - z * sd, v.expected + z * sd)
+}
+
+/// The figures of a resolution: the last bucket, inside its band.
+fn resolved_figures(
+    model: &Model,
+    r: &Recent,
+    b: &ClosedBucket,
+    def: &Kpi,
+    p_star: f64,
+) -> Figures {
+    let band = recent_band(model, r, p_star);
+    let end = b.start + def.bucket;
+    Figures {
+        observed: r.value,
+        expected: f64::from(r.expected),
+        lower: band.0,
+        upper: band.1,
+        score: 0.0,
+        evidence: Evidence::bucket(b.start, end, None),
+    }
+}
+
+/// The point band of a recent bucket at the alert level: the KPI model's
+/// one-bucket test level (the alert level shared over its windows).
+fn recent_band(model: &Model, r: &Recent, p_star: f64) -> (f64, f64) {
+    match model {
+        Model::Kpi(m) => {
+            if !(r.var.is_finite() && r.var > 0.0) {
+                return (f64::NAN, f64::NAN);
+            }
+            let predictive = Predictive {
+                mean: f64::from(r.expected),
+                var: f64::from(r.var),
+                shape: m.shape(),
+            };
+            let alpha = p_star / kpi::WINDOWS.len() as f64;
+            (predictive.lower_edge(alpha), predictive.upper_edge(alpha))
+        }
+        Model::Set(_) => set_band(
+            &Verdict {
+                expected: f64::from(r.expected),
+                lower: f64::from(r.lower),
+                upper: f64::from(r.upper),
+                score: 0.0,
+                direction: Direction::None,
+                warming_up: false,
+            },
+            p_star,
+        ),
+    }
+}
+
+/// The recent buckets as a chart shows them: each with its band at the
+/// alert level of now, and marked anomalous when outside it.
+fn recent_buckets(model: &Model, recent: &VecDeque<Recent>, p_star: f64) -> Vec<RecentBucket> {
+    recent
+        .iter()
+        .map(|r| {
+            let (lower, upper) = recent_band(model, r, p_star);
+            RecentBucket {
+                t: r.t,
+                value: r.value,
+                expected: r.expected,
+                lower: lower as f32,
+                upper: upper as f32,
+                anomalous: r.value < lower || r.value > upper,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -449,8 +945,8 @@ mod tests {
             min_volume: 0.0,
             detectors,
             alerting: Alerting {
-                threshold: 0.5,
-                critical: 0.75,
+                level: crate::config::model::AlertLevel::Score(0.5),
+                critical: Some(0.75),
                 fire_after: 2,
                 resolve_after: 2,
                 recent_buckets: 4,
@@ -486,13 +982,16 @@ mod tests {
     }
 
     #[test]
-    fn judging_a_burst_on_two_threads_gives_what_judging_one_by_one_gives() {
+    fn judging_a_burst_on_two_threads_gives_what_judging_step_by_step_gives() {
         let kpis = [kpi("a"), kpi("b"), kpi("c")];
         let all = buckets();
+        // One bucket start at a time (12 buckets: 3 KPIs x 4 series), on
+        // one thread.
         let mut one_by_one = Engine::new(&kpis);
+        one_by_one.parallel_from = usize::MAX;
         let mut expected = Vec::new();
-        for b in &all {
-            one_by_one.judge(b, &mut expected);
+        for step in all.chunks(12) {
+            one_by_one.judge_all(step, &mut expected);
         }
         let mut split = Engine::new(&kpis);
         split.parallel_from = 0;
@@ -502,7 +1001,9 @@ mod tests {
             split.judge_all(burst, &mut got);
         }
         assert!(expected.len() > 50, "{} transitions", expected.len());
-        assert_eq!(got, expected);
+        // As JSON: a band not known yet is NaN, which equals nothing.
+        let json = |t: &[Transition]| serde_json::to_string(t).expect("transitions serialise");
+        assert_eq!(json(&got), json(&expected));
         for k in 0..kpis.len() {
             let state = |e: &Engine| {
                 let mut s = e.export(k);

@@ -526,8 +526,8 @@ mod tests {
             min_volume: 0.0,
             detectors: detectors::SetConfig::new(bucket),
             alerting: Alerting {
-                threshold: 0.5,
-                critical: 0.75,
+                level: crate::config::model::AlertLevel::Score(0.5),
+                critical: Some(0.75),
                 fire_after: 1,
                 resolve_after: 3,
                 recent_buckets: 24,
