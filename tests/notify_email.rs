@@ -80,7 +80,7 @@ fn transition(kpi: &str, labels: &[(&str, &str)], factor: f64, severity: Severit
         upper: f64::from(last.upper),
         score: 0.62,
         deviation_pct: Some((factor - 1.0) * 100.0),
-        evidence: Default::default(),
+        evidence: kpiwatch::alert::Evidence::bucket(last.t, last.t + 60, Some(3.3e-8)),
         description: Some("Completed checkouts per minute".to_string()),
         runbook: Some("https://wiki.example.com/runbooks/checkouts".to_string()),
         dashboard: Some(
@@ -199,10 +199,9 @@ async fn email_arrives_at_a_real_smtp_server_with_text_html_and_inline_charts() 
     let text = mail.body_text(0).expect("a text part");
     for expected in [
         "FIRING checkouts dropped 63%",
-        "Observed:  44.4 in 10:47–10:48 UTC",
-        "Expected:  120 (normal: 96 – 144)",
+        "Evidence:  44.4 in 10:47–10:48 UTC, expected 120 (normal 96 – 144)",
         "Deviation: -63%",
-        "Unusual:   about a 1-in-30 million bucket",
+        "Unusual:   about 1 in 30 million",
         "Since:     2024-01-01 10:44 UTC (4 min)",
         "Severity:  critical, drop",
         "FIRING refunds rose 40%",

@@ -322,7 +322,10 @@ async fn slack_format_arrives_as_blocks_with_the_numbers() {
         .iter()
         .filter_map(|f| f["text"].as_str())
         .collect();
-    assert!(fields.contains(&"*Observed*\n37"), "{fields:?}");
+    assert!(
+        fields.contains(&"*Evidence*\n37 in 10:10–10:15 UTC, expected 100 (normal at least 80)"),
+        "{fields:?}"
+    );
     assert!(fields.contains(&"*Deviation*\n-63%"), "{fields:?}");
 }
 

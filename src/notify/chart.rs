@@ -1,10 +1,12 @@
 //! The small chart in alert emails: an alert's recent buckets as a PNG.
 //!
-//! [`render_png`] draws `Transition::recent` — the observed line, the
-//! detectors' normal band shaded, the expected value as a thin line, the
-//! anomalous buckets as red dots — with UTC times on the x axis and the KPI
-//! name and labels as the title, and returns PNG bytes for an inline MIME
-//! part (`email` references it by `cid:`).
+//! [`render_png`] draws `Transition::recent` — the observed line, each
+//! bucket's normal band shaded (at the alert level), the expected value as
+//! a thin line, the buckets outside their band as red dots, and the span of
+//! the alert's evidence when it covers several buckets (a window, or the
+//! series against its peers) as a pale background — with UTC times on the
+//! x axis and the KPI name and labels as the title, and returns PNG bytes
+//! for an inline MIME part (`email` references it by `cid:`).
 //!
 //! Drawing is plotters into an RGB buffer in memory ([`BitMapBackend`]),
 //! then the `png` crate encodes it. Text uses DejaVu Sans vendored under
@@ -67,6 +69,8 @@ pub enum ChartError {
 const OBSERVED: RGBColor = RGBColor(0x1f, 0x2d, 0x3d);
 const EXPECTED: RGBColor = RGBColor(0x3b, 0x82, 0xc4);
 const BAND: RGBColor = RGBColor(0xd6, 0xe6, 0xf5);
+/// The span of an alert's evidence (pale amber).
+const EVIDENCE: RGBColor = RGBColor(0xfd, 0xf0, 0xd5);
 const ANOMALY: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 const GRID: RGBColor = RGBColor(0xee, 0xee, 0xee);
 const TEXT: RGBColor = RGBColor(0x33, 0x33, 0x33);
@@ -201,6 +205,19 @@ where
         .draw()?;
 
     let clamp = |v: f32| f64::from(v).clamp(frame.y0, frame.y1);
+
+    // The evidence's span, when it is several buckets (a window, or a
+    // comparison with peers): the stretch the alert's figures add up, so
+    // a reader sees that no single point has to be outside its band.
+    let e = &alert.evidence;
+    if e.buckets > 1 && e.from < e.to {
+        let x0 = e.from.max(frame.x0);
+        let x1 = (e.to - frame.step).max(x0).min(frame.x1);
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x0, frame.y0), (x1, frame.y1)],
+            EVIDENCE.filled(),
+        )))?;
+    }
 
     // The band, one polygon per run of buckets whose edges are known (a NaN
     // edge means no baseline yet: nothing is shaded there). Infinite edges
@@ -570,6 +587,26 @@ mod tests {
         calm.recent.iter_mut().for_each(|b| b.anomalous = false);
         let png = render_png(&calm, 600, 240).expect("chart renders");
         assert!(!has_colour(&png, ANOMALY), "no red without anomalies");
+    }
+
+    #[test]
+    fn a_window_of_evidence_is_shaded_and_a_single_bucket_is_not() {
+        let mut alert = checkouts_drop();
+        let last = alert.recent.last().expect("buckets").t;
+        alert.evidence = crate::alert::Evidence {
+            kind: crate::alert::EvidenceKind::Window,
+            from: last - 11 * 60,
+            to: last + 60,
+            buckets: 12,
+            p: Some(1e-9),
+            rule: None,
+            share: None,
+        };
+        let png = render_png(&alert, 600, 240).expect("chart renders");
+        assert!(has_colour(&png, EVIDENCE), "the window is shaded");
+        alert.evidence = crate::alert::Evidence::bucket(last, last + 60, Some(1e-9));
+        let png = render_png(&alert, 600, 240).expect("chart renders");
+        assert!(!has_colour(&png, EVIDENCE), "one bucket needs no span");
     }
 
     #[test]

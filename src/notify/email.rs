@@ -43,9 +43,7 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::chart;
-use super::phrase::{
-    headline, labels, percent, thousands, trim_zeros, value, LABEL_VALUE_MAX_CHARS,
-};
+use super::phrase::{self, headline, labels, percent_signed, LABEL_VALUE_MAX_CHARS};
 use super::settings::{CaFile, NotifySettings, SmtpSecurity};
 use super::{DeliveryError, Notification, Reason};
 use crate::alert::{Severity, Status, Transition};
@@ -474,31 +472,6 @@ fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
 // ---------------------------------------------------------------------------
 // What the email says about an alert
 
-/// How rare a bucket with score `s` is: the detectors map a tail
-/// probability p to s = -log10(p) / 12, so p = 10^(-12·s) and one bucket
-/// in N = 1/p is this unusual. `None` when it is not unusual at all.
-fn rarity(score: f64) -> Option<String> {
-    if !score.is_finite() || score <= 0.0 {
-        return None;
-    }
-    let n = 10f64.powf(12.0 * score.min(1.0));
-    if n < 2.0 {
-        return None;
-    }
-    // One significant digit: "1-in-30 million", not "1-in-27,542,287".
-    let magnitude = 10f64.powf(n.log10().floor());
-    let rounded = (n / magnitude).round() * magnitude;
-    let words = if rounded >= 1e12 {
-        format!("{} trillion", trim_zeros(&format!("{:.1}", rounded / 1e12)))
-    } else if rounded >= 1e9 {
-        format!("{} billion", rounded / 1e9)
-    } else if rounded >= 1e6 {
-        format!("{} million", rounded / 1e6)
-    } else {
-        thousands(rounded)
-    };
-    Some(format!("about a 1-in-{words} bucket"))
-}
 
 /// `4 min`, `1 h 20 min`, `2 d 3 h`.
 fn duration(secs: i64) -> String {
@@ -518,16 +491,6 @@ fn parse_time(t: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t, 0)
 }
 
-/// The normal band as words: `96 – 144`, `at most 144`, `at least 96`.
-fn band(lower: f64, upper: f64) -> Option<String> {
-    let known = |v: f64| v.is_finite();
-    match (known(lower), known(upper)) {
-        (true, true) => Some(format!("{} – {}", value(lower), value(upper))),
-        (false, true) => Some(format!("at most {}", value(upper))),
-        (true, false) => Some(format!("at least {}", value(lower))),
-        (false, false) => None,
-    }
-}
 
 /// One line of an alert's details.
 #[derive(Debug, Clone, PartialEq)]
@@ -556,36 +519,19 @@ fn rows(a: &Transition) -> Vec<Row> {
     if !a.labels.is_empty() {
         rows.push(Row::text("Series", labels(&a.labels, 200)));
     }
-    let bucket = match (parse_time(a.bucket_start), parse_time(a.bucket_end)) {
-        (Some(s), Some(e)) => format!(" in {}–{} UTC", s.format("%H:%M"), e.format("%H:%M")),
-        _ => String::new(),
-    };
     rows.push(Row::text(
-        "Observed",
-        format!("{}{bucket}", value(a.observed)),
-    ));
-    let mut expected = value(a.expected);
-    if let Some(b) = band(a.lower, a.upper) {
-        let _ = write!(expected, " (normal: {b})");
-    }
-    rows.push(Row::text("Expected", expected));
-    if let Some(d) = a.deviation_pct.filter(|d| d.is_finite()) {
-        let sign = if d > 0.0 {
-            "+"
-        } else if d < 0.0 {
-            "-"
+        if a.status == Status::Firing {
+            "Evidence"
         } else {
-            ""
-        };
-        rows.push(Row::text(
-            "Deviation",
-            format!("{sign}{}", percent(d.abs())),
-        ));
+            "Now"
+        },
+        phrase::evidence(a),
+    ));
+    if let Some(d) = a.deviation_pct.filter(|d| d.is_finite()) {
+        rows.push(Row::text("Deviation", percent_signed(d)));
     }
-    if a.status == Status::Firing {
-        if let Some(r) = rarity(a.score) {
-            rows.push(Row::text("Unusual", format!("{r} (score {:.2})", a.score)));
-        }
+    if let Some(r) = phrase::rarity(a) {
+        rows.push(Row::text("Unusual", format!("{r} (score {:.2})", a.score)));
     }
     let started = parse_time(a.started_at);
     let ended = parse_time(a.bucket_end);
@@ -858,6 +804,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::notify::phrase::{band, percent, value};
     use crate::notify::chart::testing::checkouts_drop;
 
     fn notification(alerts: Vec<Transition>) -> Notification {
@@ -990,22 +937,6 @@ mod tests {
     }
 
     #[test]
-    fn rarity_reads_as_one_bucket_in_n() {
-        assert_eq!(
-            rarity(0.62).as_deref(),
-            Some("about a 1-in-30 million bucket")
-        );
-        assert_eq!(rarity(0.25).as_deref(), Some("about a 1-in-1,000 bucket"));
-        assert_eq!(rarity(0.3).as_deref(), Some("about a 1-in-4,000 bucket"));
-        assert_eq!(
-            rarity(1.0).as_deref(),
-            Some("about a 1-in-1 trillion bucket")
-        );
-        assert_eq!(rarity(0.0), None);
-        assert_eq!(rarity(f64::NAN), None);
-    }
-
-    #[test]
     fn values_durations_and_bands_read_naturally() {
         assert_eq!(value(44.4444), "44.4");
         assert_eq!(value(120.0), "120");
@@ -1097,18 +1028,27 @@ mod tests {
     }
 
     #[test]
-    fn text_part_says_observed_expected_deviation_and_since() {
-        let n = notification(vec![checkouts_drop()]);
+    fn text_part_says_the_evidence_deviation_rarity_and_since() {
+        let mut a = checkouts_drop();
+        a.evidence = crate::alert::Evidence {
+            kind: crate::alert::EvidenceKind::Window,
+            from: a.bucket_end - 3 * 60,
+            to: a.bucket_end,
+            buckets: 3,
+            p: Some(3.3e-8),
+            rule: None,
+            share: None,
+        };
+        let n = notification(vec![a]);
         let t = text(&n, None);
         assert!(t.contains("FIRING checkouts dropped 63%"), "{t}");
-        assert!(t.contains("Observed:  44.4 in 10:47–10:48 UTC"), "{t}");
-        assert!(t.contains("Expected:  120 (normal: 96 – 144)"), "{t}");
-        assert!(t.contains("Deviation: -63%"), "{t}");
-        assert!(t.contains("Since:     2024-01-01 10:44 UTC (4 min)"), "{t}");
         assert!(
-            t.contains("Unusual:   about a 1-in-30 million bucket"),
+            t.contains("Evidence:  44.4 over the last 3 minutes (3 buckets), expected 120 (normal 96 – 144)"),
             "{t}"
         );
+        assert!(t.contains("Deviation: -63%"), "{t}");
+        assert!(t.contains("Since:     2024-01-01 10:44 UTC (4 min)"), "{t}");
+        assert!(t.contains("Unusual:   about 1 in 30 million"), "{t}");
         assert!(
             t.contains("Runbook:   https://wiki.example.com/runbooks/checkouts"),
             "{t}"

@@ -4,11 +4,14 @@
 //!
 //! `checkouts dropped 63% (country=FI)`, `refunds rose 40%`,
 //! `checkouts dropped to 0 (country=SE)`, `signups rose to 412 (expected
-//! 0)`, `checkouts back to normal (country=FI)`.
+//! 0)`, `checkouts back to normal (country=FI)`; and the evidence behind
+//! it: `166 over the last 45 minutes (9 buckets), expected 280 (normal 240
+//! – 320)`, `about 1 in 30 million`.
 
 use std::collections::BTreeMap;
 
-use crate::alert::{Status, Transition};
+use crate::alert::{EvidenceKind, RuleKind, Status, Transition};
+use crate::timefmt::rfc3339;
 use detectors::Direction;
 
 /// Longest label value shown in a summary; longer ones are cut with `…`
@@ -58,6 +61,138 @@ pub fn change(a: &Transition) -> String {
             value(a.observed),
             value(a.expected)
         ),
+    }
+}
+
+/// What fired (or resolved) the alert, in one sentence that names its
+/// span and gives the figures the alert carries, so the reader sees the
+/// same numbers the detector judged:
+///
+/// - one bucket: `0 in 14:05–14:10 UTC, expected 22 (normal 9 – 37)`;
+/// - a window: `166 over the last 45 minutes (9 buckets), expected 280
+///   (normal 240 – 320)`;
+/// - peers: `1,030 over the last 2 h (8 buckets), where its usual 16 % of
+///   the group implies 2,400 (normal 1,900 – 2,900); its share was 7.3 %`;
+/// - a rule: `2 is below the configured min of 5`.
+pub fn evidence(a: &Transition) -> String {
+    let e = &a.evidence;
+    // An alert written before evidence was recorded covers its bucket.
+    let (from, to) = if e.from < e.to {
+        (e.from, e.to)
+    } else {
+        (a.bucket_start, a.bucket_end)
+    };
+    let span = if e.buckets > 1 {
+        format!(
+            "over the last {} ({} buckets)",
+            span_duration(to - from),
+            e.buckets
+        )
+    } else {
+        format!("in {}–{} UTC", clock(from), clock(to))
+    };
+    let normal = band(a.lower, a.upper)
+        .map(|b| format!(" (normal {b})"))
+        .unwrap_or_default();
+    match e.kind {
+        EvidenceKind::Rule => match e.rule {
+            Some(rule) => match rule.kind {
+                RuleKind::Min => format!(
+                    "{} {span} is below the configured min of {}",
+                    value(a.observed),
+                    value(rule.limit)
+                ),
+                RuleKind::Max => format!(
+                    "{} {span} is above the configured max of {}",
+                    value(a.observed),
+                    value(rule.limit)
+                ),
+                RuleKind::WeekOverWeek => format!(
+                    "{} {span} is beyond the week-over-week limit of {} (the same hour last week: {})",
+                    value(a.observed),
+                    value(rule.limit),
+                    value(a.expected)
+                ),
+            },
+            None => format!("{} {span}", value(a.observed)),
+        },
+        EvidenceKind::Peers => {
+            let share = e
+                .share
+                .map(|s| {
+                    format!(
+                        ", where its usual {} of the group implies {}{normal}; its share was {}",
+                        percent(s.usual * 100.0),
+                        value(a.expected),
+                        percent(s.observed * 100.0)
+                    )
+                })
+                .unwrap_or_else(|| format!(", expected from its peers {}{normal}", value(a.expected)));
+            format!("{} {span}{share}", value(a.observed))
+        }
+        EvidenceKind::Bucket | EvidenceKind::Window => format!(
+            "{} {span}, expected {}{normal}",
+            value(a.observed),
+            value(a.expected)
+        ),
+    }
+}
+
+/// How unusual the evidence is, from its tail probability: `about 1 in 30
+/// million`; none for a rule (it is broken or not) or a resolution.
+pub fn rarity(a: &Transition) -> Option<String> {
+    if a.status != Status::Firing {
+        return None;
+    }
+    let p = a.evidence.p.filter(|p| p.is_finite() && *p > 0.0)?;
+    let n = 1.0 / p;
+    if n < 2.0 {
+        return None;
+    }
+    // One significant digit: "1 in 30 million", not "1 in 27,542,287".
+    let magnitude = 10f64.powf(n.log10().floor());
+    let rounded = (n / magnitude).round() * magnitude;
+    let words = if rounded >= 1e15 {
+        "more than a quadrillion".to_string()
+    } else if rounded >= 1e12 {
+        format!("{} trillion", trim_zeros(&format!("{:.1}", rounded / 1e12)))
+    } else if rounded >= 1e9 {
+        format!("{} billion", rounded / 1e9)
+    } else if rounded >= 1e6 {
+        format!("{} million", rounded / 1e6)
+    } else {
+        thousands(rounded)
+    };
+    Some(format!("about 1 in {words}"))
+}
+
+/// The band as words: `96 – 144`, `at most 144`, `at least 96`.
+pub fn band(lower: f64, upper: f64) -> Option<String> {
+    let known = |v: f64| v.is_finite();
+    match (known(lower), known(upper)) {
+        (true, true) => Some(format!("{} – {}", value(lower), value(upper))),
+        (false, true) => Some(format!("at most {}", value(upper))),
+        (true, false) => Some(format!("at least {}", value(lower))),
+        (false, false) => None,
+    }
+}
+
+/// `14:05` (UTC) for epoch seconds.
+fn clock(t: i64) -> String {
+    let text = rfc3339(t);
+    text.get(11..16).unwrap_or(&text).to_string()
+}
+
+/// `45 minutes`, `2 h`, `3 h 30 min`, `2 d`.
+pub fn span_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, m) => format!("{m} minutes"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
     }
 }
 
@@ -137,4 +272,103 @@ pub fn thousands(v: f64) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Evidence, Rule, Severity, Share};
+    use std::collections::BTreeMap;
+
+    const T: i64 = 1_742_479_500; // 2025-03-20T14:05:00Z
+
+    fn alert(kind: EvidenceKind, buckets: u32) -> Transition {
+        Transition {
+            status: Status::Firing,
+            alert_id: "a".into(),
+            kpi: "logins".into(),
+            labels: BTreeMap::new(),
+            severity: Severity::Critical,
+            direction: Direction::Drop,
+            started_at: T,
+            bucket_start: T,
+            bucket_end: T + 300,
+            observed: 166.0,
+            expected: 280.0,
+            lower: 240.0,
+            upper: 320.0,
+            score: 0.7,
+            deviation_pct: Some(-40.7),
+            evidence: Evidence {
+                kind,
+                from: T + 300 - i64::from(buckets) * 300,
+                to: T + 300,
+                buckets,
+                p: Some(3.2e-8),
+                rule: None,
+                share: None,
+            },
+            description: None,
+            runbook: None,
+            dashboard: None,
+            recent: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_window_names_its_span_and_its_totals() {
+        assert_eq!(
+            evidence(&alert(EvidenceKind::Window, 9)),
+            "166 over the last 45 minutes (9 buckets), expected 280 (normal 240 – 320)"
+        );
+    }
+
+    #[test]
+    fn a_bucket_names_its_time() {
+        assert_eq!(
+            evidence(&alert(EvidenceKind::Bucket, 1)),
+            "166 in 14:05–14:10 UTC, expected 280 (normal 240 – 320)"
+        );
+    }
+
+    #[test]
+    fn peers_say_what_the_usual_share_implies() {
+        let mut a = alert(EvidenceKind::Peers, 8);
+        a.evidence.share = Some(Share {
+            observed: 0.073,
+            usual: 0.165,
+        });
+        assert_eq!(
+            evidence(&a),
+            "166 over the last 40 minutes (8 buckets), where its usual 17% of the group implies 280 (normal 240 – 320); its share was 7.3%"
+        );
+    }
+
+    #[test]
+    fn a_rule_names_its_limit_and_no_probability() {
+        let mut a = alert(EvidenceKind::Rule, 1);
+        a.evidence.p = None;
+        a.observed = 2.0;
+        a.evidence.rule = Some(Rule {
+            kind: RuleKind::Min,
+            limit: 5.0,
+        });
+        assert_eq!(
+            evidence(&a),
+            "2 in 14:05–14:10 UTC is below the configured min of 5"
+        );
+        assert_eq!(rarity(&a), None);
+    }
+
+    #[test]
+    fn rarity_reads_as_one_in_n_from_the_evidences_probability() {
+        let mut a = alert(EvidenceKind::Window, 9);
+        assert_eq!(rarity(&a).as_deref(), Some("about 1 in 30 million"));
+        a.evidence.p = Some(1e-3);
+        assert_eq!(rarity(&a).as_deref(), Some("about 1 in 1,000"));
+        a.evidence.p = Some(1e-13);
+        assert_eq!(rarity(&a).as_deref(), Some("about 1 in 10 trillion"));
+        a.status = Status::Resolved;
+        assert_eq!(rarity(&a), None);
+    }
 }

@@ -35,7 +35,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::Sha256;
 
-use super::phrase::{self, percent_signed, summary, value};
+use super::phrase::{self, percent_signed, summary};
 use super::settings::{CaFile, Webhook, WebhookFormat};
 use super::{DeliveryError, Notification, Reason};
 use crate::alert::{Severity, Status, Transition};
@@ -117,6 +117,11 @@ struct KpiwatchAlert<'a> {
     upper: Option<f64>,
     score: Option<f64>,
     deviation_pct: Option<f64>,
+    /// What the figures above describe (bucket, window, peers, rule), its
+    /// span, tail probability, rule and share.
+    evidence: &'a crate::alert::Evidence,
+    /// The evidence in words, as the email says it.
+    evidence_text: String,
     started_at: String,
     bucket_start: String,
     bucket_end: String,
@@ -170,6 +175,8 @@ impl<'a> KpiwatchAlert<'a> {
             upper: finite(a.upper),
             score: finite(a.score),
             deviation_pct: a.deviation_pct.and_then(finite),
+            evidence: &a.evidence,
+            evidence_text: phrase::evidence(a),
             started_at: rfc3339(a.started_at),
             bucket_start: rfc3339(a.bucket_start),
             bucket_end: rfc3339(a.bucket_end),
@@ -274,6 +281,7 @@ impl AmAlert {
             "description".into(),
             a.description.clone().unwrap_or_else(|| details(a)),
         );
+        annotations.insert("evidence".into(), phrase::evidence(a));
         annotations.insert("observed".into(), exact(a.observed));
         annotations.insert("expected".into(), exact(a.expected));
         annotations.insert("score".into(), fmt_score(a.score));
@@ -357,11 +365,7 @@ fn slack_body(n: &Notification, external_url: Option<&str>) -> serde_json::Value
     })];
     for a in n.alerts.iter().take(SLACK_MAX_ALERTS) {
         let mut fields = vec![
-            mrkdwn(&format!("*Observed*\n{}", slack_escape(&value(a.observed)))),
-            mrkdwn(&format!(
-                "*Expected*\n{}",
-                slack_escape(&expected_with_band(a))
-            )),
+            mrkdwn(&format!("*Evidence*\n{}", slack_escape(&phrase::evidence(a)))),
             mrkdwn(&format!(
                 "*Deviation*\n{}",
                 slack_escape(
@@ -481,27 +485,18 @@ fn notification_title(n: &Notification) -> String {
 // ---------------------------------------------------------------------------
 // Text shared by the formats.
 
-/// The numbers in a sentence, for Alertmanager's `description` when the KPI
-/// has none.
+/// The evidence in a sentence, for Alertmanager's `description` when the
+/// KPI has none.
 fn details(a: &Transition) -> String {
+    let rarity = phrase::rarity(a)
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
     format!(
-        "Observed {}, expected {}; score {} ({}); since {}.",
-        value(a.observed),
-        expected_with_band(a),
-        fmt_score(a.score),
+        "{}{rarity}; {}; since {}.",
+        phrase::evidence(a),
         a.severity.name(),
         rfc3339(a.started_at)
     )
-}
-
-fn expected_with_band(a: &Transition) -> String {
-    let expected = value(a.expected);
-    match (finite(a.lower), finite(a.upper)) {
-        (Some(l), Some(u)) => format!("{expected} (normal {}–{})", value(l), value(u)),
-        (None, Some(u)) => format!("{expected} (normal ≤ {})", value(u)),
-        (Some(l), None) => format!("{expected} (normal ≥ {})", value(l)),
-        (None, None) => expected,
-    }
 }
 
 /// " (k=v, k2=v2)", or nothing without labels.
@@ -859,6 +854,7 @@ async fn body_prefix(mut response: reqwest::Response) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::phrase::value;
     use crate::alert::RecentBucket;
     use serde_json::Value;
 
