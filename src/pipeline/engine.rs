@@ -493,16 +493,7 @@ impl KpiState {
         let (decision, recent) = match (&mut s.model, assessment) {
             (Model::Kpi(model), Some(assessment)) => {
                 let decision = decide(&assessment, def.direction, p_star);
-                if let Ok(want) = std::env::var("KPIWATCH_DEBUG_SERIES") {
-                    if want == format!("{}/{}", def.name, b.key) {
-                        let f = assessment.drop.or(assessment.spike);
-                        eprintln!(
-                            "DBG {} x={value:.1} n={} exp={:.1} sd={:.1} ready={} p*={p_star:.2e} firing={firing} f={:?} peer={:?} {:?}",
-                            crate::timefmt::rfc3339(b.start), b.volume, assessment.expected, assessment.point.var.sqrt(), assessment.ready,
-                            f.map(|f| (f.source, f.buckets, f.p_adjusted(), f.observed(), f.expected())), assessment_peer(&assessment), model.diagnostics()
-                        );
-                    }
-                }
+                trace_assessment(&def.name, b, value, &assessment, model, p_star, firing);
                 let anomalous = [Direction::Drop, Direction::Spike].into_iter().any(|d| {
                     assessment
                         .finding(d)
@@ -678,10 +669,43 @@ impl KpiState {
     }
 }
 
-fn assessment_peer(a: &Assessment) -> Option<f64> {
-    a.finding(Direction::Drop)
-        .filter(|f| f.source == Source::Peers)
-        .map(|f| f.p_adjusted())
+/// Why a bucket did or did not alert, for an analyst tuning a KPI:
+/// `RUST_LOG=kpiwatch::pipeline::engine=trace` logs every judged bucket.
+fn trace_assessment(
+    kpi: &str,
+    b: &ClosedBucket,
+    value: f64,
+    assessment: &Assessment,
+    model: &KpiModel,
+    p_star: f64,
+    firing: bool,
+) {
+    if !tracing::enabled!(tracing::Level::TRACE) {
+        return;
+    }
+    let rarest = [Direction::Drop, Direction::Spike]
+        .into_iter()
+        .filter_map(|d| assessment.finding(d))
+        .min_by(|x, y| x.p_adjusted().total_cmp(&y.p_adjusted()));
+    let learnt = model.diagnostics();
+    tracing::trace!(
+        kpi,
+        key = &*b.key,
+        bucket = b.start,
+        value,
+        events = b.volume,
+        expected = assessment.expected,
+        sd = assessment.point.var.sqrt(),
+        ready = assessment.ready,
+        p_star,
+        firing,
+        finding = ?rarest.map(|f| (f.source, f.buckets, f.p_adjusted(), f.observed(), f.expected())),
+        level = learnt.level,
+        phi = learnt.phi,
+        kappa = learnt.kappa,
+        shift = learnt.shift,
+        "judged"
+    );
 }
 
 /// A bucket as its KPI model judged it, before the engine decides.

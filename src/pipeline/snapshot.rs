@@ -25,7 +25,7 @@ use super::engine::SeriesState;
 /// Bumped whenever the layout changes: 2 added the band to the recent
 /// buckets; 3 changed the detector state (relative-residual tails, and
 /// empirical tails stored as bin masses).
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 /// File name inside `service.state_dir`.
 pub const FILE: &str = "snapshot.postcard";
 

@@ -412,6 +412,9 @@ pub struct Diagnostics {
     pub peer_ratio: f64,
     /// Relative error of the peer expectation.
     pub peer_kappa: f64,
+    /// Seconds the seasonal profile is read ahead of local time (the day
+    /// moved; see [`profile`]).
+    pub shift: f64,
 }
 
 /// The sums of the local day so far, for the model error.
@@ -816,7 +819,8 @@ impl KpiModel {
     fn peer_expectation(&self, input: &Input) -> Option<(f64, f64)> {
         let others = input.others?;
         if !self.config.kind.additive()
-            || others.is_nan() || others <= 0.0
+            || others.is_nan()
+            || others <= 0.0
             || !self.peers.ratio().is_finite()
             || f64::from(self.peers.n) < self.per_day
         {
@@ -948,6 +952,9 @@ impl KpiModel {
             let noise_var = self.noise.phi() * kind.unit(scale, input.events);
             self.profile
                 .learn(&a.at, clipped, noise_var, kappa2, weight, floor, weekly);
+            if weight > 0.0 && a.ready {
+                self.profile.regress_shift(&a.at, x, noise_var, kappa2);
+            }
             // The noise is learnt from buckets whose expectation is known
             // much better than the noise around it: where the profile is
             // still young, a residual says more about the profile than the
@@ -1134,6 +1141,7 @@ impl KpiModel {
             kappa: self.noise.kappa2().sqrt(),
             peer_ratio: self.peers.ratio(),
             peer_kappa: self.peers.kappa2.sqrt(),
+            shift: self.profile.shift(),
         }
     }
 

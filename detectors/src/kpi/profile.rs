@@ -42,6 +42,19 @@
 //!   to average 1 and the weekday factors likewise, the level taking the
 //!   difference, so factors cannot drift against each other.
 //!
+//! - **The day can move.** A shop whose clocks change (daylight saving
+//!   time, with `timezone` left at UTC) or whose customers' habits shift
+//!   keeps its shape but moves it: every ramp then looks like a rise in the
+//!   morning and a drop in the evening, for weeks, while cells that forget
+//!   over weeks re-learn it. So the profile is read at the local time plus
+//!   a *shift*, one number learnt at each local midnight: the day's
+//!   residuals regressed on the profile's slope (a shift `δ` changes a
+//!   bucket by `δ × slope`). It moves only when the day says so clearly,
+//!   from a week on (`SHIFT_Z` standard errors, and most of the day's
+//!   residual explained by it); an incident's buckets are not in the
+//!   regression (they learn with a small weight), and a drop is not shaped
+//!   like a slope, so a shift does not hide one.
+//!
 //! State is `f32` per cell (value and precision): 199 cells, 1.6 KB, plus
 //! the day being summed, 0.6 KB.
 
@@ -69,6 +82,23 @@ const LEVEL_MEMORY_DAYS: f64 = 7.0;
 const DAY_MEMORY_VISITS: f64 = 14.0;
 const WEEKDAY_MEMORY_VISITS: f64 = 4.0;
 const WEEK_MEMORY_VISITS: f64 = 6.0;
+/// How many standard errors a day's shift estimate needs before the shift
+/// moves, and the share of the day's (weighted) residual it must explain:
+/// a day whose residuals are noise, or are shaped like something other
+/// than a moved day, leaves the shift where it is.
+const SHIFT_Z: f64 = 6.0;
+/// Standard errors each slope (rising, falling) needs on its own.
+const SHIFT_Z_SIDE: f64 = 3.0;
+const SHIFT_EXPLAINED: f64 = 0.25;
+/// Days learnt before the shift is estimated: until the shape is known,
+/// its errors would read as shifts.
+const SHIFT_AFTER_DAYS: u32 = 7;
+/// Bounds: a day moves the shift by at most two hours, and the shift stays
+/// within three of the configured time zone.
+const SHIFT_STEP_MAX: f64 = 2.0 * HOUR as f64;
+const SHIFT_MAX: f64 = 3.0 * HOUR as f64;
+/// Half the span over which the profile's slope is measured.
+const SLOPE_HALF_SPAN: i64 = 15 * 60;
 
 /// One factor: its value and the precision of its relative error.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -117,8 +147,10 @@ pub struct Position {
     day: (usize, usize, f64),
     weekday: usize,
     week: (usize, usize, f64),
-    /// Local day number, for normalisation at midnight.
+    /// Local day number (shifted), for learning at midnight.
     local_day: i64,
+    /// The bucket's centre in shifted local time, for the slope.
+    centre: i64,
 }
 
 /// Sums of one hour cell over the day being learnt, kernel-weighted: the
@@ -147,6 +179,37 @@ struct Today {
     weekly: bool,
     /// The local weekday.
     weekday: usize,
+    /// The shift regression, on rising slopes and on falling ones.
+    shift_sums: [ShiftSums; 2],
+}
+
+/// Sums of the shift regression: Σ w·slope·residual, Σ w·slope²,
+/// Σ w·residual².
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+struct ShiftSums {
+    slope_residual: f64,
+    slope_slope: f64,
+    residual_residual: f64,
+}
+
+impl ShiftSums {
+    fn add(&mut self, w: f64, g: f64, r: f64) {
+        self.slope_residual += w * g * r;
+        self.slope_slope += w * g * g;
+        self.residual_residual += w * r * r;
+    }
+
+    /// The shift these buckets say, in seconds, and its z-score.
+    fn estimate(&self) -> (f64, f64) {
+        if self.slope_slope > 0.0 {
+            (
+                self.slope_residual / self.slope_slope,
+                self.slope_residual / self.slope_slope.sqrt(),
+            )
+        } else {
+            (0.0, 0.0)
+        }
+    }
 }
 
 /// Level × seasonal profile; see the module docs.
@@ -175,6 +238,11 @@ pub struct Profile {
     week_days: [f32; 7],
     /// Forgetting: the level's per bucket, the factors' per visit.
     keep: [f64; 4],
+    /// Seconds added to local time before reading the cells (see the
+    /// module docs).
+    shift: f64,
+    /// Local days learnt.
+    days: u32,
 }
 
 /// Interpolation between hourly cells `0..n` at hour position `h` (hours
@@ -235,6 +303,8 @@ impl Profile {
                 keep(WEEKDAY_MEMORY_VISITS),
                 keep(WEEK_MEMORY_VISITS),
             ],
+            shift: 0.0,
+            days: 0,
         }
     }
 
@@ -246,15 +316,43 @@ impl Profile {
     /// The cells a bucket starting at `local_time` reads.
     #[inline]
     pub fn position(&self, local_time: i64) -> Position {
-        let centre = local_time + self.bucket_width / 2;
+        let shifted = local_time + self.shift.round() as i64;
+        Self::at_centre(shifted + self.bucket_width / 2, shifted.div_euclid(DAY))
+    }
+
+    /// The cells read at `centre`, shifted local time.
+    #[inline]
+    fn at_centre(centre: i64, local_day: i64) -> Position {
         let in_day = centre.rem_euclid(DAY) as f64 / HOUR as f64;
         let in_week = (centre - MONDAY_SHIFT).rem_euclid(WEEK) as f64 / HOUR as f64;
         Position {
             day: between(in_day, 24),
-            weekday: ((local_time - MONDAY_SHIFT).div_euclid(DAY)).rem_euclid(7) as usize,
+            weekday: ((centre - MONDAY_SHIFT).div_euclid(DAY)).rem_euclid(7) as usize,
             week: between(in_week, 168),
-            local_day: local_time.div_euclid(DAY),
+            local_day,
+            centre,
         }
+    }
+
+    /// The profile's relative slope at `at`, per second: how much a
+    /// bucket's expectation changes, as a share, if the day moves by a
+    /// second.
+    fn slope(&self, at: &Position) -> f64 {
+        let factor = |c: i64| self.seasonal(&Self::at_centre(c, at.local_day)).0;
+        let here = factor(at.centre);
+        if here <= 0.0 {
+            return 0.0;
+        }
+        let (before, after) = (
+            factor(at.centre - SLOPE_HALF_SPAN),
+            factor(at.centre + SLOPE_HALF_SPAN),
+        );
+        (after - before) / (2 * SLOPE_HALF_SPAN) as f64 / here
+    }
+
+    /// Seconds the profile is read ahead of local time.
+    pub fn shift(&self) -> f64 {
+        self.shift
     }
 
     /// The seasonal factor at `at` (1 without seasonality) and its relative
@@ -317,7 +415,10 @@ impl Profile {
         floor: f64,
         weekly: bool,
     ) {
-        if at.local_day != self.last_day {
+        // A day ends when a later one starts; a shift moved back at
+        // midnight leaves a bucket or two in the day just learnt, which
+        // count for the day under way.
+        if at.local_day > self.last_day {
             if self.last_day != i64::MIN {
                 self.end_of_day(kappa2);
             }
@@ -394,6 +495,8 @@ impl Profile {
     /// then each hour's share of the day, then the hour of the week.
     fn end_of_day(&mut self, kappa2: f64) {
         let t = std::mem::take(&mut self.today);
+        self.days = self.days.saturating_add(1);
+        self.learn_shift(&t);
         let level = self.level;
         // Relative precision of a visit: its noise over its expected
         // value, and the model error the whole visit shares.
@@ -455,6 +558,57 @@ impl Profile {
         }
         self.normalise();
         self.today.hours = t.hours.into_iter().map(|_| HourSums::default()).collect();
+    }
+
+    /// Adds a bucket to the day's shift regression: `value` as observed
+    /// (not clipped: a moved day's ramps are far outside the band),
+    /// `noise_var` its noise variance, `kappa2` the model's relative error.
+    /// A residual larger than any allowed shift could make (a drop to
+    /// nothing on a flat afternoon) is no evidence of one and is left out.
+    pub fn regress_shift(&mut self, at: &Position, value: f64, noise_var: f64, kappa2: f64) {
+        if !(self.daily && self.days >= SHIFT_AFTER_DAYS && value.is_finite()) {
+            return;
+        }
+        let expected = self.level * self.seasonal(at).0;
+        if !(expected > 0.0) {
+            return;
+        }
+        let rel_var = (noise_var / (expected * expected) + kappa2).max(1e-12);
+        let g = self.slope(at);
+        let r = value / expected - 1.0;
+        if g == 0.0 || r.abs() > g.abs() * SHIFT_MAX + 4.0 * rel_var.sqrt() {
+            return;
+        }
+        self.today.shift_sums[usize::from(g < 0.0)].add(1.0 / rel_var, g, r);
+    }
+
+    /// Moves the shift by what the day's regression says, if it says it
+    /// clearly (see the module docs): the rising and the falling slopes
+    /// each show the same move (an incident is on one of them), together
+    /// by `SHIFT_Z` standard errors, explaining most of the residual.
+    fn learn_shift(&mut self, t: &Today) {
+        let [rising, falling] = t.shift_sums;
+        let (up, z_up) = rising.estimate();
+        let (down, z_down) = falling.estimate();
+        let both = ShiftSums {
+            slope_residual: rising.slope_residual + falling.slope_residual,
+            slope_slope: rising.slope_slope + falling.slope_slope,
+            residual_residual: rising.residual_residual + falling.residual_residual,
+        };
+        let (estimate, z) = both.estimate();
+        if both.residual_residual <= 0.0 || up * down <= 0.0 {
+            return;
+        }
+        let explained =
+            both.slope_residual * both.slope_residual / both.slope_slope / both.residual_residual;
+        if z.abs() >= SHIFT_Z
+            && z_up.abs() >= SHIFT_Z_SIDE
+            && z_down.abs() >= SHIFT_Z_SIDE
+            && explained >= SHIFT_EXPLAINED
+        {
+            self.shift = (self.shift + estimate.clamp(-SHIFT_STEP_MAX, SHIFT_STEP_MAX))
+                .clamp(-SHIFT_MAX, SHIFT_MAX);
+        }
     }
 
     /// Scales the daily and weekday factors seen so far to average 1, the
@@ -528,6 +682,56 @@ mod tests {
         // Noise-free data; what is left is the weekday factors still
         // converging in their third week.
         assert!(worst < 0.08, "worst relative error {worst}");
+    }
+
+    /// As [`learn`], with every bucket also in the shift regression.
+    fn learn_shifting(p: &mut Profile, from: i64, to: i64, f: impl Fn(i64) -> f64) {
+        let mut t = from;
+        while t < to {
+            let at = p.position(t);
+            let x = f(t);
+            p.learn(&at, x, x.max(1e-9), 1e-4, 1.0, 1e-9, t >= MONDAY + DAY);
+            p.regress_shift(&at, x, x.max(1e-9), 1e-4);
+            t += 300;
+        }
+    }
+
+    #[test]
+    fn a_day_that_moves_an_hour_is_followed_after_one_day() {
+        let mut p = Profile::new(300, Seasonality::Auto);
+        let start = MONDAY + 2 * WEEK;
+        learn_shifting(&mut p, MONDAY, start, shape);
+        assert_eq!(p.shift(), 0.0);
+        // The clocks change: everything happens an hour earlier.
+        let moved = |t: i64| shape(t + 3600);
+        learn_shifting(&mut p, start, start + DAY, moved);
+        // Learnt at midnight, from the day's slopes.
+        let at = p.position(start + DAY);
+        p.learn(&at, moved(start + DAY), 1.0, 1e-4, 1.0, 1e-9, true);
+        assert!((p.shift() - 3600.0).abs() < 900.0, "shift {}", p.shift());
+        let mut worst: f64 = 0.0;
+        let mut t = start + DAY + 3600;
+        while t < start + 2 * DAY {
+            let (s, _, _) = p.seasonal(&p.position(t));
+            worst = worst.max((p.level() * s / moved(t) - 1.0).abs());
+            t += 300;
+        }
+        assert!(worst < 0.1, "worst relative error {worst}");
+    }
+
+    #[test]
+    fn a_drop_on_the_evening_slope_does_not_move_the_day() {
+        let mut p = Profile::new(300, Seasonality::Auto);
+        let start = MONDAY + 2 * WEEK;
+        learn_shifting(&mut p, MONDAY, start, shape);
+        // Three hours at half, while the day winds down: the falling slope
+        // alone says "later", the rising one nothing.
+        let evening_outage = |t: i64| {
+            let hour = (t - start) / 3600;
+            shape(t) * if (18..21).contains(&hour) { 0.5 } else { 1.0 }
+        };
+        learn_shifting(&mut p, start, start + DAY + 300, evening_outage);
+        assert_eq!(p.shift(), 0.0);
     }
 
     #[test]
