@@ -472,7 +472,6 @@ fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
 // ---------------------------------------------------------------------------
 // What the email says about an alert
 
-
 /// `4 min`, `1 h 20 min`, `2 d 3 h`.
 fn duration(secs: i64) -> String {
     let secs = secs.max(0);
@@ -490,7 +489,6 @@ fn duration(secs: i64) -> String {
 fn parse_time(t: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t, 0)
 }
-
 
 /// One line of an alert's details.
 #[derive(Debug, Clone, PartialEq)]
@@ -804,8 +802,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::notify::phrase::{band, percent, value};
     use crate::notify::chart::testing::checkouts_drop;
+    use crate::notify::phrase::{band, percent, value};
 
     fn notification(alerts: Vec<Transition>) -> Notification {
         let status = if alerts.iter().any(|a| a.status == Status::Firing) {

@@ -365,7 +365,10 @@ fn slack_body(n: &Notification, external_url: Option<&str>) -> serde_json::Value
     })];
     for a in n.alerts.iter().take(SLACK_MAX_ALERTS) {
         let mut fields = vec![
-            mrkdwn(&format!("*Evidence*\n{}", slack_escape(&phrase::evidence(a)))),
+            mrkdwn(&format!(
+                "*Evidence*\n{}",
+                slack_escape(&phrase::evidence(a))
+            )),
             mrkdwn(&format!(
                 "*Deviation*\n{}",
                 slack_escape(
@@ -854,8 +857,8 @@ async fn body_prefix(mut response: reqwest::Response) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::{Evidence, RecentBucket};
     use crate::notify::phrase::value;
-    use crate::alert::RecentBucket;
     use serde_json::Value;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -882,7 +885,7 @@ mod tests {
             upper: f64::INFINITY,
             score: 0.97,
             deviation_pct: Some(-63.0),
-            evidence: Default::default(),
+            evidence: Evidence::bucket(1704103800, 1704104100, Some(3.2e-12)),
             description: Some("Completed checkouts per 5 minutes".into()),
             runbook: Some("https://wiki.example/runbooks/checkouts".into()),
             dashboard: None,
@@ -909,9 +912,10 @@ mod tests {
             upper: 260.0,
             score: 0.2,
             deviation_pct: None,
-            evidence: Default::default(),
+            evidence: Evidence::bucket(1704104100, 1704104400, Some(0.2)),
             description: None,
             runbook: None,
+            bucket_start: 1704104100,
             bucket_end: 1704104400,
             ..firing_fi()
         }
@@ -972,7 +976,7 @@ mod tests {
             lower: 168.5,
             score: 0.12,
             deviation_pct: Some(-2.6),
-            evidence: Default::default(),
+            evidence: Evidence::bucket(1704103800, 1704104100, Some(0.3)),
             dashboard: None,
             recent: vec![bucket(1_704_103_800, 205.0, 210.5, 168.5, false)],
             ..firing_fi()
@@ -1138,12 +1142,12 @@ mod tests {
         assert_eq!(v["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
         assert_eq!(v["alerts"][1]["status"], "resolved");
         assert_eq!(v["alerts"][1]["endsAt"], "2024-01-01T10:20:00Z");
-        // No description: the numbers stand in; NaN reads as "no data".
+        // No description: the evidence stands in; NaN reads as "no data".
         let d = v["alerts"][1]["annotations"]["description"]
             .as_str()
             .unwrap();
         assert!(
-            d.starts_with("Observed no data, expected 210 (normal ≤ 260)"),
+            d.starts_with("no data in 10:15–10:20 UTC, expected 210 (normal at most 260)"),
             "{d}"
         );
     }
@@ -1184,8 +1188,7 @@ mod tests {
         assert_eq!(
             fields,
             [
-                "*Observed*\n37",
-                "*Expected*\n100 (normal ≥ 80)",
+                "*Evidence*\n37 in 10:10–10:15 UTC, expected 100 (normal at least 80)",
                 "*Deviation*\n-63%",
                 "*Severity*\ncritical",
                 "*Since*\n2024-01-01 10:05 UTC"
@@ -1199,7 +1202,7 @@ mod tests {
         assert!(links.contains("<https://wiki.example/runbooks/checkouts|Runbook>"));
         let resolved_fields = sections[1]["fields"].as_array().unwrap();
         assert_eq!(
-            resolved_fields[5]["text"],
+            resolved_fields.last().unwrap()["text"],
             "*Resolved*\n2024-01-01 10:20 UTC"
         );
     }

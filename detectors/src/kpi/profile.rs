@@ -570,7 +570,8 @@ impl Profile {
             return;
         }
         let expected = self.level * self.seasonal(at).0;
-        if !(expected > 0.0) {
+        // Also false for NaN.
+        if expected.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return;
         }
         let rel_var = (noise_var / (expected * expected) + kappa2).max(1e-12);
@@ -635,10 +636,11 @@ impl Profile {
         }
     }
 
-    /// Bytes on the heap.
+    /// Bytes on the heap: the seasonal cells and the day's hourly sums.
     pub fn heap_bytes(&self) -> usize {
         (self.day.capacity() + self.weekday.capacity() + self.week.capacity())
             * std::mem::size_of::<Cell>()
+            + self.today.hours.capacity() * std::mem::size_of::<HourSums>()
     }
 }
 
