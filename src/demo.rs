@@ -18,7 +18,15 @@
 //!    not create, so `--out ~` cannot cost anyone their `~/mail`.
 //! 5. When everything produced is consumed, the idle timeout has let the
 //!    last buckets close and the outbox has drained, shuts the service down
-//!    and prints a summary (`--json`: one JSON object).
+//!    and prints a summary (`--json`: one JSON object): for each incident,
+//!    the alert that caught it and how long after it began, and any alert
+//!    that matched no incident, scored as `kpiwatch backtest` scores
+//!    ([`crate::backtest::matching`]).
+//!
+//! The shop keeps the hours of a place where it is evening when the demo
+//! ends (a whole-hour UTC offset, [`shop_time_zone`]), and the config says
+//! so (`timezone`), as an analyst's would: the incidents then meet evening
+//! traffic whenever the demo runs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,7 +35,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::alert::{Status, Transition};
+use crate::backtest::labels;
+use crate::backtest::matching::{self, Delay};
 use crate::clock::{Clock, SystemClock};
+use crate::config::model::Interest;
 use crate::config::{validate, Config, Source};
 use crate::kafka::mock::MockBroker;
 use crate::notify::phrase;
@@ -59,8 +70,12 @@ pub struct DemoSummary {
     pub fired: u64,
     /// Alerts resolved.
     pub resolved: u64,
-    /// Firing alerts, `kpi{labels}` at bucket start.
-    pub alerts: Vec<String>,
+    /// The shop's time zone (a whole-hour offset from UTC).
+    pub time_zone: String,
+    /// The injected incidents and what caught them.
+    pub incidents: Vec<DemoIncident>,
+    /// Alerts that matched no incident, as [`alert_line`] writes them.
+    pub other_alerts: Vec<String>,
     /// Emails written to `mail_dir`.
     pub emails: usize,
     /// Where the emails are.
@@ -71,6 +86,23 @@ pub struct DemoSummary {
     pub webhook_log: String,
     /// Wall-clock seconds the demo took.
     pub seconds: f64,
+}
+
+/// An injected incident and the first alert that caught it.
+#[derive(Debug, serde::Serialize)]
+pub struct DemoIncident {
+    /// What happened.
+    pub what: String,
+    /// When it began, RFC 3339.
+    #[serde(with = "crate::timefmt::rfc3339_secs")]
+    pub start: i64,
+    /// How long it lasted, in minutes.
+    pub minutes: i64,
+    /// The first alert that matched it, as [`alert_line`] writes it.
+    pub caught_by: Option<String>,
+    /// Minutes from its start to the end of the bucket that fired that
+    /// alert.
+    pub delay_minutes: Option<f64>,
 }
 
 /// Demo settings.
@@ -182,6 +214,39 @@ fn config(brokers: &str, state_dir: &std::path::Path) -> Config {
     config
 }
 
+/// What the demo's incidents are, for people: in the order of
+/// [`incidents`].
+const INCIDENT_NAMES: [&str; 2] = [
+    "iOS checkouts stop for 40 minutes (a bad app release)",
+    "all checkouts stop for 20 minutes (the payment provider is down)",
+];
+
+/// The demo's incidents as the backtest labels them: which KPIs and
+/// series should alert, and which way.
+fn labelled(incidents: &[Incident]) -> Vec<labels::Incident> {
+    let kpis = ["checkouts*", "conversion", "revenue*"].map(String::from);
+    incidents
+        .iter()
+        .zip(INCIDENT_NAMES)
+        .enumerate()
+        .map(|(n, (i, name))| labels::Incident {
+            id: format!("incident-{}", n + 1),
+            kind: None,
+            start: i.start,
+            end: i.end,
+            kpis: crate::notify::route::KpiGlobs::new(&kpis).expect("valid globs"),
+            labels: i
+                .platform
+                .iter()
+                .map(|p| ("platform".to_string(), p.clone()))
+                .collect(),
+            direction: Interest::Drop,
+            target_delay_buckets: None,
+            note: Some(name.to_string()),
+        })
+        .collect()
+}
+
 /// The incidents of the demo's last hour, relative to `end`: iOS checkouts
 /// stop for 40 minutes (a bad app release), then all checkouts stop for 20
 /// minutes (the payment provider is down).
@@ -199,6 +264,38 @@ pub fn incidents(end: i64) -> Vec<Incident> {
             time(at(35))
         )),
     ]
+}
+
+/// The shop's time zone for a demo ending at `end`: the whole-hour UTC
+/// offset at which `end` is nearest 21:00, as seconds east of UTC and as
+/// the IANA zone that names it (`Etc/GMT-3` is UTC+3).
+pub fn shop_time_zone(end: i64) -> (i64, chrono_tz::Tz) {
+    let wanted = (21 * 3600 - end.rem_euclid(86_400)) as f64 / 3600.0;
+    // Offsets run from UTC-11 to UTC+13: one for every hour of the day.
+    let hours = (wanted.round() as i64 + 11).rem_euclid(24) - 11;
+    let name = match hours {
+        0 => "Etc/UTC".to_string(),
+        h => format!("Etc/GMT{:+}", -h),
+    };
+    let tz = name.parse().expect("Etc/GMT-13 to Etc/GMT+11 exist");
+    (hours * 3600, tz)
+}
+
+/// One line for an alert in the summary:
+/// `checkouts_by_platform{platform=ios} drop, fired 2024-05-01 20:45 UTC`.
+pub fn alert_line(a: &matching::Alert<'_>) -> String {
+    let t = a.first;
+    let labels = if t.labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", phrase::labels(&t.labels, 40))
+    };
+    format!(
+        "{}{labels} {}, fired {}",
+        t.kpi,
+        t.direction.name(),
+        crate::timefmt::human_utc(a.fired_at)
+    )
 }
 
 /// Creates a new folder `out/run-<UTC time at now>` (`-2`, `-3`, … if a
@@ -254,19 +351,20 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     let metrics = Metrics::new();
     // A whole number of 5-minute buckets.
     let end = clock.now().div_euclid(300) * 300;
+    let (local_offset, time_zone) = shop_time_zone(end);
+    for k in &mut config.kpis {
+        k.timezone = time_zone;
+    }
+    let kpi_defs = config.kpis.clone();
+    let injected = incidents(end);
+    let expected = labelled(&injected);
     let model = ShopModel {
         start: end - (options.days * 86_400.0) as i64,
         end,
         peak_page_views: options.rate,
-        incidents: incidents(end),
+        incidents: injected,
         seed: 7,
-        // Whatever the day and hour the demo runs, the shop's local time at
-        // the end is Thursday 21:00 (1970-01-01 was a Thursday), so the
-        // incidents meet weekday evening traffic. (Runs are alike, not
-        // identical: the 5-minute phase of `end` within the hour shifts the
-        // shop against UTC buckets; 6-8 alerts, both outages caught, in the
-        // runs tried.)
-        local_offset: (21 * 3600 - end.rem_euclid(7 * 86_400)).rem_euclid(7 * 86_400),
+        local_offset,
     };
 
     let (observer, mut transitions) = mpsc::unbounded_channel::<Transition>();
@@ -319,7 +417,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
 
     let backlog = backlog_rx.await.ok();
     let mut webhooks = 0;
-    let mut alerts = Vec::new();
+    let mut seen: Vec<Transition> = Vec::new();
     let consumed = || metrics.events_consumed.with_label_values(&[&topic]).get();
     let mut caught_up_at: Option<Instant> = None;
     loop {
@@ -329,9 +427,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
                     if options.print {
                         println!("{}", describe(&t));
                     }
-                    if t.status == Status::Firing {
-                        alerts.push(format!("{}{:?} at {}", t.kpi, t.labels, t.bucket_start));
-                    }
+                    seen.push(t);
                 }
                 None => break,
             },
@@ -383,7 +479,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         if options.print {
             println!("{}", describe(&t));
         }
+        seen.push(t);
     }
+    let (incidents, other_alerts) = score(&seen, &kpi_defs, &expected);
     producer
         .join()
         .map_err(|_| anyhow::anyhow!("the producer thread panicked"))??;
@@ -403,13 +501,46 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         series,
         fired: summary.fired,
         resolved: summary.resolved,
-        alerts,
+        time_zone: time_zone.name().to_string(),
+        incidents,
+        other_alerts,
         emails,
         mail_dir: mail_dir.display().to_string(),
         webhooks,
         webhook_log: webhook_log.display().to_string(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Each incident with the first alert that caught it, and the alerts that
+/// caught none, matched as `kpiwatch backtest` matches.
+fn score(
+    transitions: &[Transition],
+    kpis: &[crate::config::model::Kpi],
+    incidents: &[labels::Incident],
+) -> (Vec<DemoIncident>, Vec<String>) {
+    let alerts = matching::alerts(transitions, kpis, |name| {
+        kpis.iter().position(|k| k.name == name)
+    });
+    let outcomes = incidents
+        .iter()
+        .map(|i| {
+            let first = alerts.iter().find(|a| matching::matches(i, a));
+            DemoIncident {
+                what: i.note.clone().unwrap_or_default(),
+                start: i.start,
+                minutes: (i.end - i.start) / 60,
+                caught_by: first.map(alert_line),
+                delay_minutes: first.map(|a| Delay::of(i, a).minutes()),
+            }
+        })
+        .collect();
+    let others = alerts
+        .iter()
+        .filter(|a| !incidents.iter().any(|i| matching::matches(i, a)))
+        .map(alert_line)
+        .collect();
+    (outcomes, others)
 }
 
 /// One readable line for a webhook the demo's receiver got.
@@ -428,25 +559,24 @@ fn describe_webhook(body: &serde_json::Value) -> String {
 /// One readable line for a transition, in the words of the emails and
 /// webhooks ([`phrase`]).
 pub fn describe(t: &Transition) -> String {
+    let at = crate::timefmt::human_utc(t.bucket_end);
     match t.status {
-        Status::Firing => format!(
-            "[FIRING]   {}: observed {}, expected {} (normal {}..{}), score {:.2}, {:?}, bucket {}",
-            phrase::summary(t),
-            phrase::value(t.observed),
-            phrase::value(t.expected),
-            phrase::value(t.lower.max(0.0)),
-            phrase::value(t.upper),
-            t.score,
-            t.severity,
-            t.bucket_start
-        ),
+        Status::Firing => {
+            let rarity = phrase::rarity(t)
+                .map(|r| format!("; {r}"))
+                .unwrap_or_default();
+            format!(
+                "[FIRING]   {at}  {}: {}{rarity} ({})",
+                phrase::summary(t),
+                phrase::evidence(t),
+                t.severity.name()
+            )
+        }
         Status::Resolved => format!(
-            "[RESOLVED] {}: observed {} (expected {}), since {}, bucket {}",
+            "[RESOLVED] {at}  {}: {} (firing since {})",
             phrase::summary(t),
-            phrase::value(t.observed),
-            phrase::value(t.expected),
-            t.started_at,
-            t.bucket_start
+            phrase::evidence(t),
+            crate::timefmt::human_utc(t.started_at)
         ),
     }
 }
@@ -469,5 +599,61 @@ mod tests {
             std::fs::read_to_string(out.path().join("mail/keep.eml")).unwrap(),
             "mine"
         );
+    }
+
+    #[test]
+    fn the_shop_is_in_its_evening_whenever_the_demo_ends() {
+        use chrono::{Offset, TimeZone, Timelike};
+        let midnight = 1_714_521_600; // 2024-05-01T00:00:00Z
+        for minutes in (0..24 * 60).step_by(5) {
+            let end = midnight + minutes * 60;
+            let (offset, tz) = shop_time_zone(end);
+            let local = tz.timestamp_opt(end, 0).unwrap();
+            assert_eq!(
+                i64::from(local.offset().fix().local_minus_utc()),
+                offset,
+                "{tz:?}"
+            );
+            let minute_of_day = local.hour() * 60 + local.minute();
+            assert!(
+                (20 * 60 + 30..=21 * 60 + 30).contains(&minute_of_day),
+                "{end}: {local}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_incident_is_caught_by_a_drop_of_its_kpis_and_other_alerts_are_listed() {
+        let end = 1_714_564_800;
+        let injected = incidents(end);
+        let expected = labelled(&injected);
+        let kpis = config("127.0.0.1:9092", std::path::Path::new("/tmp")).kpis;
+        let firing = |kpi: &str, labels: &[(&str, &str)], at: i64, direction| {
+            let mut t = crate::backtest::testing::firing(kpi, labels, at);
+            t.direction = direction;
+            t
+        };
+        use detectors::Direction;
+        let ios = &injected[0];
+        let seen = vec![
+            firing(
+                "checkouts_by_platform",
+                &[("platform", "ios")],
+                ios.start + 600,
+                Direction::Drop,
+            ),
+            // The right KPI the wrong way round catches nothing.
+            firing("checkouts", &[], ios.start + 300, Direction::Spike),
+            firing("active_users", &[], end - 86_400, Direction::Drop),
+        ];
+        let (outcomes, others) = score(&seen, &kpis, &expected);
+        assert!(outcomes[0]
+            .caught_by
+            .as_deref()
+            .unwrap()
+            .contains("platform=ios"));
+        assert!(outcomes[0].delay_minutes.unwrap() > 0.0);
+        assert_eq!(outcomes[1].caught_by, None);
+        assert_eq!(others.len(), 2, "{others:?}");
     }
 }

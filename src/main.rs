@@ -437,6 +437,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "\nsummary: {} events produced, {} consumed ({} rejected); {} KPIs, {} series; {} alerts fired, {} resolved; {:.1} s",
                     s.events_produced, s.events_consumed, s.events_rejected, s.kpis, s.series, s.fired, s.resolved, s.seconds
                 );
+                println!("shop time zone: {}", s.time_zone);
+                for i in &s.incidents {
+                    match (&i.caught_by, i.delay_minutes) {
+                        (Some(alert), Some(delay)) => println!(
+                            "caught:  {} from {}: {alert}, {delay:.0} minutes after it began",
+                            i.what,
+                            kpiwatch::timefmt::human_utc(i.start)
+                        ),
+                        _ => println!(
+                            "MISSED:  {} from {}: no alert",
+                            i.what,
+                            kpiwatch::timefmt::human_utc(i.start)
+                        ),
+                    }
+                }
+                match s.other_alerts.len() {
+                    0 => println!("other alerts: none (no alert without an incident)"),
+                    n => {
+                        println!("other alerts: {n} matched no incident:");
+                        for a in &s.other_alerts {
+                            println!("  {a}");
+                        }
+                    }
+                }
                 println!(
                     "notifications: {} emails in {}/ (open them in any mail client), {} webhooks received, logged in {}",
                     s.emails, s.mail_dir, s.webhooks, s.webhook_log

@@ -28,7 +28,7 @@ pub mod labels;
 pub mod matching;
 pub mod report;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod text;
 
 use std::collections::HashSet;
