@@ -1,13 +1,15 @@
-//! Per-series state budget: the default detector set for a KPI in 5-minute
-//! buckets, with its weekly seasonal baseline, fits in 4 KiB, stays that
-//! size however long it runs, and survives a JSON snapshot exactly. A
-//! million series then cost a few GiB, and a restarted process continues
-//! where the old one stopped.
+//! Per-series state budget: the model of a business KPI in 5-minute
+//! buckets (`KpiModel`, for every aggregate) and the default detector set
+//! (what `score` runs), each with its weekly seasonal baseline, fit in 4
+//! KiB, stay that size however long they run, and survive a JSON snapshot
+//! exactly. A million series then cost a few GiB, and a restarted process
+//! continues where the old one stopped.
 //!
 //! `cargo run --release --example state_size` prints the same numbers for
 //! the README.
 
-use detectors::{Detector, DetectorSet, Direction, Observation, SetConfig, Verdict};
+use detectors::kpi::{Input, Kind, KpiConfig, KpiModel};
+use detectors::{Detector, DetectorSet, Direction, Observation, Seasonality, SetConfig, Verdict};
 
 // The synthetic series the benches and the state-size example use, so the
 // budget is checked on the data the README's numbers come from.
@@ -67,4 +69,86 @@ fn a_json_snapshot_after_two_weeks_restores_the_same_state_and_verdicts() {
         .collect();
     let b: Vec<_> = feed(&mut restored, next_day).iter().map(bits).collect();
     assert_eq!(a, b);
+}
+
+const KINDS: [Kind; 5] = [
+    Kind::Count,
+    Kind::Sum,
+    Kind::Avg,
+    Kind::Ratio,
+    Kind::Distinct,
+];
+
+fn kpi_model(kind: Kind) -> KpiModel {
+    KpiModel::new(KpiConfig {
+        kind,
+        bucket_width: series::STEP,
+        seasonality: Seasonality::Auto,
+        min_volume: 0.0,
+        threshold: None,
+        week_over_week: None,
+    })
+}
+
+/// Assesses and learns `buckets` of the shared series, as the engine does
+/// with an ordinary bucket; the assessments, printed.
+fn feed_kpi(model: &mut KpiModel, buckets: std::ops::Range<u64>) -> Vec<String> {
+    series::observations(buckets, series::value)
+        .iter()
+        .map(|o| {
+            let ratio = model.config().kind == Kind::Ratio;
+            let input = Input {
+                time: o.time,
+                utc_offset: 0,
+                // A ratio: about a third of the events convert.
+                value: if ratio { 0.3 + o.value / 1e4 } else { o.value },
+                events: o.value.max(1.0),
+                others: None,
+            };
+            let a = model.assess(&input);
+            model.learn(&input, &a, 1.0);
+            format!("{a:?}")
+        })
+        .collect()
+}
+
+/// What sums, averages and distinct counts add: the histograms of their
+/// ordinary buckets' rises and drops, which calibrate a one-bucket test of
+/// a skewed aggregate (two of 164 bytes).
+const CALIBRATION: usize = 2 * 164;
+
+#[test]
+fn the_kpi_model_of_every_aggregate_fits_in_four_kib_and_does_not_grow() {
+    for kind in KINDS {
+        let mut model = kpi_model(kind);
+        feed_kpi(&mut model, 0..2 * series::WEEK);
+        let two_weeks = model.state_bytes();
+        let budget = match kind {
+            Kind::Count | Kind::Ratio => BUDGET,
+            Kind::Sum | Kind::Avg | Kind::Distinct => BUDGET + CALIBRATION,
+        };
+        assert!(
+            two_weeks <= budget,
+            "{kind:?}: {two_weeks} bytes, budget {budget}"
+        );
+        feed_kpi(&mut model, 2 * series::WEEK..4 * series::WEEK);
+        assert_eq!(model.state_bytes(), two_weeks, "{kind:?}");
+        assert_eq!(kpi_model(kind).state_bytes(), two_weeks, "{kind:?}");
+    }
+}
+
+#[test]
+fn a_json_snapshot_of_the_kpi_model_restores_the_same_assessments() {
+    for kind in KINDS {
+        let mut original = kpi_model(kind);
+        feed_kpi(&mut original, 0..2 * series::WEEK);
+        let json = serde_json::to_string(&original).expect("state serialises");
+        let mut restored: KpiModel = serde_json::from_str(&json).expect("snapshot deserialises");
+        let next_day = 2 * series::WEEK..2 * series::WEEK + series::DAY;
+        assert_eq!(
+            feed_kpi(&mut original, next_day.clone()),
+            feed_kpi(&mut restored, next_day),
+            "{kind:?}"
+        );
+    }
 }

@@ -456,7 +456,8 @@ pub struct KpiModel {
     #[serde(with = "nan")]
     quiet: f64,
     hour: (i64, f64, u32),
-    wow: Option<WeekOverWeek>,
+    /// Boxed, as few KPIs configure the rule.
+    wow: Option<Box<WeekOverWeek>>,
     /// Buckets per day, for memories.
     per_day: f64,
     /// Whether a value below zero was seen (averages are then judged as
@@ -473,7 +474,9 @@ pub struct KpiModel {
     /// estimates with an error of their own, the ordinary buckets'
     /// standardised rises and drops: a one-bucket test is calibrated
     /// against them.
-    tails: Option<[EmpiricalTail; 2]>,
+    /// Boxed: most series (counts, ratios) have none, and need not carry
+    /// the room inline.
+    tails: Option<Box<[EmpiricalTail; 2]>>,
 }
 
 impl KpiModel {
@@ -496,7 +499,7 @@ impl KpiModel {
             hour: (i64::MIN, 0.0, 0),
             wow: config
                 .week_over_week
-                .map(|c| WeekOverWeek::new(c, config.bucket_width)),
+                .map(|c| Box::new(WeekOverWeek::new(c, config.bucket_width))),
             per_day,
             negative_seen: false,
             today: DayTotal::default(),
@@ -506,10 +509,17 @@ impl KpiModel {
                 let tail = || {
                     EmpiricalTail::new(TAIL_ORIGIN, 1.0 / (TAIL_MEMORY_DAYS * per_day), TAIL_PRIOR)
                 };
-                [tail(), tail()]
+                Box::new([tail(), tail()])
             }),
             config,
         }
+    }
+
+    /// Memory this series' model holds, in bytes: the struct, the seasonal
+    /// profile's cells, the window ring and the week-over-week rule's
+    /// history. It does not grow with the data seen.
+    pub fn state_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.heap_bytes()
     }
 
     /// The configuration.
@@ -735,7 +745,7 @@ impl KpiModel {
                     divisor,
                     share,
                 };
-                consider(a, candidate, self.tails.as_ref());
+                consider(a, candidate, self.tails.as_deref());
             }
             if w == WINDOWS.len() {
                 break;
@@ -964,7 +974,7 @@ impl KpiModel {
                     .learn(x - mu, a.unit, mu.max(floor), a.rel_var, a.point.var);
             }
             self.add_to_day(input, a, weight);
-            if let Some([rises, drops]) = &mut self.tails {
+            if let Some([rises, drops]) = self.tails.as_deref_mut() {
                 if weight >= 1.0 && a.ready {
                     let z = a.point.z(x);
                     rises.push(z.max(0.0));
@@ -1157,7 +1167,14 @@ impl KpiModel {
     pub fn heap_bytes(&self) -> usize {
         self.profile.heap_bytes()
             + self.ring.capacity() * std::mem::size_of::<Entry>()
-            + self.wow.as_ref().map_or(0, WeekOverWeek::heap_bytes)
+            + self
+                .wow
+                .as_deref()
+                .map_or(0, |w| std::mem::size_of::<WeekOverWeek>() + w.heap_bytes())
+            + self
+                .tails
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<[EmpiricalTail; 2]>())
     }
 }
 
