@@ -247,6 +247,15 @@ mod tests {
     }
 
     #[test]
+    fn sasl_plain_passes_without_the_credentials_run_will_read_from_the_environment() {
+        // librdkafka refuses PLAIN without a user name and password; they
+        // come from KPIWATCH_KAFKA_USERNAME / _PASSWORD when `run` starts.
+        let k =
+            check("\"security.protocol\" = \"SASL_PLAINTEXT\"\n\"sasl.mechanisms\" = \"PLAIN\"");
+        assert!(k.is_ok(), "{k:?}");
+    }
+
+    #[test]
     fn an_unknown_property_behind_env_is_refused_too() {
         let err = check("\"sasl.pasword_env\" = \"KAFKA_PASSWORD\"").unwrap_err();
         assert!(

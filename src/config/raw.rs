@@ -108,7 +108,7 @@ pub struct KafkaToml {
     /// Malformed events are produced to this topic when set.
     pub dead_letter_topic: Option<String>,
     /// Extra librdkafka properties, passed as they are and checked by
-    /// librdkafka (e.g. "security.protocol" = "SASL_SSL",
+    /// librdkafka (e.g. "security.protocol" = "SASL_PLAINTEXT",
     /// "session.timeout.ms" = 6000). No secrets: SASL credentials come from
     /// KPIWATCH_KAFKA_USERNAME and KPIWATCH_KAFKA_PASSWORD, and any other
     /// property can be read from an environment variable with the `_env`

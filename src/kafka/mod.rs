@@ -356,8 +356,9 @@ impl ClientContext for Quiet {
 /// no broker to connect to, and is destroyed at once: about half a
 /// millisecond. (A `BaseConsumer` with servers connects to them as soon as
 /// it is created, and waits up to 100 ms on close.) Properties taken from
-/// the environment get a placeholder: their values are the operator's
-/// secrets and are not known here.
+/// the environment, and SASL credentials not set here, get a placeholder:
+/// their values are the operator's secrets, in the environment `run` will
+/// have, not necessarily this one.
 pub fn check_config(kafka: &Kafka) -> Result<(), Refusal> {
     use rdkafka::client::Client;
     use rdkafka::types::RDKafkaType;
@@ -383,6 +384,13 @@ pub fn check_config(kafka: &Kafka) -> Result<(), Refusal> {
     };
     for (mut cc, kind) in clients {
         with_secrets(&mut cc, kafka, placeholder).map_err(refusal)?;
+        // SASL credentials come from the environment `run` gets, which may
+        // not be this one's: librdkafka refuses SASL/PLAIN without them.
+        for credential in ["sasl.username", "sasl.password"] {
+            if cc.get(credential).is_none() {
+                cc.set(credential, "placeholder");
+            }
+        }
         cc.create_native_config().map_err(refusal)?;
         cc.remove("bootstrap.servers");
         let native = cc.create_native_config().map_err(refusal)?;
