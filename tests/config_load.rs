@@ -8,27 +8,9 @@ use std::time::{Duration, Instant};
 
 use kpiwatch::config::{validate, Source};
 
-/// A config of `n` KPIs on one topic: event KPIs, and every tenth a ratio
-/// of the two KPIs before it; a receiver and a subscription to all.
-fn config_of(n: usize) -> String {
-    let mut text = String::from("[[topic]]\nname = \"shop\"\n\n");
-    for i in 0..n {
-        if i % 10 == 9 {
-            text.push_str(&format!(
-                "[[kpi]]\nname = \"ratio_{i}\"\naggregate = \"ratio\"\nnumerator = \"kpi_{}\"\ndenominator = \"kpi_{}\"\n\n",
-                i - 2,
-                i - 1
-            ));
-        } else {
-            text.push_str(&format!(
-                "[[kpi]]\nname = \"kpi_{i}\"\nwhere = {{ type = \"t{i}\" }}\naggregate = \"count\"\nbucket = \"5m\"\n\n"
-            ));
-        }
-    }
-    text.push_str("[[receiver]]\nname = \"team\"\nemail = [\"team@example.com\"]\n\n");
-    text.push_str("[[subscription]]\nname = \"all\"\nkpis = [\"*\"]\nreceivers = [\"team\"]\n");
-    text
-}
+#[path = "../examples/common/kpis.rs"]
+mod kpis;
+use kpis::config_of;
 
 /// The shortest of two loads of `text` (the other engineers' builds share
 /// this machine: the shorter is the one less disturbed).

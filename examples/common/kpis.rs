@@ -1,0 +1,25 @@
+//! A configuration with many KPIs, for measuring how loading scales
+//! (`examples/config_load.rs`, `tests/config_load.rs`).
+
+/// A config of `n` KPIs on one topic: event KPIs, and every tenth a ratio
+/// of the two KPIs before it (each ratio names two KPIs above it); a
+/// receiver and a subscription to every KPI.
+pub fn config_of(n: usize) -> String {
+    let mut text = String::from("[[topic]]\nname = \"shop\"\n\n");
+    for i in 0..n {
+        if i % 10 == 9 {
+            text.push_str(&format!(
+                "[[kpi]]\nname = \"ratio_{i}\"\naggregate = \"ratio\"\nnumerator = \"kpi_{}\"\ndenominator = \"kpi_{}\"\n\n",
+                i - 2,
+                i - 1
+            ));
+        } else {
+            text.push_str(&format!(
+                "[[kpi]]\nname = \"kpi_{i}\"\nwhere = {{ type = \"t{i}\" }}\naggregate = \"count\"\nbucket = \"5m\"\n\n"
+            ));
+        }
+    }
+    text.push_str("[[receiver]]\nname = \"team\"\nemail = [\"team@example.com\"]\n\n");
+    text.push_str("[[subscription]]\nname = \"all\"\nkpis = [\"*\"]\nreceivers = [\"team\"]\n");
+    text
+}
