@@ -3,7 +3,8 @@
 
 /// A config of `n` KPIs on one topic: event KPIs, and every tenth a ratio
 /// of the two KPIs before it (each ratio names two KPIs above it); a
-/// receiver and a subscription to every KPI.
+/// receiver, a subscription to every KPI, and one naming each ratio's
+/// numerator (`n / 10` subscriptions, each checked against the KPIs).
 pub fn config_of(n: usize) -> String {
     let mut text = String::from("[[topic]]\nname = \"shop\"\n\n");
     for i in 0..n {
@@ -21,5 +22,12 @@ pub fn config_of(n: usize) -> String {
     }
     text.push_str("[[receiver]]\nname = \"team\"\nemail = [\"team@example.com\"]\n\n");
     text.push_str("[[subscription]]\nname = \"all\"\nkpis = [\"*\"]\nreceivers = [\"team\"]\n");
+    for i in (9..n).step_by(10) {
+        text.push_str(&format!(
+            "\n[[subscription]]\nname = \"owner_{i}\"\nkpis = [\"kpi_{}\"]\nlabels = {{ kpi = \"kpi_{}\" }}\nreceivers = [\"team\"]\n",
+            i - 2,
+            i - 2
+        ));
+    }
     text
 }

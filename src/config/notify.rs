@@ -43,7 +43,10 @@ pub fn notify(
     }
     // Names looked up by hash, not by scanning what came before, so a long
     // file validates in linear time.
-    let mut defined = Defined::default();
+    let mut defined = Defined {
+        kpis: kpis.iter().map(|k| k.name.clone()).collect(),
+        ..Defined::default()
+    };
     for r in &raw.receivers {
         let receiver = receiver(src, r)?;
         if !defined.receivers.insert(receiver.name.clone()) {
@@ -97,6 +100,8 @@ struct Defined {
     receivers: HashSet<String>,
     /// Name -> index in `NotifySettings::time_windows`.
     windows: HashMap<String, usize>,
+    /// KPI names, for globs that are plain names.
+    kpis: HashSet<String>,
 }
 
 fn name_span(name: Option<&Spanned<String>>, table: Range<usize>) -> Range<usize> {
@@ -617,11 +622,20 @@ fn subscription(
                 ),
             )
         })?;
-        // A glob that matches no KPI is almost always a typo.
+        // A glob that matches no KPI is almost always a typo. A plain name
+        // is looked up and a pattern scans to its first match, so many
+        // subscriptions over many KPIs do not cost their product.
+        // (Compiling a glob costs more than a lookup: a plain name is not.)
         for (i, g) in globs.iter().enumerate() {
-            let one = KpiGlobs::new(&patterns[i..=i])
-                .map_err(|(_, e)| src.error(g.span(), e.to_string()))?;
-            if !kpis.is_empty() && !kpis.iter().any(|k| one.matches(&k.name)) {
+            let plain = !patterns[i].contains(['*', '?', '[', '{', '\\']);
+            let found = if plain {
+                defined.kpis.contains(patterns[i])
+            } else {
+                let one = KpiGlobs::new(&patterns[i..=i])
+                    .map_err(|(_, e)| src.error(g.span(), e.to_string()))?;
+                kpis.iter().any(|k| one.matches(&k.name))
+            };
+            if !kpis.is_empty() && !found {
                 let names: Vec<&str> = kpis.iter().map(|k| k.name.as_str()).collect();
                 return Err(src.error(
                     g.span(),
@@ -634,14 +648,18 @@ fn subscription(
             }
         }
     }
-    let selected: Vec<&Kpi> = kpis.iter().filter(|k| sub.kpis.matches(&k.name)).collect();
-
     for (label, value) in t.labels.iter().flatten() {
         let matcher = matcher(src, label, value)?;
         if label != KPI_LABEL && !kpis.is_empty() {
-            let has = |k: &&Kpi| k.group_by.iter().any(|f| f.to_string() == *label);
-            if !selected.iter().any(has) {
-                let names: Vec<&str> = selected.iter().map(|k| k.name.as_str()).collect();
+            let has = |k: &&Kpi| {
+                k.group_by.iter().any(|f| f.to_string() == *label) && sub.kpis.matches(&k.name)
+            };
+            if !kpis.iter().any(|k| has(&k)) {
+                let names: Vec<&str> = kpis
+                    .iter()
+                    .filter(|k| sub.kpis.matches(&k.name))
+                    .map(|k| k.name.as_str())
+                    .collect();
                 return Err(src.error(
                     value.span(),
                     format!(
