@@ -629,7 +629,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check { config } => {
-            let c = kpiwatch::config::load(&config)?;
+            let c = match kpiwatch::config::check(&config)? {
+                kpiwatch::config::Checked::Service(c) => c,
+                kpiwatch::config::Checked::Detectors => {
+                    println!(
+                        "{}: ok (detector settings for `kpiwatch score --config`; no [[topic]] or [[kpi]], which `run` needs)",
+                        config.display()
+                    );
+                    return Ok(());
+                }
+            };
             let series_cap: usize = c.kpis.iter().map(|k| k.max_series).sum();
             println!(
                 "{}: ok ({} topics, {} KPIs, at most {} series)",

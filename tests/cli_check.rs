@@ -34,6 +34,18 @@ fn an_empty_config_is_an_error_that_says_what_to_add() {
 }
 
 #[test]
+fn detector_settings_alone_are_checked_as_a_score_config() {
+    let run = check("[defaults.detectors]\nseasonality = \"daily\"\n");
+    assert!(
+        run.ok()
+            .contains("ok (detector settings for `kpiwatch score --config`"),
+        "{run:#?}"
+    );
+    let run = check("[defaults.detectors]\nseasonality = \"hourly\"\n");
+    assert!(run.user_error().contains("kpiwatch.toml:2:15:"), "{run:#?}");
+}
+
+#[test]
 fn a_topic_without_kpis_is_an_error_at_its_name() {
     let run = check(
         "[[topic]]\nname = \"shop.events\"\n[[topic]]\nname = \"auth.events\"\n[[kpi]]\nname = \"checkouts\"\ntopic = \"shop.events\"\naggregate = \"count\"\n",

@@ -187,6 +187,35 @@ impl<'a> Source<'a> {
     }
 }
 
+/// What `kpiwatch check` found a file to be.
+#[derive(Debug)]
+pub enum Checked {
+    /// A service configuration, valid for `run`.
+    Service(Box<Config>),
+    /// Detector settings only (`[defaults.detectors]`, no topic or KPI),
+    /// valid for `kpiwatch score --config`.
+    Detectors,
+}
+
+/// Validates a file for `kpiwatch check`: as a service configuration, or,
+/// when it has no `[[topic]]` and no `[[kpi]]` but a `[defaults.detectors]`
+/// table, as the detector settings `kpiwatch score --config` reads (what
+/// `config/score.toml` is). A file with none of them is refused: there is
+/// nothing to watch and nothing to score with.
+pub fn check(path: &Path) -> Result<Checked, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let src = Source::new(path, &text);
+    let raw: raw::ConfigToml = src.parse()?;
+    if raw.topics.is_empty() && raw.kpis.is_empty() && raw.defaults.detectors.is_some() {
+        model::validate_parts(&src)?;
+        return Ok(Checked::Detectors);
+    }
+    model::validate(&src).map(|c| Checked::Service(Box::new(c)))
+}
+
 /// Reads a configuration file for `kpiwatch score`: validates all of it,
 /// then builds the detector set of `kpi` (or of `[defaults]`) for
 /// `bucket_width`-second buckets, the width inferred from the scored file.

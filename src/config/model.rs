@@ -419,7 +419,7 @@ fn something_to_watch(
     if topics.is_empty() {
         return Err(src.error(
             0..0,
-            "there is no [[topic]] and no [[kpi]], so there is nothing to watch; add a [[topic]] with the Kafka topic's name (name = \"shop.events\") and [[kpi]] sections that count its events (config/shop.toml is an example; a file for `kpiwatch score --config` needs only [defaults.detectors] and is not checked with `check`)",
+            "there is no [[topic]] and no [[kpi]], so there is nothing to watch; add a [[topic]] with the Kafka topic's name (name = \"shop.events\") and [[kpi]] sections that count its events (config/shop.toml is an example; a file for `kpiwatch score --config` needs only [defaults.detectors], as config/score.toml)",
         ));
     }
     let mut read = vec![false; topics.len()];
