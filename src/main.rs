@@ -321,10 +321,26 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kpiwatch: {e:#}");
+            eprintln!("kpiwatch: {}", with_causes(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, each once. Many errors here already name
+/// their cause in their own text (`cannot read the config file: Is a
+/// directory`) and also return it as `source()`, so anyhow's `{:#}` printed
+/// it twice; a cause whose text is already shown is left out.
+fn with_causes(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// The events file of `replay` and `backtest` (`-`: standard input) and
@@ -637,7 +653,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check { config } => {
-            let c = kpiwatch::config::load(&config)?;
+            let c = match kpiwatch::config::check(&config)? {
+                kpiwatch::config::Checked::Service(c) => c,
+                kpiwatch::config::Checked::Detectors => {
+                    println!(
+                        "{}: ok (detector settings for `kpiwatch score --config`; no [[topic]] or [[kpi]], which `run` needs)",
+                        config.display()
+                    );
+                    return Ok(());
+                }
+            };
             let series_cap: usize = c.kpis.iter().map(|k| k.max_series).sum();
             println!(
                 "{}: ok ({} topics, {} KPIs, at most {} series)",

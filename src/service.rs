@@ -896,7 +896,7 @@ impl DeadLetters {
     fn new(config: &Config, topic: &str) -> Result<Self, ServiceError> {
         Ok(Self {
             topic: topic.to_string(),
-            producer: kafka::producer(&config.kafka.brokers, &config.kafka.options)?,
+            producer: kafka::service_producer(&config.kafka)?,
         })
     }
 

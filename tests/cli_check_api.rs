@@ -11,9 +11,11 @@ use common::{kpiwatch_with_env, Scratch};
 
 const TOKEN_ENV: &str = "KPIWATCH_TEST_CHECK_API_TOKEN";
 
+/// `kpiwatch check` on `config` followed by a topic and a KPI (which every
+/// service config needs), with `env` added.
 fn check(config: &str, env: &[(&str, &str)]) -> common::Run {
     let dir = Scratch::new();
-    let path = dir.file("kpiwatch.toml", config);
+    let path = dir.file("kpiwatch.toml", &format!("{config}\n{}", common::WATCHED));
     kpiwatch_with_env(&["check", "--config", path.to_str().unwrap()], None, env)
 }
 

@@ -641,7 +641,7 @@ async fn https_serves_a_client_that_trusts_the_certificate_and_only_https() {
     let state = tempfile::tempdir().unwrap();
     let certs = tls::certificates(state.path());
     let config = format!(
-        "[service]\ncert_file = {:?}\nkey_file = {:?}\n",
+        "[service]\ncert_file = {:?}\nkey_file = {:?}\n[[topic]]\nname = \"t\"\n[[kpi]]\nname = \"k\"\naggregate = \"count\"\n",
         certs.cert, certs.key
     );
     let identity = kpiwatch::config::validate(&Source::new(Path::new("api.toml"), &config))

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka::{broker, config, event, Service, T0};
+use kafka::{broker, config, event, Service, StateDir, T0};
 use kpiwatch::alert::Status;
 use kpiwatch::clock::ManualClock;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -69,9 +69,10 @@ fn checkout_buckets(buckets: &[kafka::Bucket]) -> Vec<(i64, Option<f64>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_checkouts_at_all_for_ten_minutes_fires_when_the_topic_goes_quiet() {
     let broker = broker("shop", 2);
+    let state = StateDir::new();
     let clock = Arc::new(ManualClock::at(minute(20)));
     let mut service = Service::start(
-        config(broker.bootstrap_servers(), "absence", SHOP),
+        config(&state, broker.bootstrap_servers(), "absence", SHOP),
         clock.clone(),
     )
     .await;
@@ -101,9 +102,10 @@ async fn no_checkouts_at_all_for_ten_minutes_fires_when_the_topic_goes_quiet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_partition_does_not_hold_the_others_back() {
     let broker = broker("shop", 2);
+    let state = StateDir::new();
     let clock = Arc::new(ManualClock::at(T0));
     let mut service = Service::start(
-        config(broker.bootstrap_servers(), "idle", SHOP),
+        config(&state, broker.bootstrap_servers(), "idle", SHOP),
         clock.clone(),
     )
     .await;
@@ -138,6 +140,7 @@ async fn an_idle_partition_does_not_hold_the_others_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_resumes_from_committed_offsets_without_losing_or_double_counting_a_bucket() {
     let broker = broker("shop", 2);
+    let state = StateDir::new();
     let clock = Arc::new(ManualClock::at(T0));
     let produce = |from: i64, to: i64, n: &mut i32| {
         for m in from..to {
@@ -161,7 +164,7 @@ async fn a_restart_resumes_from_committed_offsets_without_losing_or_double_count
     produce(0, 11, &mut n);
 
     let mut first = Service::start(
-        short_session(config(broker.bootstrap_servers(), "restart", SHOP)),
+        short_session(config(&state, broker.bootstrap_servers(), "restart", SHOP)),
         clock.clone(),
     )
     .await;
@@ -170,7 +173,7 @@ async fn a_restart_resumes_from_committed_offsets_without_losing_or_double_count
     judged.extend(rest);
 
     let mut second = Service::start(
-        short_session(config(broker.bootstrap_servers(), "restart", SHOP)),
+        short_session(config(&state, broker.bootstrap_servers(), "restart", SHOP)),
         clock.clone(),
     )
     .await;
@@ -195,11 +198,12 @@ async fn a_restart_resumes_from_committed_offsets_without_losing_or_double_count
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_late_events_are_counted_dead_lettered_and_scraped_not_fatal() {
     let broker = broker("shop", 1);
+    let state = StateDir::new();
     broker.create_topic("shop.dlq", 1).unwrap();
     // The wall clock is past the events: events more than max_ahead ahead
     // of it would be refused.
     let clock = Arc::new(ManualClock::at(minute(20)));
-    let mut cfg = config(broker.bootstrap_servers(), "bad-input", SHOP);
+    let mut cfg = config(&state, broker.bootstrap_servers(), "bad-input", SHOP);
     cfg.kafka.dead_letter_topic = Some("shop.dlq".into());
     let mut service = Service::start(cfg, clock).await;
     assert_eq!(service.get("/healthz").await.0, 200);
@@ -314,10 +318,10 @@ async fn malformed_and_late_events_are_counted_dead_lettered_and_scraped_not_fat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_crash_the_restart_keeps_baselines_and_never_rejudges_a_closed_bucket() {
     let broker = broker("shop", 1);
+    let state = StateDir::new();
     // The wall clock is past the events: events more than max_ahead ahead
     // of it would be refused.
     let clock = Arc::new(ManualClock::at(minute(25)));
-    let _ = std::fs::remove_dir_all(kafka::state_dir("crash"));
     for m in 0..20 {
         broker
             .send("shop", None, b"", &event(minute(m) + 5, "checkout"))
@@ -325,7 +329,7 @@ async fn after_a_crash_the_restart_keeps_baselines_and_never_rejudges_a_closed_b
     }
     broker.flush().unwrap();
 
-    let crash_config = || short_session(config(broker.bootstrap_servers(), "crash", SHOP));
+    let crash_config = || short_session(config(&state, broker.bootstrap_servers(), "crash", SHOP));
     let mut first = Service::start(crash_config(), clock.clone()).await;
     first.buckets_until(|b| b.2 == minute(18)).await;
     // A second of wall-clock time: the next tick snapshots and stores offsets.
@@ -365,10 +369,11 @@ async fn after_a_crash_the_restart_keeps_baselines_and_never_rejudges_a_closed_b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_handed_back_by_a_rebalance_does_not_count_its_open_bucket_twice() {
     let broker = broker("shop", 2);
+    let state = StateDir::new();
     let clock = Arc::new(ManualClock::at(T0));
     let group = "rebalance";
     let mut service = Service::start(
-        short_session(config(broker.bootstrap_servers(), group, SHOP)),
+        short_session(config(&state, broker.bootstrap_servers(), group, SHOP)),
         clock.clone(),
     )
     .await;
@@ -478,9 +483,10 @@ group_by = ["user"]
 async fn a_loop_stuck_in_a_burst_fails_readyz_and_a_stop_ends_it_within_seconds_without_a_snapshot()
 {
     let broker = broker("shop", 1);
+    let state = StateDir::new();
     let start = minute(60);
     let clock = Arc::new(ManualClock::at(start));
-    let mut cfg = config(broker.bootstrap_servers(), "stall", USERS);
+    let mut cfg = config(&state, broker.bootstrap_servers(), "stall", USERS);
     cfg.service.stall_after = Duration::from_secs(10);
     let mut service = Service::start(cfg, clock.clone()).await;
     let view = |t: i64, user: i64| format!(r#"{{"time":{t},"type":"page_view","user":"u{user}"}}"#);
@@ -544,9 +550,10 @@ async fn a_loop_stuck_in_a_burst_fails_readyz_and_a_stop_ends_it_within_seconds_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_days_ahead_of_the_wall_clock_is_refused_and_the_events_after_it_are_not_late() {
     let broker = broker("shop", 1);
+    let state = StateDir::new();
     let clock = Arc::new(ManualClock::at(minute(20)));
     let mut service = Service::start(
-        config(broker.bootstrap_servers(), "ahead", SHOP),
+        config(&state, broker.bootstrap_servers(), "ahead", SHOP),
         clock.clone(),
     )
     .await;
@@ -590,4 +597,25 @@ async fn an_event_days_ahead_of_the_wall_clock_is_refused_and_the_events_after_i
         "every minute has its one checkout: {judged:?}"
     );
     service.stop().await;
+}
+
+/// What a test's service writes (snapshots, outbox) goes into its
+/// `StateDir`, which is removed when the test ends: a run of the suite
+/// leaves no `kpiwatch-test-*` folders in the temporary directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_state_directory_is_written_and_then_removed_with_the_test() {
+    let broker = broker("shop", 1);
+    let state = StateDir::new();
+    let path = state.path().to_path_buf();
+    let clock = Arc::new(ManualClock::at(minute(20)));
+    let service = Service::start(
+        config(&state, broker.bootstrap_servers(), "cleanup", SHOP),
+        clock,
+    )
+    .await;
+    service.stop().await;
+    let written = std::fs::read_dir(&path).map_or(0, |d| d.count());
+    assert!(written > 0, "the service wrote nothing into {path:?}");
+    drop(state);
+    assert!(!path.exists(), "{path:?} is left behind");
 }

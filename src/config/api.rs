@@ -23,10 +23,11 @@ const MAX_NAME_CHARS: usize = 64;
 /// The HTTP API's settings from `[service]`.
 pub(super) fn api(src: &Source<'_>, raw: &ServiceToml) -> Result<ApiSettings, ConfigError> {
     let mut tokens: Vec<TokenSource> = Vec::new();
+    let mut names = std::collections::HashSet::new();
     for t in &raw.api_tokens {
         let token = api_token(src, t)?;
         if let Some(name) = t.get_ref().name.as_ref() {
-            if tokens.iter().any(|o| o.name == token.name) {
+            if !names.insert(token.name.clone()) {
                 return Err(src.error(
                     name.span(),
                     format!(
@@ -140,8 +141,11 @@ mod tests {
     use super::super::validate;
     use super::*;
 
+    /// What every service config needs besides `[service]`.
+    const WATCH: &str = "[[topic]]\nname = \"t\"\n[[kpi]]\nname = \"k\"\naggregate = \"count\"\n";
+
     fn check(service: &str) -> Result<ApiSettings, String> {
-        let text = format!("[service]\n{service}");
+        let text = format!("[service]\n{service}\n{WATCH}");
         validate(&Source::new(Path::new("k.toml"), &text))
             .map(|c| c.service.api)
             .map_err(|e| e.to_string())

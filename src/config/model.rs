@@ -2,7 +2,7 @@
 //! that builds it from [`super::raw`]. Every check names the key, what is
 //! allowed, and points at the value.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,8 +57,13 @@ pub struct Kafka {
     pub group_id: String,
     /// Topic for malformed events, if any.
     pub dead_letter_topic: Option<String>,
-    /// Extra librdkafka properties.
+    /// Extra librdkafka properties, as written (numbers and booleans as
+    /// text).
     pub options: BTreeMap<String, String>,
+    /// librdkafka properties whose values are read from the environment
+    /// when a client is made: property -> variable (`"sasl.password_env" =
+    /// "VAR"`). Secrets are never in the file.
+    pub options_from_env: BTreeMap<String, String>,
 }
 
 /// How event time is written in a topic's events.
@@ -310,8 +315,30 @@ pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
     validate(&Source::new(path, &text))
 }
 
-/// Validates a parsed service configuration.
+/// Validates a service configuration: everything [`validate_parts`]
+/// checks, and that there is something to watch (a topic, and KPIs reading
+/// every topic), which `run` needs.
 pub fn validate(src: &Source<'_>) -> Result<Config, ConfigError> {
+    validate_as(src, Use::Service)
+}
+
+/// Validates every section a file has, without asking for topics and KPIs:
+/// for `kpiwatch score --config`, whose files may hold only
+/// `[defaults.detectors]`.
+pub fn validate_parts(src: &Source<'_>) -> Result<Config, ConfigError> {
+    validate_as(src, Use::Parts)
+}
+
+/// What a file is validated for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// `run`, `replay`, `check`...: a service that must watch something.
+    Service,
+    /// `score --config`: only the sections present.
+    Parts,
+}
+
+fn validate_as(src: &Source<'_>, usage: Use) -> Result<Config, ConfigError> {
     let raw: ConfigToml = src.parse()?;
     let mut service = Service {
         listen: match &raw.service.listen {
@@ -339,24 +366,11 @@ pub fn validate(src: &Source<'_>) -> Result<Config, ConfigError> {
         },
     };
     service.api = super::api::api(src, &raw.service)?;
-    let kafka = Kafka {
-        brokers: raw
-            .kafka
-            .brokers
-            .clone()
-            .unwrap_or_else(|| "localhost:9092".into()),
-        group_id: raw
-            .kafka
-            .group_id
-            .clone()
-            .unwrap_or_else(|| "kpiwatch".into()),
-        dead_letter_topic: raw.kafka.dead_letter_topic.clone(),
-        options: raw.kafka.options.clone(),
-    };
-    let mut topics = Vec::new();
+    let kafka = super::kafka::kafka(src, &raw.kafka)?;
+    let mut topics = Names::default();
     for t in &raw.topics {
         let topic = topic(src, t)?;
-        if topics.iter().any(|o: &Topic| o.name == topic.name) {
+        if topics.index(&topic.name).is_some() {
             return Err(src.error(
                 t.name.span(),
                 format!(
@@ -365,7 +379,7 @@ pub fn validate(src: &Source<'_>) -> Result<Config, ConfigError> {
                 ),
             ));
         }
-        topics.push(topic);
+        topics.push(topic.name.clone(), topic);
     }
     refuse_identity_keys_in_defaults(src, &raw.defaults)?;
     // Defaults are checked even when no KPI inherits them yet: a mistake
@@ -374,10 +388,14 @@ pub fn validate(src: &Source<'_>) -> Result<Config, ConfigError> {
         detector_config(src, d.get_ref(), 300)?;
     }
     alerting(src, raw.defaults.alerting.as_ref().map(Spanned::get_ref))?;
-    let mut kpis: Vec<Kpi> = Vec::new();
+    let mut kpis = Names::default();
     for k in &raw.kpis {
         let kpi = kpi(src, k, &raw.defaults, &topics, &kpis)?;
-        kpis.push(kpi);
+        kpis.push(kpi.name.clone(), kpi);
+    }
+    let (topics, kpis) = (topics.items, kpis.items);
+    if usage == Use::Service {
+        something_to_watch(src, &raw, &topics, &kpis)?;
     }
     let notify = super::notify::notify(src, &raw, &service.state_dir, &kpis)?;
     Ok(Config {
@@ -387,6 +405,69 @@ pub fn validate(src: &Source<'_>) -> Result<Config, ConfigError> {
         kpis,
         notify,
     })
+}
+
+/// Items in file order with an index by name, so that "defined twice" and
+/// references by name ("the KPI named X") cost one lookup each, not a scan
+/// of everything defined above (which made 32,000 KPIs take seconds).
+struct Names<T> {
+    items: Vec<T>,
+    index: HashMap<String, usize>,
+}
+
+impl<T> Default for Names<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Names<T> {
+    fn index(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    fn push(&mut self, name: String, item: T) {
+        self.index.insert(name, self.items.len());
+        self.items.push(item);
+    }
+}
+
+/// What `run` needs to do anything: a topic, and KPIs reading every topic.
+/// A file without them would start a service that consumes nothing (or
+/// reads a topic only to throw its events away), so it is refused here,
+/// where `check` reports it.
+fn something_to_watch(
+    src: &Source<'_>,
+    raw: &ConfigToml,
+    topics: &[Topic],
+    kpis: &[Kpi],
+) -> Result<(), ConfigError> {
+    if topics.is_empty() {
+        return Err(src.error(
+            0..0,
+            "there is no [[topic]] and no [[kpi]], so there is nothing to watch; add a [[topic]] with the Kafka topic's name (name = \"shop.events\") and [[kpi]] sections that count its events (config/shop.toml is an example; a file for `kpiwatch score --config` needs only [defaults.detectors], as config/score.toml)",
+        ));
+    }
+    let mut read = vec![false; topics.len()];
+    for k in kpis {
+        read[k.topic] = true;
+    }
+    if let Some(i) = read.iter().position(|r| !r) {
+        let name = &topics[i].name;
+        let add = if topics.len() == 1 {
+            "add a [[kpi]] that counts its events".to_string()
+        } else {
+            format!("add a [[kpi]] with topic = {name:?}")
+        };
+        return Err(src.error(
+            raw.topics[i].name.span(),
+            format!("topic {name:?} has no KPI, so its events would be read and thrown away; {add}, or remove this [[topic]]"),
+        ));
+    }
+    Ok(())
 }
 
 fn topic(src: &Source<'_>, t: &TopicToml) -> Result<Topic, ConfigError> {
@@ -473,8 +554,8 @@ fn kpi(
     src: &Source<'_>,
     k: &KpiToml,
     d: &KpiToml,
-    topics: &[Topic],
-    earlier: &[Kpi],
+    topics: &Names<Topic>,
+    earlier: &Names<Kpi>,
 ) -> Result<Kpi, ConfigError> {
     let Some(name_s) = &k.name else {
         return Err(src.error(
@@ -493,7 +574,7 @@ fn kpi(
             format!("KPI name {name:?} must be letters, digits, '_', '-' or '.'"),
         ));
     }
-    if earlier.iter().any(|o| o.name == name) {
+    if earlier.index(&name).is_some() {
         return Err(src.error(
             name_s.span(),
             format!("KPI {name:?} is defined twice; names must be unique"),
@@ -657,26 +738,39 @@ fn topic_of(
     src: &Source<'_>,
     k: &KpiToml,
     d: &KpiToml,
-    topics: &[Topic],
+    topics: &Names<Topic>,
     name: &str,
 ) -> Result<usize, ConfigError> {
+    let topics_named = || {
+        let names: Vec<&str> = topics.items.iter().map(|o| o.name.as_str()).collect();
+        match names.len() {
+            0 => "add a [[topic]] with its name".to_string(),
+            _ => format!("add one or use one of: {}", names.join(", ")),
+        }
+    };
     match pick(&k.topic, &d.topic) {
-        Some(t) => topics.iter().position(|o| &o.name == t.get_ref()).ok_or_else(|| {
+        Some(t) => topics.index(t.get_ref()).ok_or_else(|| {
             src.error(
                 t.span(),
                 format!(
-                    "topic {:?} has no [[topic]] section; add one or use one of: {}",
+                    "topic {:?} has no [[topic]] section; {}",
                     t.get_ref(),
-                    topics.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
+                    topics_named()
                 ),
             )
         }),
-        None if topics.len() == 1 => Ok(0),
+        None if topics.items.len() == 1 => Ok(0),
+        None if topics.items.is_empty() => Err(src.error(
+            k.name.as_ref().map_or(0..0, Spanned::span),
+            format!(
+                "KPI {name:?} reads no topic: there is no [[topic]]; add a [[topic]] with the Kafka topic's name, e.g. name = \"shop.events\""
+            ),
+        )),
         None => Err(src.error(
             k.name.as_ref().map_or(0..0, Spanned::span),
             format!(
                 "KPI {name:?} does not say its `topic`, and there are {} [[topic]] sections; add topic = \"...\"",
-                topics.len()
+                topics.items.len()
             ),
         )),
     }
@@ -688,7 +782,7 @@ fn ratio(
     name: &str,
     bucket: i64,
     group_by: &[FieldPath],
-    earlier: &[Kpi],
+    earlier: &Names<Kpi>,
 ) -> Result<(Measure, usize), ConfigError> {
     let find = |key: &str, v: &Option<Spanned<String>>| -> Result<usize, ConfigError> {
         let Some(v) = v else {
@@ -697,7 +791,7 @@ fn ratio(
                 format!("ratio KPI {name:?} needs `{key}`, the name of an earlier event KPI"),
             ));
         };
-        let idx = earlier.iter().position(|o| &o.name == v.get_ref()).ok_or_else(|| {
+        let idx = earlier.index(v.get_ref()).ok_or_else(|| {
             src.error(
                 v.span(),
                 format!(
@@ -706,7 +800,7 @@ fn ratio(
                 ),
             )
         })?;
-        let other = &earlier[idx];
+        let other = &earlier.items[idx];
         if matches!(other.measure, Measure::Ratio { .. }) {
             return Err(src.error(
                 v.span(),
@@ -729,13 +823,13 @@ fn ratio(
     };
     let numerator = find("numerator", &k.numerator)?;
     let denominator = find("denominator", &k.denominator)?;
-    if earlier[numerator].topic != earlier[denominator].topic {
+    if earlier.items[numerator].topic != earlier.items[denominator].topic {
         return Err(src.error(
             k.denominator.as_ref().map_or(0..0, Spanned::span),
             "numerator and denominator must read the same topic (their buckets close together)",
         ));
     }
-    let topic = earlier[numerator].topic;
+    let topic = earlier.items[numerator].topic;
     Ok((
         Measure::Ratio {
             numerator,

@@ -3,7 +3,7 @@
 //! value to change: a subscription's unknown receiver at the reference, a
 //! bad glob at the glob, a password at the `password` key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,9 +41,15 @@ pub fn notify(
     if let Some(n) = &raw.notify {
         general(src, n, &mut settings)?;
     }
+    // Names looked up by hash, not by scanning what came before, so a long
+    // file validates in linear time.
+    let mut defined = Defined {
+        kpis: kpis.iter().map(|k| k.name.clone()).collect(),
+        ..Defined::default()
+    };
     for r in &raw.receivers {
         let receiver = receiver(src, r)?;
-        if settings.receiver(&receiver.name).is_some() {
+        if !defined.receivers.insert(receiver.name.clone()) {
             return Err(src.error(
                 name_span(r.get_ref().name.as_ref(), r.span()),
                 format!(
@@ -56,7 +62,7 @@ pub fn notify(
     }
     for w in &raw.time_windows {
         let window = time_window(src, w)?;
-        if settings.time_windows.iter().any(|o| o.name == window.name) {
+        if defined.windows.contains_key(&window.name) {
             return Err(src.error(
                 name_span(w.get_ref().name.as_ref(), w.span()),
                 format!(
@@ -65,11 +71,15 @@ pub fn notify(
                 ),
             ));
         }
+        defined
+            .windows
+            .insert(window.name.clone(), settings.time_windows.len());
         settings.time_windows.push(window);
     }
+    let mut subscriptions = HashSet::new();
     for s in &raw.subscriptions {
-        let sub = subscription(src, s, &settings, kpis)?;
-        if settings.subscriptions.iter().any(|o| o.name == sub.name) {
+        let sub = subscription(src, s, &settings, &defined, kpis)?;
+        if !subscriptions.insert(sub.name.clone()) {
             return Err(src.error(
                 name_span(s.get_ref().name.as_ref(), s.span()),
                 format!(
@@ -81,6 +91,17 @@ pub fn notify(
         settings.subscriptions.push(sub);
     }
     Ok(settings)
+}
+
+/// Receivers and time windows by name, for "defined twice" and for the
+/// references of subscriptions.
+#[derive(Default)]
+struct Defined {
+    receivers: HashSet<String>,
+    /// Name -> index in `NotifySettings::time_windows`.
+    windows: HashMap<String, usize>,
+    /// KPI names, for globs that are plain names.
+    kpis: HashSet<String>,
 }
 
 fn name_span(name: Option<&Spanned<String>>, table: Range<usize>) -> Range<usize> {
@@ -553,6 +574,7 @@ fn subscription(
     src: &Source<'_>,
     s: &Spanned<SubscriptionToml>,
     settings: &NotifySettings,
+    defined: &Defined,
     kpis: &[Kpi],
 ) -> Result<Subscription, ConfigError> {
     let t = s.get_ref();
@@ -572,7 +594,7 @@ fn subscription(
         ));
     }
     for r in receivers.get_ref() {
-        if settings.receiver(r.get_ref()).is_none() {
+        if !defined.receivers.contains(r.get_ref()) {
             let known: Vec<&str> = settings.receivers.iter().map(|r| r.name.as_str()).collect();
             return Err(src.error(
                 r.span(),
@@ -600,11 +622,20 @@ fn subscription(
                 ),
             )
         })?;
-        // A glob that matches no KPI is almost always a typo.
+        // A glob that matches no KPI is almost always a typo. A plain name
+        // is looked up and a pattern scans to its first match, so many
+        // subscriptions over many KPIs do not cost their product.
+        // (Compiling a glob costs more than a lookup: a plain name is not.)
         for (i, g) in globs.iter().enumerate() {
-            let one = KpiGlobs::new(&patterns[i..=i])
-                .map_err(|(_, e)| src.error(g.span(), e.to_string()))?;
-            if !kpis.is_empty() && !kpis.iter().any(|k| one.matches(&k.name)) {
+            let plain = !patterns[i].contains(['*', '?', '[', '{', '\\']);
+            let found = if plain {
+                defined.kpis.contains(patterns[i])
+            } else {
+                let one = KpiGlobs::new(&patterns[i..=i])
+                    .map_err(|(_, e)| src.error(g.span(), e.to_string()))?;
+                kpis.iter().any(|k| one.matches(&k.name))
+            };
+            if !kpis.is_empty() && !found {
                 let names: Vec<&str> = kpis.iter().map(|k| k.name.as_str()).collect();
                 return Err(src.error(
                     g.span(),
@@ -617,14 +648,18 @@ fn subscription(
             }
         }
     }
-    let selected: Vec<&Kpi> = kpis.iter().filter(|k| sub.kpis.matches(&k.name)).collect();
-
     for (label, value) in t.labels.iter().flatten() {
         let matcher = matcher(src, label, value)?;
         if label != KPI_LABEL && !kpis.is_empty() {
-            let has = |k: &&Kpi| k.group_by.iter().any(|f| f.to_string() == *label);
-            if !selected.iter().any(has) {
-                let names: Vec<&str> = selected.iter().map(|k| k.name.as_str()).collect();
+            let has = |k: &&Kpi| {
+                k.group_by.iter().any(|f| f.to_string() == *label) && sub.kpis.matches(&k.name)
+            };
+            if !kpis.iter().any(|k| has(&k)) {
+                let names: Vec<&str> = kpis
+                    .iter()
+                    .filter(|k| sub.kpis.matches(&k.name))
+                    .map(|k| k.name.as_str())
+                    .collect();
                 return Err(src.error(
                     value.span(),
                     format!(
@@ -724,8 +759,8 @@ fn subscription(
         ));
     }
     sub.send_resolved = t.send_resolved.unwrap_or(true);
-    sub.active_during = window_refs(src, &t.active_during, settings)?;
-    sub.mute_during = window_refs(src, &t.mute_during, settings)?;
+    sub.active_during = window_refs(src, &t.active_during, settings, defined)?;
+    sub.mute_during = window_refs(src, &t.mute_during, settings, defined)?;
     Ok(sub)
 }
 
@@ -733,26 +768,26 @@ fn window_refs(
     src: &Source<'_>,
     refs: &Option<Vec<Spanned<String>>>,
     settings: &NotifySettings,
+    defined: &Defined,
 ) -> Result<Vec<usize>, ConfigError> {
     refs.iter()
         .flatten()
         .map(|r| {
-            settings
-                .time_windows
-                .iter()
-                .position(|w| &w.name == r.get_ref())
-                .ok_or_else(|| {
-                    let known: Vec<&str> =
-                        settings.time_windows.iter().map(|w| w.name.as_str()).collect();
-                    src.error(
-                        r.span(),
-                        format!(
-                            "time window {:?} is not defined; add a [[time_window]] with that name{}",
-                            r.get_ref(),
-                            one_of(&known)
-                        ),
-                    )
-                })
+            defined.windows.get(r.get_ref()).copied().ok_or_else(|| {
+                let known: Vec<&str> = settings
+                    .time_windows
+                    .iter()
+                    .map(|w| w.name.as_str())
+                    .collect();
+                src.error(
+                    r.span(),
+                    format!(
+                        "time window {:?} is not defined; add a [[time_window]] with that name{}",
+                        r.get_ref(),
+                        one_of(&known)
+                    ),
+                )
+            })
         })
         .collect()
 }

@@ -107,11 +107,14 @@ pub struct KafkaToml {
     pub group_id: Option<String>,
     /// Malformed events are produced to this topic when set.
     pub dead_letter_topic: Option<String>,
-    /// Extra librdkafka properties, passed as they are (e.g.
-    /// "security.protocol" = "SASL_SSL"). Credentials belong in the
-    /// environment: KPIWATCH_KAFKA_USERNAME and KPIWATCH_KAFKA_PASSWORD.
+    /// Extra librdkafka properties, passed as they are and checked by
+    /// librdkafka (e.g. "security.protocol" = "SASL_PLAINTEXT",
+    /// "session.timeout.ms" = 6000). No secrets: SASL credentials come from
+    /// KPIWATCH_KAFKA_USERNAME and KPIWATCH_KAFKA_PASSWORD, and any other
+    /// property can be read from an environment variable with the `_env`
+    /// suffix: "ssl.key.password_env" = "KAFKA_SSL_KEY_PASSWORD".
     #[serde(default)]
-    pub options: BTreeMap<String, String>,
+    pub options: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
 
 /// `[[topic]]`.

@@ -17,6 +17,8 @@
 //!   pipeline holds (far ahead of its partition's time, until the jump is
 //!   confirmed or refused) keeps the commit below it until it is settled,
 //!   even when it is settled after later offsets.
+//! - [`check_config`] — librdkafka's own checks of `[kafka.options]`, run
+//!   by config validation (so by `kpiwatch check`) without connecting.
 //! - [`mock`] — the in-process mock cluster for the demo and tests.
 
 pub mod mock;
@@ -32,6 +34,7 @@ use rdkafka::consumer::{
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, Statistics};
 
+use crate::config::model::Kafka;
 use crate::config::Config;
 use crate::pipeline::FastMap;
 use crate::telemetry::Metrics;
@@ -244,8 +247,7 @@ impl ConsumerContext for KafkaContext {
     }
 }
 
-/// A producer for `brokers` (the simulator, the dead-letter topic), with
-/// `options` (`[kafka.options]`) applied last.
+/// A producer for `brokers` (the simulator), with `options` applied last.
 pub fn producer(
     brokers: &str,
     options: &std::collections::BTreeMap<String, String>,
@@ -253,6 +255,23 @@ pub fn producer(
     let mut cc = base_config(brokers);
     cc.set("linger.ms", "5");
     with_options(&mut cc, options).create()
+}
+
+/// The service's producer (the dead-letter topic): `[kafka]` with its
+/// options and the secrets they name in the environment.
+pub fn service_producer(
+    kafka: &Kafka,
+) -> KafkaResult<rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>> {
+    let mut cc = producer_config(kafka);
+    with_secrets(&mut cc, kafka, |var| std::env::var(var).ok())?;
+    cc.create()
+}
+
+fn producer_config(kafka: &Kafka) -> ClientConfig {
+    let mut cc = base_config(&kafka.brokers);
+    cc.set("linger.ms", "5");
+    with_options(&mut cc, &kafka.options);
+    cc
 }
 
 /// What every kpiwatch Kafka client shares: the brokers, librdkafka logs at
@@ -282,6 +301,119 @@ fn with_options<'a>(
     cc
 }
 
+/// Sets the properties `[kafka.options]` takes from the environment
+/// (`"sasl.password_env" = "VAR"`), each from `lookup(VAR)`. A variable
+/// that is unset or empty stops the start, naming the variable (never a
+/// value).
+fn with_secrets(
+    cc: &mut ClientConfig,
+    kafka: &Kafka,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> KafkaResult<()> {
+    for (property, var) in &kafka.options_from_env {
+        match lookup(var).filter(|v| !v.is_empty()) {
+            Some(value) => {
+                cc.set(property, value);
+            }
+            None => {
+                return Err(rdkafka::error::KafkaError::ClientCreation(format!(
+                    "[kafka.options] takes {property} from the environment variable {var}, which is not set; export it before starting kpiwatch"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// librdkafka's refusal of a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The property librdkafka names, when it names one of `[kafka.options]`
+    /// (its own messages put property names in quotes or backticks).
+    pub property: Option<String>,
+    /// librdkafka's message.
+    pub message: String,
+}
+
+/// A client context that says nothing: the clients [`check_config`] makes
+/// exist only to be refused or dropped.
+struct Quiet;
+
+impl ClientContext for Quiet {
+    fn log(&self, _: rdkafka::config::RDKafkaLogLevel, _: &str, _: &str) {}
+    fn error(&self, _: rdkafka::error::KafkaError, _: &str) {}
+}
+
+/// Has librdkafka check the clients `run` would make from `kafka` (the
+/// consumer, and the dead-letter producer when there is a dead-letter
+/// topic), without connecting to anything.
+///
+/// Two steps, because librdkafka checks in two places: setting each
+/// property (unknown names, values of the wrong type or out of range,
+/// features this build lacks, such as SSL), then creating the client
+/// (properties that contradict each other, SASL mechanisms without a
+/// provider). The client is created with no bootstrap servers, so it has
+/// no broker to connect to, and is destroyed at once: about half a
+/// millisecond. (A `BaseConsumer` with servers connects to them as soon as
+/// it is created, and waits up to 100 ms on close.) Properties taken from
+/// the environment, and SASL credentials not set here, get a placeholder:
+/// their values are the operator's secrets, in the environment `run` will
+/// have, not necessarily this one.
+pub fn check_config(kafka: &Kafka) -> Result<(), Refusal> {
+    use rdkafka::client::Client;
+    use rdkafka::types::RDKafkaType;
+
+    let placeholder = |_: &str| Some("placeholder".to_string());
+    let mut clients = vec![(consumer_config(kafka), RDKafkaType::RD_KAFKA_CONSUMER)];
+    if kafka.dead_letter_topic.is_some() {
+        clients.push((producer_config(kafka), RDKafkaType::RD_KAFKA_PRODUCER));
+    }
+    let refusal = |e: rdkafka::error::KafkaError| match e {
+        rdkafka::error::KafkaError::ClientConfig(_, message, key, _) => Refusal {
+            property: Some(key),
+            message,
+        },
+        rdkafka::error::KafkaError::ClientCreation(message) => Refusal {
+            property: named_property(kafka, &message),
+            message,
+        },
+        other => Refusal {
+            property: None,
+            message: other.to_string(),
+        },
+    };
+    for (mut cc, kind) in clients {
+        with_secrets(&mut cc, kafka, placeholder).map_err(refusal)?;
+        // SASL credentials come from the environment `run` gets, which may
+        // not be this one's: librdkafka refuses SASL/PLAIN without them.
+        for credential in ["sasl.username", "sasl.password"] {
+            if cc.get(credential).is_none() {
+                cc.set(credential, "placeholder");
+            }
+        }
+        cc.create_native_config().map_err(refusal)?;
+        cc.remove("bootstrap.servers");
+        let native = cc.create_native_config().map_err(refusal)?;
+        drop(Client::new(&cc, native, kind, Quiet).map_err(refusal)?);
+    }
+    Ok(())
+}
+
+/// The first property of `[kafka.options]` that `message` names.
+fn named_property(kafka: &Kafka, message: &str) -> Option<String> {
+    let properties = kafka.options.keys().chain(kafka.options_from_env.keys());
+    properties
+        .filter_map(|p| {
+            ["`", "\""]
+                .iter()
+                .filter_map(|q| message.find(&format!("{q}{p}{q}")))
+                .min()
+                .map(|at| (at, p))
+        })
+        .min()
+        .map(|(_, p)| p.clone())
+}
+
 /// Queues `record`, waiting while the producer's local queue is full (the
 /// producer's own thread drains it) instead of failing.
 pub fn send_waiting<C: rdkafka::producer::ProducerContext>(
@@ -307,8 +439,19 @@ pub fn consumer(
     config: &Config,
     context: KafkaContext,
 ) -> KafkaResult<StreamConsumer<KafkaContext>> {
-    let mut cc = base_config(&config.kafka.brokers);
-    cc.set("group.id", &config.kafka.group_id)
+    let mut cc = consumer_config(&config.kafka);
+    with_secrets(&mut cc, &config.kafka, |var| std::env::var(var).ok())?;
+    let consumer: StreamConsumer<KafkaContext> = cc.create_with_context(context)?;
+    let topics: Vec<&str> = config.topics.iter().map(|t| t.name.as_str()).collect();
+    consumer.subscribe(&topics)?;
+    Ok(consumer)
+}
+
+/// The consumer's configuration: kpiwatch's settings, then
+/// `[kafka.options]` (without the secrets from the environment).
+fn consumer_config(kafka: &Kafka) -> ClientConfig {
+    let mut cc = base_config(&kafka.brokers);
+    cc.set("group.id", &kafka.group_id)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
@@ -318,11 +461,8 @@ pub fn consumer(
         // messages), which caps catching up on a backlog at ~0.15 M msg/s
         // here (benches/kafka_e2e.rs); 20 ms keeps the fetcher busy.
         .set("fetch.queue.backoff.ms", "20");
-    let consumer: StreamConsumer<KafkaContext> =
-        with_options(&mut cc, &config.kafka.options).create_with_context(context)?;
-    let topics: Vec<&str> = config.topics.iter().map(|t| t.name.as_str()).collect();
-    consumer.subscribe(&topics)?;
-    Ok(consumer)
+    with_options(&mut cc, &kafka.options);
+    cc
 }
 
 /// Offsets that may be committed; see the module docs.
@@ -475,6 +615,57 @@ impl OffsetTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kafka_with_secret(var: &str) -> Kafka {
+        Kafka {
+            brokers: "127.0.0.1:9".into(),
+            group_id: "g".into(),
+            dead_letter_topic: None,
+            options: Default::default(),
+            options_from_env: [("sasl.password".to_string(), var.to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn a_secret_option_is_read_from_its_variable_when_a_client_is_made() {
+        let kafka = kafka_with_secret("KAFKA_PW");
+        let mut cc = consumer_config(&kafka);
+        with_secrets(&mut cc, &kafka, |v| {
+            (v == "KAFKA_PW").then(|| "s3cret".into())
+        })
+        .unwrap();
+        assert_eq!(cc.get("sasl.password"), Some("s3cret"));
+    }
+
+    #[test]
+    fn an_unset_secret_variable_stops_the_start_naming_the_variable() {
+        let kafka = kafka_with_secret("KAFKA_PW");
+        let mut cc = consumer_config(&kafka);
+        let err = with_secrets(&mut cc, &kafka, |_| Some(String::new()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("KAFKA_PW") && err.contains("not set") && err.contains("sasl.password"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn librdkafka_names_the_refused_property_among_the_options() {
+        let mut kafka = kafka_with_secret("KAFKA_PW");
+        kafka
+            .options
+            .insert("fetch.max.bytes".into(), "1000".into());
+        kafka
+            .options
+            .insert("message.max.bytes".into(), "100000".into());
+        let refusal = check_config(&kafka).unwrap_err();
+        assert_eq!(
+            refusal.property.as_deref(),
+            Some("fetch.max.bytes"),
+            "{refusal:?}"
+        );
+    }
 
     fn released(t: &mut OffsetTracker, progress: i64) -> Vec<(i32, i64)> {
         let mut out = Vec::new();

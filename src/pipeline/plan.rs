@@ -313,13 +313,18 @@ field = "amount"
 
     #[test]
     fn epoch_formats_are_read() {
+        const COUNT: &str = "[[kpi]]\nname = \"events\"\naggregate = \"count\"\n";
         let mut fields = Vec::new();
-        let secs = plan("[[topic]]\nname = \"t\"\ntime_format = \"epoch_seconds\"\n");
+        let secs = plan(&format!(
+            "[[topic]]\nname = \"t\"\ntime_format = \"epoch_seconds\"\n{COUNT}"
+        ));
         assert_eq!(
             secs.read(br#"{"time":1704067200.9}"#, &mut fields),
             Ok(1_704_067_200)
         );
-        let ms = plan("[[topic]]\nname = \"t\"\ntime_format = \"epoch_millis\"\n");
+        let ms = plan(&format!(
+            "[[topic]]\nname = \"t\"\ntime_format = \"epoch_millis\"\n{COUNT}"
+        ));
         assert_eq!(
             ms.read(br#"{"time":1704067200500}"#, &mut fields),
             Ok(1_704_067_200)

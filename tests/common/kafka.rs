@@ -27,29 +27,36 @@ pub const WAIT: Duration = Duration::from_secs(60);
 /// A judged bucket: (KPI, series key, bucket start, value).
 pub type Bucket = kpiwatch::service::JudgedBucket;
 
-/// A state directory private to this test process and consumer group, so
-/// a restart in the same test finds its snapshot and nothing else does.
-pub fn state_dir(group: &str) -> std::path::PathBuf {
-    // PIDs are reused; the start time of this process is not.
-    static NONCE: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
-    let nonce = NONCE.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    });
-    std::env::temp_dir().join(format!(
-        "kpiwatch-test-{}-{nonce}-{group}",
-        std::process::id()
-    ))
+/// A test's state directory (snapshots, outbox), removed when it is
+/// dropped: when the test ends, passed or failed. A test that restarts the
+/// service gives the same `StateDir` to each start, so the restart finds
+/// its snapshot.
+pub struct StateDir(tempfile::TempDir);
+
+impl StateDir {
+    /// A new empty directory in the system's temporary directory.
+    pub fn new() -> Self {
+        Self(
+            tempfile::Builder::new()
+                .prefix("kpiwatch-test-")
+                .tempdir()
+                .expect("a temporary directory"),
+        )
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
 }
 
 /// A config for the mock broker at `brokers`, from a TOML body holding
-/// `[[topic]]` and `[[kpi]]` sections (service and kafka sections added).
-pub fn config(brokers: &str, group: &str, body: &str) -> Config {
-    let dir = state_dir(group);
+/// `[[topic]]` and `[[kpi]]` sections (service and kafka sections added),
+/// keeping its state in `state`.
+pub fn config(state: &StateDir, brokers: &str, group: &str, body: &str) -> Config {
     let text = format!(
-        "[service]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nsnapshot_interval = \"1s\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\n{body}",
-        dir.display()
+        "[service]\nlisten = \"127.0.0.1:0\"\nstate_dir = {:?}\nsnapshot_interval = \"1s\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\n{body}",
+        state.path()
     );
     validate(&Source::new(Path::new("test.toml"), &text)).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -103,6 +103,20 @@ impl Scratch {
     }
 }
 
+/// A topic and a KPI reading it: what a config file needs besides the
+/// sections a test is about (`check`, `run` and `replay` refuse a file with
+/// nothing to watch).
+#[allow(dead_code)] // not every test crate writes configs
+pub const WATCHED: &str = r#"
+[[topic]]
+name = "shop.events"
+
+[[kpi]]
+name = "checkouts"
+where = { type = "checkout" }
+aggregate = "count"
+"#;
+
 /// A file under `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

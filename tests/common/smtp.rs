@@ -18,8 +18,9 @@
 //!
 //! The Python comes from `KPIWATCH_TEST_PYTHON` (set by `scripts/test`,
 //! which runs `scripts/ensure-test-deps` to install aiosmtpd), else the
-//! first of `python3`, `/usr/bin/python3` that can import aiosmtpd. Every
-//! wait is bounded ([`WAIT`]); the process is killed on drop.
+//! first of the virtual environment that script makes (`target/test-venv`),
+//! `python3`, `/usr/bin/python3` that can import aiosmtpd. Every wait is
+//! bounded ([`WAIT`]); the process is killed on drop.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -214,7 +215,12 @@ fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("KPIWATCH_TEST_PYTHON").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    for candidate in ["python3", "/usr/bin/python3"] {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python");
+    for candidate in [
+        venv.as_path(),
+        Path::new("python3"),
+        Path::new("/usr/bin/python3"),
+    ] {
         let imports = Command::new(candidate)
             .args(["-c", "import aiosmtpd"])
             .stdout(Stdio::null())
@@ -222,7 +228,7 @@ fn python() -> PathBuf {
             .status()
             .is_ok_and(|s| s.success());
         if imports {
-            return PathBuf::from(candidate);
+            return candidate.to_path_buf();
         }
     }
     // Let `restart` fail with the installation hint.
