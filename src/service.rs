@@ -28,6 +28,14 @@
 //! assignment) for `service.stall_after` while messages wait: batches
 //! queued by the receiving thread, or messages on the broker that the
 //! consumer has not read ([`Health`]).
+//!
+//! Faults it survives without stopping:
+//!
+//! - **Kafka unreachable** (librdkafka reports every broker down): the
+//!   loop lets the wall clock close no bucket until a broker is back (the
+//!   partitions are silent because of the outage, not the shop), then
+//!   counts every partition as heard from at that moment; `/readyz` fails
+//!   meanwhile. Events that waited in producers arrive and count.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -311,8 +319,10 @@ pub async fn run(
         released: Vec::new(),
         settled: Vec::new(),
         summary: Summary::default(),
+        outage: None,
     };
     let shell = Shell {
+        health: &health,
         options: &options,
         consumer: &consumer,
         topics: &topic_names,
@@ -487,6 +497,11 @@ async fn receive(
             }
             Some(message) = std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx)) => message,
         };
+        // A message is proof that Kafka is reachable, sooner than the next
+        // statistics.
+        if first.is_ok() && health.kafka_unreachable.load(Ordering::Relaxed) {
+            health.kafka_unreachable.store(false, Ordering::Relaxed);
+        }
         // The rebalance callback runs inside a poll of the stream, on this
         // thread: a message returned after it sees the new epoch.
         let epoch = revocations.epoch();
@@ -549,6 +564,8 @@ fn ready<'c>(
 
 /// What the loop reads but does not change.
 struct Shell<'s> {
+    /// Readiness: the loop reports outages into it.
+    health: &'s Health,
     options: &'s Options,
     consumer: &'s StreamConsumer<KafkaContext>,
     topics: &'s [String],
@@ -579,6 +596,8 @@ struct Core {
     /// Held events the pipeline decided, taken after each message.
     settled: Vec<Settled>,
     summary: Summary,
+    /// Since when (wall time) Kafka has been unreachable, while it is.
+    outage: Option<i64>,
 }
 
 impl Core {
@@ -672,6 +691,31 @@ impl Core {
         }
     }
 
+    /// Notices Kafka becoming unreachable or reachable again; the wall
+    /// time the pipeline may follow now (none during an outage).
+    fn wall_clock(&mut self, shell: &Shell<'_>) -> Option<i64> {
+        let now = shell.options.clock.now();
+        let unreachable = shell.health.kafka_unreachable.load(Ordering::Relaxed);
+        match (unreachable, self.outage) {
+            (true, None) => {
+                tracing::warn!(
+                    "no Kafka broker reachable: nothing is consumed, and until one is back no bucket closes on the wall clock (the partitions are silent because of the outage, not the shop)"
+                );
+                self.outage = Some(now);
+            }
+            (false, Some(since)) => {
+                tracing::info!(
+                    outage_s = now - since,
+                    "Kafka reachable again: every partition counts as heard from now"
+                );
+                self.pipeline.reachable_again(now);
+                self.outage = None;
+            }
+            _ => {}
+        }
+        self.outage.is_none().then_some(now)
+    }
+
     /// Snapshots when due, closes and judges what progress allows, writes
     /// the transitions (observers, notifier, log, alert log) and holds the
     /// offsets they release until the next snapshot.
@@ -691,8 +735,8 @@ impl Core {
                 let _ = tx.send(());
             }
         }
-        self.pipeline
-            .advance(Some(options.clock.now()), &mut self.transitions);
+        let wall = self.wall_clock(shell);
+        self.pipeline.advance(wall, &mut self.transitions);
         if self.pipeline.interrupted() {
             // Stopping: nothing of this advance may be written (see `run`).
             self.transitions.clear();

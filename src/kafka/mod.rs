@@ -4,7 +4,9 @@
 //!   partitions, note the revocation in [`Revocations`] and commit what has
 //!   been stored (the effects of those events are recorded); on
 //!   assignment, mark the service ready; librdkafka statistics (every 5 s)
-//!   feed the per-partition consumer-lag gauge.
+//!   feed the per-partition consumer-lag gauge. librdkafka's "all brokers
+//!   down" marks Kafka unreachable ([`Health::kafka_unreachable`]) until
+//!   the statistics show a broker up again or a message arrives.
 //! - [`Revocations`] — which partitions a rebalance took away, and when, so
 //!   the consume loop drops messages it received from them before the
 //!   revocation but had not recorded yet (the new owner reads them).
@@ -56,6 +58,12 @@ pub struct Health {
     pub unread: AtomicI64,
     /// `service.stall_after` in milliseconds.
     pub stall_after_ms: AtomicI64,
+    /// librdkafka reported every broker connection down, and neither its
+    /// statistics nor a message have shown one up since. Nothing can be
+    /// consumed, so the silence of the partitions says nothing about the
+    /// shop: the service loop stops the wall clock from moving event time
+    /// meanwhile.
+    pub kafka_unreachable: AtomicBool,
 }
 
 impl Health {
@@ -65,6 +73,9 @@ impl Health {
     pub fn ready(&self, now_ms: i64) -> Result<(), String> {
         if !self.running.load(Ordering::Relaxed) {
             return Err("not ready: not consuming (starting or stopping)".into());
+        }
+        if self.kafka_unreachable.load(Ordering::Relaxed) {
+            return Err("not ready: no Kafka broker reachable (librdkafka reports every broker connection down); consuming resumes when one is back, and no bucket closes on the wall clock meanwhile".into());
         }
         if !self.assigned.load(Ordering::Relaxed) {
             return Err("not ready: no partitions assigned yet".into());
@@ -179,7 +190,30 @@ fn pairs(list: &rdkafka::TopicPartitionList) -> Vec<(String, i32)> {
 }
 
 impl ClientContext for KafkaContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+            // Repeated at every reconnection attempt; the service loop logs
+            // the outage once when it notices, and once when it ends.
+            tracing::debug!(%reason, "librdkafka: all brokers down");
+            self.health.kafka_unreachable.store(true, Ordering::Relaxed);
+        } else {
+            // What rdkafka's default does, through tracing.
+            tracing::error!(%error, %reason, "librdkafka error");
+        }
+    }
+
     fn stats(&self, stats: Statistics) {
+        // A broker connection up again ends an outage (logical brokers
+        // such as the group coordinator ride on a real one's connection).
+        if stats
+            .brokers
+            .values()
+            .any(|b| b.state == "UP" && b.source != "logical" && b.source != "internal")
+        {
+            self.health
+                .kafka_unreachable
+                .store(false, Ordering::Relaxed);
+        }
         let mut unread = 0;
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {

@@ -249,6 +249,44 @@ impl Service {
     }
 }
 
+/// `minute` minutes after [`T0`].
+pub fn minute(minute: i64) -> i64 {
+    T0 + 60 * minute
+}
+
+/// `config` with a short group session: a member that is gone (killed,
+/// or cut off from the broker) stays in the group until its session
+/// times out (45 s by default; on the mock broker even after a clean
+/// shutdown, whose LeaveGroup does not seem to take effect), and
+/// restart and outage tests should not wait that long.
+pub fn short_session(mut config: Config) -> Config {
+    config
+        .kafka
+        .options
+        .insert("session.timeout.ms".into(), "6000".into());
+    config
+}
+
+impl Service {
+    /// Polls `/readyz` (as a prober would: there is no channel for it)
+    /// until it answers `status`, and returns the body; fails the test
+    /// after [`WAIT`].
+    pub async fn readyz_until(&self, status: u16) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let (got, body) = self.get("/readyz").await;
+            if got == status {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "/readyz stayed {got} ({body}), never {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// A mock broker with `topic` of `partitions` partitions.
 pub fn broker(topic: &str, partitions: i32) -> Arc<MockBroker> {
     let b = MockBroker::start().expect("mock cluster starts");
