@@ -23,7 +23,7 @@
 
 pub mod mock;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -36,7 +36,7 @@ use rdkafka::{ClientContext, Statistics};
 
 use crate::config::Config;
 use crate::pipeline::FastMap;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, StateWrite};
 
 /// Shared health flags, read by `/readyz`.
 #[derive(Debug, Default)]
@@ -64,6 +64,11 @@ pub struct Health {
     /// shop: the service loop stops the wall clock from moving event time
     /// meanwhile.
     pub kafka_unreachable: AtomicBool,
+    /// Durable writes failing now, with the error: the service runs on,
+    /// but commits nothing until they succeed again. Set and cleared by
+    /// the service loop ([`Health::write_failing`]). A std mutex: written
+    /// on failures and recoveries, read by `/readyz`.
+    failing_writes: Mutex<BTreeMap<StateWrite, String>>,
 }
 
 impl Health {
@@ -77,6 +82,18 @@ impl Health {
         if self.kafka_unreachable.load(Ordering::Relaxed) {
             return Err("not ready: no Kafka broker reachable (librdkafka reports every broker connection down); consuming resumes when one is back, and no bucket closes on the wall clock meanwhile".into());
         }
+        let failing = self
+            .failing_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((what, error)) = failing.iter().next() {
+            return Err(format!(
+                "not ready: cannot write the {} ({error}): {}",
+                what.name(),
+                what.consequence()
+            ));
+        }
+        drop(failing);
         if !self.assigned.load(Ordering::Relaxed) {
             return Err("not ready: no partitions assigned yet".into());
         }
@@ -90,6 +107,20 @@ impl Health {
             ));
         }
         Ok(())
+    }
+}
+
+impl Health {
+    /// Notes that writing `what` fails now with `error`, or (None) works.
+    pub fn write_failing(&self, what: StateWrite, error: Option<String>) {
+        let mut failing = self
+            .failing_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match error {
+            Some(e) => failing.insert(what, e),
+            None => failing.remove(&what),
+        };
     }
 }
 

@@ -76,6 +76,16 @@ pub struct Service {
 impl Service {
     /// Starts the service for `config` with `clock`.
     pub async fn start(config: Config, clock: Arc<ManualClock>) -> Self {
+        Self::start_on(config, clock, Arc::new(kpiwatch::durable::Disk)).await
+    }
+
+    /// [`Service::start`], writing its durable files through `storage`
+    /// (a [`kpiwatch::durable::FullDisk`] to fill).
+    pub async fn start_on(
+        config: Config,
+        clock: Arc<ManualClock>,
+        storage: Arc<dyn kpiwatch::durable::Storage>,
+    ) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -91,6 +101,7 @@ impl Service {
         options.listening = Some(ltx);
         options.snapshots = Some(stx);
         options.tick = Duration::from_millis(50);
+        options.storage = storage;
         let task = tokio::spawn(service::run(config, options, async {
             let _ = stopped.await;
         }));
@@ -166,15 +177,22 @@ impl Service {
     /// histogram counts batches, not messages.) There is no channel for
     /// this, so /metrics is polled, bounded by [`WAIT`].
     pub async fn processed(&self, n: f64) {
+        self.metric_at_least("kpiwatch_events_consumed_total", &[], n)
+            .await;
+    }
+
+    /// Polls `/metrics` until metric `name` (with `labels`) reaches `n`;
+    /// returns its value. Fails the test after [`WAIT`].
+    pub async fn metric_at_least(&self, name: &str, labels: &[(&str, &str)], n: f64) -> f64 {
         let deadline = std::time::Instant::now() + WAIT;
         loop {
-            let seen = self.metric("kpiwatch_events_consumed_total", &[]).await;
+            let seen = self.metric(name, labels).await;
             if seen >= n {
-                return;
+                return seen;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "only {seen} of {n} messages processed"
+                "{name}{labels:?} stayed at {seen}, never {n}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -284,6 +302,43 @@ impl Service {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// The offset `group` has committed for `partition` of `topic`, if any:
+/// where a restart would start reading.
+pub async fn committed(brokers: &str, group: &str, topic: &str, partition: i32) -> Option<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let (brokers, group, topic) = (brokers.to_string(), group.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        // Asks the group coordinator; it does not join the group.
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("log_level", "3")
+            .create()
+            .expect("a consumer for reading committed offsets");
+        let mut list = rdkafka::TopicPartitionList::new();
+        list.add_partition(&topic, partition);
+        let got = c
+            .committed_offsets(list, WAIT)
+            .expect("committed offsets in time");
+        match got.find_partition(&topic, partition).map(|p| p.offset()) {
+            Some(rdkafka::Offset::Offset(o)) => Some(o),
+            _ => None,
+        }
+    })
+    .await
+    .expect("the committed-offsets reader did not panic")
+}
+
+/// Removes a test's state directory when dropped, however the test ends.
+pub struct RemoveOnDrop(pub std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
