@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka::{broker, config, event, minute, short_session, Bucket, Service};
+use kafka::{
+    broker, config, event, minute, short_session, state_dir, Bucket, RemoveOnDrop, Service,
+};
 use kpiwatch::alert::Status;
 use kpiwatch::clock::ManualClock;
 use kpiwatch::kafka::mock::MockBroker;
@@ -97,6 +99,7 @@ struct ReadAgain {
 /// during the outage and recovers; every minute is judged once with all
 /// its checkouts; the only alert is the broken checkout after the outage.
 async fn survives_an_outage(group: &str, outage: Duration) -> ReadAgain {
+    let _cleanup = RemoveOnDrop(state_dir(group));
     let broker = broker("shop", 2);
     // The wall clock is a little past the events, as in a shop that is
     // live; during the outage it moves ten minutes on.
