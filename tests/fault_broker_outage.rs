@@ -18,36 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka::{
-    broker, config, event, minute, short_session, state_dir, Bucket, RemoveOnDrop, Service,
+    broker, config, event, minute, short_session, state_dir, Bucket, RemoveOnDrop, Service, SHOP,
 };
 use kpiwatch::alert::Status;
 use kpiwatch::clock::ManualClock;
 use kpiwatch::kafka::mock::MockBroker;
-
-const SHOP: &str = r#"
-[[topic]]
-name = "shop"
-time_format = "epoch_seconds"
-idle_timeout = "5s"
-
-[defaults]
-bucket = "1m"
-lateness = "0s"
-
-[defaults.alerting]
-fire_after = 1
-resolve_after = 1
-
-[[kpi]]
-name = "checkouts"
-where = { type = "checkout" }
-aggregate = "count"
-direction = "drop"
-
-[kpi.detectors]
-# A static floor, so these tests do not depend on what the baselines learn.
-min = 1.0
-"#;
 
 /// Checkouts in minute `m`: 1 to 3, except minutes 22-24, when checkout
 /// is broken (page views only).

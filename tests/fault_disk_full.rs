@@ -18,68 +18,77 @@ mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka::{
     broker, committed, config, event, minute, short_session, state_dir, Bucket, RemoveOnDrop,
-    Service, WAIT,
+    Service, SHOP, WAIT,
 };
 use kpiwatch::alert::Status;
 use kpiwatch::clock::ManualClock;
 use kpiwatch::durable::FullDisk;
 use kpiwatch::kafka::mock::MockBroker;
-use webhook::Hooks;
+use webhook::{notify_everything, Hooks};
 
-/// The shop's topic and KPI; the webhook receiver, if any, hears every
-/// alert alone and at once. Partitions never go idle: the wall clock moves
-/// only for snapshots and retries here.
-fn shop_config(hook: Option<&str>) -> String {
-    let mut text = r#"
-[[topic]]
-name = "shop"
-time_format = "epoch_seconds"
-idle_timeout = "1h"
+/// What each test sets up: a one-partition broker, a disk to fill, a
+/// wall clock past the events, and (for the outbox tests) a webhook
+/// receiver that hears every alert alone and at once. The state
+/// directory is removed when it is dropped.
+struct Rig {
+    group: &'static str,
+    broker: Arc<MockBroker>,
+    disk: Arc<FullDisk>,
+    clock: Arc<ManualClock>,
+    hooks: Option<Hooks>,
+    _cleanup: RemoveOnDrop,
+}
 
-[defaults]
-bucket = "1m"
-lateness = "0s"
-
-[defaults.alerting]
-fire_after = 1
-resolve_after = 1
-
-[[kpi]]
-name = "checkouts"
-where = { type = "checkout" }
-aggregate = "count"
-direction = "drop"
-
-[kpi.detectors]
-# A static floor, so these tests do not depend on what the baselines learn.
-min = 1.0
-"#
-    .to_string();
-    if let Some(url) = hook {
-        text.push_str(&format!(
-            r#"
-[notify]
-retry_initial = "50ms"
-retry_max = "200ms"
-
-[[receiver]]
-name = "oncall"
-webhook = {{ url = "{url}", format = "kpiwatch", timeout = "2s" }}
-
-[[subscription]]
-name = "everything"
-receivers = ["oncall"]
-group_by = ["..."]
-group_wait = "0s"
-group_interval = "1s"
-repeat_interval = "30d"
-"#
-        ));
+impl Rig {
+    async fn new(group: &'static str, notify: bool) -> Self {
+        Self {
+            group,
+            broker: broker("shop", 1),
+            disk: Arc::new(FullDisk::new()),
+            clock: Arc::new(ManualClock::at(minute(60))),
+            hooks: if notify {
+                Some(Hooks::start().await)
+            } else {
+                None
+            },
+            _cleanup: RemoveOnDrop(state_dir(group)),
+        }
     }
-    text
+
+    /// Starts the service on the rig's disk. Partitions never go idle:
+    /// the wall clock moves only for snapshots and retries here.
+    async fn start(&self) -> Service {
+        let mut body = SHOP.to_string();
+        if let Some(hooks) = &self.hooks {
+            body.push_str(&notify_everything(&hooks.url));
+        }
+        let mut cfg = short_session(config(self.broker.bootstrap_servers(), self.group, &body));
+        cfg.topics[0].idle_timeout = Duration::from_secs(3600);
+        Service::start_on(cfg, self.clock.clone(), self.disk.clone()).await
+    }
+
+    /// The offset a restart would read from.
+    async fn committed(&self) -> Option<i64> {
+        committed(self.broker.bootstrap_servers(), self.group, "shop", 0).await
+    }
+
+    fn hooks(&self) -> &Hooks {
+        self.hooks.as_ref().expect("a rig with a webhook receiver")
+    }
+
+    /// The state snapshot's file.
+    fn snapshot_file(&self) -> std::path::PathBuf {
+        state_dir(self.group).join("snapshot.postcard")
+    }
+
+    /// The outbox directory.
+    fn outbox(&self) -> std::path::PathBuf {
+        state_dir(self.group).join("outbox")
+    }
 }
 
 /// A one-partition shop, so that an event's offset is its place in the
@@ -162,7 +171,7 @@ async fn expect_transition(
     t
 }
 
-const SNAPSHOT_FAILURES: &str = "kpiwatch_state_write_failures_total";
+const FAILURES: &str = "kpiwatch_state_write_failures_total";
 
 /// Up to the first snapshot the full disk refuses: minutes 0-9 are
 /// consumed and snapshotted (the last good snapshot covers minutes 0-8),
@@ -170,25 +179,23 @@ const SNAPSHOT_FAILURES: &str = "kpiwatch_state_write_failures_total";
 /// the alert of minute 14, and the next snapshot fails. Returns the
 /// buckets judged.
 async fn until_a_snapshot_fails(
+    rig: &Rig,
     service: &mut Service,
     shop: &mut Shop<'_>,
-    clock: &ManualClock,
-    disk: &FullDisk,
-    snapshot_file: &std::path::Path,
 ) -> Vec<Bucket> {
     shop.produce(0, 10);
     let mut judged = service.buckets_until(|b| b.2 == minute(8)).await;
-    clock.advance(2);
+    rig.clock.advance(2);
     service.next_snapshot().await;
 
-    disk.fill(snapshot_file);
+    rig.disk.fill(&rig.snapshot_file());
     shop.produce(10, 20);
     judged.extend(service.buckets_until(|b| b.2 == minute(18)).await);
     expect_transition(service, Status::Firing, 14).await;
     expect_transition(service, Status::Resolved, 15).await;
-    clock.advance(2);
+    rig.clock.advance(2);
     service
-        .metric_at_least(SNAPSHOT_FAILURES, &[("what", "snapshot")], 1.0)
+        .metric_at_least(FAILURES, &[("what", "snapshot")], 1.0)
         .await;
     let why = service.readyz_until(503).await;
     assert!(
@@ -205,84 +212,47 @@ async fn until_a_snapshot_fails(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_the_full_disk_refuses_is_written_at_the_next_interval_once_there_is_room() {
-    let group = "full-snapshot-recovers";
-    let _cleanup = RemoveOnDrop(state_dir(group));
-    let broker = broker("shop", 1);
-    let disk = Arc::new(FullDisk::new());
-    let clock = Arc::new(ManualClock::at(minute(60)));
-    let cfg = short_session(config(
-        broker.bootstrap_servers(),
-        group,
-        &shop_config(None),
-    ));
-    let mut service = Service::start_on(cfg, clock.clone(), disk.clone()).await;
-    let mut shop = Shop::new(&broker, busy);
-    let snapshot_file = state_dir(group).join("snapshot.postcard");
-    until_a_snapshot_fails(&mut service, &mut shop, &clock, &disk, &snapshot_file).await;
+    let rig = Rig::new("full-snapshot-recovers", false).await;
+    let mut service = rig.start().await;
+    let mut shop = Shop::new(&rig.broker, busy);
+    until_a_snapshot_fails(&rig, &mut service, &mut shop).await;
 
-    disk.free();
-    clock.advance(2);
+    rig.disk.free();
+    rig.clock.advance(2);
     service.next_snapshot().await;
     assert_eq!(service.readyz_until(200).await, "ready\n");
-    let failures = service
-        .metric(SNAPSHOT_FAILURES, &[("what", "snapshot")])
-        .await;
     service.stop().await;
-
     // Minutes 0-18 are closed, on disk, and committed; minute 19 is open.
-    assert_eq!(
-        committed(broker.bootstrap_servers(), group, "shop", 0).await,
-        shop.offset_of(19)
-    );
-    assert!(failures >= 1.0);
+    assert_eq!(rig.committed().await, shop.offset_of(19));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_the_full_disk_refuses_commits_nothing_past_the_last_good_one_and_a_restart_resumes_from_it(
 ) {
-    let group = "full-snapshot-restart";
-    let _cleanup = RemoveOnDrop(state_dir(group));
-    let broker = broker("shop", 1);
-    let disk = Arc::new(FullDisk::new());
-    let clock = Arc::new(ManualClock::at(minute(60)));
-    let cfg = || {
-        short_session(config(
-            broker.bootstrap_servers(),
-            group,
-            &shop_config(None),
-        ))
-    };
-    let mut service = Service::start_on(cfg(), clock.clone(), disk.clone()).await;
-    let mut shop = Shop::new(&broker, busy);
-    let snapshot_file = state_dir(group).join("snapshot.postcard");
-    let mut judged =
-        until_a_snapshot_fails(&mut service, &mut shop, &clock, &disk, &snapshot_file).await;
+    let rig = Rig::new("full-snapshot-restart", false).await;
+    let mut service = rig.start().await;
+    let mut shop = Shop::new(&rig.broker, busy);
+    let mut judged = until_a_snapshot_fails(&rig, &mut service, &mut shop).await;
 
     // A stop cannot write its snapshot either, and commits only what the
     // last good one covers: up to minute 9, the first bucket open then.
     let (_, rest) = service.stop().await;
     judged.extend(rest);
-    assert_eq!(
-        committed(broker.bootstrap_servers(), group, "shop", 0).await,
-        shop.offset_of(9)
-    );
+    assert_eq!(rig.committed().await, shop.offset_of(9));
 
     // Room again. The restart resumes from the last good snapshot: minutes
     // 9-18 are judged again, with the same values, and the alert of minute
     // 14 comes again with the same id.
-    disk.free();
-    let mut service = Service::start_on(cfg(), clock.clone(), disk.clone()).await;
+    rig.disk.free();
+    let mut service = rig.start().await;
     shop.produce(20, 21);
     let again = service.buckets_until(|b| b.2 == minute(19)).await;
     expect_transition(&mut service, Status::Firing, 14).await;
-    clock.advance(2);
+    rig.clock.advance(2);
     service.next_snapshot().await;
     assert_eq!(service.readyz_until(200).await, "ready\n");
     service.stop().await;
-    assert_eq!(
-        committed(broker.bootstrap_servers(), group, "shop", 0).await,
-        shop.offset_of(20)
-    );
+    assert_eq!(rig.committed().await, shop.offset_of(20));
 
     let before = per_minute(&judged);
     let after = per_minute(&again);
@@ -304,126 +274,112 @@ async fn a_snapshot_the_full_disk_refuses_commits_nothing_past_the_last_good_one
     }
 }
 
-/// The outbox directory of `group`'s state directory.
-fn outbox(group: &str) -> std::path::PathBuf {
-    state_dir(group).join("outbox")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_notification_the_full_outbox_refuses_is_delivered_once_when_there_is_room() {
-    let group = "full-outbox-recovers";
-    let _cleanup = RemoveOnDrop(state_dir(group));
-    let hooks = Hooks::start().await;
-    let broker = broker("shop", 1);
-    let disk = Arc::new(FullDisk::new());
-    let clock = Arc::new(ManualClock::at(minute(60)));
-    let cfg = short_session(config(
-        broker.bootstrap_servers(),
-        group,
-        &shop_config(Some(&hooks.url)),
-    ));
-    let mut service = Service::start_on(cfg, clock.clone(), disk.clone()).await;
-    let mut shop = Shop::new(&broker, steady);
-
-    disk.fill(&outbox(group));
-    shop.produce(0, 7);
-    let firing = expect_transition(&mut service, Status::Firing, 5).await;
+/// Up to the first notification the full outbox refuses: minutes 4-6
+/// are consumed with the outbox filled, and minute 5's empty bucket fires
+/// an alert whose notification cannot be written. Returns the transition.
+async fn until_an_outbox_entry_fails(
+    rig: &Rig,
+    service: &mut Service,
+    shop: &mut Shop<'_>,
+) -> kpiwatch::alert::Transition {
+    rig.disk.fill(&rig.outbox());
+    shop.produce(4, 7);
+    let firing = expect_transition(service, Status::Firing, 5).await;
     service
-        .metric_at_least(SNAPSHOT_FAILURES, &[("what", "outbox")], 1.0)
+        .metric_at_least(FAILURES, &[("what", "outbox")], 1.0)
         .await;
     let why = service.readyz_until(503).await;
     assert!(
         why.contains("notification outbox") && why.contains("No space left on device"),
         "{why}"
     );
-    assert!(hooks.posts().is_empty(), "nothing sent that is not on disk");
+    assert!(
+        rig.hooks().posts().is_empty(),
+        "nothing sent that is not on disk"
+    );
+    firing
+}
+
+/// (status, alert id) of each POST received.
+fn delivered(hooks: &Hooks) -> Vec<(String, String)> {
+    hooks
+        .posts()
+        .iter()
+        .map(|p| {
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+            (
+                text(&p.body["status"]),
+                text(&p.body["alerts"][0]["alert_id"]),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_the_full_outbox_refuses_is_delivered_once_when_there_is_room() {
+    let rig = Rig::new("full-outbox-recovers", true).await;
+    let mut service = rig.start().await;
+    let mut shop = Shop::new(&rig.broker, steady);
+    shop.produce(0, 4);
+    let firing = until_an_outbox_entry_fails(&rig, &mut service, &mut shop).await;
 
     // Room again: the notifier tries again within a second, and the
     // snapshot that waited for it follows.
-    disk.free();
-    clock.advance(1);
-    hooks.wait_for_distinct(1, WAIT).await;
+    rig.disk.free();
+    rig.clock.advance(1);
+    rig.hooks().wait_for_distinct(1, WAIT).await;
     service.next_snapshot().await;
     assert_eq!(service.readyz_until(200).await, "ready\n");
     // The resolution goes out a group interval (1 s) after the firing.
     shop.produce(7, 8);
     expect_transition(&mut service, Status::Resolved, 6).await;
-    clock.advance(1);
-    hooks.wait_for_distinct(2, WAIT).await;
+    rig.clock.advance(1);
+    rig.hooks().wait_for_distinct(2, WAIT).await;
     service.stop().await;
 
-    let posts = hooks.posts();
-    assert_eq!(posts.len(), 2, "each once: {posts:?}");
-    let got: Vec<(&str, &str)> = posts
-        .iter()
-        .map(|p| {
-            (
-                p.body["status"].as_str().unwrap_or_default(),
-                p.body["alerts"][0]["alert_id"].as_str().unwrap_or_default(),
-            )
-        })
-        .collect();
+    let id = firing.alert_id;
     assert_eq!(
-        got,
+        delivered(rig.hooks()),
         [
-            ("firing", firing.alert_id.as_str()),
-            ("resolved", firing.alert_id.as_str())
-        ]
+            ("firing".to_string(), id.clone()),
+            ("resolved".to_string(), id)
+        ],
+        "each once"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_the_full_outbox_refuses_survives_a_stop_because_no_offset_passed_it() {
-    let group = "full-outbox-restart";
-    let _cleanup = RemoveOnDrop(state_dir(group));
-    let hooks = Hooks::start().await;
-    let broker = broker("shop", 1);
-    let disk = Arc::new(FullDisk::new());
-    let clock = Arc::new(ManualClock::at(minute(60)));
-    let cfg = || {
-        short_session(config(
-            broker.bootstrap_servers(),
-            group,
-            &shop_config(Some(&hooks.url)),
-        ))
-    };
-    let mut service = Service::start_on(cfg(), clock.clone(), disk.clone()).await;
-    let mut shop = Shop::new(&broker, steady);
+    let rig = Rig::new("full-outbox-restart", true).await;
+    let mut service = rig.start().await;
+    let mut shop = Shop::new(&rig.broker, steady);
     // A good snapshot first: minutes 0-2 closed, minute 3 open.
     shop.produce(0, 4);
     service.buckets_until(|b| b.2 == minute(2)).await;
-    clock.advance(2);
+    rig.clock.advance(2);
     service.next_snapshot().await;
+    let firing = until_an_outbox_entry_fails(&rig, &mut service, &mut shop).await;
 
-    disk.fill(&outbox(group));
-    shop.produce(4, 7);
-    let firing = expect_transition(&mut service, Status::Firing, 5).await;
-    service
-        .metric_at_least(SNAPSHOT_FAILURES, &[("what", "outbox")], 1.0)
-        .await;
     // A snapshot is due, and must wait for the notification: it would
     // cover the close that fired the alert.
-    clock.advance(2);
+    rig.clock.advance(2);
     service.stop().await;
     assert_eq!(
-        committed(broker.bootstrap_servers(), group, "shop", 0).await,
+        rig.committed().await,
         shop.offset_of(3),
         "nothing committed past the last good snapshot"
     );
-    assert!(hooks.posts().is_empty());
 
     // Room again; the restart reads minutes 3-6 again, fires the same
     // alert, and its notification is written and sent, once.
-    disk.free();
-    let mut service = Service::start_on(cfg(), clock.clone(), disk.clone()).await;
+    rig.disk.free();
+    let mut service = rig.start().await;
     let again = expect_transition(&mut service, Status::Firing, 5).await;
     assert_eq!(again.alert_id, firing.alert_id);
-    hooks.wait_for_distinct(1, WAIT).await;
+    rig.hooks().wait_for_distinct(1, WAIT).await;
     service.stop().await;
-    let posts = hooks.posts();
-    assert_eq!(posts.len(), 1, "{posts:?}");
     assert_eq!(
-        posts[0].body["alerts"][0]["alert_id"].as_str(),
-        Some(firing.alert_id.as_str())
+        delivered(rig.hooks()),
+        [("firing".to_string(), firing.alert_id)]
     );
 }

@@ -31,7 +31,7 @@ mod kafka;
 mod webhook;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -242,27 +242,13 @@ aggregate = "count"
 [kpi.detectors]
 {views}
 
-[notify]
-retry_initial = "50ms"
-retry_max = "200ms"
-
-[[receiver]]
-name = "oncall"
-webhook = {{ url = "{hook}", format = "kpiwatch", timeout = "2s" }}
-
-[[subscription]]
-name = "everything"
-receivers = ["oncall"]
-group_by = ["..."]
-group_wait = "0s"
-group_interval = "1s"
-repeat_interval = "30d"
-"#,
+{notify}"#,
             state = dir.join("state").display(),
             alerts = dir.join("alerts.jsonl").display(),
             total = rules(2 * CHECKOUTS),
             platform = rules(CHECKOUTS),
             views = rules(VIEWS),
+            notify = webhook::notify_everything(hook),
         ),
     )
     .expect("config written");
@@ -276,7 +262,9 @@ struct Running {
 }
 
 impl Running {
-    fn start(config: &Path) -> Self {
+    /// Starts `kpiwatch run --config config`, its log also appended to
+    /// `log`.
+    fn start(config: &Path, log: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kpiwatch"))
             .args(["run", "--config"])
             .arg(config)
@@ -288,8 +276,14 @@ impl Running {
             .expect("kpiwatch starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, lines) = mpsc::channel();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("the log file opens");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
                 let _ = tx.send(line);
             }
         });
@@ -473,12 +467,12 @@ async fn twenty_four_sigkills_during_live_consumption_lose_nothing_and_notify_ea
         })
     };
 
-    let reference = Running::start(&reference_config);
+    let reference = Running::start(&reference_config, &reference_dir.join("kpiwatch.log"));
     let mut kills = 0;
     let mut killed_before_assignment = 0;
     let mut joining = Duration::ZERO;
     for _ in 0..KILLS {
-        let running = Running::start(&killed_config);
+        let running = Running::start(&killed_config, &killed_dir.join("kpiwatch.log"));
         let spawned = Instant::now();
         // One kill in four while it starts (restoring its snapshot,
         // resuming its outbox, joining the group), the others at a random
@@ -508,16 +502,27 @@ async fn twenty_four_sigkills_during_live_consumption_lose_nothing_and_notify_ea
     // A last instance catches up. Both runs are done once every bucket but
     // the last minute's is closed, on disk and committed, and every
     // notification has reached its receiver.
-    let last = Running::start(&killed_config);
+    let last = Running::start(&killed_config, &killed_dir.join("kpiwatch.log"));
     committed_all(&brokers, "sigkill", &targets).await;
     committed_all(&brokers, "sigkill-reference", &targets).await;
     let planned = planned_alerts();
     // A firing and a resolved notification per alert.
-    hooks.wait_for_distinct(2 * planned.len(), WAIT).await;
-    reference_hooks
-        .wait_for_distinct(2 * planned.len(), WAIT)
-        .await;
+    let all = 2 * planned.len();
+    let arrived =
+        hooks.distinct_within(all, WAIT).await && reference_hooks.distinct_within(all, WAIT).await;
     let (code, reference_code) = (last.stop(), reference.stop());
+    if !arrived {
+        // Keep the logs, state and alert logs to look at.
+        let kept = dir.keep();
+        let summary = |h: &Hooks| -> BTreeSet<String> { h.summary().into_iter().collect() };
+        let (got, want) = (summary(&hooks), summary(&reference_hooks));
+        panic!(
+            "notifications missing (seed {seed}; files kept in {}):\nthe killed run lacks {:#?}\nthe reference lacks {:#?}",
+            kept.display(),
+            want.difference(&got).collect::<Vec<_>>(),
+            got.difference(&want).collect::<Vec<_>>(),
+        );
+    }
     assert_eq!((code, reference_code), (Some(0), Some(0)));
 
     // The reference: each transition once, as planned.

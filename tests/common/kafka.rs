@@ -267,6 +267,34 @@ impl Service {
     }
 }
 
+/// A shop topic (`shop`, event time in epoch seconds, idle after 5 s)
+/// and its checkouts per minute, alerting on the first empty bucket: a
+/// `[[topic]]` and `[[kpi]]` body for [`config`].
+pub const SHOP: &str = r#"
+[[topic]]
+name = "shop"
+time_format = "epoch_seconds"
+idle_timeout = "5s"
+
+[defaults]
+bucket = "1m"
+lateness = "0s"
+
+[defaults.alerting]
+fire_after = 1
+resolve_after = 1
+
+[[kpi]]
+name = "checkouts"
+where = { type = "checkout" }
+aggregate = "count"
+direction = "drop"
+
+[kpi.detectors]
+# A static floor, so these tests do not depend on what the baselines learn.
+min = 1.0
+"#;
+
 /// `minute` minutes after [`T0`].
 pub fn minute(minute: i64) -> i64 {
     T0 + 60 * minute

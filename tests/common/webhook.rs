@@ -15,6 +15,31 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
+/// TOML to add to a config: `[notify]` with quick retries, a receiver
+/// `oncall` posting kpiwatch's JSON to `url`, and a subscription that
+/// sends it every alert alone, at once (resolutions a second after).
+pub fn notify_everything(url: &str) -> String {
+    format!(
+        r#"
+[notify]
+retry_initial = "50ms"
+retry_max = "200ms"
+
+[[receiver]]
+name = "oncall"
+webhook = {{ url = "{url}", format = "kpiwatch", timeout = "2s" }}
+
+[[subscription]]
+name = "everything"
+receivers = ["oncall"]
+group_by = ["..."]
+group_wait = "0s"
+group_interval = "1s"
+repeat_interval = "30d"
+"#
+    )
+}
+
 /// One POST as received.
 #[derive(Debug, Clone)]
 pub struct Post {
@@ -93,23 +118,45 @@ impl Hooks {
     /// Waits until `n` distinct keys have arrived; fails the test after
     /// `wait`.
     pub async fn wait_for_distinct(&self, n: usize, wait: Duration) {
+        assert!(
+            self.distinct_within(n, wait).await,
+            "only {} of {n} notifications arrived: {:?}",
+            self.distinct().len(),
+            self.summary()
+        );
+    }
+
+    /// Waits until `n` distinct keys have arrived, or `wait` has passed;
+    /// whether they did.
+    pub async fn distinct_within(&self, n: usize, wait: Duration) -> bool {
         let deadline = Instant::now() + wait;
         loop {
             let arrived = self.seen.arrived.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            let have = self.distinct().len();
-            if have >= n {
-                return;
+            if self.distinct().len() >= n {
+                return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "only {have} of {n} notifications arrived: {:?}",
-                self.posts()
-            );
+            if left.is_zero() {
+                return false;
+            }
             let _ = tokio::time::timeout(left, arrived).await;
         }
+    }
+
+    /// Each POST as "status kpi labels started_at", for failure messages.
+    pub fn summary(&self) -> Vec<String> {
+        self.posts()
+            .iter()
+            .map(|p| {
+                let a = &p.body["alerts"][0];
+                format!(
+                    "{} {} {} {}",
+                    p.body["status"], a["kpi"], a["labels"], a["started_at"]
+                )
+            })
+            .collect()
     }
 }
 
