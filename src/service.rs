@@ -28,6 +28,23 @@
 //! assignment) for `service.stall_after` while messages wait: batches
 //! queued by the receiving thread, or messages on the broker that the
 //! consumer has not read ([`Health`]).
+//!
+//! Faults it survives without stopping:
+//!
+//! - **Kafka unreachable** (librdkafka reports every broker down): the
+//!   loop lets the wall clock close no bucket until a broker is back (the
+//!   partitions are silent because of the outage, not the shop), then
+//!   counts every partition as heard from at that moment; `/readyz` fails
+//!   meanwhile. Events that waited in producers arrive and count.
+//! - **A durable write failing** (a full disk; writes go through the
+//!   [`Storage`] in [`Options`]): a snapshot that cannot be written is
+//!   tried again at the next interval, and notifications the outbox
+//!   cannot take wait in the notifier, which tries again every second.
+//!   Consuming, judging and alerting go on, but no offset is stored while
+//!   either fails, so what a restart reads again covers everything not
+//!   on disk. Each failure is logged and counted
+//!   (`kpiwatch_state_write_failures_total{what}`), and `/readyz` fails
+//!   until the write succeeds. A full alert log only loses its lines.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -49,11 +66,15 @@ use tokio::sync::{mpsc, oneshot};
 use crate::alert::Transition;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::durable::{Disk, Storage};
 use crate::kafka::{self, Health, KafkaContext, OffsetTracker, Revocations};
 use crate::pipeline::read::{ReadBatch, Reader};
 pub use crate::pipeline::Summary;
 use crate::pipeline::{snapshot, Outcome, Pipeline, Settled};
-use crate::telemetry::{EventSkipped, Metrics, Origin, RejectReason, SkipReason};
+use crate::telemetry::{
+    EventSkipped, Metrics, Origin, RejectReason, SkipReason, StateWrite, StateWriteFailed,
+    StateWriteRecovered,
+};
 
 /// A judged bucket as observers see it: KPI name, series key, bucket
 /// start (epoch seconds), value.
@@ -80,6 +101,9 @@ pub struct Options {
     /// Receives the notifier's outbox backlog (the demo and tests wait for
     /// deliveries with it).
     pub backlog: Option<oneshot::Sender<Arc<crate::notify::deliver::Backlog>>>,
+    /// Where the snapshot, the outbox and the notifier's state are written
+    /// (tests fill it like a full disk).
+    pub storage: Arc<dyn Storage>,
 }
 
 impl Options {
@@ -94,6 +118,7 @@ impl Options {
             tick: Duration::from_secs(1),
             metrics: None,
             backlog: None,
+            storage: Arc::new(Disk),
         }
     }
 }
@@ -128,7 +153,7 @@ pub enum ServiceError {
     /// be started.
     #[error("cannot start a thread of the service (out of memory or threads?): {0}")]
     Thread(std::io::Error),
-    /// The alert log could not be written.
+    /// The alert log could not be opened.
     #[error("alert log {path}: {source}")]
     AlertLog {
         /// The file.
@@ -209,7 +234,8 @@ pub async fn run(
             .map_err(|e| ServiceError::Silences(e.to_string()))?
             .with_max_ahead(api.silence_max_ahead),
     ));
-    let notifier = crate::notify::notifier::Notifier::start(
+    let notifier = crate::notify::notifier::Notifier::start_on(
+        options.storage.clone(),
         &config.notify,
         &config.service.state_dir,
         silences.clone(),
@@ -311,8 +337,11 @@ pub async fn run(
         released: Vec::new(),
         settled: Vec::new(),
         summary: Summary::default(),
+        outage: None,
+        failing: HashMap::new(),
     };
     let shell = Shell {
+        health: &health,
         options: &options,
         consumer: &consumer,
         topics: &topic_names,
@@ -344,17 +373,13 @@ pub async fn run(
         tokio::select! {
             biased;
             () = stopping.notified() => break,
-            () = sleep_or_never(notify_in) => {
-                core.notifier.tick()?;
-                core.notify_due = core.notifier.next_due_ms();
-            }
+            () = sleep_or_never(notify_in) => core.notify_tick(&shell),
             _ = tick.tick() => {
                 // An injected clock moves without tokio's timers noticing.
                 if core.notify_due.is_some_and(|t| t <= options.clock.now_ms()) {
-                    core.notifier.tick()?;
-                    core.notify_due = core.notifier.next_due_ms();
+                    core.notify_tick(&shell);
                 }
-                core.advance(&shell)?;
+                core.advance(&shell);
                 beat();
             }
             Some(r) = received.recv() => match r {
@@ -366,7 +391,7 @@ pub async fn run(
                         change,
                         options.clock.now(),
                     );
-                    core.advance(&shell)?;
+                    core.advance(&shell);
                     beat();
                 }
                 Received::Events { batch, epoch, received } => {
@@ -385,7 +410,7 @@ pub async fn run(
                         // Advancing where a message lets buckets close, as
                         // one message at a time would.
                         if core.record(&batch, epoch, i, now, &shell) {
-                            core.advance(&shell)?;
+                            core.advance(&shell);
                         }
                     }
                     metrics.processing_latency.observe(received.elapsed().as_secs_f64());
@@ -409,13 +434,17 @@ pub async fn run(
             "stopped in the middle of judging closed buckets; no snapshot written: the restart resumes from the last one and reads the events after it again"
         );
     } else {
-        checkpoint(
-            &core.pipeline,
-            &state_dir,
-            &consumer,
-            &topic_names,
-            &mut core.held,
-        )?;
+        // One more try for notifications still waiting for the disk.
+        if !core.notifier.is_durable() {
+            core.notify_tick(&shell);
+        }
+        if core.checkpoint(&shell) {
+            tracing::debug!("final snapshot written");
+        } else {
+            tracing::warn!(
+                "stopping without a final snapshot (see the errors before): the restart resumes from the last one written and reads the events after it again"
+            );
+        }
     }
     // Give deliveries in flight a moment; whatever is left stays in the
     // outbox for the next start.
@@ -487,6 +516,11 @@ async fn receive(
             }
             Some(message) = std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx)) => message,
         };
+        // A message is proof that Kafka is reachable, sooner than the next
+        // statistics.
+        if first.is_ok() && health.kafka_unreachable.load(Ordering::Relaxed) {
+            health.kafka_unreachable.store(false, Ordering::Relaxed);
+        }
         // The rebalance callback runs inside a poll of the stream, on this
         // thread: a message returned after it sees the new epoch.
         let epoch = revocations.epoch();
@@ -549,6 +583,8 @@ fn ready<'c>(
 
 /// What the loop reads but does not change.
 struct Shell<'s> {
+    /// Readiness: the loop reports outages and failing writes into it.
+    health: &'s Health,
     options: &'s Options,
     consumer: &'s StreamConsumer<KafkaContext>,
     topics: &'s [String],
@@ -579,6 +615,10 @@ struct Core {
     /// Held events the pipeline decided, taken after each message.
     settled: Vec<Settled>,
     summary: Summary,
+    /// Since when (wall time) Kafka has been unreachable, while it is.
+    outage: Option<i64>,
+    /// Durable writes failing now, with their failed attempts so far.
+    failing: HashMap<StateWrite, u64>,
 }
 
 impl Core {
@@ -672,31 +712,132 @@ impl Core {
         }
     }
 
+    /// Notes how a durable write went: a failure is counted, logged and
+    /// shown by `/readyz` (except the alert log's) until the write works.
+    fn wrote(&mut self, shell: &Shell<'_>, what: StateWrite, result: Result<(), String>) {
+        match result {
+            Err(error) => {
+                StateWriteFailed {
+                    what,
+                    error: &error,
+                }
+                .emit(self.pipeline.metrics());
+                *self.failing.entry(what).or_default() += 1;
+                if what != StateWrite::AlertLog {
+                    shell.health.write_failing(what, Some(error));
+                }
+            }
+            Ok(()) => {
+                if let Some(failures) = self.failing.remove(&what) {
+                    StateWriteRecovered { what, failures }.emit();
+                    shell.health.write_failing(what, None);
+                }
+            }
+        }
+    }
+
+    /// Notes how a notifier call went (see [`Core::wrote`]).
+    fn notified(
+        &mut self,
+        shell: &Shell<'_>,
+        result: Result<(), crate::notify::notifier::NotifyError>,
+    ) {
+        use crate::notify::notifier::NotifyError;
+        self.notify_due = self.notifier.next_due_ms();
+        match result {
+            Ok(()) => {
+                self.wrote(shell, StateWrite::Outbox, Ok(()));
+                self.wrote(shell, StateWrite::NotifierState, Ok(()));
+            }
+            Err(e @ NotifyError::State { .. }) => {
+                self.wrote(shell, StateWrite::Outbox, Ok(()));
+                self.wrote(shell, StateWrite::NotifierState, Err(e.to_string()));
+            }
+            Err(e) => self.wrote(shell, StateWrite::Outbox, Err(e.to_string())),
+        }
+    }
+
+    /// Lets the notifier send (or write) what is due.
+    fn notify_tick(&mut self, shell: &Shell<'_>) {
+        let result = self.notifier.tick();
+        self.notified(shell, result);
+    }
+
+    /// Writes a snapshot and stores the offsets it covers, unless a
+    /// notification is not on disk yet (a snapshot would then cover a
+    /// transition a crash could lose). False if nothing was written.
+    fn checkpoint(&mut self, shell: &Shell<'_>) -> bool {
+        if !self.notifier.is_durable() {
+            return false;
+        }
+        let written = checkpoint(
+            &*shell.options.storage,
+            &self.pipeline,
+            shell.state_dir,
+            shell.consumer,
+            shell.topics,
+            &mut self.held,
+        );
+        let ok = written.is_ok();
+        self.wrote(
+            shell,
+            StateWrite::Snapshot,
+            written.map_err(|e| e.to_string()),
+        );
+        ok
+    }
+
+    /// Notices Kafka becoming unreachable or reachable again; the wall
+    /// time the pipeline may follow now (none during an outage).
+    fn wall_clock(&mut self, shell: &Shell<'_>) -> Option<i64> {
+        let now = shell.options.clock.now();
+        let unreachable = shell.health.kafka_unreachable.load(Ordering::Relaxed);
+        match (unreachable, self.outage) {
+            (true, None) => {
+                tracing::warn!(
+                    "no Kafka broker reachable: nothing is consumed, and until one is back no bucket closes on the wall clock (the partitions are silent because of the outage, not the shop)"
+                );
+                self.outage = Some(now);
+            }
+            (false, Some(since)) => {
+                tracing::info!(
+                    outage_s = now - since,
+                    "Kafka reachable again: every partition counts as heard from now"
+                );
+                self.pipeline.reachable_again(now);
+                self.outage = None;
+            }
+            _ => {}
+        }
+        self.outage.is_none().then_some(now)
+    }
+
     /// Snapshots when due, closes and judges what progress allows, writes
     /// the transitions (observers, notifier, log, alert log) and holds the
     /// offsets they release until the next snapshot.
-    fn advance(&mut self, shell: &Shell<'_>) -> Result<(), ServiceError> {
+    fn advance(&mut self, shell: &Shell<'_>) {
         let options = shell.options;
-        if self.dirty && options.clock.now() - self.last_snapshot >= shell.snapshot_every {
-            checkpoint(
-                &self.pipeline,
-                shell.state_dir,
-                shell.consumer,
-                shell.topics,
-                &mut self.held,
-            )?;
+        // Not while the notifier waits for the disk: then at once when it
+        // is done (see `checkpoint`). A snapshot that fails is tried again
+        // an interval later, as it is costly to build.
+        if self.dirty
+            && options.clock.now() - self.last_snapshot >= shell.snapshot_every
+            && self.notifier.is_durable()
+        {
             self.last_snapshot = options.clock.now();
-            self.dirty = false;
-            if let Some(tx) = &options.snapshots {
-                let _ = tx.send(());
+            if self.checkpoint(shell) {
+                self.dirty = false;
+                if let Some(tx) = &options.snapshots {
+                    let _ = tx.send(());
+                }
             }
         }
-        self.pipeline
-            .advance(Some(options.clock.now()), &mut self.transitions);
+        let wall = self.wall_clock(shell);
+        self.pipeline.advance(wall, &mut self.transitions);
         if self.pipeline.interrupted() {
             // Stopping: nothing of this advance may be written (see `run`).
             self.transitions.clear();
-            return Ok(());
+            return;
         }
         // Held events of partitions gone idle now count (their buckets
         // close at a later advance).
@@ -709,11 +850,13 @@ impl Core {
             }
         }
         // On disk (dispatcher state, outbox) before the offsets behind
-        // these transitions can be stored.
+        // these transitions can be stored; if the disk refuses, the
+        // notifier keeps them and no offset is stored until it has them.
         if !self.transitions.is_empty() {
-            self.notifier.alerts(&self.transitions)?;
-            self.notify_due = self.notifier.next_due_ms();
+            let result = self.notifier.alerts(&self.transitions);
+            self.notified(shell, result);
         }
+        let mut logged = Ok(());
         for t in self.transitions.drain(..) {
             self.summary.transition(&t);
             tracing::info!(
@@ -721,11 +864,12 @@ impl Core {
                 expected = t.expected, score = t.score, alert_id = %t.alert_id, "alert transition"
             );
             if let Some(log) = &mut self.alert_log {
-                log.write(&t)?;
+                logged = logged.and(log.write(&t));
             }
         }
         if let Some(log) = &mut self.alert_log {
-            log.flush()?;
+            let result = logged.and(log.flush());
+            self.wrote(shell, StateWrite::AlertLog, result);
         }
         if let Some(tx) = &options.buckets {
             for b in self.pipeline.take_judged() {
@@ -748,7 +892,6 @@ impl Core {
                 self.dirty = true;
             }
         }
-        Ok(())
     }
 }
 
@@ -787,6 +930,7 @@ async fn sleep_or_never(d: Option<Duration>) {
 
 /// Writes a snapshot, then stores the offsets it covers.
 fn checkpoint(
+    storage: &dyn Storage,
     pipeline: &Pipeline,
     state_dir: &std::path::Path,
     consumer: &StreamConsumer<KafkaContext>,
@@ -794,7 +938,7 @@ fn checkpoint(
     held: &mut HashMap<(usize, i32), i64>,
 ) -> Result<(), ServiceError> {
     let started = Instant::now();
-    snapshot::save(state_dir, &pipeline.snapshot())?;
+    snapshot::save(storage, state_dir, &pipeline.snapshot())?;
     tracing::debug!(elapsed = ?started.elapsed(), "snapshot written");
     for ((topic, partition), offset) in held.drain() {
         // store_offset takes the last processed offset; `offset` is the
@@ -869,19 +1013,17 @@ impl AlertLog {
         })
     }
 
-    fn write(&mut self, t: &Transition) -> Result<(), ServiceError> {
+    /// Appends a line (buffered). A failure is the caller's to report:
+    /// the alert log is for people, not part of what must be durable.
+    fn write(&mut self, t: &Transition) -> Result<(), String> {
         let line = serde_json::to_string(t).unwrap_or_default();
-        writeln!(self.file, "{line}").map_err(|source| ServiceError::AlertLog {
-            path: self.path.clone(),
-            source,
-        })
+        writeln!(self.file, "{line}").map_err(|e| format!("alert log {}: {e}", self.path))
     }
 
-    fn flush(&mut self) -> Result<(), ServiceError> {
-        self.file.flush().map_err(|source| ServiceError::AlertLog {
-            path: self.path.clone(),
-            source,
-        })
+    fn flush(&mut self) -> Result<(), String> {
+        self.file
+            .flush()
+            .map_err(|e| format!("alert log {}: {e}", self.path))
     }
 }
 

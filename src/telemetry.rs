@@ -85,6 +85,9 @@ pub struct Metrics {
     /// Seconds from a notification's creation to its receiver accepting
     /// it, by receiver.
     pub delivery_latency: HistogramVec,
+    /// Durable writes that failed (a full disk), by [`StateWrite`]: each
+    /// attempt, retries included.
+    pub state_write_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -179,6 +182,11 @@ impl Metrics {
             ),
             outbox_oldest_age,
             delivery_latency,
+            state_write_failures: counter(
+                "kpiwatch_state_write_failures_total",
+                "Durable writes that failed (full disk?), retries included; nothing is committed while one is failing.",
+                &["what"],
+            ),
             events_consumed: counter(
                 "kpiwatch_events_consumed_total",
                 "Events read from Kafka or a replay file.",
@@ -630,6 +638,102 @@ impl NotificationFailed<'_> {
         m.notifications_failed
             .with_label_values(&[self.receiver, self.error.label()])
             .inc();
+    }
+}
+
+/// What the service writes durably before it may commit an offset (or, for
+/// the alert log, writes for people). The `what` label of
+/// `kpiwatch_state_write_failures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StateWrite {
+    /// The pipeline's state snapshot.
+    Snapshot,
+    /// A notification's outbox entry, or the outbox's ledger.
+    Outbox,
+    /// The notification dispatcher's state.
+    NotifierState,
+    /// A line of `service.alert_log`.
+    AlertLog,
+}
+
+impl StateWrite {
+    /// The metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Outbox => "outbox",
+            Self::NotifierState => "notifier_state",
+            Self::AlertLog => "alert_log",
+        }
+    }
+
+    /// What it is, for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Snapshot => "state snapshot",
+            Self::Outbox => "notification outbox",
+            Self::NotifierState => "notifier state",
+            Self::AlertLog => "alert log",
+        }
+    }
+
+    /// What its failure means, for people.
+    pub fn consequence(self) -> &'static str {
+        match self {
+            Self::Snapshot => "baselines and alert states go on in memory, but no offset is committed until a snapshot is written, and a restart resumes from the last one written",
+            Self::Outbox => "the notification waits in memory and is written, then sent, as soon as the disk takes it; no offset is committed meanwhile, so a restart recreates it",
+            Self::NotifierState => "no offset is committed until it is written",
+            Self::AlertLog => "its lines wait in a buffer while it has room, then are lost; alerts and notifications are not affected",
+        }
+    }
+}
+
+/// A durable write failed.
+pub struct StateWriteFailed<'a> {
+    /// What.
+    pub what: StateWrite,
+    /// Why (the file and the OS error).
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl StateWriteFailed<'_> {
+    /// Counts, and logs at error at most once per kind every
+    /// [`LOG_EVERY`] (failed writes are retried).
+    pub fn emit(&self, m: &Metrics) {
+        if let Some(suppressed) = m.log_allowed("state_write", self.what.label()) {
+            tracing::error!(
+                what = self.what.label(),
+                error = %self.error,
+                suppressed,
+                "cannot write the {}: {}",
+                self.what.name(),
+                self.what.consequence()
+            );
+        }
+        m.state_write_failures
+            .with_label_values(&[self.what.label()])
+            .inc();
+    }
+}
+
+/// A durable write that had been failing succeeded.
+pub struct StateWriteRecovered {
+    /// What.
+    pub what: StateWrite,
+    /// Failed attempts before it.
+    pub failures: u64,
+}
+
+impl StateWriteRecovered {
+    /// Logs.
+    pub fn emit(&self) {
+        tracing::info!(
+            what = self.what.label(),
+            failures = self.failures,
+            "{} written again after {} failed attempts",
+            self.what.name(),
+            self.failures
+        );
     }
 }
 

@@ -10,53 +10,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka::{broker, config, event, Service, StateDir, T0};
+use kafka::{broker, config, event, minute, short_session, Service, StateDir, SHOP, T0};
 use kpiwatch::alert::Status;
 use kpiwatch::clock::ManualClock;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
 use tokio::sync::oneshot;
-
-const SHOP: &str = r#"
-[[topic]]
-name = "shop"
-time_format = "epoch_seconds"
-idle_timeout = "5s"
-
-[defaults]
-bucket = "1m"
-lateness = "0s"
-
-[defaults.alerting]
-fire_after = 1
-resolve_after = 1
-
-[[kpi]]
-name = "checkouts"
-where = { type = "checkout" }
-aggregate = "count"
-direction = "drop"
-
-[kpi.detectors]
-# A static floor, so these tests do not depend on what the baselines learn.
-min = 1.0
-"#;
-
-/// A member that is gone stays in the group until its session times out
-/// (45 s by default; on the mock broker even after a clean shutdown, whose
-/// LeaveGroup does not seem to take effect): a short session keeps restart
-/// tests quick.
-fn short_session(mut c: kpiwatch::config::Config) -> kpiwatch::config::Config {
-    c.kafka
-        .options
-        .insert("session.timeout.ms".into(), "6000".into());
-    c
-}
-
-fn minute(m: i64) -> i64 {
-    T0 + 60 * m
-}
 
 fn checkout_buckets(buckets: &[kafka::Bucket]) -> Vec<(i64, Option<f64>)> {
     buckets

@@ -4,10 +4,11 @@
 //!
 //! The cluster lives inside a producer handle created with
 //! `test.mock.num.brokers`; that producer is also how the demo and tests
-//! produce events. Two settings need the raw mock handle, which rdkafka
-//! keeps private, so they go through `rdkafka-sys`: creating topics with
-//! a chosen partition count, and setting the group's initial rebalance
-//! delay to 0 (a first join otherwise takes ~3 s).
+//! produce events. What needs the raw mock handle, which rdkafka keeps
+//! private, goes through `rdkafka-sys`: creating topics with a chosen
+//! partition count, setting the group's initial rebalance delay to 0 (a
+//! first join otherwise takes ~3 s), and taking the broker down and up
+//! again (the fault tests).
 
 use std::ffi::{CStr, CString};
 use std::time::Duration;
@@ -85,6 +86,39 @@ impl MockBroker {
         if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
             return Err(MockError::Mock(format!(
                 "cannot create topic {topic}: {err:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Takes the broker down: its connections are closed and new ones
+    /// refused until [`MockBroker::up`]. What it stored stays, committed
+    /// offsets and group included. The producer here cannot reach it
+    /// either: what is sent meanwhile waits in the producer's queue.
+    pub fn down(&self) -> Result<(), MockError> {
+        self.set_broker(true)
+    }
+
+    /// Lets the broker accept connections again after [`MockBroker::down`].
+    pub fn up(&self) -> Result<(), MockError> {
+        self.set_broker(false)
+    }
+
+    fn set_broker(&self, down: bool) -> Result<(), MockError> {
+        let raw = Self::raw(&self.producer)?;
+        // -1: every broker of the cluster (there is one).
+        // SAFETY: `raw` is live (owned by self.producer).
+        let err = unsafe {
+            if down {
+                rdsys::rd_kafka_mock_broker_set_down(raw, -1)
+            } else {
+                rdsys::rd_kafka_mock_broker_set_up(raw, -1)
+            }
+        };
+        if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            let what = if down { "down" } else { "up" };
+            return Err(MockError::Mock(format!(
+                "cannot take the broker {what}: {err:?}"
             )));
         }
         Ok(())

@@ -4,7 +4,9 @@
 //!   partitions, note the revocation in [`Revocations`] and commit what has
 //!   been stored (the effects of those events are recorded); on
 //!   assignment, mark the service ready; librdkafka statistics (every 5 s)
-//!   feed the per-partition consumer-lag gauge.
+//!   feed the per-partition consumer-lag gauge. librdkafka's "all brokers
+//!   down" marks Kafka unreachable ([`Health::kafka_unreachable`]) until
+//!   the statistics show a broker up again or a message arrives.
 //! - [`Revocations`] — which partitions a rebalance took away, and when, so
 //!   the consume loop drops messages it received from them before the
 //!   revocation but had not recorded yet (the new owner reads them).
@@ -23,7 +25,7 @@
 
 pub mod mock;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -37,7 +39,7 @@ use rdkafka::{ClientContext, Statistics};
 use crate::config::model::Kafka;
 use crate::config::Config;
 use crate::pipeline::FastMap;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, StateWrite};
 
 /// Shared health flags, read by `/readyz`.
 #[derive(Debug, Default)]
@@ -59,6 +61,17 @@ pub struct Health {
     pub unread: AtomicI64,
     /// `service.stall_after` in milliseconds.
     pub stall_after_ms: AtomicI64,
+    /// librdkafka reported every broker connection down, and neither its
+    /// statistics nor a message have shown one up since. Nothing can be
+    /// consumed, so the silence of the partitions says nothing about the
+    /// shop: the service loop stops the wall clock from moving event time
+    /// meanwhile.
+    pub kafka_unreachable: AtomicBool,
+    /// Durable writes failing now, with the error: the service runs on,
+    /// but commits nothing until they succeed again. Set and cleared by
+    /// the service loop ([`Health::write_failing`]). A std mutex: written
+    /// on failures and recoveries, read by `/readyz`.
+    failing_writes: Mutex<BTreeMap<StateWrite, String>>,
 }
 
 impl Health {
@@ -69,6 +82,21 @@ impl Health {
         if !self.running.load(Ordering::Relaxed) {
             return Err("not ready: not consuming (starting or stopping)".into());
         }
+        if self.kafka_unreachable.load(Ordering::Relaxed) {
+            return Err("not ready: no Kafka broker reachable (librdkafka reports every broker connection down); consuming resumes when one is back, and no bucket closes on the wall clock meanwhile".into());
+        }
+        let failing = self
+            .failing_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((what, error)) = failing.iter().next() {
+            return Err(format!(
+                "not ready: cannot write the {} ({error}): {}",
+                what.name(),
+                what.consequence()
+            ));
+        }
+        drop(failing);
         if !self.assigned.load(Ordering::Relaxed) {
             return Err("not ready: no partitions assigned yet".into());
         }
@@ -82,6 +110,20 @@ impl Health {
             ));
         }
         Ok(())
+    }
+}
+
+impl Health {
+    /// Notes that writing `what` fails now with `error`, or (None) works.
+    pub fn write_failing(&self, what: StateWrite, error: Option<String>) {
+        let mut failing = self
+            .failing_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match error {
+            Some(e) => failing.insert(what, e),
+            None => failing.remove(&what),
+        };
     }
 }
 
@@ -182,7 +224,30 @@ fn pairs(list: &rdkafka::TopicPartitionList) -> Vec<(String, i32)> {
 }
 
 impl ClientContext for KafkaContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+            // Repeated at every reconnection attempt; the service loop logs
+            // the outage once when it notices, and once when it ends.
+            tracing::debug!(%reason, "librdkafka: all brokers down");
+            self.health.kafka_unreachable.store(true, Ordering::Relaxed);
+        } else {
+            // What rdkafka's default does, through tracing.
+            tracing::error!(%error, %reason, "librdkafka error");
+        }
+    }
+
     fn stats(&self, stats: Statistics) {
+        // A broker connection up again ends an outage (logical brokers
+        // such as the group coordinator ride on a real one's connection).
+        if stats
+            .brokers
+            .values()
+            .any(|b| b.state == "UP" && b.source != "logical" && b.source != "internal")
+        {
+            self.health
+                .kafka_unreachable
+                .store(false, Ordering::Relaxed);
+        }
         let mut unread = 0;
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {

@@ -14,6 +14,15 @@
 //! A transition seen twice (a replay after a restart) changes nothing in
 //! the dispatcher, and a notification recreated with the same id is
 //! refused by the outbox ledger: nothing is sent twice.
+//!
+//! A write that fails (a full disk) returns its error, and loses nothing:
+//! the notifications not yet in the outbox wait in order, the dispatcher's
+//! state is not written ahead of them (a state saying "notified" with no
+//! outbox entry would lose the notification in a crash), and the next call
+//! — [`Notifier::next_due_ms`] asks for one within [`WRITE_RETRY_MS`] —
+//! writes them first. Until then [`Notifier::is_durable`] is false: the
+//! service commits nothing, so a crash meanwhile replays the transitions
+//! and recreates the same notifications.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +39,7 @@ use super::silence::SilenceStore;
 use super::Notification;
 use crate::alert::Transition;
 use crate::clock::Clock;
+use crate::durable::{Disk, Storage};
 use crate::telemetry::Metrics;
 
 /// File of the dispatcher's state inside the state directory.
@@ -39,8 +49,13 @@ pub const STATE_FILE: &str = "notify-state.json";
 /// which is still read).
 pub const SILENCES_DIR: &str = "silences";
 
-/// Errors that stop the notifier (and with it the service: alerts that
-/// cannot be kept must not be acknowledged).
+/// How soon a failed write is tried again, in milliseconds.
+pub const WRITE_RETRY_MS: i64 = 1000;
+
+/// Errors of the notifier. A failed write (outbox, state) keeps what was
+/// not written for the next call (see the module docs); `kpiwatch replay
+/// --notify` stops on it, the service goes on and commits nothing until
+/// the writes succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     /// The outbox could not be written.
@@ -72,7 +87,16 @@ pub struct Notifier {
     backlog: Arc<Backlog>,
     stop: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
+    /// Notifications the dispatcher has released that are not in the
+    /// outbox yet, in order: empty after every call unless a write failed.
     due: Vec<Notification>,
+    /// Where the state file is written (the outbox has it too).
+    storage: Arc<dyn Storage>,
+    /// The state file is behind the dispatcher (its write failed, or was
+    /// held back behind unwritten notifications).
+    state_behind: bool,
+    /// When a failed write is tried again (epoch ms), while one is failing.
+    retry_at_ms: Option<i64>,
     /// The dispatcher state as last written to `state_path`: an unchanged
     /// state is not written (and fsynced) again. Alerts no subscription
     /// matches change nothing, and rewriting the file for each batch of
@@ -91,8 +115,28 @@ impl Notifier {
         clock: Arc<dyn Clock>,
         metrics: Metrics,
     ) -> Result<Self, NotifyError> {
+        Self::start_on(
+            Arc::new(Disk),
+            settings,
+            state_dir,
+            silences,
+            clock,
+            metrics,
+        )
+    }
+
+    /// [`start`](Self::start), writing the outbox and the state through
+    /// `storage`.
+    pub fn start_on(
+        storage: Arc<dyn Storage>,
+        settings: &NotifySettings,
+        state_dir: &Path,
+        silences: Arc<Mutex<SilenceStore>>,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+    ) -> Result<Self, NotifyError> {
         let now_ms = clock.now_ms();
-        let (outbox, mut left) = Outbox::open_with_pending(&settings.outbox_dir, now_ms)?;
+        let (outbox, mut left) = Outbox::open_on(storage.clone(), &settings.outbox_dir, now_ms)?;
         let mut dispatcher = Dispatcher::new(settings);
         let state_path = state_dir.join(STATE_FILE);
         if let Some(state) = load_state(&state_path)? {
@@ -141,6 +185,9 @@ impl Notifier {
             stop,
             workers,
             due: Vec::new(),
+            storage,
+            state_behind: false,
+            retry_at_ms: None,
             saved: None,
         })
     }
@@ -164,9 +211,20 @@ impl Notifier {
         self.flush(now_ms)
     }
 
-    /// When [`Notifier::tick`] next has work, epoch milliseconds.
+    /// When [`Notifier::tick`] next has work, epoch milliseconds: a
+    /// group's wait, interval or repeat, or trying a failed write again.
     pub fn next_due_ms(&self) -> Option<i64> {
-        self.dispatcher.next_due()
+        match (self.dispatcher.next_due(), self.retry_at_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether everything the notifier was given is on disk: every
+    /// notification released is in the outbox, and the dispatcher's state
+    /// is written. Until it is, no offset may be committed.
+    pub fn is_durable(&self) -> bool {
+        self.due.is_empty() && !self.state_behind
     }
 
     /// Sends what is due now.
@@ -176,6 +234,12 @@ impl Notifier {
     }
 
     fn flush(&mut self, now_ms: i64) -> Result<(), NotifyError> {
+        let flushed = self.write_due(now_ms);
+        self.retry_at_ms = flushed.is_err().then_some(now_ms + WRITE_RETRY_MS);
+        flushed
+    }
+
+    fn write_due(&mut self, now_ms: i64) -> Result<(), NotifyError> {
         let suppressed = {
             let silences = self.silences.lock().unwrap_or_else(|e| e.into_inner());
             self.dispatcher.flush(now_ms, &silences, &mut self.due)
@@ -192,8 +256,20 @@ impl Notifier {
                 .with_label_values(&[s.subscription.as_str(), reason])
                 .inc();
         }
-        for n in self.due.drain(..) {
-            match self.outbox.put(&n)? {
+        // In order; one that cannot be written keeps itself and those
+        // after it for the next call.
+        let mut written = 0;
+        let mut failed = None;
+        for n in &self.due {
+            let put = match self.outbox.put(n) {
+                Ok(put) => put,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            written += 1;
+            match put {
                 Some(pending) => match self.inboxes.get(&n.receiver) {
                     Some(inbox) => {
                         self.backlog.add(1);
@@ -216,12 +292,18 @@ impl Notifier {
                 }
             }
         }
+        self.due.drain(..written);
+        self.state_behind = true;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
         let bytes =
             serde_json::to_vec(&self.dispatcher.export()).expect("dispatcher state serialises");
         if self.saved.as_ref() != Some(&bytes) {
-            save_state(&self.state_path, &bytes)?;
+            save_state(&*self.storage, &self.state_path, &bytes)?;
             self.saved = Some(bytes);
         }
+        self.state_behind = false;
         Ok(())
     }
 
@@ -255,7 +337,7 @@ fn load_state(path: &Path) -> Result<Option<DispatcherState>, NotifyError> {
         })
 }
 
-fn save_state(path: &Path, bytes: &[u8]) -> Result<(), NotifyError> {
+fn save_state(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> Result<(), NotifyError> {
     let err = |e: std::io::Error| NotifyError::State {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -263,5 +345,5 @@ fn save_state(path: &Path, bytes: &[u8]) -> Result<(), NotifyError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    crate::durable::write_atomic(path, bytes).map_err(err)
+    storage.write_atomic(path, bytes).map_err(err)
 }

@@ -22,18 +22,22 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::Notification;
+use crate::durable::{Disk, Storage};
 
 /// How long ledger lines are kept: longer than any replay window (Kafka
 /// offsets are committed at every snapshot, so a replay re-reads minutes,
 /// not weeks).
 pub const LEDGER_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// Errors of the outbox. All are I/O on the outbox directory: the service
-/// stops rather than accept alerts it cannot keep.
+/// Errors of the outbox. All are I/O on the outbox directory. A
+/// notification whose [`Outbox::put`] failed was not accepted: the caller
+/// keeps it and puts it again (the service meanwhile commits no offset,
+/// so a restart recreates it).
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     /// The file system refused.
@@ -82,7 +86,13 @@ impl Pending {
 /// The outbox directory, its ledger and the next sequence number.
 pub struct Outbox {
     dir: PathBuf,
+    /// Where the entries and the ledger are written.
+    storage: Arc<dyn Storage>,
     ledger: File,
+    /// The last append to the ledger failed, perhaps after part of its
+    /// line: the next line would be glued to that part, losing both, so
+    /// the ledger is rewritten whole first.
+    torn: bool,
     /// Ids already accepted, with their creation time (for compaction).
     seen: HashMap<String, i64>,
     next_seq: u64,
@@ -120,6 +130,16 @@ impl Outbox {
         dir: &Path,
         now_ms: i64,
     ) -> Result<(Self, BTreeMap<String, Vec<Pending>>), OutboxError> {
+        Self::open_on(Arc::new(Disk), dir, now_ms)
+    }
+
+    /// [`open_with_pending`](Self::open_with_pending), writing through
+    /// `storage`.
+    pub fn open_on(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        now_ms: i64,
+    ) -> Result<(Self, BTreeMap<String, Vec<Pending>>), OutboxError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let ledger_path = dir.join("ledger");
         let mut seen = HashMap::new();
@@ -148,16 +168,14 @@ impl Outbox {
             }
         }
         if lines > seen.len() {
-            Self::rewrite_ledger(dir, &seen)?;
+            Self::rewrite_ledger(&*storage, dir, &seen)?;
         }
-        let ledger = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&ledger_path)
-            .map_err(io(&ledger_path))?;
+        let ledger = Self::open_ledger(dir)?;
         let mut outbox = Self {
             dir: dir.to_path_buf(),
+            storage,
             ledger,
+            torn: false,
             seen,
             next_seq: 0,
         };
@@ -180,7 +198,20 @@ impl Outbox {
         Ok((outbox, pending))
     }
 
-    fn rewrite_ledger(dir: &Path, seen: &HashMap<String, i64>) -> Result<(), OutboxError> {
+    fn open_ledger(dir: &Path) -> Result<File, OutboxError> {
+        let path = dir.join("ledger");
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))
+    }
+
+    fn rewrite_ledger(
+        storage: &dyn Storage,
+        dir: &Path,
+        seen: &HashMap<String, i64>,
+    ) -> Result<(), OutboxError> {
         let mut entries: Vec<_> = seen.iter().collect();
         entries.sort_by_key(|(_, t)| **t);
         let mut text = String::new();
@@ -188,7 +219,9 @@ impl Outbox {
             text.push_str(&format!("{id} {t}\n"));
         }
         let path = dir.join("ledger");
-        crate::durable::write_atomic(&path, text.as_bytes()).map_err(io(&path))
+        storage
+            .write_atomic(&path, text.as_bytes())
+            .map_err(io(&path))
     }
 
     /// Whether a notification with this id was ever accepted.
@@ -207,10 +240,14 @@ impl Outbox {
         let seq = self.next_seq;
         let path = dir.join(format!("{seq:020}-{}.json", n.id));
         let bytes = serde_json::to_vec(n).expect("notifications serialise");
-        crate::durable::write_atomic(&path, &bytes).map_err(io(&path))?;
+        self.storage
+            .write_atomic(&path, &bytes)
+            .map_err(io(&path))?;
         // The file is durable before the ledger says so: a crash between
         // the two leaves a file the ledger does not know, which is sent
-        // rather than lost, and which `open` adds to the ledger.
+        // rather than lost, and which `open` adds to the ledger. If the
+        // ledger fails, the file stays, under the sequence number the
+        // next `put` of the same notification writes again.
         self.record(&n.id, n.created_at_ms)?;
         self.next_seq += 1;
         Ok(Some(Pending {
@@ -223,8 +260,24 @@ impl Outbox {
     /// Appends `id` to the ledger (synced) and to `seen`.
     fn record(&mut self, id: &str, created_at_ms: i64) -> Result<(), OutboxError> {
         let ledger_path = self.dir.join("ledger");
-        writeln!(self.ledger, "{id} {created_at_ms}").map_err(io(&ledger_path))?;
-        self.ledger.sync_data().map_err(io(&ledger_path))?;
+        if self.torn {
+            let mut seen = self.seen.clone();
+            seen.insert(id.to_string(), created_at_ms);
+            Self::rewrite_ledger(&*self.storage, &self.dir, &seen)?;
+            // The old handle appends to the file the rename replaced.
+            self.ledger = Self::open_ledger(&self.dir)?;
+            self.torn = false;
+            self.seen = seen;
+            return Ok(());
+        }
+        let line = format!("{id} {created_at_ms}\n");
+        if let Err(e) = self
+            .storage
+            .append(&mut self.ledger, &ledger_path, line.as_bytes())
+        {
+            self.torn = true;
+            return Err(io(&ledger_path)(e));
+        }
         self.seen.insert(id.to_string(), created_at_ms);
         Ok(())
     }
@@ -284,6 +337,8 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
     use crate::alert::Status;
     use crate::notify::Reason;
@@ -377,6 +432,48 @@ mod tests {
         assert!(o.contains("new"));
         let ledger = std::fs::read_to_string(dir.path().join("ledger")).unwrap();
         assert_eq!(ledger.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_notification_the_disk_refuses_is_not_accepted_and_goes_in_once_there_is_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Arc::new(crate::durable::FullDisk::new());
+        let (mut o, _) = Outbox::open_on(disk.clone(), dir.path(), 0).unwrap();
+        disk.fill(dir.path());
+        let err = o.put(&note("n1", "team", 0)).unwrap_err().to_string();
+        assert!(err.contains("No space left on device"), "{err}");
+        assert!(!o.contains("n1"), "not accepted");
+        disk.free();
+        let p = o
+            .put(&note("n1", "team", 0))
+            .unwrap()
+            .expect("accepted now");
+        assert_eq!(p.seq, 0);
+        assert!(o.put(&note("n1", "team", 0)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_ledger_line_cut_short_by_a_full_disk_does_not_swallow_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Arc::new(crate::durable::FullDisk::new());
+        let (mut o, _) = Outbox::open_on(disk.clone(), dir.path(), 0).unwrap();
+        o.put(&note("n0", "team", 5)).unwrap().unwrap();
+        // The entry's file is written, then the ledger takes half a line.
+        disk.fill(&dir.path().join("ledger"));
+        assert!(o.put(&note("n1", "team", 10)).is_err());
+        disk.free();
+        o.put(&note("n1", "team", 10)).unwrap().unwrap();
+        o.put(&note("n2", "team", 20)).unwrap().unwrap();
+        drop(o);
+        let ledger = std::fs::read_to_string(dir.path().join("ledger")).unwrap();
+        assert_eq!(ledger, "n0 5\nn1 10\nn2 20\n");
+        let (o, pending) = Outbox::open_with_pending(dir.path(), 30).unwrap();
+        assert!(o.contains("n1") && o.contains("n2"));
+        let ids: Vec<_> = pending["team"]
+            .iter()
+            .map(|p| p.notification.id.as_str())
+            .collect();
+        assert_eq!(ids, ["n0", "n1", "n2"], "one file each, in order");
     }
 
     #[test]

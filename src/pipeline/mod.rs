@@ -618,6 +618,19 @@ impl Pipeline {
         self.topics[topic].clock.assign(partition, Some(now));
     }
 
+    /// The consumer could not reach Kafka until wall time `now`: a
+    /// partition's silence so far says nothing about its topic, so each
+    /// counts as heard from now. As after an assignment, it holds its
+    /// topic's time back (and the wall clock cannot move a quiet topic)
+    /// until it has been silent for its idle timeout since.
+    pub fn reachable_again(&mut self, now: i64) {
+        for t in &mut self.topics {
+            for p in t.clock.partitions.values_mut() {
+                p.seen = Some(now);
+            }
+        }
+    }
+
     /// Partition `partition` of topic number `topic` was taken away. Events
     /// it held are dropped (counted as skipped): their new owner reads them.
     pub fn revoke(&mut self, topic: usize, partition: i32) {

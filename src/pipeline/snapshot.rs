@@ -13,13 +13,15 @@
 //! afresh instead of feeding old baselines to new detectors.
 //!
 //! The file is postcard (compact, exact floats), written to a temporary
-//! file, synced, and renamed over the previous one.
+//! file, synced, and renamed over the previous one (through a
+//! [`Storage`], which tests can make fail like a full disk).
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::engine::SeriesState;
+use crate::durable::Storage;
 
 /// Version of the snapshot layout; a different version is not restored.
 /// Bumped whenever the layout changes: 2 added the band to the recent
@@ -86,8 +88,8 @@ pub enum SnapshotError {
     },
 }
 
-/// Writes `snapshot` into `dir` atomically.
-pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<(), SnapshotError> {
+/// Writes `snapshot` into `dir` atomically, through `storage`.
+pub fn save(storage: &dyn Storage, dir: &Path, snapshot: &Snapshot) -> Result<(), SnapshotError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| SnapshotError::Io { path, source }
@@ -98,7 +100,7 @@ pub fn save(dir: &Path, snapshot: &Snapshot) -> Result<(), SnapshotError> {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    crate::durable::write_atomic(&path, &bytes).map_err(io(&path))?;
+    storage.write_atomic(&path, &bytes).map_err(io(&path))?;
     Ok(())
 }
 
@@ -142,7 +144,7 @@ mod tests {
     #[test]
     fn a_saved_snapshot_loads_back() {
         let d = dir("roundtrip");
-        save(&d, &Snapshot::new(Vec::new())).unwrap();
+        save(&crate::durable::Disk, &d, &Snapshot::new(Vec::new())).unwrap();
         let loaded = load(&d).unwrap().expect("a snapshot");
         assert_eq!((loaded.version, loaded.kpis.len()), (VERSION, 0));
         std::fs::remove_dir_all(&d).unwrap();

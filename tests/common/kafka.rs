@@ -83,6 +83,16 @@ pub struct Service {
 impl Service {
     /// Starts the service for `config` with `clock`.
     pub async fn start(config: Config, clock: Arc<ManualClock>) -> Self {
+        Self::start_on(config, clock, Arc::new(kpiwatch::durable::Disk)).await
+    }
+
+    /// [`Service::start`], writing its durable files through `storage`
+    /// (a [`kpiwatch::durable::FullDisk`] to fill).
+    pub async fn start_on(
+        config: Config,
+        clock: Arc<ManualClock>,
+        storage: Arc<dyn kpiwatch::durable::Storage>,
+    ) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -98,6 +108,7 @@ impl Service {
         options.listening = Some(ltx);
         options.snapshots = Some(stx);
         options.tick = Duration::from_millis(50);
+        options.storage = storage;
         let task = tokio::spawn(service::run(config, options, async {
             let _ = stopped.await;
         }));
@@ -173,15 +184,22 @@ impl Service {
     /// histogram counts batches, not messages.) There is no channel for
     /// this, so /metrics is polled, bounded by [`WAIT`].
     pub async fn processed(&self, n: f64) {
+        self.metric_at_least("kpiwatch_events_consumed_total", &[], n)
+            .await;
+    }
+
+    /// Polls `/metrics` until metric `name` (with `labels`) reaches `n`;
+    /// returns its value. Fails the test after [`WAIT`].
+    pub async fn metric_at_least(&self, name: &str, labels: &[(&str, &str)], n: f64) -> f64 {
         let deadline = std::time::Instant::now() + WAIT;
         loop {
-            let seen = self.metric("kpiwatch_events_consumed_total", &[]).await;
+            let seen = self.metric(name, labels).await;
             if seen >= n {
-                return;
+                return seen;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "only {seen} of {n} messages processed"
+                "{name}{labels:?} stayed at {seen}, never {n}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -254,6 +272,100 @@ impl Service {
             .find_map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
             .unwrap_or(0.0)
     }
+}
+
+/// A shop topic (`shop`, event time in epoch seconds, idle after 5 s)
+/// and its checkouts per minute, alerting on the first empty bucket: a
+/// `[[topic]]` and `[[kpi]]` body for [`config`].
+pub const SHOP: &str = r#"
+[[topic]]
+name = "shop"
+time_format = "epoch_seconds"
+idle_timeout = "5s"
+
+[defaults]
+bucket = "1m"
+lateness = "0s"
+
+[defaults.alerting]
+fire_after = 1
+resolve_after = 1
+
+[[kpi]]
+name = "checkouts"
+where = { type = "checkout" }
+aggregate = "count"
+direction = "drop"
+
+[kpi.detectors]
+# A static floor, so these tests do not depend on what the baselines learn.
+min = 1.0
+"#;
+
+/// `minute` minutes after [`T0`].
+pub fn minute(minute: i64) -> i64 {
+    T0 + 60 * minute
+}
+
+/// `config` with a short group session: a member that is gone (killed,
+/// or cut off from the broker) stays in the group until its session
+/// times out (45 s by default; on the mock broker even after a clean
+/// shutdown, whose LeaveGroup does not seem to take effect), and
+/// restart and outage tests should not wait that long.
+pub fn short_session(mut config: Config) -> Config {
+    config
+        .kafka
+        .options
+        .insert("session.timeout.ms".into(), "6000".into());
+    config
+}
+
+impl Service {
+    /// Polls `/readyz` (as a prober would: there is no channel for it)
+    /// until it answers `status`, and returns the body; fails the test
+    /// after [`WAIT`].
+    pub async fn readyz_until(&self, status: u16) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let (got, body) = self.get("/readyz").await;
+            if got == status {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "/readyz stayed {got} ({body}), never {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The offset `group` has committed for `partition` of `topic`, if any:
+/// where a restart would start reading.
+pub async fn committed(brokers: &str, group: &str, topic: &str, partition: i32) -> Option<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let (brokers, group, topic) = (brokers.to_string(), group.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        // Asks the group coordinator; it does not join the group.
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("log_level", "3")
+            .create()
+            .expect("a consumer for reading committed offsets");
+        let mut list = rdkafka::TopicPartitionList::new();
+        list.add_partition(&topic, partition);
+        let got = c
+            .committed_offsets(list, WAIT)
+            .expect("committed offsets in time");
+        match got.find_partition(&topic, partition).map(|p| p.offset()) {
+            Some(rdkafka::Offset::Offset(o)) => Some(o),
+            _ => None,
+        }
+    })
+    .await
+    .expect("the committed-offsets reader did not panic")
 }
 
 /// A mock broker with `topic` of `partitions` partitions.
