@@ -212,6 +212,10 @@ struct Order {
     repeat_until: Option<i64>,
     /// Whether the daylight-saving repeat has been logged (once per file).
     warned: bool,
+    /// The smallest step between two rows so far (`i64::MAX` before two
+    /// distinct times), and the repeats of the current time in a row.
+    min_step: i64,
+    repeats: i64,
 }
 
 impl Default for Order {
@@ -222,6 +226,8 @@ impl Default for Order {
             line: 0,
             repeat_until: None,
             warned: false,
+            min_step: i64::MAX,
+            repeats: 0,
         }
     }
 }
@@ -365,7 +371,30 @@ fn parse_row(
         text: lossy(ts_text),
     })?;
     let raw = stamp.epoch;
-    if raw <= order.raw {
+    if raw > order.raw && order.raw != i64::MIN {
+        order.min_step = order.min_step.min(raw - order.raw);
+        order.repeats = 0;
+    }
+    // Where the clocks went forward, wall-clock exports stamp the missing
+    // hour's rows with the first time after it (NAB's own files repeat
+    // 03:00 twelve times at 5-minute steps): an hour's worth of rows at
+    // the file's step repeating one naive time are the next buckets.
+    let gap_fill = raw == order.raw
+        && stamp.naive
+        && order.repeat_until.is_none()
+        && order.min_step != i64::MAX
+        && (order.repeats + 1).saturating_mul(order.min_step) <= DST_REPEAT;
+    if gap_fill {
+        order.repeats += 1;
+        if !order.warned {
+            tracing::warn!(
+                line,
+                timestamp = String::from_utf8_lossy(ts_text).as_ref(),
+                "timestamp repeats where an hour may be missing (daylight-saving change?); such rows are scored as the next bucket"
+            );
+            order.warned = true;
+        }
+    } else if raw <= order.raw {
         // Wall-clock exports repeat up to an hour when daylight-saving time
         // ends (NAB's own files do): one step back (or, hourly, one repeat)
         // of naive time. Such rows are the next buckets in real time;
@@ -733,6 +762,28 @@ mod tests {
         // Hourly rows repeat the hour itself.
         let hourly = "timestamp,value\n2014-11-02 00:00:00,1\n2014-11-02 01:00:00,2\n2014-11-02 01:00:00,3\n2014-11-02 02:00:00,4\n";
         assert_eq!(run(hourly).unwrap().0.rows, 4);
+    }
+
+    #[test]
+    fn an_hour_of_rows_stamped_after_a_spring_gap_is_scored_and_a_longer_run_refused() {
+        // As NAB's ec2_disk_write_bytes_1ef3de.csv: 02:00-02:59 did not
+        // exist, and its twelve 5-minute rows all say 03:00.
+        let mut input =
+            String::from("timestamp,value\n2014-03-09 01:50:00,1\n2014-03-09 01:55:00,1\n");
+        for _ in 0..12 {
+            input.push_str("2014-03-09 03:00:00,1\n");
+        }
+        input.push_str("2014-03-09 03:05:00,1\n");
+        assert_eq!(run(&input).unwrap().0.rows, 15);
+        // Beyond an hour at 5-minute steps, and one hourly repeat, a
+        // repeat is refused.
+        let mut longer =
+            String::from("timestamp,value\n2014-03-09 01:50:00,1\n2014-03-09 01:55:00,1\n");
+        for _ in 0..16 {
+            longer.push_str("2014-03-09 03:00:00,1\n");
+        }
+        let err = run(&longer).unwrap_err();
+        assert!(err.contains("repeats the one on line"), "{err}");
     }
 
     #[test]
