@@ -37,13 +37,15 @@ since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; 
 # The median of the numbers on stdin, one a line.
 median() { sort -g | awk '{ x[NR] = $1 } END { printf "%.3f", NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2 }'; }
 # Runs "$@" with stdout to /dev/null and sets secs (elapsed, to the
-# millisecond from bash's clock) and rss (peak KiB from /usr/bin/time: %M
-# to a file, so that the program's own stderr, kpiwatch's summary line,
-# comes through).
+# millisecond from bash's clock), and from /usr/bin/time (to a file, so
+# that the program's own stderr, kpiwatch's summary line, comes through)
+# cpu (user + system seconds: unlike elapsed time it leaves out waiting for
+# a core another process holds) and rss (peak KiB).
 timed() {
   local start=$EPOCHREALTIME
-  /usr/bin/time -f '%M' -o "$target/replay-throughput.time" "$@" > /dev/null
-  read -r rss < "$target/replay-throughput.time"
+  /usr/bin/time -f '%M %U %S' -o "$target/replay-throughput.time" "$@" > /dev/null
+  read -r rss user sys < "$target/replay-throughput.time"
+  cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
   secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
 }
 
@@ -101,14 +103,18 @@ best=
 best_rss=
 replay_secs=
 bare_secs=
+replay_cpu=
+bare_cpu=
 for run in $(seq "$runs"); do
   # The bare baseline first, then replay, so each pair meets the same load.
   timed "$bare" "$events"
   bare_secs+="$secs"$'\n'
-  echo "run $run: bare parse $secs s, peak RSS $rss KiB"
+  bare_cpu+="$cpu"$'\n'
+  echo "run $run: bare parse $secs s${cpu:+ ($cpu s CPU)}, peak RSS $rss KiB"
   timed "$bin" replay --config "$config" --events "$events"
   replay_secs+="$secs"$'\n'
-  echo "run $run: $secs s, peak RSS $rss KiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  replay_cpu+="$cpu"$'\n'
+  echo "run $run: $secs s${cpu:+ ($cpu s CPU)}, peak RSS $rss KiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   if [[ -z $best ]] || awk -v s="$secs" -v b="$best" 'BEGIN { exit !(s < b) }'; then
     best=$secs
     best_rss=$rss
@@ -123,4 +129,9 @@ awk -v n="$lines" -v r="$replay_med" -v b="$bare_med" -v runs="$runs" 'BEGIN {
   printf "median of %d: replay %.3f s = %.2f M events/s, bare parse %.3f s = %.2f M events/s\n", runs, r, n / r / 1e6, b, n / b / 1e6
   printf "ratio replay / bare parse: %.2f\n", r / b
 }'
+if [[ -n $bare_cpu && $bare_cpu != $'\n'* ]]; then
+  awk -v r="$(printf '%s' "$replay_cpu" | median)" -v b="$(printf '%s' "$bare_cpu" | median)" 'BEGIN {
+    printf "CPU seconds, median: replay %.2f s, bare parse %.2f s, ratio %.2f\n", r, b, r / b
+  }'
+fi
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load average $(cut -d' ' -f1-3 /proc/loadavg)"

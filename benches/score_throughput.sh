@@ -30,17 +30,22 @@ since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; 
 median() { sort -g | awk '{ x[NR] = $1 } END { printf "%.3f", NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2 }'; }
 # Runs "$@" with stdout to /dev/null and sets secs (elapsed, to the
 # millisecond from bash's clock: /usr/bin/time's hundredths are 5 % of the
-# bare parse) and rss (peak KiB from /usr/bin/time, empty without it).
+# bare parse), and from /usr/bin/time (both empty without it) cpu (user +
+# system seconds: unlike elapsed time it leaves out waiting for a core
+# another process holds; on 2026-12-06 at load 2.9 the bare parse took
+# 0.21 to 0.32 s elapsed) and rss (peak KiB).
 timed() {
   local start=$EPOCHREALTIME
   if [[ -x /usr/bin/time ]]; then
-    # %M peak resident set in KiB; to a file, so that the program's own
-    # stderr and exit status come through.
-    /usr/bin/time -f '%M' -o "$target/score-throughput.time" "$@" > /dev/null
-    read -r rss < "$target/score-throughput.time"
+    # %M peak resident set in KiB, %U and %S CPU seconds; to a file, so
+    # that the program's own stderr and exit status come through.
+    /usr/bin/time -f '%M %U %S' -o "$target/score-throughput.time" "$@" > /dev/null
+    read -r rss user sys < "$target/score-throughput.time"
+    cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
   else
     "$@" > /dev/null
     rss=
+    cpu=
   fi
   secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
 }
@@ -60,14 +65,18 @@ best=
 best_rss=
 score_secs=
 bare_secs=
+score_cpu=
+bare_cpu=
 for run in $(seq "$runs"); do
   # The bare baseline first, then score, so each pair meets the same load.
   timed "$bare" --csv "$csv"
   bare_secs+="$secs"$'\n'
-  echo "run $run: bare parse $secs s${rss:+, peak RSS $rss KiB}"
+  bare_cpu+="$cpu"$'\n'
+  echo "run $run: bare parse $secs s${cpu:+ ($cpu s CPU)}${rss:+, peak RSS $rss KiB}"
   timed "$bin" score --input "$csv"
   score_secs+="$secs"$'\n'
-  echo "run $run: $secs s${rss:+, peak RSS $rss KiB}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  score_cpu+="$cpu"$'\n'
+  echo "run $run: $secs s${cpu:+ ($cpu s CPU)}${rss:+, peak RSS $rss KiB}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   if [[ -z $best ]] || awk -v s="$secs" -v b="$best" 'BEGIN { exit !(s < b) }'; then
     best=$secs
     best_rss=$rss
@@ -82,5 +91,10 @@ awk -v n="$rows" -v r="$score_med" -v b="$bare_med" -v runs="$runs" 'BEGIN {
   printf "median of %d: score %.3f s = %.2f M rows/s, bare CSV parse %.3f s = %.2f M rows/s\n", runs, r, n / r / 1e6, b, n / b / 1e6
   printf "ratio score / bare parse: %.2f\n", r / b
 }'
+if [[ -n $bare_cpu && $bare_cpu != $'\n'* ]]; then
+  awk -v r="$(printf '%s' "$score_cpu" | median)" -v b="$(printf '%s' "$bare_cpu" | median)" 'BEGIN {
+    printf "CPU seconds, median: score %.2f s, bare parse %.2f s, ratio %.2f\n", r, b, r / b
+  }'
+fi
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$target"/release/examples/state_size
