@@ -7,9 +7,16 @@
 # values derived from the user (the simulator alone has too few label
 # combinations for a thousand series; see benches/pipeline.toml). Then times
 # `kpiwatch replay --config benches/pipeline.toml --events FILE > /dev/null`
-# best of RUNS, and prints events/s (lines / wall seconds), peak RSS, the
-# number of series the events create (counted from the file for the
-# config's group_by), and the machine and its load.
+# RUNS times, and prints events/s (lines / wall seconds) best of RUNS and
+# median, peak RSS, the number of series the events create (counted from
+# the file for the config's group_by), and the machine and its load.
+#
+# In the same run, alternating with replay (bare, replay, bare, replay...),
+# it times a bare baseline over the same file: examples/bare_parse.rs,
+# which reads each line and parses the fields the config reads with
+# serde_json, nothing else. The ratio of the medians, replay / bare, is the
+# figure to compare across machines and loads: both move together with the
+# machine, the ratio moves with kpiwatch.
 #
 # Target from the issue: >= 1 million events/s. Replay is single-threaded;
 # other load on the machine skews the timing, so the load average is
@@ -27,10 +34,25 @@ config=benches/pipeline.toml
 
 # Seconds since a `date +%s.%N` reading (awk: bc is not everywhere).
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
+# The median of the numbers on stdin, one a line.
+median() { sort -g | awk '{ x[NR] = $1 } END { printf "%.3f", NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2 }'; }
+# Runs "$@" with stdout to /dev/null and sets secs (elapsed, to the
+# millisecond from bash's clock), and from /usr/bin/time (to a file, so
+# that the program's own stderr, kpiwatch's summary line, comes through)
+# cpu (user + system seconds: unlike elapsed time it leaves out waiting for
+# a core another process holds) and rss (peak KiB).
+timed() {
+  local start=$EPOCHREALTIME
+  /usr/bin/time -f '%M %U %S' -o "$target/replay-throughput.time" "$@" > /dev/null
+  read -r rss user sys < "$target/replay-throughput.time"
+  cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+  secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+}
 
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet --bin kpiwatch
+cargo build --release --quiet --bin kpiwatch --example bare_parse
 bin=$target/release/kpiwatch
+bare=$target/release/examples/bare_parse
 "$bin" check --config "$config"
 
 events=$target/bench-events-${days}d-${rate}.jsonl
@@ -79,13 +101,20 @@ awk '
 
 best=
 best_rss=
+replay_secs=
+bare_secs=
+replay_cpu=
+bare_cpu=
 for run in $(seq "$runs"); do
-  # %e elapsed seconds, %M peak resident set in KiB; to a file, so that
-  # kpiwatch's own stderr (its summary line) comes through.
-  /usr/bin/time -f '%e %M' -o "$target/replay-throughput.time" \
-    "$bin" replay --config "$config" --events "$events" > /dev/null
-  read -r secs rss < "$target/replay-throughput.time"
-  echo "run $run: $secs s, peak RSS $rss KiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  # The bare baseline first, then replay, so each pair meets the same load.
+  timed "$bare" "$events"
+  bare_secs+="$secs"$'\n'
+  bare_cpu+="$cpu"$'\n'
+  echo "run $run: bare parse $secs s${cpu:+ ($cpu s CPU)}, peak RSS $rss KiB"
+  timed "$bin" replay --config "$config" --events "$events"
+  replay_secs+="$secs"$'\n'
+  replay_cpu+="$cpu"$'\n'
+  echo "run $run: $secs s${cpu:+ ($cpu s CPU)}, peak RSS $rss KiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   if [[ -z $best ]] || awk -v s="$secs" -v b="$best" 'BEGIN { exit !(s < b) }'; then
     best=$secs
     best_rss=$rss
@@ -94,4 +123,15 @@ done
 
 rate_m=$(awk -v n="$lines" -v s="$best" 'BEGIN { printf "%.2f", n / s / 1e6 }')
 echo "kpiwatch replay, $lines events, best of $runs: $best s = $rate_m M events/s, peak RSS $best_rss KiB"
+replay_med=$(printf '%s' "$replay_secs" | median)
+bare_med=$(printf '%s' "$bare_secs" | median)
+awk -v n="$lines" -v r="$replay_med" -v b="$bare_med" -v runs="$runs" 'BEGIN {
+  printf "median of %d: replay %.3f s = %.2f M events/s, bare parse %.3f s = %.2f M events/s\n", runs, r, n / r / 1e6, b, n / b / 1e6
+  printf "ratio replay / bare parse: %.2f\n", r / b
+}'
+if [[ -n $bare_cpu && $bare_cpu != $'\n'* ]]; then
+  awk -v r="$(printf '%s' "$replay_cpu" | median)" -v b="$(printf '%s' "$bare_cpu" | median)" 'BEGIN {
+    printf "CPU seconds, median: replay %.2f s, bare parse %.2f s, ratio %.2f\n", r, b, r / b
+  }'
+fi
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
