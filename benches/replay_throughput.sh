@@ -105,6 +105,12 @@ replay_secs=
 bare_secs=
 replay_cpu=
 bare_cpu=
+# BEFORE_BIN=path/to/an/older/kpiwatch also times that binary in each
+# round, after this one's replay, for a side-by-side "no slower" check
+# (build main before a change in a worktree: git worktree add ../old REV;
+# cd ../old && cargo build --release --bin kpiwatch).
+before=${BEFORE_BIN:-}
+before_secs=
 for run in $(seq "$runs"); do
   # The bare baseline first, then replay, so each pair meets the same load.
   timed "$bare" "$events"
@@ -119,6 +125,11 @@ for run in $(seq "$runs"); do
     best=$secs
     best_rss=$rss
   fi
+  if [[ -n $before ]]; then
+    timed "$before" replay --config "$config" --events "$events"
+    before_secs+="$secs"$'\n'
+    echo "run $run: before ($before) $secs s${cpu:+ ($cpu s CPU)}, peak RSS $rss KiB"
+  fi
 done
 
 rate_m=$(awk -v n="$lines" -v s="$best" 'BEGIN { printf "%.2f", n / s / 1e6 }')
@@ -132,6 +143,11 @@ awk -v n="$lines" -v r="$replay_med" -v b="$bare_med" -v runs="$runs" 'BEGIN {
 if [[ -n $bare_cpu && $bare_cpu != $'\n'* ]]; then
   awk -v r="$(printf '%s' "$replay_cpu" | median)" -v b="$(printf '%s' "$bare_cpu" | median)" 'BEGIN {
     printf "CPU seconds, median: replay %.2f s, bare parse %.2f s, ratio %.2f\n", r, b, r / b
+  }'
+fi
+if [[ -n $before ]]; then
+  awk -v r="$replay_med" -v b="$(printf '%s' "$before_secs" | median)" -v runs="$runs" 'BEGIN {
+    printf "median of %d: before %.3f s, this build %.3f s: this / before %.2f\n", runs, b, r, r / b
   }'
 fi
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
