@@ -357,9 +357,12 @@ impl Profile {
 
     /// The seasonal factor at `at` (1 without seasonality) and its relative
     /// variance (how uncertain the profile is there, level included), in
-    /// two parts: what every bucket of a day shares (level and weekday),
-    /// and what is particular to the hour (the daily and hour-of-week
-    /// cells), which a window spanning several hours averages over.
+    /// two parts: what the buckets of a window share (level, weekday, and
+    /// the hour-of-week cells: a weekday's own shape, such as a Sunday's
+    /// late morning, errs the same way for hours, so a window does not
+    /// average it away), and what is particular to the hour (the daily
+    /// cells, learnt from every day), which a window spanning several
+    /// hours averages over.
     #[inline]
     pub fn seasonal(&self, at: &Position) -> (f64, f64, f64) {
         let mut factor = 1.0;
@@ -379,7 +382,7 @@ impl Profile {
                 let (i, j, f) = at.week;
                 let (a, b) = (&self.week[i], &self.week[j]);
                 factor *= (1.0 - f) * a.value() + f * b.value();
-                hourly += (1.0 - f) * a.rel_var() + f * b.rel_var();
+                shared += (1.0 - f) * a.rel_var() + f * b.rel_var();
             }
         }
         (factor, shared, hourly)
