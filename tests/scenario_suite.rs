@@ -38,13 +38,10 @@ fn daily_phase_hours(times: &[i64], day_start: i64) -> f64 {
     y.atan2(x).rem_euclid(std::f64::consts::TAU) / std::f64::consts::TAU * 24.0
 }
 
-#[test]
-fn smoke_two_days_at_a_tenth_write_events_and_labels_as_the_scenario_says() {
-    let dir = tempfile::tempdir().unwrap();
-    let (events, labels) = (
-        dir.path().join("events.jsonl"),
-        dir.path().join("labels.json"),
-    );
+/// Simulates the smoke scenario (two days at a tenth) into `dir`: the
+/// events, the labels, and what `simulate` printed on stderr.
+fn smoke(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let (events, labels) = (dir.join("events.jsonl"), dir.join("labels.json"));
     let out = Command::new(env!("CARGO_BIN_EXE_kpiwatch"))
         .args(["simulate", "--scenario"])
         .arg(suite("testdata/smoke.toml"))
@@ -54,8 +51,48 @@ fn smoke_two_days_at_a_tenth_write_events_and_labels_as_the_scenario_says() {
         .arg(&labels)
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (events, labels, stderr)
+}
+
+#[test]
+fn a_backtest_of_the_smoke_scenario_says_nothing_its_own_figures_contradict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (events, labels, _) = smoke(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_kpiwatch"))
+        .args(["backtest", "--json", "--config"])
+        .arg(suite("shop.toml"))
+        .arg("--events")
+        .arg(&events)
+        .arg("--incidents")
+        .arg(&labels)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Every firing alert's value outside its band, no band below zero for
+    // a KPI that cannot be negative (its own or a recent bucket's), a drop
+    // below expected and a spike above, a rule's value beyond its limit.
+    let violations = report["violations"].as_array().unwrap();
+    assert!(violations.is_empty(), "{violations:#?}");
+    let alerts = report["alerts"].as_array().unwrap();
+    for a in alerts {
+        let lower = a["lower"].as_f64().unwrap_or(f64::NEG_INFINITY);
+        assert!(lower >= 0.0 || lower == f64::NEG_INFINITY, "{a}");
+    }
+    // The checkout outage, on the first day, is caught by its absence
+    // before any seasonal model is ready.
+    let outage = &report["incidents"][0];
+    assert_eq!(outage["id"], "checkouts-stop");
+    assert_eq!(outage["detected"], true, "{outage}");
+}
+
+#[test]
+fn smoke_two_days_at_a_tenth_write_events_and_labels_as_the_scenario_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let (events, labels, stderr) = smoke(dir.path());
     assert!(
         stderr.contains("M events/s"),
         "the summary reports the rate: {stderr}"
