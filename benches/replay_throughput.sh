@@ -32,22 +32,7 @@ rate=${2:-200}
 runs=${3:-3}
 config=benches/pipeline.toml
 
-# Seconds since a `date +%s.%N` reading (awk: bc is not everywhere).
-since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
-# The median of the numbers on stdin, one a line.
-median() { sort -g | awk '{ x[NR] = $1 } END { printf "%.3f", NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2 }'; }
-# Runs "$@" with stdout to /dev/null and sets secs (elapsed, to the
-# millisecond from bash's clock), and from /usr/bin/time (to a file, so
-# that the program's own stderr, kpiwatch's summary line, comes through)
-# cpu (user + system seconds: unlike elapsed time it leaves out waiting for
-# a core another process holds) and rss (peak KiB).
-timed() {
-  local start=$EPOCHREALTIME
-  /usr/bin/time -f '%M %U %S' -o "$target/replay-throughput.time" "$@" > /dev/null
-  read -r rss user sys < "$target/replay-throughput.time"
-  cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
-  secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
-}
+source benches/timing.sh
 
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet --bin kpiwatch --example bare_parse
@@ -135,16 +120,7 @@ done
 rate_m=$(awk -v n="$lines" -v s="$best" 'BEGIN { printf "%.2f", n / s / 1e6 }')
 echo "kpiwatch replay, $lines events, best of $runs: $best s = $rate_m M events/s, peak RSS $best_rss KiB"
 replay_med=$(printf '%s' "$replay_secs" | median)
-bare_med=$(printf '%s' "$bare_secs" | median)
-awk -v n="$lines" -v r="$replay_med" -v b="$bare_med" -v runs="$runs" 'BEGIN {
-  printf "median of %d: replay %.3f s = %.2f M events/s, bare parse %.3f s = %.2f M events/s\n", runs, r, n / r / 1e6, b, n / b / 1e6
-  printf "ratio replay / bare parse: %.2f\n", r / b
-}'
-if [[ -n $bare_cpu && $bare_cpu != $'\n'* ]]; then
-  awk -v r="$(printf '%s' "$replay_cpu" | median)" -v b="$(printf '%s' "$bare_cpu" | median)" 'BEGIN {
-    printf "CPU seconds, median: replay %.2f s, bare parse %.2f s, ratio %.2f\n", r, b, r / b
-  }'
-fi
+ratio_report replay events "$lines" "$runs" "$replay_secs" "$bare_secs" "$replay_cpu" "$bare_cpu"
 if [[ -n $before ]]; then
   awk -v r="$replay_med" -v b="$(printf '%s' "$before_secs" | median)" -v runs="$runs" 'BEGIN {
     printf "median of %d: before %.3f s, this build %.3f s: this / before %.2f\n", runs, b, r, r / b

@@ -16,7 +16,8 @@
 //!   so a baseline does not learn its own incident and an alert lasts as
 //!   long as the incident does;
 //! - runs the lifecycle: `fire_after` consecutive anomalous buckets fire an
-//!   alert; it resolves once the last `resolve_after` buckets are better
+//!   alert (a window's evidence only while its newest bucket is not back to
+//!   normal, or it would announce an incident that has ended); it resolves once the last `resolve_after` buckets are better
 //!   explained by normal than by the state the alert claims (its evidence's
 //!   ratio to expected), whatever their volume;
 //! - describes: a transition's figures are its evidence's — one bucket's
@@ -550,6 +551,17 @@ impl KpiState {
                     *run = 0;
                     None
                 }
+                // A window's (or the peers') evidence whose newest bucket is
+                // already better explained by normal than by what the
+                // evidence claims: the anomaly is over, and the window is
+                // still summing it. Firing now would announce a drop that
+                // has ended (and resolve it a few buckets later).
+                Some((_, Decision::Finding(f)))
+                    if f.buckets > 1 && newest_looks_normal(&s.model, &f) =>
+                {
+                    *run = 0;
+                    None
+                }
                 Some((direction, evidence)) => {
                     if *run == 0 {
                         *first = b.start;
@@ -748,6 +760,19 @@ fn severity_of(d: &Decision, critical_p: f64) -> Severity {
         Severity::Critical
     } else {
         Severity::Warning
+    }
+}
+
+/// Whether the newest bucket of a KPI model's series is better explained
+/// by normal than by the ratio to expected that finding `f` claims (the
+/// test that resolves an alert, over one bucket).
+fn newest_looks_normal(model: &Model, f: &Finding) -> bool {
+    match (model, claim_of(&Decision::Finding(*f))) {
+        (Model::Kpi(model), Claim::Model { peers, ratio }) => {
+            let source = if peers { Source::Peers } else { Source::Own };
+            model.recovery(source, ratio, 1) > 0.0
+        }
+        _ => false,
     }
 }
 
@@ -1052,5 +1077,54 @@ mod tests {
         let weight = |second: bool| burst.iter().filter(|b| side[b.kpi] == second).count();
         assert_eq!((weight(false), weight(true)), (5, 4));
         assert_eq!(split_by_load(4, &[b(2), b(2)]), None);
+    }
+
+    /// A count series at about 100 a bucket for two days, then `last`.
+    fn model_after(last: f64) -> Model {
+        let mut model = KpiModel::new(KpiConfig {
+            kind: Kind::Count,
+            bucket_width: 300,
+            seasonality: detectors::Seasonality::None,
+            min_volume: 0.0,
+            threshold: None,
+            week_over_week: None,
+        });
+        let values = (0..576).map(|i| 95.0 + f64::from(i % 11)).chain([last]);
+        for (i, value) in values.enumerate() {
+            let input = Input {
+                time: 1_705_276_800 + 300 * i as i64,
+                utc_offset: 0,
+                value,
+                events: value,
+                others: None,
+            };
+            let a = model.assess(&input);
+            model.learn(&input, &a, 1.0);
+        }
+        Model::Kpi(model)
+    }
+
+    /// Six buckets that together fell 60 %: what a window test reports.
+    fn window_drop() -> Finding {
+        Finding {
+            source: Source::Own,
+            p: 1e-12,
+            tests: 11,
+            buckets: 6,
+            total: 240.0,
+            predictive: Predictive {
+                mean: 600.0,
+                var: 600.0,
+                shape: kpi::tails::Shape::ScaledPoisson,
+            },
+            divisor: 1.0,
+            share: None,
+        }
+    }
+
+    #[test]
+    fn a_window_whose_newest_bucket_is_back_to_normal_does_not_fire_and_one_still_low_does() {
+        assert!(newest_looks_normal(&model_after(101.0), &window_drop()));
+        assert!(!newest_looks_normal(&model_after(38.0), &window_drop()));
     }
 }
