@@ -588,12 +588,11 @@ impl KpiState {
                 // rule's or a score's after calm buckets.
                 let recovered = match (*claim, &s.model) {
                     (Claim::Model { peers, ratio }, Model::Kpi(model)) => {
-                        let source = if peers { Source::Peers } else { Source::Own };
                         let this_bucket_still = decision.is_some_and(|(d, e)| {
                             d == *direction && matches!(e, Decision::Finding(f) if f.buckets == 1)
                         });
                         !this_bucket_still
-                            && model.recovery(source, ratio, a.resolve_after as usize) > 0.0
+                            && back_to_normal(model, peers, ratio, a.resolve_after as usize)
                     }
                     _ => {
                         if decision.is_some_and(|(d, _)| d == *direction) {
@@ -769,11 +768,18 @@ fn severity_of(d: &Decision, critical_p: f64) -> Severity {
 fn newest_looks_normal(model: &Model, f: &Finding) -> bool {
     match (model, claim_of(&Decision::Finding(*f))) {
         (Model::Kpi(model), Claim::Model { peers, ratio }) => {
-            let source = if peers { Source::Peers } else { Source::Own };
-            model.recovery(source, ratio, 1) > 0.0
+            back_to_normal(model, peers, ratio, 1)
         }
         _ => false,
     }
+}
+
+/// Whether the last `buckets` buckets are better explained by normal than
+/// by `ratio` times expected (against the series' own model, or its
+/// peers): the test that resolves a model's alert.
+fn back_to_normal(model: &KpiModel, peers: bool, ratio: f64, buckets: usize) -> bool {
+    let source = if peers { Source::Peers } else { Source::Own };
+    model.recovery(source, ratio, buckets) > 0.0
 }
 
 fn claim_of(d: &Decision) -> Claim {
