@@ -386,14 +386,6 @@ fn parse_row(
         && (order.repeats + 1).saturating_mul(order.min_step) <= DST_REPEAT;
     if gap_fill {
         order.repeats += 1;
-        if !order.warned {
-            tracing::warn!(
-                line,
-                timestamp = String::from_utf8_lossy(ts_text).as_ref(),
-                "timestamp repeats where an hour may be missing (daylight-saving change?); such rows are scored as the next bucket"
-            );
-            order.warned = true;
-        }
     } else if raw <= order.raw {
         // Wall-clock exports repeat up to an hour when daylight-saving time
         // ends (NAB's own files do): one step back (or, hourly, one repeat)
@@ -417,14 +409,14 @@ fn parse_row(
             });
         }
         order.repeat_until = Some(order.raw);
-        if !order.warned {
-            tracing::warn!(
-                line,
-                timestamp = lossy(ts_text).as_str(),
-                "timestamp repeats or steps back within an hour (daylight-saving change?); such rows are scored as the next bucket"
-            );
-            order.warned = true;
-        }
+    }
+    if raw <= order.raw && !order.warned {
+        tracing::warn!(
+            line,
+            timestamp = lossy(ts_text).as_str(),
+            "timestamp repeats or steps back within an hour (daylight-saving change?); such rows are scored as the next bucket"
+        );
+        order.warned = true;
     }
     if order.repeat_until.is_some_and(|until| raw > until) {
         order.repeat_until = None;
