@@ -83,9 +83,7 @@ max_series = {series}
             // as `replay` settles it.
             let outcome = pipeline.record(0, 0, offset, &line, None);
             let mut due = matches!(outcome, Outcome::Accepted { due: true, .. });
-            for s in
-                std::iter::once(outcome).chain(pipeline.settled().into_iter().map(|s| s.outcome))
-            {
+            for s in std::iter::once(outcome).chain(pipeline.settled().map(|s| s.outcome)) {
                 match s {
                     Outcome::Accepted { due: d, .. } => due |= d,
                     Outcome::Held => {}
