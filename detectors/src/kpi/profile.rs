@@ -338,7 +338,7 @@ impl Profile {
     /// bucket's expectation changes, as a share, if the day moves by a
     /// second.
     fn slope(&self, at: &Position) -> f64 {
-        let factor = |c: i64| self.seasonal(&Self::at_centre(c, at.local_day)).0;
+        let factor = |c: i64| self.factor(&Self::at_centre(c, at.local_day));
         let here = factor(at.centre);
         if here <= 0.0 {
             return 0.0;
@@ -353,6 +353,26 @@ impl Profile {
     /// Seconds the profile is read ahead of local time.
     pub fn shift(&self) -> f64 {
         self.shift
+    }
+
+    /// The seasonal factor at `at` alone: [`Self::seasonal`]'s first part,
+    /// without the variances' divisions (the slope reads it three times a
+    /// bucket).
+    #[inline]
+    fn factor(&self, at: &Position) -> f64 {
+        let mut factor = 1.0;
+        if self.daily {
+            let (i, j, f) = at.day;
+            factor *= (1.0 - f) * self.day[i].value() + f * self.day[j].value();
+        }
+        if self.weekly {
+            factor *= self.weekday[at.weekday].value();
+            if self.daily {
+                let (i, j, f) = at.week;
+                factor *= (1.0 - f) * self.week[i].value() + f * self.week[j].value();
+            }
+        }
+        factor
     }
 
     /// The seasonal factor at `at` (1 without seasonality) and its relative
@@ -572,7 +592,7 @@ impl Profile {
         if !(self.daily && self.days >= SHIFT_AFTER_DAYS && value.is_finite()) {
             return;
         }
-        let expected = self.level * self.seasonal(at).0;
+        let expected = self.level * self.factor(at);
         // Also false for NaN.
         if expected.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return;
