@@ -19,6 +19,9 @@
 #[path = "common/smtp.rs"]
 mod smtp;
 
+#[path = "common/kafka.rs"]
+mod kafka;
+
 // Shared helpers; this file uses `kpiwatch`, `kpiwatch_with_env`,
 // `fixture` and `Scratch`.
 #[allow(dead_code)]
@@ -357,6 +360,94 @@ async fn metrics_count_feedback_by_kpi_and_verdict() {
         .metrics
         .render()
         .contains("kpiwatch_alert_feedback_total"));
+}
+
+// --- the service itself -------------------------------------------------------
+
+/// Feedback through `kpiwatch run` (against librdkafka's mock cluster): the
+/// alert it fired is known to its API, an id it never fired is not, the
+/// verdict is counted in its /metrics and still there after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_takes_feedback_on_the_alerts_it_fired_and_keeps_it_across_a_restart() {
+    let broker = kafka::broker("shop", 2);
+    let state = kafka::StateDir::new();
+    let clock = Arc::new(ManualClock::at(kafka::minute(20)));
+    let config = || kafka::config(&state, broker.bootstrap_servers(), "feedback", kafka::SHOP);
+    let mut service = kafka::Service::start(config(), clock.clone()).await;
+    let mut n = 0;
+    for m in 0..20 {
+        for s in [5, 25, 45] {
+            broker
+                .send(
+                    "shop",
+                    Some(n % 2),
+                    b"",
+                    &kafka::event(kafka::minute(m) + s, "checkout"),
+                )
+                .unwrap();
+            n += 1;
+        }
+    }
+    broker.flush().unwrap();
+    service.processed(60.0).await;
+    // The checkouts stop: the service fires.
+    clock.advance(600);
+    let fired = service.next_transition().await;
+    assert_eq!(
+        (fired.status, fired.kpi.as_str()),
+        (Status::Firing, "checkouts")
+    );
+
+    let http = reqwest::Client::new();
+    let url = |addr: SocketAddr, id: &str| format!("http://{addr}/api/v1/alerts/{id}/feedback");
+    // A loopback listener without tokens takes writes from this host.
+    let r = http
+        .post(url(service.addr, &fired.alert_id))
+        .json(&json!({"verdict": "true", "comment": "payment provider down"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = http
+        .post(url(service.addr, "fedcba9876543210"))
+        .json(&json!({"verdict": "true"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let counted = service
+        .metric(
+            "kpiwatch_alert_feedback_total",
+            &[("kpi", "checkouts"), ("verdict", "true")],
+        )
+        .await;
+    assert_eq!(counted, 1.0);
+    service.stop().await;
+
+    let again = kafka::Service::start(config(), clock.clone()).await;
+    let (status, body) = answer(
+        http.get(url(again.addr, &fired.alert_id))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["latest"]["verdict"], "true");
+    assert_eq!(body["latest"]["by"], "localhost");
+    assert_eq!(
+        body["alert"]["started_at"],
+        kpiwatch::timefmt::rfc3339(fired.started_at)
+    );
+    // Still known after the restart: more feedback is taken.
+    let r = http
+        .post(url(again.addr, &fired.alert_id))
+        .json(&json!({"verdict": "expected"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    again.stop().await;
 }
 
 // --- email links ----------------------------------------------------------------
