@@ -473,6 +473,36 @@ mod tests {
     }
 
     #[test]
+    fn false_alerts_and_expected_events_read_like_incidents_with_their_own_ids() {
+        let l = parse(&format!(
+            r#"{{"false_alerts": [{{"id": "f", "alert_id": "3f2a9c0d1e4b5a67", {SPAN}, "kpis": ["checkouts"]}}],
+                "expected": [{{"id": "sale", {SPAN}, "kpis": ["checkouts"], "direction": "spike"}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            l.false_alerts[0].alert_id.as_deref(),
+            Some("3f2a9c0d1e4b5a67")
+        );
+        assert_eq!(l.false_alerts[0].span.id, "f");
+        assert_eq!(l.expected[0].direction, Interest::Spike);
+        let e = parse(&format!(
+            r#"{{"false_alerts": [{{"id": "f", "alert_id": 5, {SPAN}, "kpis": ["c"]}}]}}"#
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("false alert \"f\": `alert_id` must be a string"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            r#"{{"incidents": [{{"id": "x", {SPAN}, "kpis": ["c"]}}], "expected": [{{"id": "x", {SPAN}, "kpis": ["c"]}}]}}"#
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("used twice"), "{e}");
+    }
+
+    #[test]
     fn labels_direction_and_target_are_optional() {
         let l = parse(&format!(
             r#"{{"incidents": [{{"id": "a", {SPAN}, "kpis": ["checkouts"]}}]}}"#

@@ -569,6 +569,57 @@ mod tests {
     }
 
     #[test]
+    fn expected_events_are_neither_false_nor_detections_and_known_false_alerts_are_counted() {
+        let outage = incident(&["checkouts"], &[], T0, 2);
+        let mut sale = incident(&["checkouts"], &[], T0 + 24 * HOUR, 2);
+        sale.id = "spring-sale".into();
+        let mut noise = incident(&["checkouts"], &[], T0 + 48 * HOUR, 1);
+        noise.id = "feedback-noise".into();
+        let hit = firing("checkouts", &[], T0 + HOUR);
+        let planned = firing("checkouts", &[], T0 + 25 * HOUR);
+        let known = firing("checkouts", &[], T0 + 48 * HOUR);
+        let other = firing("checkouts", &[], T0 + 96 * HOUR);
+        let mut l = labels(vec![outage], vec![]);
+        l.expected = vec![sale];
+        l.false_alerts = vec![super::super::labels::KnownFalse {
+            alert_id: None,
+            span: noise,
+        }];
+        let r = build(
+            &config(),
+            0,
+            &[hit, planned, known, other],
+            &seen(),
+            Some(&l),
+        );
+        let k = row(&r, "checkouts");
+        assert_eq!(
+            (k.fired, k.false_alerts, k.expected, k.known_false),
+            (4, 2, 1, 1)
+        );
+        assert_eq!(
+            (k.incidents, k.detected),
+            (1, 1),
+            "an expected event is no incident"
+        );
+        assert_eq!((r.overall.expected, r.overall.known_false), (1, 1));
+        let rows: Vec<(Option<&str>, Option<&str>)> = r
+            .alerts
+            .iter()
+            .map(|a| (a.expected_event.as_deref(), a.known_false.as_deref()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (None, None),
+                (Some("spring-sale"), None),
+                (None, Some("feedback-noise")),
+                (None, None)
+            ]
+        );
+    }
+
+    #[test]
     fn false_alerts_per_kpi_week_are_alerts_matching_no_incident_over_the_weeks_of_data() {
         let outage = incident(&["checkouts"], &[], T0, 2);
         let hit = firing("checkouts", &[], T0 + HOUR);
