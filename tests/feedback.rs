@@ -22,6 +22,9 @@ mod smtp;
 #[path = "common/kafka.rs"]
 mod kafka;
 
+#[path = "common/browser.rs"]
+mod browser;
+
 // Shared helpers; this file uses `kpiwatch`, `kpiwatch_with_env`,
 // `fixture` and `Scratch`.
 #[allow(dead_code)]
@@ -565,6 +568,57 @@ async fn an_email_link_opens_a_page_that_records_nothing_until_its_button_is_pre
         ("pm", "email link")
     );
     assert_eq!(latest.comment, "a test order batch");
+}
+
+/// The link as a product manager meets it: headless Chromium opens it
+/// (and fetches whatever else a browser fetches), reads the page, and
+/// presses its button.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_real_browser_the_link_page_names_the_alert_and_its_button_records_the_verdict() {
+    let state = tempfile::tempdir().unwrap();
+    let api = Api::start(
+        state.path(),
+        Some(LinkSigner::new(KEY.as_bytes(), "http://unused", TTL)),
+    )
+    .await;
+    let link =
+        LinkSigner::new(KEY.as_bytes(), &api.url(""), TTL).url(FIRED, Verdict::False, NOW + 300);
+    let (page, shown) = tokio::task::spawn_blocking(move || browser::Page::open(&link))
+        .await
+        .unwrap();
+    assert!(shown.contains("Was this alert right?"), "{shown}");
+    assert!(
+        shown.contains("checkouts (country=FI), drop since 2024-05-01 12:00 UTC"),
+        "{shown}"
+    );
+    assert!(
+        api.verdicts(FIRED).is_empty(),
+        "opening the link recorded a verdict"
+    );
+    let (page, done) = tokio::task::spawn_blocking(move || {
+        let mut page = page;
+        let done = page.click("button");
+        (page, done)
+    })
+    .await
+    .unwrap();
+    assert!(done.contains("Thank you"), "{done}");
+    assert_eq!(api.verdicts(FIRED), [Verdict::False]);
+    let via = api
+        .feedback
+        .store
+        .lock()
+        .unwrap()
+        .get(FIRED)
+        .unwrap()
+        .latest()
+        .unwrap()
+        .via
+        .clone();
+    assert_eq!(via, "email link");
+    tokio::task::spawn_blocking(move || drop(page))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
