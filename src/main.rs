@@ -755,11 +755,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ) {
                 println!("note: {note}");
             }
-            if let Some(why) = kpiwatch::feedback::link::why_no_links(
+            // Feedback links are in emails: only said when some go out.
+            let emails = c.notify.receivers.iter().any(|r| {
+                matches!(
+                    r.kind,
+                    kpiwatch::notify::settings::ReceiverKind::Email { .. }
+                )
+            });
+            let why = kpiwatch::feedback::link::why_no_links(
                 c.notify.external_url.as_deref(),
                 c.notify.feedback_links.as_ref(),
                 lookup,
-            ) {
+            );
+            if let Some(why) = why.filter(|_| emails) {
                 println!("note: {why}");
             }
             Ok(())

@@ -677,41 +677,56 @@ async fn links_are_off_without_a_key_and_the_page_says_so() {
 fn check_says_why_emails_carry_no_feedback_links() {
     let dir = common::Scratch::new();
     let base = std::fs::read_to_string(common::fixture("replay/checkout_outage.toml")).unwrap();
-    let none = dir.file("none.toml", &base);
-    let run = common::kpiwatch(&["check", "--config", none.to_str().unwrap()], None);
+    let check = |name: &str, notify: &str, env: &[(&str, &str)]| {
+        let path = dir.file(
+            name,
+            &format!("{base}\n[notify]\n{notify}\n[[receiver]]\nname = \"pm\"\nemail = [\"pm@shop.example\"]\n"),
+        );
+        let run =
+            common::kpiwatch_with_env(&["check", "--config", path.to_str().unwrap()], None, env);
+        run.ok().to_string()
+    };
+    let out = check("none.toml", "", &[]);
     assert!(
-        run.ok()
-            .contains("note: emails carry no feedback links: set notify.feedback_key_env"),
-        "{}",
-        run.stdout
+        out.contains("note: emails carry no feedback links: set notify.feedback_key_env"),
+        "{out}"
     );
-    let no_url = dir.file(
+    let out = check(
         "no-url.toml",
-        &format!("{base}\n[notify]\nfeedback_key_env = \"KPIWATCH_TEST_NO_SUCH_KEY\"\n"),
+        "feedback_key_env = \"KPIWATCH_TEST_NO_SUCH_KEY\"",
+        &[],
     );
-    let run = common::kpiwatch(&["check", "--config", no_url.to_str().unwrap()], None);
+    assert!(out.contains("notify.external_url is not set"), "{out}");
+    let both = "external_url = \"https://kpiwatch.shop.example\"\nfeedback_key_env = \"KPIWATCH_TEST_NO_SUCH_KEY\"";
+    let out = check("no-key.toml", both, &[]);
     assert!(
-        run.ok().contains("notify.external_url is not set"),
-        "{}",
-        run.stdout
+        out.contains("KPIWATCH_TEST_NO_SUCH_KEY is not set here"),
+        "{out}"
     );
-    let no_key = dir.file(
-        "no-key.toml",
-        &format!("{base}\n[notify]\nexternal_url = \"https://kpiwatch.shop.example\"\nfeedback_key_env = \"KPIWATCH_TEST_NO_SUCH_KEY\"\n"),
+    let out = check(
+        "short.toml",
+        both,
+        &[("KPIWATCH_TEST_NO_SUCH_KEY", "short")],
     );
-    let run = common::kpiwatch(&["check", "--config", no_key.to_str().unwrap()], None);
-    assert!(
-        run.ok()
-            .contains("KPIWATCH_TEST_NO_SUCH_KEY is not set here"),
-        "{}",
-        run.stdout
-    );
-    let run = common::kpiwatch_with_env(
-        &["check", "--config", no_key.to_str().unwrap()],
-        None,
-        &[("KPIWATCH_TEST_NO_SUCH_KEY", KEY)],
-    );
+    assert!(out.contains("fewer than 32 characters"), "{out}");
+    let out = check("ok.toml", both, &[("KPIWATCH_TEST_NO_SUCH_KEY", KEY)]);
+    assert!(!out.contains("feedback links"), "{out}");
+    // Without email receivers there is nothing to say.
+    let path = dir.file("quiet.toml", &base);
+    let run = common::kpiwatch(&["check", "--config", path.to_str().unwrap()], None);
     assert!(!run.ok().contains("feedback links"), "{}", run.stdout);
+    // A wrong key variable name or link life is a config error at its line.
+    let path = dir.file(
+        "bad.toml",
+        &format!("{base}\n[notify]\nfeedback_link_ttl = \"5s\"\nfeedback_key_env = \"A KEY\"\n"),
+    );
+    let run = common::kpiwatch(&["check", "--config", path.to_str().unwrap()], None);
+    assert!(
+        run.user_error()
+            .contains("feedback_key_env = \"A KEY\" is not an environment variable name"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// A shop's checkouts with `checkouts` made too sensitive (a budget of
