@@ -235,10 +235,15 @@ impl Labels {
     /// names (or it would match nothing but the ungrouped totals).
     pub fn check(&self, config: &Config, topic: usize) -> Result<(), LabelsError> {
         let all: Vec<&str> = config.kpis.iter().map(|k| k.name.as_str()).collect();
-        for incident in &self.incidents {
+        // Expected events and known false alerts are matched like
+        // incidents, so a misspelt KPI would silently match nothing too.
+        let entries = self.incidents.iter().map(|i| ("incident", i));
+        let entries = entries.chain(self.expected.iter().map(|e| ("expected event", e)));
+        let entries = entries.chain(self.false_alerts.iter().map(|f| ("false alert", &f.span)));
+        for (what, incident) in entries {
             let fail = |problem: String| LabelsError::Entry {
                 path: self.path.clone(),
-                entry: format!("incident {:?}", incident.id),
+                entry: format!("{what} {:?}", incident.id),
                 problem,
             };
             for pattern in incident.kpis.patterns() {
@@ -678,5 +683,24 @@ mod tests {
         let e = checked(r#""kpis": ["checkouts"], "labels": {"country": "FI"}"#)
             .expect_err("ungrouped");
         assert!(e.contains("they are not grouped"), "{e}");
+    }
+
+    #[test]
+    fn expected_events_and_false_alerts_are_checked_against_the_config_too() {
+        for (key, what) in [
+            ("expected", "expected event"),
+            ("false_alerts", "false alert"),
+        ] {
+            let text = format!(r#"{{"{key}": [{{"id": "x", {SPAN}, "kpis": ["chekouts"]}}]}}"#);
+            let e = parse(&text)
+                .unwrap()
+                .check(&shop(), 0)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("{what} \"x\": `kpis`: \"chekouts\" matches no")),
+                "{e}"
+            );
+        }
     }
 }

@@ -219,8 +219,16 @@ impl ApiState {
     ) -> Result<super::store::Record, FeedbackError> {
         let _writer = lock(&self.writer);
         let now = self.clock.now();
-        let entry = lock(&self.feedback.store).prepare(alert, new, now)?;
-        lock(&self.feedback.store).write(&entry)?;
+        let (entry, dir) = {
+            let store = lock(&self.feedback.store);
+            (
+                store.prepare(alert, new, now)?,
+                store.dir().map(|d| d.to_path_buf()),
+            )
+        };
+        // The writer lock orders changes; the store's lock is not held
+        // across the fsync, so reads go on meanwhile.
+        super::store::write_entry(dir.as_deref(), &entry)?;
         let record = entry.latest().cloned().expect("a verdict was just added");
         lock(&self.feedback.store).insert(entry);
         FeedbackRecorded {

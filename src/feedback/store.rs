@@ -262,27 +262,34 @@ impl FeedbackStore {
     /// Writes `entry` to its file, atomically and durably (nothing in
     /// memory only).
     pub fn write(&self, entry: &AlertFeedback) -> Result<(), FeedbackError> {
-        let Some(dir) = &self.dir else {
-            return Ok(());
-        };
-        let io = |source| FeedbackError::Io {
-            path: dir.clone(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let body = serde_json::to_vec_pretty(&VerdictFile {
-            version: FILE_VERSION,
-            feedback: entry.clone(),
-        })
-        .expect("feedback serialises");
-        let path = dir.join(format!("{}.json", entry.alert.alert_id));
-        crate::durable::write_atomic(&path, &body).map_err(io)
+        write_entry(self.dir.as_deref(), entry)
     }
 
     /// Puts `entry` in memory (after [`write`](Self::write)).
     pub fn insert(&mut self, entry: AlertFeedback) {
         self.by_alert.insert(entry.alert.alert_id.clone(), entry);
     }
+}
+
+/// Writes `entry` to its file in `dir` (the store's
+/// [`dir`](FeedbackStore::dir); nothing for `None`), atomically and
+/// durably, without the store: the API holds no lock across the fsync.
+pub fn write_entry(dir: Option<&Path>, entry: &AlertFeedback) -> Result<(), FeedbackError> {
+    let Some(dir) = dir else {
+        return Ok(());
+    };
+    let io = |source| FeedbackError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let body = serde_json::to_vec_pretty(&VerdictFile {
+        version: FILE_VERSION,
+        feedback: entry.clone(),
+    })
+    .expect("feedback serialises");
+    let path = dir.join(format!("{}.json", entry.alert.alert_id));
+    crate::durable::write_atomic(&path, &body).map_err(io)
 }
 
 #[cfg(test)]
