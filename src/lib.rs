@@ -21,6 +21,9 @@
 //! webhooks, outbox, silences), wired together by [`service`], which
 //! serves [`http`]: metrics, health and the API (bearer tokens, a Host
 //! check on loopback, optional TLS).
+//! [`feedback`] keeps verdicts on alerts (API, signed email links) and
+//! exports them as labels; [`tune`] proposes `false_alarms` budgets from
+//! labels and a [`backtest::sweep`].
 
 pub mod alert;
 pub mod backtest;
@@ -28,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod durable;
+pub mod feedback;
 pub mod http;
 pub mod kafka;
 pub mod notify;
@@ -38,3 +42,4 @@ pub mod service;
 pub mod simulate;
 pub mod telemetry;
 pub mod timefmt;
+pub mod tune;

@@ -182,6 +182,48 @@ enum Command {
         #[arg(long, default_value = "drop", value_parser = ["drop", "spike"])]
         direction: String,
     },
+    /// Feedback given on alerts (API, email links), kept by `run` in its
+    /// state directory.
+    Feedback {
+        #[command(subcommand)]
+        command: FeedbackCommand,
+    },
+    /// Propose a false_alarms budget per KPI from labelled events: the
+    /// backtest at budgets 4/day ... 1/year, keeping every detected
+    /// incident with the fewest false alerts; prints a diff of the config.
+    Tune {
+        /// The configuration file (not changed: the diff is printed).
+        #[arg(long)]
+        config: PathBuf,
+        /// JSONL events to backtest on.
+        #[arg(long)]
+        events: PathBuf,
+        /// The labels file (`kpiwatch feedback export`, or written by hand).
+        #[arg(long)]
+        labels: PathBuf,
+        /// The topic the events belong to (needed when the config has
+        /// several).
+        #[arg(long)]
+        topic: Option<String>,
+    },
+}
+
+/// `kpiwatch feedback ...`.
+#[derive(Subcommand)]
+enum FeedbackCommand {
+    /// Print the feedback as a labels file for `backtest --incidents` and
+    /// `tune --labels`: `true` → incidents, `false` → false_alerts,
+    /// `expected` → expected.
+    Export {
+        /// The configuration file (its service.state_dir holds the
+        /// feedback).
+        #[arg(long)]
+        config: PathBuf,
+        /// The topic whose KPIs to export (needed when the config has
+        /// several).
+        #[arg(long)]
+        topic: Option<String>,
+    },
 }
 
 /// `simulate --scale`: a positive number.
@@ -652,6 +694,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Feedback {
+            command: FeedbackCommand::Export { config, topic },
+        } => {
+            let config = kpiwatch::config::load(&config)?;
+            let exported = kpiwatch::feedback::export::export(&config, topic.as_deref())?;
+            for why in &exported.left_out {
+                eprintln!("kpiwatch: left out {why}");
+            }
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &exported.labels)?;
+            writeln!(out)?;
+            out.flush()?;
+            Ok(())
+        }
+        Command::Tune {
+            config,
+            events,
+            labels,
+            topic,
+        } => {
+            let tuned = kpiwatch::tune::run(&config, &events, &labels, topic.as_deref())?;
+            eprint!("{}", kpiwatch::tune::render(&tuned.choices));
+            let mut out = std::io::stdout().lock();
+            if tuned.diff.is_empty() {
+                eprintln!("kpiwatch: no change proposed");
+            }
+            write!(out, "{}", tuned.diff)?;
+            out.flush()?;
+            Ok(())
+        }
         Command::Check { config } => {
             let c = match kpiwatch::config::check(&config)? {
                 kpiwatch::config::Checked::Service(c) => c,
@@ -682,6 +754,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 lookup,
             ) {
                 println!("note: {note}");
+            }
+            // Feedback links are in emails: only said when some go out.
+            let emails = c.notify.receivers.iter().any(|r| {
+                matches!(
+                    r.kind,
+                    kpiwatch::notify::settings::ReceiverKind::Email { .. }
+                )
+            });
+            let why = kpiwatch::feedback::link::why_no_links(
+                c.notify.external_url.as_deref(),
+                c.notify.feedback_links.as_ref(),
+                lookup,
+            );
+            if let Some(why) = why.filter(|_| emails) {
+                println!("note: {why}");
             }
             Ok(())
         }

@@ -146,6 +146,9 @@ pub enum ServiceError {
     /// The silences could not be read.
     #[error("silences: {0}")]
     Silences(String),
+    /// The alert feedback could not be read.
+    #[error(transparent)]
+    Feedback(#[from] crate::feedback::store::FeedbackError),
     /// The HTTP API's tokens cannot be used.
     #[error(transparent)]
     Access(#[from] crate::http::access::AccessError),
@@ -246,8 +249,14 @@ pub async fn run(
         let _ = tx.send(notifier.backlog());
     }
     let (stop_http, http_stopped) = oneshot::channel::<()>();
+    let feedback = crate::feedback::api::Feedback::load(&config.service.state_dir, &config.notify)?;
     let endpoints = crate::http::endpoints(metrics.clone(), health.clone(), options.clock.clone())
-        .merge(crate::notify::silence::api(silences, options.clock.clone()));
+        .merge(crate::notify::silence::api(silences, options.clock.clone()))
+        .merge(crate::feedback::api::api(
+            feedback.clone(),
+            options.clock.clone(),
+            &metrics,
+        ));
     let app = crate::http::router(endpoints, Arc::new(access));
     let tls = api.tls.clone();
     // On a thread of its own, so that /readyz answers (and says so) while
@@ -328,6 +337,7 @@ pub async fn run(
         notify_due: notifier.next_due_ms(),
         pipeline,
         notifier,
+        feedback,
         alert_log,
         dead_letters,
         held: HashMap::new(),
@@ -599,6 +609,8 @@ struct Shell<'s> {
 struct Core {
     pipeline: Pipeline,
     notifier: crate::notify::notifier::Notifier,
+    /// The alerts fired, which feedback may name.
+    feedback: crate::feedback::api::Feedback,
     /// When the notifier next has work.
     notify_due: Option<i64>,
     alert_log: Option<AlertLog>,
@@ -855,6 +867,7 @@ impl Core {
         if !self.transitions.is_empty() {
             let result = self.notifier.alerts(&self.transitions);
             self.notified(shell, result);
+            self.feedback.record(&self.transitions);
         }
         let mut logged = Ok(());
         for t in self.transitions.drain(..) {

@@ -60,6 +60,26 @@ pub struct Labels {
     pub incidents: Vec<Incident>,
     /// Spans that must not alert.
     pub quiet: Vec<Quiet>,
+    /// Added to the format: alerts someone said were false (`kpiwatch
+    /// feedback export`); an alert matching one is a false alert known as
+    /// such.
+    pub false_alerts: Vec<KnownFalse>,
+    /// Added to the format: changes that were real but known in advance
+    /// (a release, a campaign); an alert matching one is neither a false
+    /// alert nor a detection, and the event is never a miss. Matched like
+    /// incidents.
+    pub expected: Vec<Incident>,
+}
+
+/// An alert known to be false: the span, KPI and series it covered
+/// (matched like an incident: KPI glob, labels, direction, an alert
+/// firing from its start to its end plus grace), and the alert's id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownFalse {
+    /// The id of the alert the verdict was given on, if known.
+    pub alert_id: Option<String>,
+    /// Its KPI, series, direction and span.
+    pub span: Incident,
 }
 
 /// Something that happened and should have alerted.
@@ -109,6 +129,10 @@ struct RawFile {
     incidents: Vec<Value>,
     #[serde(default)]
     quiet: Vec<Value>,
+    #[serde(default)]
+    false_alerts: Vec<Value>,
+    #[serde(default)]
+    expected: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +182,8 @@ impl Labels {
             path: path.to_path_buf(),
             incidents: Vec::new(),
             quiet: Vec::new(),
+            false_alerts: Vec::new(),
+            expected: Vec::new(),
         };
         for (i, value) in raw.incidents.iter().enumerate() {
             let incident =
@@ -169,9 +195,26 @@ impl Labels {
                 quiet(value).map_err(|problem| labels.error("quiet span", i, value, problem))?;
             labels.quiet.push(quiet);
         }
+        for (i, value) in raw.false_alerts.iter().enumerate() {
+            let known = known_false(value)
+                .map_err(|problem| labels.error("false alert", i, value, problem))?;
+            labels.false_alerts.push(known);
+        }
+        for (i, value) in raw.expected.iter().enumerate() {
+            let expected = incident(value)
+                .map_err(|problem| labels.error("expected event", i, value, problem))?;
+            labels.expected.push(expected);
+        }
         let mut seen = std::collections::BTreeSet::new();
         let ids = labels.incidents.iter().map(|i| ("incident", &i.id));
         let ids = ids.chain(labels.quiet.iter().map(|q| ("quiet span", &q.id)));
+        let ids = ids.chain(
+            labels
+                .false_alerts
+                .iter()
+                .map(|f| ("false alert", &f.span.id)),
+        );
+        let ids = ids.chain(labels.expected.iter().map(|e| ("expected event", &e.id)));
         for (what, id) in ids {
             if !seen.insert(id) {
                 return Err(LabelsError::Entry {
@@ -192,10 +235,15 @@ impl Labels {
     /// names (or it would match nothing but the ungrouped totals).
     pub fn check(&self, config: &Config, topic: usize) -> Result<(), LabelsError> {
         let all: Vec<&str> = config.kpis.iter().map(|k| k.name.as_str()).collect();
-        for incident in &self.incidents {
+        // Expected events and known false alerts are matched like
+        // incidents, so a misspelt KPI would silently match nothing too.
+        let entries = self.incidents.iter().map(|i| ("incident", i));
+        let entries = entries.chain(self.expected.iter().map(|e| ("expected event", e)));
+        let entries = entries.chain(self.false_alerts.iter().map(|f| ("false alert", &f.span)));
+        for (what, incident) in entries {
             let fail = |problem: String| LabelsError::Entry {
                 path: self.path.clone(),
-                entry: format!("incident {:?}", incident.id),
+                entry: format!("{what} {:?}", incident.id),
                 problem,
             };
             for pattern in incident.kpis.patterns() {
@@ -320,6 +368,21 @@ fn incident(value: &Value) -> Result<Incident, String> {
     })
 }
 
+/// A false alert: an incident's fields (`kpis`, `labels`, `direction`,
+/// `start`, `end`, ...) and the `alert_id` the verdict was given on.
+fn known_false(value: &Value) -> Result<KnownFalse, String> {
+    let mut rest = value.clone();
+    let alert_id = match rest.as_object_mut().and_then(|o| o.remove("alert_id")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id),
+        Some(_) => return Err("`alert_id` must be a string, e.g. \"3f2a9c0d1e4b5a67\"".to_string()),
+    };
+    Ok(KnownFalse {
+        alert_id,
+        span: incident(&rest)?,
+    })
+}
+
 fn quiet(value: &Value) -> Result<Quiet, String> {
     let r: RawQuiet = raw(value)?;
     let id = id(r.id)?;
@@ -412,6 +475,36 @@ mod tests {
         assert_eq!(i.target_delay_buckets, Some(2));
         assert_eq!(l.quiet[0].id, "dst");
         assert_eq!(l.quiet[0].end - l.quiet[0].start, 86_400);
+    }
+
+    #[test]
+    fn false_alerts_and_expected_events_read_like_incidents_with_their_own_ids() {
+        let l = parse(&format!(
+            r#"{{"false_alerts": [{{"id": "f", "alert_id": "3f2a9c0d1e4b5a67", {SPAN}, "kpis": ["checkouts"]}}],
+                "expected": [{{"id": "sale", {SPAN}, "kpis": ["checkouts"], "direction": "spike"}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            l.false_alerts[0].alert_id.as_deref(),
+            Some("3f2a9c0d1e4b5a67")
+        );
+        assert_eq!(l.false_alerts[0].span.id, "f");
+        assert_eq!(l.expected[0].direction, Interest::Spike);
+        let e = parse(&format!(
+            r#"{{"false_alerts": [{{"id": "f", "alert_id": 5, {SPAN}, "kpis": ["c"]}}]}}"#
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("false alert \"f\": `alert_id` must be a string"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            r#"{{"incidents": [{{"id": "x", {SPAN}, "kpis": ["c"]}}], "expected": [{{"id": "x", {SPAN}, "kpis": ["c"]}}]}}"#
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("used twice"), "{e}");
     }
 
     #[test]
@@ -590,5 +683,24 @@ mod tests {
         let e = checked(r#""kpis": ["checkouts"], "labels": {"country": "FI"}"#)
             .expect_err("ungrouped");
         assert!(e.contains("they are not grouped"), "{e}");
+    }
+
+    #[test]
+    fn expected_events_and_false_alerts_are_checked_against_the_config_too() {
+        for (key, what) in [
+            ("expected", "expected event"),
+            ("false_alerts", "false alert"),
+        ] {
+            let text = format!(r#"{{"{key}": [{{"id": "x", {SPAN}, "kpis": ["chekouts"]}}]}}"#);
+            let e = parse(&text)
+                .unwrap()
+                .check(&shop(), 0)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("{what} \"x\": `kpis`: \"chekouts\" matches no")),
+                "{e}"
+            );
+        }
     }
 }

@@ -14,6 +14,8 @@
 //! - [`report`] — [`Report`], the figures, whose serde form is the
 //!   `--json` schema.
 //! - [`text`] — the report for people.
+//! - [`sweep`] — the backtest re-run at several `false_alarms` budgets
+//!   (`kpiwatch tune`, the HTML report's what-if view).
 //!
 //! # Data flow
 //!
@@ -27,6 +29,7 @@ pub mod checks;
 pub mod labels;
 pub mod matching;
 pub mod report;
+pub mod sweep;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod text;

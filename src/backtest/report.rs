@@ -103,6 +103,12 @@ pub struct KpiRow {
     pub violations: usize,
     /// Added to the schema: all alerts per week of data.
     pub alerts_per_week: Option<f64>,
+    /// Added to the schema: alerts matching an expected event of the
+    /// labels (feedback `expected`): neither false nor detections.
+    pub expected: usize,
+    /// Added to the schema: of the false alerts, those matching a known
+    /// false alert of the labels (feedback `false`).
+    pub known_false: usize,
 }
 
 /// One incident's detection.
@@ -199,6 +205,10 @@ pub struct Overall {
     pub violations: usize,
     /// Added to the schema: all alerts per KPI-week.
     pub alerts_per_kpi_week: Option<f64>,
+    /// Added to the schema: alerts matching an expected event.
+    pub expected: usize,
+    /// Added to the schema: false alerts matching a known false alert.
+    pub known_false: usize,
 }
 
 /// One alert.
@@ -237,6 +247,12 @@ pub struct AlertRow {
     /// The first incident (in file order) it matched; null for a false
     /// alert.
     pub matched: Option<String>,
+    /// Added to the schema: the first expected event it matched (when it
+    /// matched no incident); such an alert is not false.
+    pub expected_event: Option<String>,
+    /// Added to the schema: the first known false alert it matched (when
+    /// it matched no incident nor expected event).
+    pub known_false: Option<String>,
 }
 
 fn optional_time<S: Serializer>(t: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
@@ -296,6 +312,35 @@ pub fn build(
                 .collect()
         })
         .collect();
+    // Expected events and known false alerts, for alerts that matched no
+    // incident: an incident wins over both, an expected event over a
+    // known false alert.
+    let expected: &[Incident] = labels.map_or(&[], |l| &l.expected);
+    let expected_of: Vec<Option<usize>> = alerts
+        .iter()
+        .zip(&matched)
+        .map(|(a, m)| {
+            m.is_empty()
+                .then(|| expected.iter().position(|e| matches(e, a)))
+                .flatten()
+        })
+        .collect();
+    let known: &[super::labels::KnownFalse] = labels.map_or(&[], |l| &l.false_alerts);
+    let known_of: Vec<Option<usize>> = alerts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            (matched[i].is_empty() && expected_of[i].is_none())
+                .then(|| {
+                    known.iter().position(|k| {
+                        k.alert_id.as_deref() == Some(a.first.alert_id.as_str())
+                            || matches(&k.span, a)
+                    })
+                })
+                .flatten()
+        })
+        .collect();
+    let is_false = |a: usize| matched[a].is_empty() && expected_of[a].is_none();
     let data_end = seen.last_event;
 
     let mut violations = Vec::new();
@@ -320,7 +365,7 @@ pub fn build(
             let name = config.kpis[k].name.as_str();
             let mine: Vec<usize> = (0..alerts.len()).filter(|&a| alerts[a].kpi == k).collect();
             let count = |f: &dyn Fn(usize) -> bool| mine.iter().filter(|&&a| f(a)).count();
-            let false_alerts = count(&|a| matched[a].is_empty());
+            let false_alerts = count(&|a| is_false(a));
             let named: Vec<usize> = (0..incidents.len())
                 .filter(|&i| incidents[i].kpis.matches(name))
                 .collect();
@@ -342,6 +387,8 @@ pub fn build(
                 still_firing: count(&|a| alerts[a].resolved_at.is_none()),
                 violations: violations.iter().filter(|v| v.kpi == name).count(),
                 alerts_per_week: per(mine.len(), weeks),
+                expected: count(&|a| expected_of[a].is_some()),
+                known_false: count(&|a| known_of[a].is_some()),
             }
         })
         .collect();
@@ -397,7 +444,7 @@ pub fn build(
             let alert_ids: Vec<String> = (0..alerts.len())
                 .filter(|&a| {
                     let started = alerts[a].first.started_at;
-                    matched[a].is_empty() && q.start <= started && started < q.end
+                    is_false(a) && q.start <= started && started < q.end
                 })
                 .map(|a| alerts[a].first.alert_id.clone())
                 .collect();
@@ -413,7 +460,7 @@ pub fn build(
         .collect();
 
     let detected = incident_rows.iter().filter(|i| i.detected).count();
-    let false_alerts = matched.iter().filter(|m| m.is_empty()).count();
+    let false_alerts = (0..alerts.len()).filter(|&a| is_false(a)).count();
     let kpi_weeks = weeks * topic_kpis.len() as f64;
     let overall = Overall {
         incidents: incidents.len(),
@@ -427,12 +474,15 @@ pub fn build(
         firing_after_incident_end: after_end.iter().filter(|&&f| f).count(),
         violations: violations.len(),
         alerts_per_kpi_week: per(alerts.len(), kpi_weeks),
+        expected: expected_of.iter().filter(|e| e.is_some()).count(),
+        known_false: known_of.iter().filter(|k| k.is_some()).count(),
     };
 
     let alert_rows = alerts
         .iter()
         .zip(&matched)
-        .map(|(a, m)| {
+        .enumerate()
+        .map(|(i, (a, m))| {
             let t = a.first;
             AlertRow {
                 alert_id: t.alert_id.clone(),
@@ -449,6 +499,8 @@ pub fn build(
                 lower: t.lower,
                 upper: t.upper,
                 matched: m.first().map(|&i| incidents[i].id.clone()),
+                expected_event: expected_of[i].map(|e| expected[e].id.clone()),
+                known_false: known_of[i].map(|k| known[k].span.id.clone()),
             }
         })
         .collect();
@@ -497,6 +549,8 @@ mod tests {
             path: "incidents.json".into(),
             incidents,
             quiet,
+            false_alerts: Vec::new(),
+            expected: Vec::new(),
         }
     }
 
@@ -512,6 +566,57 @@ mod tests {
         assert_eq!(row(&r, "checkouts_by_country").series, 2);
         assert_eq!((r.weeks, r.overall.kpi_weeks), (2.0, 6.0));
         assert_eq!((r.events, r.topic.as_str()), (100, "shop"));
+    }
+
+    #[test]
+    fn expected_events_are_neither_false_nor_detections_and_known_false_alerts_are_counted() {
+        let outage = incident(&["checkouts"], &[], T0, 2);
+        let mut sale = incident(&["checkouts"], &[], T0 + 24 * HOUR, 2);
+        sale.id = "spring-sale".into();
+        let mut noise = incident(&["checkouts"], &[], T0 + 48 * HOUR, 1);
+        noise.id = "feedback-noise".into();
+        let hit = firing("checkouts", &[], T0 + HOUR);
+        let planned = firing("checkouts", &[], T0 + 25 * HOUR);
+        let known = firing("checkouts", &[], T0 + 48 * HOUR);
+        let other = firing("checkouts", &[], T0 + 96 * HOUR);
+        let mut l = labels(vec![outage], vec![]);
+        l.expected = vec![sale];
+        l.false_alerts = vec![super::super::labels::KnownFalse {
+            alert_id: None,
+            span: noise,
+        }];
+        let r = build(
+            &config(),
+            0,
+            &[hit, planned, known, other],
+            &seen(),
+            Some(&l),
+        );
+        let k = row(&r, "checkouts");
+        assert_eq!(
+            (k.fired, k.false_alerts, k.expected, k.known_false),
+            (4, 2, 1, 1)
+        );
+        assert_eq!(
+            (k.incidents, k.detected),
+            (1, 1),
+            "an expected event is no incident"
+        );
+        assert_eq!((r.overall.expected, r.overall.known_false), (1, 1));
+        let rows: Vec<(Option<&str>, Option<&str>)> = r
+            .alerts
+            .iter()
+            .map(|a| (a.expected_event.as_deref(), a.known_false.as_deref()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (None, None),
+                (Some("spring-sale"), None),
+                (None, Some("feedback-noise")),
+                (None, None)
+            ]
+        );
     }
 
     #[test]

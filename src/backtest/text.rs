@@ -69,11 +69,39 @@ pub fn render(r: &Report) -> String {
                 }
             }
         }
-        let false_alerts: Vec<&AlertRow> =
-            r.alerts.iter().filter(|a| a.matched.is_none()).collect();
+        let false_alerts: Vec<&AlertRow> = r
+            .alerts
+            .iter()
+            .filter(|a| a.matched.is_none() && a.expected_event.is_none())
+            .collect();
         let _ = writeln!(out, "\nFalse alerts ({})", false_alerts.len());
         for a in false_alerts {
-            let _ = writeln!(out, "  {}", alert(a));
+            // Feedback said so too (a `false_alerts` label).
+            let known = a
+                .known_false
+                .as_deref()
+                .map_or(String::new(), |k| format!("; marked false ({k})"));
+            let _ = writeln!(out, "  {}{known}", alert(a));
+        }
+        let expected: Vec<&AlertRow> = r
+            .alerts
+            .iter()
+            .filter(|a| a.expected_event.is_some())
+            .collect();
+        if !expected.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nExpected ({}: neither false nor detections)",
+                expected.len()
+            );
+            for a in expected {
+                let _ = writeln!(
+                    out,
+                    "  {}; expected event {}",
+                    alert(a),
+                    a.expected_event.as_deref().unwrap_or_default()
+                );
+            }
         }
     } else {
         let _ = writeln!(

@@ -175,6 +175,20 @@ fn general(
     if let Some(dir) = &n.mail_dir {
         settings.mail_dir = PathBuf::from(dir);
     }
+    if let Some(key_env) = env_var_name(src, n.feedback_key_env.as_ref(), "feedback_key_env")? {
+        settings.feedback_links = Some(crate::feedback::link::LinkSettings {
+            key_env,
+            ttl_secs: opt_duration(
+                src,
+                &n.feedback_link_ttl,
+                "feedback_link_ttl",
+                Duration::from_secs(crate::feedback::link::DEFAULT_TTL_SECS as u64),
+                Duration::from_secs(3600),
+                Duration::from_secs(365 * 86_400),
+            )?
+            .as_secs() as i64,
+        });
+    }
     let retry = Retry {
         initial: opt_duration(
             src,

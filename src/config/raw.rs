@@ -242,6 +242,12 @@ pub struct NotifyToml {
     pub retry_max: Option<Spanned<String>>,
     /// An SMTP relay; without it emails are written to `mail_dir`.
     pub smtp: Option<Spanned<SmtpToml>>,
+    /// The environment variable holding the key (at least 32 characters)
+    /// that signs the "useful" / "not useful" links of emails, e.g.
+    /// "KPIWATCH_FEEDBACK_KEY"; links also need `external_url`.
+    pub feedback_key_env: Option<Spanned<String>>,
+    /// How long an email's feedback links work (default "14d").
+    pub feedback_link_ttl: Option<Spanned<String>>,
 }
 
 /// `[notify.smtp]`. Credentials come only from the environment.

@@ -47,6 +47,8 @@ use super::phrase::{self, headline, labels, percent_signed, LABEL_VALUE_MAX_CHAR
 use super::settings::{CaFile, NotifySettings, SmtpSecurity};
 use super::{DeliveryError, Notification, Reason};
 use crate::alert::{Severity, Status, Transition};
+use crate::feedback::link::LinkSigner;
+use crate::feedback::Verdict;
 use crate::timefmt::human_utc;
 
 /// At most this many alerts get a chart: each PNG is ~15-30 KB, and a
@@ -158,6 +160,18 @@ pub fn message(
     to: &[String],
     external_url: Option<&str>,
 ) -> Result<Message, DeliveryError> {
+    message_with_links(n, from, to, external_url, None)
+}
+
+/// [`message`], with "useful" / "not useful" feedback links under each
+/// alert when `links` is set (see [`crate::feedback::link`]).
+pub fn message_with_links(
+    n: &Notification,
+    from: &str,
+    to: &[String],
+    external_url: Option<&str>,
+    links: Option<&LinkSigner>,
+) -> Result<Message, DeliveryError> {
     let from: Mailbox = from
         .parse()
         .map_err(|e| DeliveryError::Permanent(format!("invalid From address {from:?}: {e}")))?;
@@ -201,7 +215,7 @@ pub fn message(
         .collect();
 
     let mut related =
-        MultiPart::related().singlepart(SinglePart::html(html(n, external_url, &charts)));
+        MultiPart::related().singlepart(SinglePart::html(html(n, external_url, links, &charts)));
     for (cid, png) in charts.into_iter().flatten() {
         related = related.singlepart(
             Attachment::new_inline(cid).body(png, ContentType::parse("image/png").expect("valid")),
@@ -210,7 +224,7 @@ pub fn message(
     builder
         .multipart(
             MultiPart::alternative()
-                .singlepart(SinglePart::plain(text(n, external_url)))
+                .singlepart(SinglePart::plain(text(n, external_url, links)))
                 .multipart(related),
         )
         .map_err(|e| DeliveryError::Permanent(format!("the email cannot be built: {e}")))
@@ -223,6 +237,9 @@ pub struct EmailSender {
     transport: Transport,
     /// `notify.from`, checked at construction.
     from: String,
+    /// Signs the feedback links, when they are on (`notify.external_url`
+    /// and a key in `notify.feedback_key_env`).
+    links: Option<LinkSigner>,
 }
 
 enum Transport {
@@ -297,10 +314,30 @@ impl EmailSender {
                 Transport::Files(settings.mail_dir.clone())
             }
         };
+        let links = LinkSigner::from_env(
+            settings.external_url.as_deref(),
+            settings.feedback_links.as_ref(),
+            |name| std::env::var(name).ok(),
+        );
+        if let Some(why) = crate::feedback::link::why_no_links(
+            settings.external_url.as_deref(),
+            settings.feedback_links.as_ref(),
+            |name| std::env::var(name).ok(),
+        ) {
+            tracing::debug!("{why}");
+        }
         Ok(Self {
             transport,
             from: settings.from.clone(),
+            links,
         })
+    }
+
+    /// The same sender with these feedback links (tests, which must not
+    /// set the process's environment).
+    pub fn with_links(mut self, links: Option<LinkSigner>) -> Self {
+        self.links = links;
+        self
     }
 
     /// Sends `n` to `to`. Connection failures, timeouts and SMTP 4xx replies
@@ -317,11 +354,12 @@ impl EmailSender {
         let email = {
             let (n, from, to) = (n.clone(), self.from.clone(), to.to_vec());
             let url = external_url.map(str::to_owned);
-            tokio::task::spawn_blocking(move || message(&n, &from, &to, url.as_deref()))
-                .await
-                .map_err(|e| {
-                    DeliveryError::Transient(format!("building the email failed: {e}"))
-                })??
+            let links = self.links.clone();
+            tokio::task::spawn_blocking(move || {
+                message_with_links(&n, &from, &to, url.as_deref(), links.as_ref())
+            })
+            .await
+            .map_err(|e| DeliveryError::Transient(format!("building the email failed: {e}")))??
         };
         match &self.transport {
             Transport::Smtp {
@@ -611,7 +649,21 @@ fn not_shown(n: &Notification) -> usize {
 // ---------------------------------------------------------------------------
 // text/plain
 
-fn text(n: &Notification, external_url: Option<&str>) -> String {
+/// The "useful" and "not useful" links of alert `a`, if links are on.
+fn feedback_urls(
+    n: &Notification,
+    a: &Transition,
+    links: Option<&LinkSigner>,
+) -> Option<(String, String)> {
+    let links = links?;
+    let created = n.created_at_ms.div_euclid(1000);
+    Some((
+        links.url(&a.alert_id, Verdict::True, created),
+        links.url(&a.alert_id, Verdict::False, created),
+    ))
+}
+
+fn text(n: &Notification, external_url: Option<&str>, links: Option<&LinkSigner>) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "{}", subject(n));
     let _ = writeln!(t, "{}\n", intro(n));
@@ -632,6 +684,11 @@ fn text(n: &Notification, external_url: Option<&str>) -> String {
                 format!("{}:", row.name),
                 one_line(&row.value)
             );
+        }
+        if let Some((useful, not_useful)) = feedback_urls(n, a, links) {
+            let _ = writeln!(t, "  Was this alert right?");
+            let _ = writeln!(t, "  Useful:     {useful}");
+            let _ = writeln!(t, "  Not useful: {not_useful}");
         }
         t.push('\n');
     }
@@ -689,6 +746,7 @@ fn colour(a: &Transition) -> &'static str {
 fn html(
     n: &Notification,
     external_url: Option<&str>,
+    links: Option<&LinkSigner>,
     charts: &[Option<(String, Vec<u8>)>],
 ) -> String {
     let top = match n.status {
@@ -753,6 +811,16 @@ fn html(
             );
         }
         h.push_str("</table>");
+        if let Some((useful, not_useful)) = feedback_urls(n, a, links) {
+            let _ = write!(
+                h,
+                "<div style=\"{FONT}font-size:14px;padding-top:8px;\">Was this alert right? \
+                 <a href=\"{u}\" style=\"color:#0366d6;\">Useful</a> · \
+                 <a href=\"{nu}\" style=\"color:#0366d6;\">Not useful</a></div>",
+                u = esc(&useful),
+                nu = esc(&not_useful),
+            );
+        }
         if let Some(Some((cid, _))) = charts.get(i) {
             let _ = write!(
                 h,
@@ -868,9 +936,9 @@ mod tests {
             "[FIRING:9] checkouts dropped 63% (country=FI) and 8 more"
         );
         assert!(
-            text(&n, None).contains("… and 7 more alerts not shown."),
+            text(&n, None, None).contains("… and 7 more alerts not shown."),
             "{}",
-            text(&n, None)
+            text(&n, None, None)
         );
     }
 
@@ -1014,7 +1082,7 @@ mod tests {
         a.runbook = Some("javascript:alert(1)".to_string());
         a.dashboard = Some("https://grafana.example.com/d/x?a=1&b=2".to_string());
         let n = notification(vec![a]);
-        let h = html(&n, Some("https://kpiwatch.example.com"), &[]);
+        let h = html(&n, Some("https://kpiwatch.example.com"), None, &[]);
         assert!(
             h.contains("shop=&lt;b&gt;Tom &amp; &quot;Jerry&#39;s&quot;&lt;/b&gt;"),
             "{h}"
@@ -1038,7 +1106,7 @@ mod tests {
             share: None,
         };
         let n = notification(vec![a]);
-        let t = text(&n, None);
+        let t = text(&n, None, None);
         assert!(t.contains("FIRING checkouts dropped 63%"), "{t}");
         assert!(
             t.contains("Evidence:  44.4 over the last 3 minutes (3 buckets), expected 120 (normal 96 – 144)"),
@@ -1056,7 +1124,7 @@ mod tests {
     #[test]
     fn resolved_alerts_say_how_long_they_lasted() {
         let n = notification(vec![resolved(checkouts_drop())]);
-        let t = text(&n, None);
+        let t = text(&n, None, None);
         assert!(t.contains("RESOLVED checkouts back to normal"), "{t}");
         assert!(
             t.contains("Lasted:    2024-01-01 10:44 UTC to 10:48 UTC (4 min)"),

@@ -32,6 +32,9 @@ pub struct NotifySettings {
     pub subscriptions: Vec<Subscription>,
     /// Named recurring time windows that subscriptions refer to.
     pub time_windows: Vec<TimeWindow>,
+    /// The feedback links of emails (`feedback_key_env`,
+    /// `feedback_link_ttl`); `None` when no key variable is named.
+    pub feedback_links: Option<crate::feedback::link::LinkSettings>,
 }
 
 impl NotifySettings {
@@ -47,6 +50,7 @@ impl NotifySettings {
             receivers: Vec::new(),
             subscriptions: Vec::new(),
             time_windows: Vec::new(),
+            feedback_links: None,
         }
     }
 
