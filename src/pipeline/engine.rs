@@ -126,6 +126,32 @@ struct KpiState {
     series: FastMap<SeriesKey, SeriesState>,
     /// Last (bucket start, UTC offset) looked up in the KPI's time zone.
     offset_cache: (i64, i32),
+    /// Every judged bucket with its band, while someone taps them
+    /// ([`Engine::tap_points`]; the backtest's charts). Per KPI so that
+    /// each judging thread writes only its own.
+    points: Option<Vec<JudgedPoint>>,
+}
+
+/// One judged bucket as a chart draws it: the value, what the model
+/// expected and the band the alert level accepted at that moment (the
+/// band an alert's recent buckets show). NaN edges: no band (warming
+/// up, or an open side).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgedPoint {
+    /// Index of the KPI in the config.
+    pub kpi: usize,
+    /// The series.
+    pub key: SeriesKey,
+    /// Bucket start, epoch seconds.
+    pub start: i64,
+    /// The bucket's value.
+    pub value: f64,
+    /// Expected value.
+    pub expected: f32,
+    /// Lower edge of the band.
+    pub lower: f32,
+    /// Upper edge of the band.
+    pub upper: f32,
 }
 
 impl KpiState {
@@ -190,10 +216,31 @@ impl Engine {
                     label_names: k.group_by.iter().map(ToString::to_string).collect(),
                     series: FastMap::default(),
                     offset_cache: (i64::MIN, 0),
+                    points: None,
                 })
                 .collect(),
             parallel_from: PARALLEL_FROM,
         }
+    }
+
+    /// From now on, keeps every judged bucket's value, expectation and
+    /// band for [`Engine::take_points`].
+    pub fn tap_points(&mut self) {
+        for k in &mut self.kpis {
+            k.points.get_or_insert_with(Vec::new);
+        }
+    }
+
+    /// The points judged since the last call, KPI by KPI (each KPI's in
+    /// judging order); empty unless tapped.
+    pub fn take_points(&mut self) -> Vec<JudgedPoint> {
+        let mut out = Vec::new();
+        for k in &mut self.kpis {
+            if let Some(points) = &mut k.points {
+                out.append(points);
+            }
+        }
+        out
     }
 
     /// Series with detector state, for KPI number `kpi`.
@@ -540,6 +587,18 @@ impl KpiState {
                 (decision, recent)
             }
         };
+        if let Some(points) = &mut self.points {
+            let (lower, upper) = recent_band(&s.model, &recent, p_star);
+            points.push(JudgedPoint {
+                kpi: b.kpi,
+                key: b.key.clone(),
+                start: b.start,
+                value,
+                expected: recent.expected,
+                lower: lower as f32,
+                upper: upper as f32,
+            });
+        }
         if s.recent.len() >= a.recent_buckets.max(1) {
             s.recent.pop_front();
         }
