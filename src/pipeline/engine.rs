@@ -1129,6 +1129,44 @@ mod tests {
     }
 
     #[test]
+    fn tapped_points_are_every_judged_bucket_with_its_value_and_the_same_on_two_threads() {
+        let kpis = [kpi("a"), kpi("b"), kpi("c")];
+        let all = buckets();
+        let points = |parallel_from: usize| {
+            let mut e = Engine::new(&kpis);
+            e.parallel_from = parallel_from;
+            e.tap_points();
+            let mut out = Vec::new();
+            let mut points = Vec::new();
+            for burst in all.chunks(12 * 37) {
+                e.judge_all(burst, &mut out);
+                points.extend(e.take_points());
+            }
+            points.sort_by(|a, b| (a.kpi, &a.key, a.start).cmp(&(b.kpi, &b.key, b.start)));
+            points
+        };
+        let one = points(usize::MAX);
+        let judged = all.iter().filter(|b| b.value.is_some()).count();
+        assert_eq!(one.len(), judged);
+        for p in &one {
+            let b = all
+                .iter()
+                .find(|b| (b.kpi, &b.key, b.start) == (p.kpi, &p.key, p.start))
+                .expect("the point's bucket");
+            assert_eq!(Some(p.value), b.value);
+            assert!(p.expected.is_finite());
+        }
+        // Bands where the model knows its spread, lower below upper.
+        assert!(one.iter().any(|p| p.lower.is_finite() && p.lower < p.upper));
+        let json = |p: &[JudgedPoint]| format!("{p:?}");
+        assert_eq!(json(&points(0)), json(&one));
+        // Untapped, nothing is kept.
+        let mut e = Engine::new(&kpis);
+        e.judge_all(&all[..12], &mut Vec::new());
+        assert!(e.take_points().is_empty());
+    }
+
+    #[test]
     fn a_burst_is_split_by_load_and_one_kpi_is_not_split() {
         let b = |kpi| ClosedBucket {
             kpi,
