@@ -65,7 +65,7 @@
     if (D.labelled) {
       cell.append(el("br"), el("span", { class: r.false ? "false" : "ok" }, `${r.false} false`));
       if (r.incidents) cell.append(`, recall ${pct(r.recall)}`);
-      if (r.median_delay !== null) cell.append(`, delay ${num(r.median_delay)} min`);
+      if (r.median_delay !== null) cell.append(el("br"), `median delay ${num(r.median_delay)} min`);
     }
     return cell;
   }

@@ -3,6 +3,9 @@
 // on it. Every wait is bounded.
 //
 // usage: node check_report.mjs PLAYWRIGHT_DIR CHROMIUM REPORT.html SCREENSHOT.png [SEARCH]
+// (SCREENSHOT_HEIGHT=N in the environment: a screenshot of the top N
+// pixels instead of the full page, after opening the first alert's chart,
+// as the README's picture is taken)
 //
 // Reports: console errors and uncaught page errors; load_ms (navigation
 // to the page's ready flag and its first chart drawn, wall clock) and the
@@ -10,11 +13,11 @@
 // pixels; and with SEARCH, the series the search box lists for it, and
 // the chart Enter opens (its title and painted pixels).
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
 const [dir, chromiumPath, report, screenshot, query] = process.argv.slice(2);
-const { chromium } = createRequire(join(dir, "package.json"))("playwright-core");
+const { chromium } = createRequire(join(resolve(dir), "package.json"))("playwright-core");
 const WAIT = 30000;
 
 // Flags the project runs Chromium with everywhere. Playwright adds
@@ -24,19 +27,24 @@ const args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run
 const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args, timeout: WAIT });
 const out = { console_errors: [], requests: [] };
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const clip = Number(process.env.SCREENSHOT_HEIGHT || 0);
+  const page = await browser.newPage({ viewport: { width: 1400, height: clip || 1000 } });
   page.setDefaultTimeout(WAIT);
   page.on("console", (m) => { if (m.type() === "error") out.console_errors.push(m.text()); });
   page.on("pageerror", (e) => out.console_errors.push(`uncaught: ${e.message}`));
   // The page must fetch nothing: anything but the file itself is recorded.
-  const url = pathToFileURL(report).href;
+  const url = pathToFileURL(resolve(report)).href;
   page.on("request", (r) => { if (r.url() !== url) out.requests.push(r.url()); });
 
   const began = Date.now();
   await page.goto(url, { waitUntil: "load" });
   await page.waitForSelector("body[data-ready=true]");
-  await page.waitForSelector("#charts canvas[data-drawn], #picked canvas[data-drawn]", { state: "attached" }).catch(() => {});
+  // Charts draw when on screen: bring the first one there (a long
+  // incidents table can push it below the fold).
+  await page.evaluate(() => { const c = document.querySelector("#charts .chart"); if (c) c.scrollIntoView(); });
+  await page.waitForSelector("#charts canvas[data-drawn]", { state: "attached", timeout: 5000 }).catch(() => {});
   out.load_ms = Date.now() - began;
+  await page.evaluate(() => window.scrollTo(0, 0));
   Object.assign(out, await page.evaluate(() => ({
     ready_at_ms: Number(document.body.dataset.readyAt),
     first_draw_at_ms: Number((document.querySelector("canvas[data-drawn-at]") || { dataset: {} }).dataset.drawnAt),
@@ -69,6 +77,10 @@ try {
     out.picked = await page.$eval("#picked .chart h3", (h) => h.firstChild.textContent);
     out.picked_chart = await pixels("#picked .chart canvas[data-drawn]");
   }
+  if (clip) {
+    await page.click("#alerts tr.alert-row");
+    await page.waitForSelector("#picked .chart:first-child canvas[data-drawn]");
+  }
   // Charts draw when scrolled into view: pass over the page once, so the
   // full-page screenshot shows them drawn.
   await page.evaluate(async () => {
@@ -78,7 +90,7 @@ try {
     }
     window.scrollTo(0, 0);
   });
-  await page.screenshot({ path: screenshot, fullPage: true });
+  await page.screenshot({ path: screenshot, fullPage: !clip });
   out.screenshot = screenshot;
 } finally {
   await browser.close();
