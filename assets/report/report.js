@@ -229,9 +229,19 @@
     ctx.setTransform(g.dpr, 0, 0, g.dpr, 0, 0);
     ctx.clearRect(0, 0, g.w, g.h);
     const pts = visiblePoints(c); c.points = pts;
-    let lo = Infinity, hi = -Infinity;
-    for (const p of pts) for (const v of [p.min, p.max, p.e, p.lo, p.hi]) if (isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
-    if (!isFinite(lo)) { lo = 0; hi = 1; }
+    // The y range holds observed and expected; the band widens it by at
+    // most that range again (a band of a warming-up series or a ratio of
+    // a few events can be a hundred times wider, and would flatten all).
+    let lo = Infinity, hi = -Infinity, blo = Infinity, bhi = -Infinity;
+    for (const p of pts) {
+      for (const v of [p.min, p.max, p.e]) if (isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
+      if (isFinite(p.lo) && p.lo < blo) blo = p.lo;
+      if (isFinite(p.hi) && p.hi > bhi) bhi = p.hi;
+    }
+    if (!isFinite(lo)) { lo = isFinite(blo) ? blo : 0; hi = isFinite(bhi) ? bhi : 1; }
+    const reach = Math.max(hi - lo, Math.abs(hi) * 0.1, 1e-9);
+    if (isFinite(blo)) lo = Math.min(lo, Math.max(blo, lo - reach));
+    if (isFinite(bhi)) hi = Math.max(hi, Math.min(bhi, hi + reach));
     if (hi - lo < 1e-9) { hi = lo + 1; }
     const padY = (hi - lo) * 0.05; lo -= padY; hi += padY;
     const y = (v) => M.t + (1 - (v - lo) / (hi - lo)) * (g.h - M.t - M.b);
