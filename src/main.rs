@@ -108,6 +108,12 @@ enum Command {
         /// several).
         #[arg(long)]
         topic: Option<String>,
+        /// Also write the report as one self-contained HTML page here:
+        /// charts of every series, the alerts in words, and what-if at
+        /// 1/week, 1/month and 1/quarter (the events are replayed once
+        /// more for each, so `--events` must be a file).
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Write a simulated shop's events (JSON lines) with daily and weekly
     /// seasonality and optional incidents; with --scenario, a shop and its
@@ -385,6 +391,57 @@ fn with_causes(e: &anyhow::Error) -> String {
     text
 }
 
+/// `backtest --html`: the configured run with its charts and the what-if
+/// sweep, side by side on two threads, then the page; prints its size.
+fn html_report(
+    config: &kpiwatch::config::Config,
+    events: &std::path::Path,
+    topic: Option<&str>,
+    labels: Option<&kpiwatch::backtest::Labels>,
+    page: &std::path::Path,
+) -> anyhow::Result<kpiwatch::backtest::Report> {
+    use kpiwatch::backtest::{self, sweep};
+    let began = std::time::Instant::now();
+    let open = || std::fs::File::open(events).map(|f| BufReader::with_capacity(1 << 16, f));
+    let (run, sweeps) = std::thread::scope(|scope| {
+        let sweeps =
+            scope.spawn(|| sweep::sweep(config, topic, labels, &sweep::STANDARD, open));
+        let run = open()
+            .map_err(kpiwatch::replay::ReplayError::Io)
+            .map_err(backtest::BacktestError::from)
+            .and_then(|input| {
+                let size = std::fs::metadata(events).ok().map(|m| m.len());
+                backtest::run(config.clone(), topic, input, size, labels, true)
+            });
+        let sweeps = sweeps
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (run, sweeps)
+    });
+    let read_error = |e: backtest::BacktestError| match e {
+        backtest::BacktestError::Replay(kpiwatch::replay::ReplayError::Io(e)) => {
+            anyhow::anyhow!("cannot read {}: {e}", events.display())
+        }
+        e => e.into(),
+    };
+    let (run, sweeps) = (run.map_err(read_error)?, sweeps.map_err(read_error)?);
+    let replayed = began.elapsed();
+    let (text, stats) = backtest::html::render(config, &run, &sweeps, labels);
+    std::fs::write(page, &text)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", page.display()))?;
+    eprintln!(
+        "wrote {}: {:.1} MB, {} series, {} buckets at full resolution{}; replays {:.1} s, page {:.1} s",
+        page.display(),
+        text.len() as f64 / 1e6,
+        stats.series,
+        stats.full_points,
+        if stats.full_cut { " (cut at the limit)" } else { "" },
+        replayed.as_secs_f64(),
+        (began.elapsed() - replayed).as_secs_f64(),
+    );
+    Ok(run.report)
+}
+
 /// The events file of `replay` and `backtest` (`-`: standard input) and
 /// its size, if known, for the progress bar.
 fn open_events(path: &std::path::Path) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
@@ -571,26 +628,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             incidents,
             json,
             topic,
+            html,
         } => {
             let config = kpiwatch::config::load(&config)?;
             let labels = incidents
                 .as_deref()
                 .map(kpiwatch::backtest::Labels::load)
                 .transpose()?;
-            let (reader, size) = open_events(&events)?;
-            let report = kpiwatch::backtest::backtest(
-                config,
-                topic.as_deref(),
-                BufReader::with_capacity(1 << 16, reader),
-                size,
-                labels.as_ref(),
-            )
-            .map_err(|e| match e {
-                kpiwatch::backtest::BacktestError::Replay(kpiwatch::replay::ReplayError::Io(e)) => {
-                    anyhow::anyhow!("cannot read {}: {e}", events.display())
-                }
-                e => e.into(),
-            })?;
+            if html.is_some() && events.as_os_str() == "-" {
+                anyhow::bail!(
+                    "--html replays the events once more per what-if setting, so it needs a file: write --events FILE, not -"
+                );
+            }
+            let report = if let Some(page) = &html {
+                html_report(&config, &events, topic.as_deref(), labels.as_ref(), page)?
+            } else {
+                let (reader, size) = open_events(&events)?;
+                kpiwatch::backtest::backtest(
+                    config,
+                    topic.as_deref(),
+                    BufReader::with_capacity(1 << 16, reader),
+                    size,
+                    labels.as_ref(),
+                )
+                .map_err(|e| match e {
+                    kpiwatch::backtest::BacktestError::Replay(
+                        kpiwatch::replay::ReplayError::Io(e),
+                    ) => {
+                        anyhow::anyhow!("cannot read {}: {e}", events.display())
+                    }
+                    e => e.into(),
+                })?
+            };
             let mut out = std::io::stdout().lock();
             if json {
                 serde_json::to_writer_pretty(&mut out, &report)?;

@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::alert::Transition;
 use crate::config::Config;
+use crate::pipeline::engine::JudgedPoint;
 use crate::pipeline::window::ClosedBucket;
 use crate::pipeline::{Outcome, Pipeline, Summary};
 use crate::telemetry::Metrics;
@@ -44,6 +45,16 @@ pub trait Observer {
     fn wants_buckets(&self) -> bool {
         false
     }
+
+    /// Whether [`Observer::points`] wants each judged bucket's
+    /// expectation and band (computed only then).
+    fn wants_points(&self) -> bool {
+        false
+    }
+
+    /// The points one close judged, before [`Observer::closed`] is told
+    /// of it (only if [`Observer::wants_points`]).
+    fn points(&mut self, _points: Vec<JudgedPoint>) {}
 
     /// One event's outcome, in input order; an event the pipeline holds
     /// (far ahead of the stream's time, [`Outcome::Held`]) is reported
@@ -236,6 +247,9 @@ pub fn run(
     if observer.wants_buckets() {
         pipeline.tap_buckets();
     }
+    if observer.wants_points() {
+        pipeline.tap_points();
+    }
     let bar = progress_bar(size);
     let mut line = Vec::new();
     let mut transitions = Vec::new();
@@ -313,6 +327,9 @@ fn close(
 ) -> Result<(), ReplayError> {
     for t in transitions.iter() {
         summary.transition(t);
+    }
+    if observer.wants_points() {
+        observer.points(pipeline.take_points());
     }
     observer.closed(pipeline.take_judged(), transitions)?;
     transitions.clear();

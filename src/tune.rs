@@ -19,7 +19,7 @@ use std::path::Path;
 
 use toml_edit::{DocumentMut, Item, Table, Value};
 
-use crate::backtest::sweep::{Budget, SweepPoint};
+use crate::backtest::sweep::{Budget, Swept};
 use crate::config::model::AlertLevel;
 use crate::config::Config;
 
@@ -104,9 +104,17 @@ pub enum TuneError {
     /// Which topic.
     #[error(transparent)]
     Topic(#[from] crate::replay::ReplayError),
+    /// The events file cannot be opened.
+    #[error("cannot read {path}: {source}")]
+    Events {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A backtest of the sweep failed.
     #[error(transparent)]
-    Sweep(#[from] crate::backtest::sweep::SweepError),
+    Backtest(#[from] crate::backtest::BacktestError),
 }
 
 /// What `kpiwatch tune` prints: the choices and the diff.
@@ -143,7 +151,15 @@ pub fn run(
             }
         }
     }
-    let points = crate::backtest::sweep::sweep(&config, topic, events, Some(&labels), &budgets)?;
+    let open = || {
+        std::fs::File::open(events).map(|f| std::io::BufReader::with_capacity(1 << 16, f))
+    };
+    // Opened once here so that a missing file is named as such.
+    open().map_err(|source| TuneError::Events {
+        path: events.display().to_string(),
+        source,
+    })?;
+    let points = crate::backtest::sweep::sweep(&config, topic, Some(&labels), &budgets, open)?;
     let choices = choose(&config, index, &points);
     let changes: Vec<(String, Budget)> = choices
         .iter()
@@ -158,8 +174,8 @@ pub fn run(
 
 /// Per KPI of topic number `topic`, its rows and the budget the rule
 /// picks (see the module docs).
-pub fn choose(config: &Config, topic: usize, points: &[SweepPoint]) -> Vec<KpiChoice> {
-    let mut points: Vec<&SweepPoint> = points.iter().collect();
+pub fn choose(config: &Config, topic: usize, points: &[Swept]) -> Vec<KpiChoice> {
+    let mut points: Vec<&Swept> = points.iter().collect();
     points.sort_by(|a, b| b.budget.per_second().total_cmp(&a.budget.per_second()));
     config
         .kpis

@@ -14,8 +14,11 @@
 //! - [`report`] — [`Report`], the figures, whose serde form is the
 //!   `--json` schema.
 //! - [`text`] — the report for people.
-//! - [`sweep`] — the backtest re-run at several `false_alarms` budgets
-//!   (`kpiwatch tune`, the HTML report's what-if view).
+//! - [`points`] — every judged bucket with its band, per series (kept
+//!   only for `--html`).
+//! - [`sweep`] — what-if: the backtest again at other `false_alarms`
+//!   budgets (`kpiwatch tune`, the HTML report's what-if view).
+//! - [`html`] — the report as one self-contained page of charts.
 //!
 //! # Data flow
 //!
@@ -23,11 +26,16 @@
 //! [`crate::replay::run`] (the replay's own event loop) with a collector
 //! that keeps the transitions and what the data held (its time span, the
 //! series and the lowest value of each KPI), then [`report::build`]s the
-//! report; `main.rs` prints it as text or JSON.
+//! report; `main.rs` prints it as text or JSON. For `--html`, [`run`]
+//! also keeps the transitions and the judged buckets ([`points`]), the
+//! [`sweep`] replays at three more budgets, and [`html::render`] draws
+//! the page from all of them.
 
 pub mod checks;
+pub mod html;
 pub mod labels;
 pub mod matching;
+pub mod points;
 pub mod report;
 pub mod sweep;
 #[cfg(test)]
@@ -38,10 +46,12 @@ use std::collections::HashSet;
 use std::io::BufRead;
 
 pub use labels::{Labels, LabelsError};
+pub use points::Points;
 pub use report::{Report, Seen};
 
 use crate::alert::Transition;
 use crate::config::Config;
+use crate::pipeline::engine::JudgedPoint;
 use crate::pipeline::window::{ClosedBucket, SeriesKey};
 use crate::pipeline::Outcome;
 use crate::replay::{Observer, ReplayError};
@@ -68,11 +78,38 @@ pub fn backtest(
     size: Option<u64>,
     labels: Option<&Labels>,
 ) -> Result<Report, BacktestError> {
+    Ok(run(config, topic, input, size, labels, false)?.report)
+}
+
+/// A backtest with what it was computed from.
+#[derive(Debug)]
+pub struct Run {
+    /// The figures.
+    pub report: Report,
+    /// Every transition, in the order they happened.
+    pub transitions: Vec<Transition>,
+    /// Every judged bucket with its band, if asked for.
+    pub points: Option<Points>,
+}
+
+/// [`backtest`], keeping the transitions and, if `keep_points`, every
+/// judged bucket with its expectation and band (for charts).
+pub fn run(
+    config: Config,
+    topic: Option<&str>,
+    input: impl BufRead,
+    size: Option<u64>,
+    labels: Option<&Labels>,
+    keep_points: bool,
+) -> Result<Run, BacktestError> {
     let index = crate::replay::topic_index(&config, topic)?;
     if let Some(labels) = labels {
         labels.check(&config, index)?;
     }
     let mut collector = Collector::new(config.kpis.len());
+    if keep_points {
+        collector.points = Some(Points::new(config.kpis.iter().map(|k| k.bucket).collect()));
+    }
     // The pipeline takes the config; the report needs it after.
     let summary = crate::replay::run(config.clone(), topic, input, size, &mut collector)?.summary;
     let seen = Seen {
@@ -82,13 +119,12 @@ pub fn backtest(
         series: collector.series.iter().map(HashSet::len).collect(),
         lowest: collector.lowest,
     };
-    Ok(report::build(
-        &config,
-        index,
-        &collector.transitions,
-        &seen,
-        labels,
-    ))
+    let report = report::build(&config, index, &collector.transitions, &seen, labels);
+    Ok(Run {
+        report,
+        transitions: collector.transitions,
+        points: collector.points,
+    })
 }
 
 /// What the backtest keeps of a replay.
@@ -101,6 +137,8 @@ struct Collector {
     series: Vec<HashSet<SeriesKey, foldhash::fast::RandomState>>,
     /// Per KPI, the lowest value judged.
     lowest: Vec<f64>,
+    /// Every judged bucket, when charts are wanted.
+    points: Option<Points>,
 }
 
 impl Collector {
@@ -111,6 +149,7 @@ impl Collector {
             last_event: None,
             series: (0..kpis).map(|_| HashSet::default()).collect(),
             lowest: vec![f64::INFINITY; kpis],
+            points: None,
         }
     }
 }
@@ -118,6 +157,18 @@ impl Collector {
 impl Observer for Collector {
     fn wants_buckets(&self) -> bool {
         true
+    }
+
+    fn wants_points(&self) -> bool {
+        self.points.is_some()
+    }
+
+    fn points(&mut self, points: Vec<JudgedPoint>) {
+        if let Some(all) = &mut self.points {
+            for p in points {
+                all.add(p);
+            }
+        }
     }
 
     fn event(&mut self, outcome: Outcome) {

@@ -126,6 +126,32 @@ struct KpiState {
     series: FastMap<SeriesKey, SeriesState>,
     /// Last (bucket start, UTC offset) looked up in the KPI's time zone.
     offset_cache: (i64, i32),
+    /// Every judged bucket with its band, while someone taps them
+    /// ([`Engine::tap_points`]; the backtest's charts). Per KPI so that
+    /// each judging thread writes only its own.
+    points: Option<Vec<JudgedPoint>>,
+}
+
+/// One judged bucket as a chart draws it: the value, what the model
+/// expected and the band the alert level accepted at that moment (the
+/// band an alert's recent buckets show). NaN edges: no band (warming
+/// up, or an open side).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgedPoint {
+    /// Index of the KPI in the config.
+    pub kpi: usize,
+    /// The series.
+    pub key: SeriesKey,
+    /// Bucket start, epoch seconds.
+    pub start: i64,
+    /// The bucket's value.
+    pub value: f64,
+    /// Expected value.
+    pub expected: f32,
+    /// Lower edge of the band.
+    pub lower: f32,
+    /// Upper edge of the band.
+    pub upper: f32,
 }
 
 impl KpiState {
@@ -190,10 +216,31 @@ impl Engine {
                     label_names: k.group_by.iter().map(ToString::to_string).collect(),
                     series: FastMap::default(),
                     offset_cache: (i64::MIN, 0),
+                    points: None,
                 })
                 .collect(),
             parallel_from: PARALLEL_FROM,
         }
+    }
+
+    /// From now on, keeps every judged bucket's value, expectation and
+    /// band for [`Engine::take_points`].
+    pub fn tap_points(&mut self) {
+        for k in &mut self.kpis {
+            k.points.get_or_insert_with(Vec::new);
+        }
+    }
+
+    /// The points judged since the last call, KPI by KPI (each KPI's in
+    /// judging order); empty unless tapped.
+    pub fn take_points(&mut self) -> Vec<JudgedPoint> {
+        let mut out = Vec::new();
+        for k in &mut self.kpis {
+            if let Some(points) = &mut k.points {
+                out.append(points);
+            }
+        }
+        out
     }
 
     /// Series with detector state, for KPI number `kpi`.
@@ -543,6 +590,18 @@ impl KpiState {
                 (decision, recent)
             }
         };
+        if let Some(points) = &mut self.points {
+            let (lower, upper) = recent_band(&s.model, &recent, p_star);
+            points.push(JudgedPoint {
+                kpi: b.kpi,
+                key: b.key.clone(),
+                start: b.start,
+                value,
+                expected: recent.expected,
+                lower: lower as f32,
+                upper: upper as f32,
+            });
+        }
         if s.recent.len() >= a.recent_buckets.max(1) {
             s.recent.pop_front();
         }
@@ -1070,6 +1129,44 @@ mod tests {
             };
             assert_eq!(state(&split), state(&one_by_one));
         }
+    }
+
+    #[test]
+    fn tapped_points_are_every_judged_bucket_with_its_value_and_the_same_on_two_threads() {
+        let kpis = [kpi("a"), kpi("b"), kpi("c")];
+        let all = buckets();
+        let points = |parallel_from: usize| {
+            let mut e = Engine::new(&kpis);
+            e.parallel_from = parallel_from;
+            e.tap_points();
+            let mut out = Vec::new();
+            let mut points = Vec::new();
+            for burst in all.chunks(12 * 37) {
+                e.judge_all(burst, &mut out);
+                points.extend(e.take_points());
+            }
+            points.sort_by(|a, b| (a.kpi, &a.key, a.start).cmp(&(b.kpi, &b.key, b.start)));
+            points
+        };
+        let one = points(usize::MAX);
+        let judged = all.iter().filter(|b| b.value.is_some()).count();
+        assert_eq!(one.len(), judged);
+        for p in &one {
+            let b = all
+                .iter()
+                .find(|b| (b.kpi, &b.key, b.start) == (p.kpi, &p.key, p.start))
+                .expect("the point's bucket");
+            assert_eq!(Some(p.value), b.value);
+            assert!(p.expected.is_finite());
+        }
+        // Bands where the model knows its spread, lower below upper.
+        assert!(one.iter().any(|p| p.lower.is_finite() && p.lower < p.upper));
+        let json = |p: &[JudgedPoint]| format!("{p:?}");
+        assert_eq!(json(&points(0)), json(&one));
+        // Untapped, nothing is kept.
+        let mut e = Engine::new(&kpis);
+        e.judge_all(&all[..12], &mut Vec::new());
+        assert!(e.take_points().is_empty());
     }
 
     #[test]

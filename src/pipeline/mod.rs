@@ -596,6 +596,17 @@ impl Pipeline {
         self.tap.get_or_insert_with(Vec::new);
     }
 
+    /// From now on, keeps each judged bucket's expectation and band for
+    /// [`Pipeline::take_points`] (the backtest's charts).
+    pub fn tap_points(&mut self) {
+        self.engine.tap_points();
+    }
+
+    /// The points judged since the last call (empty unless tapped).
+    pub fn take_points(&mut self) -> Vec<engine::JudgedPoint> {
+        self.engine.take_points()
+    }
+
     /// The buckets judged since the last call (empty unless tapped).
     pub fn take_judged(&mut self) -> Vec<ClosedBucket> {
         self.tap.as_mut().map(std::mem::take).unwrap_or_default()

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `kpiwatch backtest --html` at scale: ten KPIs and about a thousand series
+# (benches/pipeline.toml) over DAYS (default 28) days of the simulated shop,
+# the events made as benches/replay_throughput.sh makes them (same file, if
+# it is there). Prints the backtest's time (the configured run with its
+# charts beside the what-if replays at three budgets) and peak RSS, the
+# page's size, and how long headless Chromium takes to load the page from
+# file:// until its first chart is drawn (tests/browser/check_report.mjs;
+# scripts/ensure-browser installs what it needs), with the machine's load.
+#
+# usage: benches/report_html.sh [DAYS] [RATE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+days=${1:-28}
+rate=${2:-200}
+config=benches/pipeline.toml
+source benches/timing.sh
+
+target=${CARGO_TARGET_DIR:-target}
+cargo build --release --quiet --bin kpiwatch
+bin=$target/release/kpiwatch
+browser_dir=$(scripts/ensure-browser | tail -n 1)
+
+events=$target/bench-events-${days}d-${rate}.jsonl
+if [[ ! -s $events ]]; then
+  "$bin" simulate --start 2024-01-01T00:00:00Z --days "$days" --rate "$rate" --seed 1 |
+    awk '{
+      match($0, /"user":"u[0-9]+"/)
+      u = substr($0, RSTART + 9, RLENGTH - 10)
+      printf "%s,\"store\":\"s%02d\"}\n", substr($0, 1, length($0) - 1), u % 20
+    }' > "$events.tmp"
+  mv "$events.tmp" "$events"
+fi
+echo "events: $(wc -l < "$events") lines, $(( $(wc -c < "$events") / 1024 / 1024 )) MiB ($events)"
+
+page=$target/ci-output/report-${days}d-${rate}.html
+mkdir -p "$(dirname "$page")"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+timed "$bin" backtest --config "$config" --events "$events" --html "$page"
+echo "backtest --html: $secs s${cpu:+ ($cpu s CPU)}, peak RSS ${rss:-?} KiB"
+echo "page: $(wc -c < "$page") bytes ($(awk -v b="$(wc -c < "$page")" 'BEGIN { printf "%.1f", b / 1048576 }') MiB)"
+for run in 1 2 3; do
+  node tests/browser/check_report.mjs "$browser_dir" "${KPIWATCH_TEST_CHROMIUM:-/usr/bin/chromium}" \
+    "$PWD/$page" "$target/ci-output/report-${days}d-${rate}.png" |
+    tail -n 1 |
+    node -e '
+      const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
+      console.log(`chromium run '"$run"': load to first chart ${r.load_ms} ms (page ready at ${r.ready_at_ms} ms, first chart drawn at ${r.first_draw_at_ms} ms after navigation), ${r.charts} charts, ${r.alert_rows} alerts listed, console errors: ${r.console_errors.length}`);'
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
