@@ -79,13 +79,12 @@ pub fn backtest(
         series: collector.series.iter().map(HashSet::len).collect(),
         lowest: collector.lowest,
     };
-    Ok(report::build(
-        &config,
-        index,
-        &collector.transitions,
-        &seen,
-        labels,
-    ))
+    let mut report = report::build(&config, index, &collector.transitions, &seen, labels);
+    if let (Some(from), Some(to)) = (seen.first_event, seen.last_event) {
+        report.calendar_spans = report::calendar_spans(&config, index, from, to);
+    }
+    report.muted = report::muted_rows(&collector.muted);
+    Ok(report)
 }
 
 /// What the backtest keeps of a replay.
@@ -98,6 +97,8 @@ struct Collector {
     series: Vec<HashSet<SeriesKey, foldhash::fast::RandomState>>,
     /// Per KPI, the lowest value judged.
     lowest: Vec<f64>,
+    /// Alerts calendars muted.
+    muted: Vec<crate::pipeline::engine::Muted>,
 }
 
 impl Collector {
@@ -108,6 +109,7 @@ impl Collector {
             last_event: None,
             series: (0..kpis).map(|_| HashSet::default()).collect(),
             lowest: vec![f64::INFINITY; kpis],
+            muted: Vec::new(),
         }
     }
 }
@@ -137,5 +139,9 @@ impl Observer for Collector {
         }
         self.transitions.extend_from_slice(transitions);
         Ok(())
+    }
+
+    fn muted(&mut self, muted: Vec<crate::pipeline::engine::Muted>) {
+        self.muted.extend(muted);
     }
 }
