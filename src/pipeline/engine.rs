@@ -128,6 +128,10 @@ pub struct SeriesState {
     /// bucket before is looked up in the calendar instead.
     #[serde(skip)]
     in_calendar: bool,
+    /// Whether a muted alert of this series was recorded during the
+    /// calendar under way: one record per series and calendar span.
+    #[serde(skip)]
+    muted_recorded: bool,
 }
 
 /// An alert a calendar muted: the series would have fired at
@@ -474,6 +478,7 @@ impl KpiState {
             recent: VecDeque::new(),
             lifecycle: Lifecycle::Normal { run: 0, first: 0 },
             in_calendar: false,
+            muted_recorded: false,
         }
     }
 
@@ -577,6 +582,7 @@ impl KpiState {
             let s = self.series.get_mut(&*b.key).expect("series inserted above");
             if during.ended || s.in_calendar {
                 s.in_calendar = false;
+                s.muted_recorded = false;
                 if let Model::Kpi(model) = &mut s.model {
                     model.forget_windows();
                 }
@@ -698,7 +704,8 @@ impl KpiState {
                         // Muted: kept for reports once per anomalous run,
                         // when it would have fired.
                         Some((Effect::Mute, c)) => {
-                            if *run == a.fire_after {
+                            if *run >= a.fire_after && !s.muted_recorded {
+                                s.muted_recorded = true;
                                 let (observed, expected) = match evidence {
                                     Decision::Finding(f) => (f.observed(), f.expected()),
                                     Decision::Rule(r) => (value, r.reference),
