@@ -27,6 +27,7 @@
 
 pub mod alert;
 pub mod backtest;
+pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -69,6 +69,10 @@ pub trait Observer {
         judged: Vec<ClosedBucket>,
         transitions: &[Transition],
     ) -> Result<(), ReplayError>;
+
+    /// Alerts a calendar of expected events muted in one close (only when
+    /// [`Observer::wants_buckets`]).
+    fn muted(&mut self, _muted: Vec<crate::pipeline::engine::Muted>) {}
 }
 
 /// Which of `config`'s topics a replay reads: the one named, or the only
@@ -332,6 +336,7 @@ fn close(
         observer.points(pipeline.take_points());
     }
     observer.closed(pipeline.take_judged(), transitions)?;
+    observer.muted(pipeline.take_muted());
     transitions.clear();
     Ok(())
 }

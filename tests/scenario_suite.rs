@@ -410,23 +410,32 @@ fn globs_match_as_the_backtest_reads_them() {
 }
 
 #[test]
-fn the_holiday_is_a_separate_scenario_declared_as_expected() {
+fn the_holiday_scenario_declares_one_holiday_in_its_configs_calendar_and_forgets_the_other() {
     let shop = Scenario::load(&suite("scenario-holiday.toml"))
         .unwrap()
         .at(1.0, 1)
         .unwrap();
-    assert!(shop.incidents.is_empty());
-    assert_eq!(shop.quiet.len(), 1);
-    assert_eq!(shop.quiet[0].kind, "expected_holiday");
-    assert_eq!(shop.quiet[0].effect, Effect::Rate { factor: 0.6 });
+    let declared = &shop.quiet[0];
+    assert_eq!(declared.kind, "declared_holiday");
+    assert_eq!(declared.effect, Effect::Rate { factor: 0.4 });
     assert!(
-        shop.quiet[0].start >= shop.start + 14 * 86_400,
+        declared.start >= shop.start + 14 * 86_400,
         "two weeks to learn the normal first"
     );
+    assert_eq!(shop.quiet[1].start, declared.start + 7 * 86_400, "the Friday after");
+    assert_eq!(shop.incidents.len(), 1);
+    assert_eq!(shop.incidents[0].kind, "undeclared_holiday");
+    let config = kpiwatch::config::load(&suite("shop-holiday.toml")).unwrap();
+    for k in &config.kpis {
+        let cal = &k.calendars[0].calendar;
+        assert!(cal.contains(declared.start) && cal.contains(declared.start + 86_399));
+        assert!(!cal.contains(declared.start + 86_400));
+        assert!(!cal.contains(shop.incidents[0].start), "Easter Monday is forgotten");
+    }
     let main = std::fs::read_to_string(suite("scenario-main.toml")).unwrap();
     assert!(
-        !main.contains("expected_holiday"),
-        "not in the default suite until calendars exist"
+        !main.contains("holiday"),
+        "the holidays run with their own config, apart from the default suite"
     );
 }
 

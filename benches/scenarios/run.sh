@@ -6,14 +6,17 @@
 # file explains the incidents and the targets.
 #
 #   benches/scenarios/run.sh [--scales 0.1,1,10] [--seeds 1,2,3]
-#                            [--scenario FILE] [--out DIR] [--keep-events]
+#                            [--scenario FILE] [--config FILE] [--out DIR]
+#                            [--keep-events]
 #
 # Results go to --out (default target/scenarios): per run the labels, the
 # backtest JSON and the simulator's summary; summary.json combines them.
 # Event files are deleted after their backtest (×10 is ~3 GB each) unless
 # --keep-events. KPIWATCH_BIN picks a prebuilt binary instead of
-# `cargo build --release`. Exit status: aggregate.py's (0 all targets met,
-# 1 some not met), 2 for usage or a failed step.
+# `cargo build --release`. --config replaces shop.toml (the holiday
+# scenario runs with shop-holiday.toml, whose calendar declares a holiday).
+# Exit status: aggregate.py's (0 all targets met, 1 some not met), 2 for
+# usage or a failed step.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,12 +26,13 @@ scenario=benches/scenarios/scenario-main.toml
 config=benches/scenarios/shop.toml
 out=target/scenarios
 keep=false
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --scales) scales="${2:?--scales needs a list, e.g. 0.1,1,10}"; shift 2 ;;
     --seeds) seeds="${2:?--seeds needs a list, e.g. 1,2,3}"; shift 2 ;;
     --scenario) scenario="${2:?--scenario needs a file}"; shift 2 ;;
+    --config) config="${2:?--config needs a file}"; shift 2 ;;
     --out) out="${2:?--out needs a directory}"; shift 2 ;;
     --keep-events) keep=true; shift ;;
     -h|--help) usage ;;

@@ -119,7 +119,11 @@ pub fn run(
         series: collector.series.iter().map(HashSet::len).collect(),
         lowest: collector.lowest,
     };
-    let report = report::build(&config, index, &collector.transitions, &seen, labels);
+    let mut report = report::build(&config, index, &collector.transitions, &seen, labels);
+    if let (Some(from), Some(to)) = (seen.first_event, seen.last_event) {
+        report.calendar_spans = report::calendar_spans(&config, index, from, to);
+    }
+    report.muted = report::muted_rows(&collector.muted);
     Ok(Run {
         report,
         transitions: collector.transitions,
@@ -139,6 +143,8 @@ struct Collector {
     lowest: Vec<f64>,
     /// Every judged bucket, when charts are wanted.
     points: Option<Points>,
+    /// Alerts calendars muted.
+    muted: Vec<crate::pipeline::engine::Muted>,
 }
 
 impl Collector {
@@ -150,6 +156,7 @@ impl Collector {
             series: (0..kpis).map(|_| HashSet::default()).collect(),
             lowest: vec![f64::INFINITY; kpis],
             points: None,
+            muted: Vec::new(),
         }
     }
 }
@@ -191,5 +198,9 @@ impl Observer for Collector {
         }
         self.transitions.extend_from_slice(transitions);
         Ok(())
+    }
+
+    fn muted(&mut self, muted: Vec<crate::pipeline::engine::Muted>) {
+        self.muted.extend(muted);
     }
 }

@@ -71,6 +71,97 @@ pub struct Report {
     pub labelled: bool,
     /// Added to the schema: the topic replayed.
     pub topic: String,
+    /// Added to the schema: the spans of the calendars of expected events
+    /// each KPI follows, within the data (a chart shades them as kind
+    /// `calendar`), in KPI order, then time.
+    pub calendar_spans: Vec<CalendarSpanRow>,
+    /// Added to the schema: the alerts a mute calendar kept from firing,
+    /// in bucket order. They are not in `alerts` and count as nothing.
+    pub muted: Vec<MutedRow>,
+}
+
+/// One span of a calendar a KPI follows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalendarSpanRow {
+    /// The KPI.
+    pub kpi: String,
+    /// The calendar's name.
+    pub calendar: String,
+    /// "mute" or "widen".
+    pub effect: &'static str,
+    /// For "widen": how many times rarer the evidence must be.
+    pub widen: Option<f64>,
+    /// First instant inside.
+    #[serde(with = "rfc3339_secs")]
+    pub start: i64,
+    /// First instant after.
+    #[serde(with = "rfc3339_secs")]
+    pub end: i64,
+}
+
+/// An alert a calendar muted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MutedRow {
+    /// The KPI.
+    pub kpi: String,
+    /// The series' labels.
+    pub labels: BTreeMap<String, String>,
+    /// The calendar that muted it.
+    pub calendar: String,
+    /// Start of its first anomalous bucket.
+    #[serde(with = "rfc3339_secs")]
+    pub started_at: i64,
+    /// The bucket it would have fired at.
+    #[serde(with = "rfc3339_secs")]
+    pub would_fire_at: i64,
+    /// Which way the series went.
+    pub direction: Direction,
+    /// The evidence's observed value.
+    pub observed: f64,
+    /// Its expected value.
+    pub expected: f64,
+}
+
+/// The spans of the calendars the topic's KPIs follow, between `from` and
+/// `to` (the data's first and last event).
+pub fn calendar_spans(config: &Config, topic: usize, from: i64, to: i64) -> Vec<CalendarSpanRow> {
+    let mut out = Vec::new();
+    for k in config.kpis.iter().filter(|k| k.topic == topic) {
+        for u in &k.calendars {
+            let (effect, widen) = match u.effect {
+                crate::calendar::Effect::Mute => ("mute", None),
+                crate::calendar::Effect::Widen(n) => ("widen", Some(n)),
+            };
+            for (start, end) in u.calendar.spans(from, to + 1) {
+                out.push(CalendarSpanRow {
+                    kpi: k.name.clone(),
+                    calendar: u.calendar.name.clone(),
+                    effect,
+                    widen,
+                    start,
+                    end,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The muted alerts as report rows.
+pub fn muted_rows(muted: &[crate::pipeline::engine::Muted]) -> Vec<MutedRow> {
+    muted
+        .iter()
+        .map(|m| MutedRow {
+            kpi: m.kpi.clone(),
+            labels: m.labels.clone(),
+            calendar: m.calendar.clone(),
+            started_at: m.started_at,
+            would_fire_at: m.bucket_start,
+            direction: m.direction,
+            observed: m.observed,
+            expected: m.expected,
+        })
+        .collect()
 }
 
 /// One KPI's figures.
@@ -520,6 +611,8 @@ pub fn build(
         alerts: alert_rows,
         labelled: labels.is_some(),
         topic: config.topics[topic].name.clone(),
+        calendar_spans: Vec::new(),
+        muted: Vec::new(),
     }
 }
 

@@ -113,6 +113,7 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(out, "  {}", alert(a));
         }
     }
+    calendars(r, &mut out);
     let _ = writeln!(out, "\nViolations ({})", r.violations.len());
     for v in &r.violations {
         let _ = writeln!(
@@ -152,6 +153,55 @@ pub fn render(r: &Report) -> String {
         )
     };
     out
+}
+
+/// The calendar spans (one line per span, with the KPIs that follow it)
+/// and the alerts they muted; nothing when no KPI follows a calendar.
+fn calendars(r: &Report, out: &mut String) {
+    if r.calendar_spans.is_empty() && r.muted.is_empty() {
+        return;
+    }
+    // (calendar, effect, start, end) -> KPIs, in time order.
+    let mut spans: BTreeMap<(i64, i64, &str, String), Vec<&str>> = BTreeMap::new();
+    for c in &r.calendar_spans {
+        let effect = match c.widen {
+            Some(n) => format!("widen x{}", value(n)),
+            None => c.effect.to_string(),
+        };
+        spans
+            .entry((c.start, c.end, c.calendar.as_str(), effect))
+            .or_default()
+            .push(c.kpi.as_str());
+    }
+    let _ = writeln!(
+        out,
+        "\nCalendars of expected events ({} spans)",
+        spans.len()
+    );
+    for ((start, end, calendar, effect), kpis) in &spans {
+        let _ = writeln!(
+            out,
+            "  {calendar} ({effect}): {} to {}: {}",
+            rfc3339(*start),
+            rfc3339(*end),
+            kpis.join(", ")
+        );
+    }
+    let _ = writeln!(out, "\nMuted by calendars ({})", r.muted.len());
+    for m in &r.muted {
+        let _ = writeln!(
+            out,
+            "  {}{} {:?} by {} at {} (from {}): {} against {} expected",
+            m.kpi,
+            labels(&m.labels, LABEL_VALUE_MAX_CHARS),
+            m.direction,
+            m.calendar,
+            rfc3339(m.would_fire_at),
+            rfc3339(m.started_at),
+            value(m.observed),
+            value(m.expected)
+        );
+    }
 }
 
 fn kpi_table(r: &Report) -> String {

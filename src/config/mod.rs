@@ -10,6 +10,7 @@
 //! `[defaults]` (or of one KPI with `--kpi`).
 
 pub mod api;
+pub mod calendar;
 mod hints;
 mod kafka;
 pub mod model;

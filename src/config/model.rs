@@ -289,6 +289,8 @@ pub struct Kpi {
     pub detectors: SetConfig,
     /// Alert lifecycle settings.
     pub alerting: Alerting,
+    /// Calendars of expected events this KPI follows, with their effects.
+    pub calendars: Vec<crate::calendar::CalendarUse>,
 }
 
 const DAY: i64 = 86_400;
@@ -388,9 +390,12 @@ fn validate_as(src: &Source<'_>, usage: Use) -> Result<Config, ConfigError> {
         detector_config(src, d.get_ref(), 300)?;
     }
     alerting(src, raw.defaults.alerting.as_ref().map(Spanned::get_ref))?;
+    let calendars = super::calendar::calendars(src, &raw)?;
+    super::calendar::uses(src, &KpiToml::default(), &raw.defaults, &calendars)?;
     let mut kpis = Names::default();
     for k in &raw.kpis {
-        let kpi = kpi(src, k, &raw.defaults, &topics, &kpis)?;
+        let mut kpi = kpi(src, k, &raw.defaults, &topics, &kpis)?;
+        kpi.calendars = super::calendar::uses(src, k, &raw.defaults, &calendars)?;
         kpis.push(kpi.name.clone(), kpi);
     }
     let (topics, kpis) = (topics.items, kpis.items);
@@ -731,6 +736,7 @@ fn kpi(
         min_volume,
         detectors,
         alerting,
+        calendars: Vec::new(),
     })
 }
 

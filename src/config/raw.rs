@@ -42,6 +42,10 @@ pub struct ConfigToml {
     /// Who wants which alerts, and how often.
     #[serde(default, rename = "subscription")]
     pub subscriptions: Vec<Spanned<SubscriptionToml>>,
+    /// Named calendars of expected events (holidays, Black Friday, a
+    /// migration) that KPIs name in `calendars`.
+    #[serde(default, rename = "calendar")]
+    pub calendars: Vec<Spanned<CalendarToml>>,
 }
 
 /// `[service]`.
@@ -217,6 +221,11 @@ pub struct KpiToml {
     pub detectors: Option<Spanned<DetectorsToml>>,
     /// When a series alerts and when it recovers.
     pub alerting: Option<Spanned<AlertingToml>>,
+    /// Calendars of expected events this KPI follows: a name mutes alerts
+    /// during the calendar ("de-holidays"); `{ name = "black-friday",
+    /// widen = 100 }` asks for evidence 100 times rarer instead. Buckets
+    /// inside any of them are not learnt.
+    pub calendars: Option<Spanned<Vec<Spanned<toml::Value>>>>,
 }
 
 /// `[notify]`.
@@ -374,4 +383,35 @@ pub struct SubscriptionToml {
     /// Time window names: never send inside them; held messages go out
     /// when the window ends.
     pub mute_during: Option<Vec<Spanned<String>>>,
+}
+
+/// `[[calendar]]`: expected events in a time zone. Every listed date, span
+/// and recurring day belongs to the calendar.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarToml {
+    /// Unique name that KPIs use in `calendars`.
+    pub name: Option<Spanned<String>>,
+    /// IANA time zone whose wall clock the dates and times are read on,
+    /// e.g. "Europe/Berlin" (default "UTC").
+    pub timezone: Option<Spanned<String>>,
+    /// Whole local days: ["2026-12-25", "2026-12-26"] (quoted or TOML
+    /// dates).
+    pub dates: Option<Vec<Spanned<toml::Value>>>,
+    /// Spans with local times: [{ start = "2026-11-27T00:00", end =
+    /// "2026-11-28T06:00" }]; the end is outside.
+    pub spans: Option<Vec<Spanned<CalendarSpanToml>>>,
+    /// Recurring days: yearly dates "12-25", weekdays "sun", either with
+    /// times: "12-24 14:00-24:00", "sun 02:00-04:00".
+    pub every: Option<Vec<Spanned<String>>>,
+}
+
+/// One `spans` entry of a `[[calendar]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarSpanToml {
+    /// First local time inside, "2026-11-27T00:00".
+    pub start: Option<Spanned<toml::Value>>,
+    /// First local time outside, "2026-11-28T06:00".
+    pub end: Option<Spanned<toml::Value>>,
 }

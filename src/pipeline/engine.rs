@@ -20,6 +20,11 @@
 //!   normal, or it would announce an incident that has ended); it resolves once the last `resolve_after` buckets are better
 //!   explained by normal than by the state the alert claims (its evidence's
 //!   ratio to expected), whatever their volume;
+//! - follows the KPI's calendars of expected events ([`crate::calendar`]):
+//!   during one, no bucket is learnt (weight 0), and alerts are muted
+//!   (would-be alerts are kept as [`Muted`] records for reports) or need
+//!   evidence `widen` times rarer; when the calendar ends, windows start
+//!   afresh so none reaches back into it;
 //! - describes: a transition's figures are its evidence's — one bucket's
 //!   band, a window's total against its expected total, or the series
 //!   against its peers — with the band the alert level accepts, so a firing
@@ -38,6 +43,7 @@ use detectors::{Detector, DetectorSet, Direction, Observation, Verdict};
 use crate::alert::{
     alert_id, Evidence, EvidenceKind, RecentBucket, Rule, Severity, Share, Status, Transition,
 };
+use crate::calendar::{self, Effect};
 use crate::config::model::{Aggregate, Interest, Kpi, Measure};
 
 use super::window::{ClosedBucket, SeriesKey, KEY_SEPARATOR};
@@ -116,6 +122,56 @@ pub struct SeriesState {
     model: Model,
     recent: VecDeque<Recent>,
     lifecycle: Lifecycle,
+    /// Whether the last bucket judged was inside one of the KPI's
+    /// calendars, so the first one after forgets windows. Not in
+    /// snapshots (their layout stays as it was): after a restart the
+    /// bucket before is looked up in the calendar instead.
+    #[serde(skip)]
+    in_calendar: bool,
+    /// Whether a muted alert of this series was recorded during the
+    /// calendar under way: one record per series and calendar span.
+    #[serde(skip)]
+    muted_recorded: bool,
+}
+
+/// An alert a calendar muted: the series would have fired at
+/// `bucket_start` (its anomalous run began at `started_at`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Muted {
+    /// The KPI.
+    pub kpi: String,
+    /// The series' labels.
+    pub labels: BTreeMap<String, String>,
+    /// The calendar that muted it.
+    pub calendar: String,
+    /// Start of the anomalous run, epoch seconds.
+    pub started_at: i64,
+    /// The bucket that would have fired it.
+    pub bucket_start: i64,
+    /// Which way the series went.
+    pub direction: Direction,
+    /// The evidence's observed and expected values.
+    pub observed: f64,
+    /// See `observed`.
+    pub expected: f64,
+}
+
+/// What the KPI's calendars do to the buckets of one bucket start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct During {
+    /// The effect and the calendar's index in the KPI's `calendars`, if
+    /// the bucket is inside one.
+    effect: Option<(Effect, usize)>,
+    /// The bucket before was inside one and this one is not: windows
+    /// start afresh.
+    ended: bool,
+}
+
+impl During {
+    const NONE: During = During {
+        effect: None,
+        ended: false,
+    };
 }
 
 struct KpiState {
@@ -130,6 +186,8 @@ struct KpiState {
     /// ([`Engine::tap_points`]; the backtest's charts). Per KPI so that
     /// each judging thread writes only its own.
     points: Option<Vec<JudgedPoint>>,
+    /// Alerts muted by a calendar since [`Engine::take_muted`].
+    muted: Vec<Muted>,
 }
 
 /// One judged bucket as a chart draws it: the value, what the model
@@ -172,15 +230,20 @@ impl KpiState {
     }
 
     fn labels(&self, key: &str) -> BTreeMap<String, String> {
-        if self.label_names.is_empty() {
-            return BTreeMap::new();
-        }
-        self.label_names
-            .iter()
-            .cloned()
-            .zip(key.split(KEY_SEPARATOR).map(str::to_string))
-            .collect()
+        labels_of(&self.label_names, key)
     }
+}
+
+/// A series' labels from its key.
+fn labels_of(names: &[String], key: &str) -> BTreeMap<String, String> {
+    if names.is_empty() {
+        return BTreeMap::new();
+    }
+    names
+        .iter()
+        .cloned()
+        .zip(key.split(KEY_SEPARATOR).map(str::to_string))
+        .collect()
 }
 
 /// The detectors and alert states of every series of every KPI.
@@ -217,6 +280,7 @@ impl Engine {
                     series: FastMap::default(),
                     offset_cache: (i64::MIN, 0),
                     points: None,
+                    muted: Vec::new(),
                 })
                 .collect(),
             parallel_from: PARALLEL_FROM,
@@ -240,6 +304,17 @@ impl Engine {
                 out.append(points);
             }
         }
+        out
+    }
+
+    /// The alerts calendars muted since the last call, in bucket order.
+    pub fn take_muted(&mut self) -> Vec<Muted> {
+        let mut out: Vec<Muted> = self
+            .kpis
+            .iter_mut()
+            .flat_map(|k| std::mem::take(&mut k.muted))
+            .collect();
+        out.sort_by_key(|m| m.bucket_start);
         out
     }
 
@@ -449,6 +524,31 @@ impl KpiState {
             model,
             recent: VecDeque::new(),
             lifecycle: Lifecycle::Normal { run: 0, first: 0 },
+            in_calendar: false,
+            muted_recorded: false,
+        }
+    }
+
+    /// What the KPI's calendars do to the buckets starting at `start`.
+    fn during(&self, start: i64) -> During {
+        let uses = &self.def.calendars;
+        if uses.is_empty() {
+            return During::NONE;
+        }
+        let w = self.def.bucket;
+        let index = |name: &str| uses.iter().position(|u| u.calendar.name == name);
+        let effect = calendar::during(uses, start, start + w)
+            .and_then(|(e, name)| index(name).map(|i| (e, i)));
+        let ended = effect.is_none() && calendar::during(uses, start - w, start).is_some();
+        During { effect, ended }
+    }
+
+    /// The alert level of one bucket during `d`: `widen` times rarer
+    /// evidence inside a widening calendar.
+    fn p_star_during(&self, d: During) -> f64 {
+        match d.effect {
+            Some((Effect::Widen(n), _)) => self.p_star() / n,
+            _ => self.p_star(),
         }
     }
 
@@ -458,6 +558,7 @@ impl KpiState {
     /// evidence is anomalous counts at its expectation: one member's
     /// incident must not make its peers look odd.
     fn judge_group(&mut self, group: &[ClosedBucket], out: &mut Vec<Transition>) {
+        let during = group.first().map_or(During::NONE, |b| self.during(b.start));
         let peers = self
             .kind
             .is_some_and(|k| matches!(k, Kind::Count | Kind::Sum | Kind::Distinct))
@@ -465,8 +566,8 @@ impl KpiState {
             && group.iter().filter(|b| b.value.is_some()).count() >= MIN_PEERS;
         if !peers {
             for b in group {
-                if let Some(a) = self.assess(b) {
-                    self.judge_assessed(b, &a, out);
+                if let Some(a) = self.assess(b, during) {
+                    self.judge_assessed(b, &a, during, out);
                 }
             }
             return;
@@ -474,8 +575,9 @@ impl KpiState {
         // Judged in place: an assessment is a few hundred bytes, and moving
         // it through the vector and into the judge was a tenth of replay's
         // time in memcpy (perf).
-        let mut assessed: Vec<Option<Assessed>> = group.iter().map(|b| self.assess(b)).collect();
-        let p_star = self.p_star();
+        let mut assessed: Vec<Option<Assessed>> =
+            group.iter().map(|b| self.assess(b, during)).collect();
+        let p_star = self.p_star_during(during);
         let robust = |a: &Assessed| match &a.assessment {
             Some(x) if own_anomalous(x, p_star) => x.expected,
             _ => a.input.value,
@@ -492,7 +594,7 @@ impl KpiState {
             ) {
                 model.add_peers(x, &a.input);
             }
-            self.judge_assessed(b, a, out);
+            self.judge_assessed(b, a, during, out);
         }
     }
 
@@ -505,8 +607,10 @@ impl KpiState {
     }
 
     /// Looks up (or creates) the series of `b` and judges the bucket with
-    /// its KPI model; None for a bucket without a value.
-    fn assess(&mut self, b: &ClosedBucket) -> Option<Assessed> {
+    /// its KPI model; None for a bucket without a value. The first bucket
+    /// after a calendar starts windows and the anomalous run afresh, so no
+    /// window reaches back into the calendar's buckets.
+    fn assess(&mut self, b: &ClosedBucket, during: During) -> Option<Assessed> {
         let value = b.value?;
         let utc_offset = self.utc_offset(b.start);
         // Looked up by `&str` first: cloning the key for `entry` is an
@@ -524,6 +628,19 @@ impl KpiState {
             events: b.volume as f64,
             others: None,
         };
+        if during.effect.is_none() {
+            let s = self.series.get_mut(&*b.key).expect("series inserted above");
+            if during.ended || s.in_calendar {
+                s.in_calendar = false;
+                s.muted_recorded = false;
+                if let Model::Kpi(model) = &mut s.model {
+                    model.forget_windows();
+                }
+                if let Lifecycle::Normal { run, .. } = &mut s.lifecycle {
+                    *run = 0;
+                }
+            }
+        }
         let s = self.series.get(&*b.key).expect("series inserted above");
         let assessment = match &s.model {
             Model::Kpi(model) => Some(model.assess(&input)),
@@ -533,13 +650,20 @@ impl KpiState {
     }
 
     /// Decides, learns and runs the lifecycle of one assessed bucket.
-    fn judge_assessed(&mut self, b: &ClosedBucket, assessed: &Assessed, out: &mut Vec<Transition>) {
+    fn judge_assessed(
+        &mut self,
+        b: &ClosedBucket,
+        assessed: &Assessed,
+        during: During,
+        out: &mut Vec<Transition>,
+    ) {
         let Assessed { input, assessment } = assessed;
         let value = input.value;
-        let p_star = self.p_star();
+        let p_star = self.p_star_during(during);
         let def = &self.def;
         let a = def.alerting;
         let s = self.series.get_mut(&*b.key).expect("series assessed");
+        s.in_calendar = during.effect.is_some();
         let firing = matches!(s.lifecycle, Lifecycle::Firing { .. });
         let (decision, recent) = match (&mut s.model, assessment) {
             (Model::Kpi(model), Some(assessment)) => {
@@ -550,7 +674,11 @@ impl KpiState {
                         .finding(d)
                         .is_some_and(|f| f.p_adjusted() <= p_star)
                 });
-                let weight = if anomalous || firing {
+                // A calendar's buckets teach nothing: next year's normal
+                // must not be bent by this year's holiday.
+                let weight = if during.effect.is_some() {
+                    0.0
+                } else if anomalous || firing {
                     LEARN_WHILE_ANOMALOUS
                 } else {
                     1.0
@@ -568,11 +696,16 @@ impl KpiState {
             }
             (Model::Kpi(_), None) => return,
             (Model::Set(set), _) => {
-                let verdict = set.observe(&Observation {
+                let obs = Observation {
                     time: b.start,
                     utc_offset: input.utc_offset,
                     value,
-                });
+                };
+                let verdict = if during.effect.is_some() {
+                    set.score(&obs)
+                } else {
+                    set.observe(&obs)
+                };
                 let judged = (b.volume as f64) >= def.min_volume;
                 let anomalous = judged
                     && !verdict.warming_up
@@ -629,7 +762,38 @@ impl KpiState {
                         *first = b.start;
                     }
                     *run += 1;
-                    (*run >= a.fire_after).then_some((Status::Firing, *first, direction, evidence))
+                    match during.effect {
+                        // Muted: kept for reports once per anomalous run,
+                        // when it would have fired.
+                        Some((Effect::Mute, c)) => {
+                            if *run >= a.fire_after && !s.muted_recorded {
+                                s.muted_recorded = true;
+                                let (observed, expected) = match evidence {
+                                    Decision::Finding(f) => (f.observed(), f.expected()),
+                                    Decision::Rule(r) => (value, r.reference),
+                                    Decision::Score(v) => (value, v.expected),
+                                };
+                                let started_at = *first;
+                                self.muted.push(Muted {
+                                    kpi: def.name.clone(),
+                                    labels: labels_of(&self.label_names, &b.key),
+                                    calendar: def.calendars[c].calendar.name.clone(),
+                                    started_at,
+                                    bucket_start: b.start,
+                                    direction,
+                                    observed,
+                                    expected,
+                                });
+                            }
+                            None
+                        }
+                        _ => (*run >= a.fire_after).then_some((
+                            Status::Firing,
+                            *first,
+                            direction,
+                            evidence,
+                        )),
+                    }
                 }
             },
             Lifecycle::Firing {
@@ -1068,6 +1232,7 @@ mod tests {
                 resolve_after: 2,
                 recent_buckets: 4,
             },
+            calendars: Vec::new(),
         }
     }
 

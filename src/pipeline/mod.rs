@@ -469,6 +469,9 @@ pub struct Pipeline {
     /// When set, every judged bucket is also kept here for the shell to
     /// take with [`Pipeline::take_judged`] (tests, debugging).
     tap: Option<Vec<ClosedBucket>>,
+    /// Alerts a calendar muted, kept while buckets are tapped (for
+    /// [`Pipeline::take_muted`]); otherwise only logged.
+    muted: Vec<engine::Muted>,
     /// Held events decided since the shell last asked
     /// ([`Pipeline::settled`]).
     settled: Vec<Settled>,
@@ -563,6 +566,7 @@ impl Pipeline {
             closed: Vec::new(),
             buckets: Vec::new(),
             tap: None,
+            muted: Vec::new(),
             settled: Vec::new(),
             deferred: Vec::new(),
             interrupt: None,
@@ -605,6 +609,12 @@ impl Pipeline {
     /// The points judged since the last call (empty unless tapped).
     pub fn take_points(&mut self) -> Vec<engine::JudgedPoint> {
         self.engine.take_points()
+    }
+
+    /// The alerts calendars muted since the last call (empty unless
+    /// buckets are tapped: a report's, not a service's, concern).
+    pub fn take_muted(&mut self) -> Vec<engine::Muted> {
+        std::mem::take(&mut self.muted)
     }
 
     /// The buckets judged since the last call (empty unless tapped).
@@ -1061,6 +1071,18 @@ impl Pipeline {
                 return;
             }
             self.engine.judge_all(chunk, out);
+        }
+        for m in self.engine.take_muted() {
+            tracing::info!(
+                kpi = %m.kpi,
+                labels = ?m.labels,
+                calendar = %m.calendar,
+                bucket = m.bucket_start,
+                "alert muted by calendar"
+            );
+            if self.tap.is_some() {
+                self.muted.push(m);
+            }
         }
         if let Some(tap) = &mut self.tap {
             tap.extend(self.buckets.iter().cloned());

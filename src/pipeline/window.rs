@@ -532,6 +532,7 @@ mod tests {
                 resolve_after: 3,
                 recent_buckets: 24,
             },
+            calendars: Vec::new(),
         }
     }
 

@@ -893,10 +893,23 @@ impl KpiModel {
 
     /// Folds the bucket in: fully with `weight` 1, barely with a small
     /// weight (an anomalous bucket, or one while an alert fires), not at all
-    /// with 0 (a bucket configured as expected to be unusual).
+    /// with 0 (a bucket the caller knows to be unusual: a holiday in a
+    /// calendar of expected events).
+    ///
+    /// A bucket of weight 0 teaches nothing: not the level, the profile,
+    /// the noise, the peers nor the week-over-week rule; its local day,
+    /// if it has no other bucket, is not a day of the weekday profile (the
+    /// midnight step learns the day's other buckets only). It still ends
+    /// the previous local day (learnt at its midnight as usual) and enters
+    /// the windows, so that windows judged during the unusual span see it;
+    /// the caller calls [`KpiModel::forget_windows`] when the span ends.
     pub fn learn(&mut self, input: &Input, a: &Assessment, weight: f64) {
         let x = input.value;
         if !x.is_finite() {
+            return;
+        }
+        if weight <= 0.0 {
+            self.skip(input, a);
             return;
         }
         let kind = self.config.kind;
@@ -1003,6 +1016,27 @@ impl KpiModel {
             });
         }
         self.seen = self.seen.saturating_add(1);
+    }
+
+    /// A bucket kept out of learning (see [`KpiModel::learn`]).
+    fn skip(&mut self, input: &Input, a: &Assessment) {
+        if self.profile.started() {
+            self.profile.skip(&a.at, self.noise.kappa2());
+            // Ends the model error's day as a bucket of the next day would;
+            // a weight of 0 adds nothing to it.
+            self.add_to_day(input, a, 0.0);
+        }
+        self.push(input, a);
+        if a.ready {
+            self.ready_len = (self.ready_len + 1).min(SPAN as u8);
+        }
+        if self.config.kind.counts_events() && input.value == 0.0 {
+            self.run.len += 1;
+            self.run.expected += a.expected.max(0.0);
+            self.run.noise_var += a.noise_var;
+        } else {
+            self.run = Run::default();
+        }
     }
 
     /// Adds an ordinary bucket of a known series to today's totals; at a

@@ -498,6 +498,29 @@ impl Profile {
         }
     }
 
+    /// A bucket kept out of learning (weight 0): it only ends the day
+    /// before it, whose sums are learnt at its midnight as usual. A local
+    /// day all of whose buckets are skipped sums nothing, so it teaches no
+    /// weekday, hour or hour-of-week cell; one partly skipped teaches them
+    /// from its other buckets only (each cell from the buckets that fell in
+    /// it, the weekday from those buckets' total against their expected
+    /// shape).
+    pub fn skip(&mut self, at: &Position, kappa2: f64) {
+        if !self.started() {
+            return;
+        }
+        if at.local_day > self.last_day {
+            if self.last_day != i64::MIN {
+                self.end_of_day(kappa2);
+            }
+            self.last_day = at.local_day;
+            // The day's other buckets may still teach weekdays: each ANDs
+            // its own flag in.
+            self.today.weekly = true;
+            self.today.weekday = at.weekday;
+        }
+    }
+
     fn day_factor(&self, at: &Position) -> f64 {
         if !self.daily {
             return 1.0;
