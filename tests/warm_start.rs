@@ -381,3 +381,133 @@ fn history_json_names_each_topic_s_end_for_people_and_for_run() {
             .count()
     );
 }
+
+/// A plain member of `group` that holds partitions without reading or
+/// committing anything, until dropped (then it leaves the group).
+struct Member {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Member {
+    /// Joins `group` and waits until it holds `partitions` partitions.
+    fn join(brokers: &str, group: &str, partitions: usize) -> Self {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (brokers, group) = (brokers.to_string(), group.to_string());
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let c: BaseConsumer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", &group)
+                .set("enable.auto.commit", "false")
+                .set("auto.offset.reset", "latest")
+                .set("session.timeout.ms", "6000")
+                .set("log_level", "3")
+                .create()
+                .expect("a plain consumer");
+            c.subscribe(&[TOPIC]).expect("subscribed");
+            let mut told = false;
+            while !flag.load(Ordering::Relaxed) {
+                // Polling keeps it in the group; what it reads is dropped.
+                let _ = c.poll(std::time::Duration::from_millis(50));
+                let n = c.assignment().map(|a| a.count()).unwrap_or(0);
+                if !told && n == partitions {
+                    told = true;
+                    let _ = held_tx.send(());
+                }
+            }
+            c.unsubscribe();
+        });
+        held.recv_timeout(kafka::WAIT)
+            .expect("the plain member holds its partitions in time");
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_a_rebalance_hands_over_later_also_starts_at_the_history_end() {
+    let (state, history_end) = warmed();
+    let brokers = broker(TOPIC, 2);
+    let produced = produce(&brokers, HISTORY_END - OVERLAP);
+    let after: Vec<usize> = (0..2)
+        .map(|p| {
+            events()
+                .iter()
+                .filter(|(t, _)| *t >= HISTORY_END - OVERLAP)
+                .enumerate()
+                .filter(|(n, (t, _))| n % 2 == p && *t >= history_end)
+                .count()
+        })
+        .collect();
+    let before = produced - after[0] - after[1];
+    let group = "warm-rebalance";
+    // Another member holds both partitions first; the service gets one of
+    // them when it joins, and the other when that member leaves: a
+    // partition it never had, which no one committed.
+    let other = Member::join(brokers.bootstrap_servers(), group, 2);
+    let c = short_session(config(&state, brokers.bootstrap_servers(), group, BODY));
+    let clock = Arc::new(ManualClock::at(END + 60));
+    let mut service = Service::start(c, clock.clone()).await;
+    service.processed(after[0].min(after[1]) as f64).await;
+    // A snapshot, and the commit behind it: when the other member leaves,
+    // the eager rebalance hands the service its first partition again,
+    // which must resume from that commit, not the history end.
+    clock.advance(2);
+    service.next_snapshot().await;
+    // Auto-commit runs every second (real time): poll for it, bounded.
+    let deadline = std::time::Instant::now() + kafka::WAIT;
+    let mut mine = None;
+    while mine.is_none() {
+        assert!(std::time::Instant::now() < deadline, "no offset committed");
+        for p in 0..2 {
+            if committed(brokers.bootstrap_servers(), group, TOPIC, p)
+                .await
+                .is_some()
+            {
+                mine = Some(p);
+            }
+        }
+    }
+    drop(other);
+    service.processed((after[0] + after[1]) as f64).await;
+    let skipped = service
+        .metric(
+            "kpiwatch_events_skipped_total",
+            &[("reason", "before_history")],
+        )
+        .await;
+    assert_eq!(
+        skipped as usize, before,
+        "both partitions skipped what the snapshot holds, once"
+    );
+    let (summary, _) = service.stop().await;
+    assert_eq!(
+        summary.events as usize,
+        after[0] + after[1],
+        "each message after the history end read once: {summary:?}"
+    );
+    // The partition handed over late finds its buckets closed by the
+    // first one's time (each instance judges only its own partitions;
+    // README, Status): its events are late, dropped and counted, never
+    // counted twice. The first partition's are all on time.
+    let late_partition = 1 - mine.expect("a partition committed") as usize;
+    assert!(
+        summary.late > 0 && summary.late as usize <= after[late_partition],
+        "{summary:?}"
+    );
+}
