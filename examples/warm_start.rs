@@ -6,7 +6,7 @@
 //! The history is the simulated shop (`kpiwatch simulate`'s model) for
 //! [`DAYS`] days ending now, at `KPIWATCH_WARM_PEAK` page views a minute
 //! at the busiest hour (default 60: ~1.4 M events), with the KPIs of
-//! [`BODY`] (35 series). Both learn the same events with the same config:
+//! [`BODY`] (37 series). Both learn the same events with the same config:
 //!
 //! - warm: [`kpiwatch::warm::warm`] over a JSONL file on disk, as `kpiwatch
 //!   warm --events` reads it, timed from opening the file to the snapshot
@@ -14,7 +14,12 @@
 //! - broker: the events produced beforehand to a topic of 64 partitions
 //!   (the mock keeps 5 MiB a partition; the watermarks are checked to hold
 //!   every event), then [`service::run`] in a new group with a fresh state
-//!   directory, timed from the start to the last event counted.
+//!   directory, timed from the start to the last event counted. It says
+//!   how many events it could not count: partitions are fetched unevenly,
+//!   and an event more than 4,096 buckets (14 days of 5-minute buckets)
+//!   ahead of the slowest partition's closed buckets is refused as too far
+//!   ahead, so learning three weeks from the topic can lose events that
+//!   `warm` counts.
 //!
 //! usage: `cargo run --release --example warm_start`
 
@@ -43,7 +48,7 @@ const DAYS: i64 = 21;
 const WAIT: Duration = Duration::from_secs(600);
 
 /// The KPIs both learn: the funnel by country and platform, revenue by
-/// node, conversion.
+/// node, conversion (checkouts per cart).
 const BODY: &str = r#"
 [[topic]]
 name = "shop.events"
@@ -79,9 +84,14 @@ field = "amount"
 group_by = ["node"]
 
 [[kpi]]
+name = "checkouts_all"
+where = { type = "checkout" }
+aggregate = "count"
+
+[[kpi]]
 name = "conversion"
 aggregate = "ratio"
-numerator = "checkouts"
+numerator = "checkouts_all"
 denominator = "carts"
 "#;
 
@@ -154,8 +164,8 @@ fn produce(bootstrap: &str, events: &[(i64, Vec<u8>)]) -> Result<(), Error> {
 }
 
 /// The service over the whole topic, new group, fresh state; seconds to
-/// the last event counted.
-async fn consume(bootstrap: &str, n: u64) -> Result<f64, Error> {
+/// the last event counted, and what it said of them.
+async fn consume(bootstrap: &str, n: u64) -> Result<(f64, service::Summary), Error> {
     let state = tempfile::tempdir()?;
     let config = config(state.path(), bootstrap, "learn-from-the-topic")?;
     let metrics = Metrics::new();
@@ -181,10 +191,10 @@ async fn consume(bootstrap: &str, n: u64) -> Result<f64, Error> {
     let summary = tokio::time::timeout(WAIT, task)
         .await
         .map_err(|_| "the service did not stop in time")???;
-    if summary.events != n || summary.late != 0 {
-        return Err(format!("the service counted {summary:?}, expected {n} on time").into());
+    if summary.events != n {
+        return Err(format!("the service read {summary:?}, expected {n} events").into());
     }
-    Ok(elapsed.as_secs_f64())
+    Ok((elapsed.as_secs_f64(), summary))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -248,10 +258,13 @@ async fn main() -> Result<(), Error> {
     broker.create_topic(TOPIC, PARTITIONS)?;
     let bootstrap = broker.bootstrap_servers().to_string();
     produce(&bootstrap, &events)?;
-    let broker_s = consume(&bootstrap, n).await?;
+    let (broker_s, summary) = consume(&bootstrap, n).await?;
     println!(
-        "consumed from the broker:  {broker_s:>7.2} s  ({:.2} M events/s)",
-        n as f64 / broker_s / 1e6
+        "consumed from the broker:  {broker_s:>7.2} s  ({:.2} M events/s; {} late, {} refused as too far ahead, {} alerts fired)",
+        n as f64 / broker_s / 1e6,
+        summary.late,
+        summary.ahead,
+        summary.fired
     );
     println!(
         "ratio: the broker took {:.1}x the warm start's time",
