@@ -13,6 +13,9 @@
 //! - [`timefmt`] — the timestamp formats KPI files use.
 //! - [`backtest`] — `kpiwatch backtest`: [`replay`]'s event loop over past
 //!   events, its alerts scored against labelled incidents.
+//! - [`warm`] — `kpiwatch warm`: [`replay`]'s loop over history, saved as
+//!   the snapshot `run` resumes from, with where the history ends (the
+//!   consumer starts there: [`kafka::start`]).
 //!
 //! `main.rs` is the CLI edge: argument parsing (clap), `anyhow` error
 //! reporting, and the exit codes of DESIGN.md (0 ok, 1 user error, 2 usage).
@@ -44,3 +47,4 @@ pub mod simulate;
 pub mod telemetry;
 pub mod timefmt;
 pub mod tune;
+pub mod warm;

@@ -84,6 +84,30 @@ enum Command {
         /// (undelivered ones stay in the outbox).
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         notify_wait: std::time::Duration,
+        /// Also write the learned state into this new state directory, as
+        /// `kpiwatch warm` does, for `kpiwatch run` to resume from.
+        #[arg(long)]
+        save_state: Option<PathBuf>,
+    },
+    /// Learn baselines from history (JSON lines in event time: a warehouse
+    /// export, an archive of the topic) and write the snapshot `run`
+    /// resumes from; `run` then starts each partition without a committed
+    /// offset at the first message after the history's end.
+    Warm {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// JSONL events, or `-` for standard input.
+        #[arg(long)]
+        events: PathBuf,
+        /// A new (or empty) state directory; default: the config's
+        /// `service.state_dir`. An existing snapshot is never replaced.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// The topic the events belong to (needed when the config has
+        /// several).
+        #[arg(long)]
+        topic: Option<String>,
     },
     /// Run the pipeline over past events as `replay` does and measure its
     /// alerts: per KPI and overall, alerts fired, and against labelled
@@ -583,27 +607,71 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Warm {
+            config,
+            events,
+            state_dir,
+            topic,
+        } => {
+            let config = kpiwatch::config::load(&config)?;
+            let dir = state_dir.unwrap_or_else(|| config.service.state_dir.clone());
+            let save = kpiwatch::warm::SaveState::new(
+                &dir,
+                std::sync::Arc::new(kpiwatch::durable::Disk),
+                &events.display().to_string(),
+            )?;
+            let (reader, size) = open_events(&events)?;
+            let warmed = kpiwatch::warm::warm(
+                config,
+                topic.as_deref(),
+                BufReader::with_capacity(1 << 16, reader),
+                size,
+                save,
+            )?;
+            eprintln!("{warmed}\nstate written to {}", dir.display());
+            Ok(())
+        }
         Command::Replay {
             config,
             events,
             topic,
             notify,
             notify_wait,
+            save_state,
         } => {
+            let mut save = save_state
+                .as_deref()
+                .map(|dir| {
+                    kpiwatch::warm::SaveState::new(
+                        dir,
+                        std::sync::Arc::new(kpiwatch::durable::Disk),
+                        &events.display().to_string(),
+                    )
+                })
+                .transpose()?;
             let config = kpiwatch::config::load(&config)?;
             let notify_settings = notify.then(|| config.notify.clone());
             let state_dir = config.service.state_dir.clone();
             let mut kept = Vec::new();
             let (reader, size) = open_events(&events)?;
-            let summary = kpiwatch::replay::replay(
+            let summary = kpiwatch::replay::replay_saving(
                 config,
                 topic.as_deref(),
                 BufReader::with_capacity(1 << 16, reader),
                 size,
                 std::io::BufWriter::new(std::io::stdout().lock()),
                 notify.then_some(&mut kept),
+                save.as_mut(),
             )?;
             eprintln!("{summary}");
+            if let (Some((history, series)), Some(dir)) =
+                (save.as_ref().and_then(|s| s.saved()), &save_state)
+            {
+                for t in &history.topics {
+                    eprintln!("  {}: history ends at {}", t.topic, t.end_utc);
+                }
+                eprintln!("state of {series} series written to {}", dir.display());
+            }
             if let Some(settings) = notify_settings {
                 let runtime = tokio::runtime::Runtime::new()?;
                 let sent = runtime.block_on(kpiwatch::replay::notify(

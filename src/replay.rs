@@ -36,6 +36,9 @@ pub enum ReplayError {
     /// A transition could not be serialised.
     #[error("cannot write an alert: {0}")]
     Json(#[from] serde_json::Error),
+    /// The learned state could not be saved (`--save-state`, `warm`).
+    #[error("cannot save the learned state: {0}")]
+    Save(String),
 }
 
 /// What [`run`] tells its caller as the replay goes.
@@ -60,6 +63,14 @@ pub trait Observer {
     /// (far ahead of the stream's time, [`Outcome::Held`]) is reported
     /// when decided instead, just before the event that decided it.
     fn event(&mut self, _outcome: Outcome) {}
+
+    /// The input has been read, and every bucket its events' progress
+    /// allows has closed; the buckets still open (possibly partial) are
+    /// not closed yet. `events` is the number read. `warm` and `replay
+    /// --save-state` snapshot the pipeline here.
+    fn fed(&mut self, _pipeline: &Pipeline, _events: u64) -> Result<(), ReplayError> {
+        Ok(())
+    }
 
     /// One close: the buckets it judged (empty unless
     /// [`Observer::wants_buckets`]) and the transitions it caused, in
@@ -207,7 +218,21 @@ pub fn replay(
     out: impl Write,
     keep: Option<&mut Vec<Transition>>,
 ) -> Result<Report, ReplayError> {
-    let mut lines = JsonLines { out, keep };
+    replay_saving(config, topic, input, size, out, keep, None)
+}
+
+/// [`replay`], also saving the learned state when the input has been read
+/// (`replay --save-state`; see [`crate::warm`]).
+pub fn replay_saving(
+    config: Config,
+    topic: Option<&str>,
+    input: impl BufRead,
+    size: Option<u64>,
+    out: impl Write,
+    keep: Option<&mut Vec<Transition>>,
+    save: Option<&mut crate::warm::SaveState>,
+) -> Result<Report, ReplayError> {
+    let mut lines = JsonLines { out, keep, save };
     let report = run(config, topic, input, size, &mut lines)?;
     lines.out.flush()?;
     Ok(report)
@@ -217,9 +242,17 @@ pub fn replay(
 struct JsonLines<'k, W> {
     out: W,
     keep: Option<&'k mut Vec<Transition>>,
+    save: Option<&'k mut crate::warm::SaveState>,
 }
 
 impl<W: Write> Observer for JsonLines<'_, W> {
+    fn fed(&mut self, pipeline: &Pipeline, events: u64) -> Result<(), ReplayError> {
+        match self.save.as_deref_mut() {
+            Some(save) => save.fed(pipeline, events),
+            None => Ok(()),
+        }
+    }
+
     fn closed(
         &mut self,
         _judged: Vec<ClosedBucket>,
@@ -291,6 +324,7 @@ pub fn run(
             close(&mut pipeline, &mut transitions, &mut summary, observer)?;
         }
     }
+    observer.fed(&pipeline, summary.events)?;
     pipeline.finish(&mut transitions);
     settle(&mut pipeline, &mut summary, observer);
     close(&mut pipeline, &mut transitions, &mut summary, observer)?;

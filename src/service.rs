@@ -283,12 +283,19 @@ pub async fn run(
     };
     let (assignments_tx, assignments) = mpsc::unbounded_channel();
     let revocations = Arc::new(Revocations::default());
+    // Where partitions without a committed offset start: set from a warm
+    // snapshot's history below, before the receiving thread first polls.
+    let starts = Arc::new(kafka::start::Starts::new(
+        config.kafka.start_from,
+        metrics.clone(),
+    ));
     let context = KafkaContext::new(
         metrics.clone(),
         health.clone(),
         assignments_tx,
         revocations.clone(),
-    );
+    )
+    .with_starts(starts.clone());
     let consumer = Arc::new(kafka::consumer(&config, context)?);
     let dead_letters = match &config.kafka.dead_letter_topic {
         Some(topic) => Some(DeadLetters::new(&config, topic)?),
@@ -302,6 +309,7 @@ pub async fn run(
     if let Some(snapshot) = snapshot::load(&state_dir)? {
         let series = pipeline.restore(snapshot);
         tracing::info!(series, dir = %state_dir.display(), "state restored from snapshot");
+        crate::warm::resume(&pipeline, &state_dir, &starts);
     }
     if options.buckets.is_some() {
         pipeline.tap_buckets();
@@ -324,6 +332,7 @@ pub async fn run(
         spare,
         receiving_stopped,
         health.clone(),
+        starts,
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -508,6 +517,7 @@ async fn receive(
     mut spare: mpsc::UnboundedReceiver<ReadBatch>,
     mut stop: oneshot::Receiver<()>,
     health: Arc<Health>,
+    starts: Arc<kafka::start::Starts>,
 ) {
     // One stream for the whole run: `recv()` registers and drops a waker
     // slot per call.
@@ -537,14 +547,14 @@ async fn receive(
         let received = Instant::now();
         let mut batch = spare.try_recv().unwrap_or_default();
         batch.clear();
-        read(&reader, first, &mut batch);
+        read(&reader, &starts, first, &mut batch);
         // Then what librdkafka already holds, without a round through the
         // runtime per message; an assignment change ends the batch.
         while batch.len() < BATCH && assignments.is_empty() && revocations.epoch() == epoch {
             let Some(message) = ready(&mut messages) else {
                 break;
             };
-            read(&reader, message, &mut batch);
+            read(&reader, &starts, message, &mut batch);
         }
         if batch.is_empty() {
             continue;
@@ -560,9 +570,25 @@ async fn receive(
     }
 }
 
-fn read(reader: &Reader, message: KafkaResult<BorrowedMessage<'_>>, batch: &mut ReadBatch) {
+fn read(
+    reader: &Reader,
+    starts: &kafka::start::Starts,
+    message: KafkaResult<BorrowedMessage<'_>>,
+    batch: &mut ReadBatch,
+) {
     match message {
         Ok(m) => {
+            // Before a warm start's history end: in the snapshot already.
+            if starts.any_armed()
+                && !starts.admit(
+                    m.topic(),
+                    m.partition(),
+                    m.offset(),
+                    m.timestamp().to_millis(),
+                )
+            {
+                return;
+            }
             // With one topic, its name need not be fetched from librdkafka
             // and compared for every message (5 % of this thread).
             let topic = reader.sole_topic().or_else(|| reader.topic(m.topic()));

@@ -545,6 +545,9 @@ pub enum SkipReason {
     /// Counted already: a rebalance handed its partition back, and
     /// librdkafka reads it again from the committed offset.
     Redelivered,
+    /// Stamped before the history end of a warm start (`kpiwatch warm`):
+    /// the snapshot holds it already.
+    BeforeHistory,
 }
 
 impl SkipReason {
@@ -553,6 +556,7 @@ impl SkipReason {
         match self {
             Self::Revoked => "revoked",
             Self::Redelivered => "redelivered",
+            Self::BeforeHistory => "before_history",
         }
     }
 }

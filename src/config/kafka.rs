@@ -12,6 +12,7 @@ use super::model::Kafka;
 use super::notify::env_var_name;
 use super::raw::KafkaToml;
 use super::{ConfigError, Source};
+use crate::kafka::start::StartFrom;
 
 /// The suffix of an option whose value is read from the environment:
 /// `"ssl.key.password_env" = "KAFKA_SSL_KEY_PASSWORD"`.
@@ -93,7 +94,32 @@ pub(super) fn kafka(src: &Source<'_>, raw: &KafkaToml) -> Result<Kafka, ConfigEr
         };
         options.insert(property.to_string(), text);
     }
+    let start_from = match &raw.start_from {
+        None => StartFrom::default(),
+        Some(v) => StartFrom::parse(v.get_ref().trim()).ok_or_else(|| {
+            src.error(
+                v.span(),
+                format!(
+                    "kafka.start_from: {:?} is not a place to start; write \"committed\" (the default: the group's committed offsets, after `kpiwatch warm` the history's end), \"earliest\" (everything the topic retains) or \"latest\" (only new messages)",
+                    v.get_ref()
+                ),
+            )
+        })?,
+    };
+    let reset = raw
+        .options
+        .keys()
+        .find(|k| k.get_ref().trim() == "auto.offset.reset");
+    if let (Some(_), Some(key)) = (&raw.start_from, reset) {
+        // Two settings for one thing: librdkafka would take the option
+        // and silently override start_from.
+        return Err(src.error(
+            key.span(),
+            "kafka.options: auto.offset.reset is what kafka.start_from sets; remove it and keep start_from",
+        ));
+    }
     let kafka = Kafka {
+        start_from,
         brokers: raw
             .brokers
             .clone()
@@ -269,6 +295,54 @@ mod tests {
         let err = check("\"client.id\" = [\"a\"]").unwrap_err();
         assert!(
             err.starts_with("k.toml:4:15:") && err.contains("string, number or boolean"),
+            "{err}"
+        );
+    }
+
+    /// Validates a config whose `[kafka]` table is `kafka` (line 2 on).
+    fn with_kafka(kafka: &str) -> Result<Kafka, String> {
+        let text = format!(
+            "[kafka]\n{kafka}\n[[topic]]\nname = \"t\"\n[[kpi]]\nname = \"k\"\naggregate = \"count\"\n"
+        );
+        validate(&Source::new(Path::new("k.toml"), &text))
+            .map(|c| c.kafka)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn start_from_defaults_to_committed_and_reads_each_value() {
+        assert_eq!(with_kafka("").unwrap().start_from, StartFrom::Committed);
+        for (text, want) in [
+            ("committed", StartFrom::Committed),
+            ("earliest", StartFrom::Earliest),
+            ("latest", StartFrom::Latest),
+        ] {
+            let k = with_kafka(&format!("start_from = \"{text}\"")).unwrap();
+            assert_eq!(k.start_from, want);
+        }
+    }
+
+    #[test]
+    fn a_bad_start_from_is_refused_at_its_value_with_what_to_write() {
+        let err = with_kafka("brokers = \"b:9092\"\nstart_from = \"oldest\"").unwrap_err();
+        assert!(
+            err.starts_with("k.toml:3:14:")
+                && err.contains("\"oldest\"")
+                && err.contains("\"committed\"")
+                && err.contains("\"earliest\"")
+                && err.contains("\"latest\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn start_from_and_auto_offset_reset_together_are_refused_at_the_option() {
+        let err = with_kafka(
+            "start_from = \"latest\"\n[kafka.options]\n\"auto.offset.reset\" = \"earliest\"",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("k.toml:4:1:") && err.contains("start_from"),
             "{err}"
         );
     }

@@ -64,6 +64,8 @@ pub struct Kafka {
     /// when a client is made: property -> variable (`"sasl.password_env" =
     /// "VAR"`). Secrets are never in the file.
     pub options_from_env: BTreeMap<String, String>,
+    /// Where a partition without a committed offset starts.
+    pub start_from: crate::kafka::start::StartFrom,
 }
 
 /// How event time is written in a topic's events.

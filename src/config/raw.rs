@@ -119,6 +119,12 @@ pub struct KafkaToml {
     /// suffix: "ssl.key.password_env" = "KAFKA_SSL_KEY_PASSWORD".
     #[serde(default)]
     pub options: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    /// Where a partition the group has no committed offset for starts:
+    /// "committed" (default: after `kpiwatch warm`, at the history's end;
+    /// otherwise at the earliest message the topic retains), "earliest"
+    /// (learn from everything the topic retains) or "latest" (only new
+    /// messages). A committed offset always wins.
+    pub start_from: Option<Spanned<String>>,
 }
 
 /// `[[topic]]`.

@@ -139,6 +139,26 @@ impl MockBroker {
         Ok(super::send_waiting(&self.producer, record)?)
     }
 
+    /// [`MockBroker::send`] with the message's Kafka timestamp (epoch
+    /// milliseconds), as a producer that stamps events with their time.
+    pub fn send_at(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: &[u8],
+        payload: &[u8],
+        timestamp_ms: i64,
+    ) -> Result<(), MockError> {
+        let mut record = BaseRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .timestamp(timestamp_ms);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        Ok(super::send_waiting(&self.producer, record)?)
+    }
+
     /// Waits until every queued message is acknowledged.
     pub fn flush(&self) -> Result<(), MockError> {
         self.producer.flush(Duration::from_secs(30))?;

@@ -21,9 +21,13 @@
 //!   even when it is settled after later offsets.
 //! - [`check_config`] — librdkafka's own checks of `[kafka.options]`, run
 //!   by config validation (so by `kpiwatch check`) without connecting.
+//! - [`start`] — where a partition without a committed offset starts
+//!   (`kafka.start_from`, a warm snapshot's history end), applied to each
+//!   assignment before librdkafka starts fetching.
 //! - [`mock`] — the in-process mock cluster for the demo and tests.
 
 pub mod mock;
+pub mod start;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -146,6 +150,9 @@ pub struct KafkaContext {
     /// Told of a revocation before it commits, so that the consume loop,
     /// which may still hold messages of the revoked partitions, drops them.
     revocations: Arc<Revocations>,
+    /// Where partitions without a committed offset start (a warm
+    /// snapshot's history end); None: as librdkafka decides.
+    starts: Option<Arc<start::Starts>>,
 }
 
 impl KafkaContext {
@@ -162,7 +169,15 @@ impl KafkaContext {
             health,
             assignments,
             revocations,
+            starts: None,
         }
+    }
+
+    /// Places each assigned partition without a committed offset as
+    /// `starts` says (see [`start::place`]).
+    pub fn with_starts(mut self, starts: Arc<start::Starts>) -> Self {
+        self.starts = Some(starts);
+        self
     }
 }
 
@@ -278,9 +293,58 @@ impl ClientContext for KafkaContext {
 }
 
 impl ConsumerContext for KafkaContext {
+    /// rdkafka's own rebalance (pre_rebalance, assign, post_rebalance),
+    /// with the assignment's start offsets placed first (see
+    /// [`start::place`]): librdkafka starts fetching at the offsets the
+    /// assignment carries.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        tpl: &mut rdkafka::TopicPartitionList,
+    ) {
+        use rdkafka::consumer::RebalanceProtocol;
+        use rdkafka::types::RDKafkaRespErr;
+        let assigning = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        let revoking = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS;
+        if assigning {
+            if let Some(starts) = &self.starts {
+                start::place(starts, consumer, tpl);
+            }
+        }
+        let rebalance = if assigning {
+            Rebalance::Assign(tpl)
+        } else if revoking {
+            Rebalance::Revoke(tpl)
+        } else {
+            let code: rdkafka::types::RDKafkaErrorCode = err.into();
+            Rebalance::Error(rdkafka::error::KafkaError::Rebalance(code))
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let applied = match (assigning, cooperative) {
+            (true, true) => consumer.incremental_assign(tpl),
+            (true, false) => consumer.assign(tpl),
+            (false, true) => consumer.incremental_unassign(tpl),
+            (false, false) => consumer.unassign(),
+        };
+        if let Err(e) = applied {
+            tracing::warn!(error = %e, assigning, "rebalance not applied");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             let revoked = pairs(list);
+            if let Some(starts) = &self.starts {
+                for (topic, partition) in &revoked {
+                    starts.disarm(topic, *partition);
+                }
+            }
             // First, so that the loop records nothing more from these
             // partitions that this commit does not cover.
             self.revocations.revoke(&revoked);
@@ -520,7 +584,7 @@ fn consumer_config(kafka: &Kafka) -> ClientConfig {
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
+        .set("auto.offset.reset", kafka.start_from.auto_offset_reset())
         .set("statistics.interval.ms", "5000")
         // librdkafka's default waits 1 s after its queue fills (100,000
         // messages), which caps catching up on a backlog at ~0.15 M msg/s
@@ -688,6 +752,7 @@ mod tests {
             dead_letter_topic: None,
             options: Default::default(),
             options_from_env: [("sasl.password".to_string(), var.to_string())].into(),
+            start_from: Default::default(),
         }
     }
 

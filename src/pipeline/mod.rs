@@ -967,6 +967,18 @@ impl Pipeline {
         }
     }
 
+    /// Where the closed buckets of topic number `topic` end: the earliest
+    /// `closed_until` of its KPIs that have closed a bucket (None if none
+    /// has). A snapshot taken now holds every event of the topic before it
+    /// and none at or after it (`kpiwatch warm`'s history end).
+    pub fn closed_until(&self, topic: usize) -> Option<i64> {
+        self.topics[topic]
+            .windows
+            .iter()
+            .filter_map(KpiWindows::closed_until)
+            .min()
+    }
+
     /// Event-time progress of topic number `topic`, after the last
     /// [`Pipeline::advance`].
     pub fn progress(&self, topic: usize) -> Option<i64> {

@@ -355,6 +355,11 @@ impl KpiWindows {
         }
     }
 
+    /// Every bucket before this has closed; None until one has.
+    pub fn closed_until(&self) -> Option<i64> {
+        self.started.then_some(self.closed_until).flatten()
+    }
+
     /// False if an event at `time` would open a bucket more than
     /// [`MAX_OPEN_BUCKETS`] past the oldest open one ([`Recorded::TooFarAhead`]).
     pub fn fits(&self, time: i64) -> bool {
