@@ -215,10 +215,21 @@ impl ReloadMetrics {
                 "When the configuration in force was read: the start, or the last reload applied",
             ))?,
         };
-        registry.register(Box::new(m.failures.clone()))?;
-        registry.register(Box::new(m.reloads.clone()))?;
-        registry.register(Box::new(m.last_successful.clone()))?;
-        registry.register(Box::new(m.last_success.clone()))?;
+        let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
+            Box::new(m.failures.clone()),
+            Box::new(m.reloads.clone()),
+            Box::new(m.last_successful.clone()),
+            Box::new(m.last_success.clone()),
+        ];
+        for c in collectors {
+            match registry.register(c) {
+                // A registry shared with an earlier run (`Options::metrics`)
+                // shows that run's; this one's counts go unseen rather than
+                // stopping the start.
+                Ok(()) | Err(prometheus::Error::AlreadyReg) => {}
+                Err(e) => return Err(e),
+            }
+        }
         m.last_successful.set(1);
         m.last_success.set(now as f64);
         Ok(m)

@@ -230,7 +230,7 @@ pub async fn run(
         tls = api.tls.is_some(),
         writes = ?access.writes(),
         reads_need_token = access.reads_need_token(),
-        "serving /metrics, /healthz, /readyz, /api/v1/silences"
+        "serving /metrics, /healthz, /readyz, /api/v1/silences, /api/v1/reload"
     );
     if let Some(tx) = options.listening.take() {
         let _ = tx.send(bound);

@@ -419,6 +419,61 @@ async fn a_subscription_added_by_a_reload_routes_the_next_alert_to_its_new_recei
     service.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_changed_by_a_reload_gets_its_next_notification_at_the_new_address() {
+    set_tokens();
+    let broker = broker("shop", 1);
+    let (first, second) = (webhook::Hooks::start().await, webhook::Hooks::start().await);
+    let file = File::new(broker.bootstrap_servers(), "reload-receiver");
+    let with = |url: &str| {
+        body(
+            "{ type = \"cart\" }",
+            &format!("{CARTS_FLOOR}{}", webhook::notify_everything(url)),
+        )
+    };
+    file.write(&with(&first.url));
+    let clock = Arc::new(ManualClock::at(minute(20)));
+    let mut service = Service::start_from_file(&file.path, clock.clone()).await;
+    shop_until_both_stop(&broker);
+    broker.flush().unwrap();
+    service.next_transition().await;
+    service.next_transition().await;
+    first.wait_for_distinct(2, WAIT).await;
+
+    file.write(&with(&second.url));
+    let (status, answer) = reload(&service, Some(TOKEN)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(names(&answer["receivers"]["changed"]), ["oncall"]);
+    assert_eq!(names(&answer["subscriptions"]["kept"]), ["everything"]);
+
+    // Checkouts come back: minute 11 closes with one, and the alert
+    // resolves. Its group (kept across the reload) sends the resolution a
+    // group interval after the firing message, to the new address.
+    for t in [minute(11) + 30, minute(12) + 1] {
+        broker
+            .send("shop", Some(0), b"", &event(t, "checkout"))
+            .unwrap();
+    }
+    broker.flush().unwrap();
+    let t = service.next_transition().await;
+    assert_eq!((t.status, t.kpi.as_str()), (Status::Resolved, "checkouts"));
+    clock.advance(2);
+    second.wait_for_distinct(1, WAIT).await;
+    let post = &second.posts()[0];
+    assert_eq!(
+        post.body["alerts"][0]["kpi"], "checkouts",
+        "{:?}",
+        post.body
+    );
+    assert_eq!(
+        post.body["alerts"][0]["status"], "resolved",
+        "{:?}",
+        post.body
+    );
+    assert_eq!(first.posts().len(), 2, "{:?}", first.posts());
+    service.stop().await;
+}
+
 /// `kpiwatch run` as a child process, with its log read on a thread.
 struct Running {
     child: std::process::Child,
