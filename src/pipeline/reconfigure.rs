@@ -114,3 +114,90 @@ pub fn reread(reader: &Reader, batch: &ReadBatch, out: &mut ReadBatch) {
         reader.read(topic, partition, offset, payload, out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{validate, Source};
+    use crate::reload::diff::diff;
+    use crate::telemetry::Metrics;
+
+    const CHECKOUTS: &str =
+        "[[kpi]]\nname = \"checkouts\"\nwhere = { type = \"checkout\" }\naggregate = \"count\"\n";
+    const LOGINS: &str =
+        "[[kpi]]\nname = \"logins\"\nwhere = { type = \"login\" }\naggregate = \"count\"\n";
+
+    fn config(kpis: &str) -> Config {
+        let text = format!(
+            "[service]\nstate_dir = \"/tmp/kpiwatch-reconfigure-test\"\n[kafka]\nbrokers = \"b:9092\"\ngroup_id = \"g\"\n[[topic]]\nname = \"shop\"\ntime_format = \"epoch_seconds\"\n[defaults]\nbucket = \"1m\"\nlateness = \"0s\"\n{kpis}"
+        );
+        validate(&Source::new(std::path::Path::new("t.toml"), &text)).unwrap()
+    }
+
+    fn record(p: &mut Pipeline, offset: &mut i64, t: i64, kind: &str) {
+        let payload = format!(r#"{{"time":{t},"type":"{kind}"}}"#);
+        p.record(0, 0, *offset, payload.as_bytes(), None);
+        *offset += 1;
+    }
+
+    #[test]
+    fn a_kept_kpi_moved_down_the_file_keeps_its_open_bucket_under_its_new_number() {
+        let old = config(CHECKOUTS);
+        let new = config(&format!("{LOGINS}{CHECKOUTS}"));
+        let d = diff(&old, &new);
+        assert_eq!(d.fates, [Fate::Added, Fate::Kept { old: 0 }]);
+        let mut p = Pipeline::new(old, Metrics::default());
+        p.tap_buckets();
+        let mut out = Vec::new();
+        let mut offset = 0;
+        for m in 0..3 {
+            record(&mut p, &mut offset, 60 * m + 10, "checkout");
+            p.advance(None, &mut out);
+        }
+        // Minute 2 is open with one checkout when the reload comes.
+        p.reconfigure(new, &d.fates, &d.removed);
+        record(&mut p, &mut offset, 150, "checkout");
+        record(&mut p, &mut offset, 155, "login");
+        record(&mut p, &mut offset, 190, "checkout");
+        p.advance(None, &mut out);
+        let judged = p.take_judged();
+        let minute_2: Vec<_> = judged
+            .iter()
+            .filter(|b| b.start == 120)
+            .map(|b| (p.config().kpis[b.kpi].name.as_str(), b.value))
+            .collect();
+        // checkouts counts both events of minute 2 under its new number;
+        // logins, new, starts at the reload's progress: its first bucket
+        // is minute 2, holding the one login.
+        assert!(minute_2.contains(&("checkouts", Some(2.0))), "{minute_2:?}");
+        assert!(minute_2.contains(&("logins", Some(1.0))), "{minute_2:?}");
+    }
+
+    #[test]
+    fn a_removed_kpis_firing_alert_is_resolved_by_the_next_advance() {
+        let floor = "[kpi.detectors]\nmin = 1.0\n[kpi.alerting]\nfire_after = 1\n";
+        let old = config(&format!("{CHECKOUTS}{floor}{LOGINS}"));
+        let new = config(LOGINS);
+        let d = diff(&old, &new);
+        assert_eq!(d.removed, [0]);
+        let mut p = Pipeline::new(old, Metrics::default());
+        let mut out = Vec::new();
+        let mut offset = 0;
+        record(&mut p, &mut offset, 10, "checkout");
+        // Minute 1 without a checkout: fires when minute 2 closes it.
+        record(&mut p, &mut offset, 70, "login");
+        record(&mut p, &mut offset, 130, "login");
+        p.advance(None, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let fired = out.pop().unwrap();
+        assert_eq!(p.reconfigure(new, &d.fates, &d.removed), 1);
+        p.advance(None, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].status, crate::alert::Status::Resolved);
+        assert_eq!(out[0].alert_id, fired.alert_id);
+        assert!(out[0]
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains("the KPI was removed")));
+    }
+}
