@@ -474,6 +474,96 @@ async fn a_receiver_changed_by_a_reload_gets_its_next_notification_at_the_new_ad
     service.stop().await;
 }
 
+/// A firing checkouts alert, as the pipeline would hand it over.
+fn firing() -> kpiwatch::alert::Transition {
+    let labels = std::collections::BTreeMap::new();
+    kpiwatch::alert::Transition {
+        status: Status::Firing,
+        alert_id: kpiwatch::alert::alert_id("checkouts", &labels, minute(10)),
+        kpi: "checkouts".into(),
+        labels,
+        severity: kpiwatch::alert::Severity::Warning,
+        direction: detectors::Direction::Drop,
+        started_at: minute(10),
+        bucket_start: minute(10),
+        bucket_end: minute(11),
+        observed: 0.0,
+        expected: 2.0,
+        lower: 1.0,
+        upper: f64::INFINITY,
+        score: 1.0,
+        deviation_pct: Some(-100.0),
+        evidence: Default::default(),
+        description: None,
+        runbook: None,
+        dashboard: None,
+        recent: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_receivers_notifications_stay_in_the_outbox_until_it_is_configured_again() {
+    use kpiwatch::notify::notifier::Notifier;
+    let state = StateDir::new();
+    let settings = |extra: &str| {
+        let text = config_text(
+            &state,
+            "127.0.0.1:9",
+            "g",
+            &body("{ type = \"cart\" }", extra),
+        );
+        kpiwatch::config::validate(&kpiwatch::config::Source::new(Path::new("t.toml"), &text))
+            .unwrap()
+            .notify
+    };
+    // Nothing listens on port 1: the notification waits, retried.
+    let down = settings(&webhook::notify_everything("http://127.0.0.1:1/hook"));
+    let silences = Arc::new(std::sync::Mutex::new(
+        kpiwatch::notify::silence::SilenceStore::in_memory(),
+    ));
+    let clock = Arc::new(kpiwatch::clock::SystemClock);
+    let mut notifier = Notifier::start(
+        &down,
+        state.path(),
+        silences,
+        clock,
+        kpiwatch::telemetry::Metrics::default(),
+    )
+    .unwrap();
+    notifier.alerts(&[firing()]).unwrap();
+    let entries = || {
+        std::fs::read_dir(down.outbox_dir.join("oncall"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(entries(), 1);
+    assert_eq!(notifier.backlog().len(), 1);
+
+    // The receiver and its subscription are removed: the entry is kept,
+    // no longer waiting in this process.
+    notifier.reconfigure(&settings("")).await.unwrap();
+    assert_eq!(entries(), 1);
+    assert_eq!(notifier.backlog().len(), 0);
+
+    // Back, at an address that answers: the entry goes there.
+    let hooks = webhook::Hooks::start().await;
+    notifier
+        .reconfigure(&settings(&webhook::notify_everything(&hooks.url)))
+        .await
+        .unwrap();
+    hooks.wait_for_distinct(1, WAIT).await;
+    tokio::time::timeout(WAIT, notifier.backlog().drained())
+        .await
+        .expect("delivered in time");
+    assert_eq!(hooks.posts()[0].body["alerts"][0]["kpi"], "checkouts");
+    assert_eq!(entries(), 0);
+    notifier.stop().await;
+}
+
 /// `kpiwatch run` as a child process, with its log read on a thread.
 struct Running {
     child: std::process::Child,
