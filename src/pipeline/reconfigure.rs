@@ -93,7 +93,17 @@ impl Pipeline {
                 .min()
                 .unwrap_or(i64::MAX);
         }
-        next.tap = self.tap.take();
+        // Buckets judged (for a confirmed jump) since the shell last took
+        // them: under the KPIs' new numbers, those of KPIs gone dropped.
+        next.tap = self.tap.take().map(|judged| {
+            judged
+                .into_iter()
+                .filter_map(|mut b| {
+                    b.kpi = fates.iter().position(|f| f.keeps() == Some(b.kpi))?;
+                    Some(b)
+                })
+                .collect()
+        });
         next.settled = std::mem::take(&mut self.settled);
         next.deferred = std::mem::take(&mut self.deferred);
         let count = resolved.len();
