@@ -45,7 +45,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "[service]\nlisten = \"127.0.0.1:0\"\nstate_dir = {:?}\n[kafka]\nbrokers = \"127.0.0.1:9\"\ngroup_id = \"reload\"\n",
         state.path()
     );
-    let a = format!("{header}{}", kpis::config_of(n));
+    let a = format!("{header}{}", kpis::config_of(n)).replacen(
+        "name = \"shop\"\n",
+        "name = \"shop\"\ntime_format = \"epoch_seconds\"\n",
+        1,
+    );
     // kpi_1 retuned, kpi_0 counts another event type.
     let b = a
         .replacen(
@@ -81,6 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|k| k.series.len())
         .sum();
+    assert!(series >= n * 9 / 10, "only {series} series learned");
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {

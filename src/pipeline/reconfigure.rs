@@ -58,11 +58,19 @@ impl Pipeline {
         }
         for (t, new) in next.topics.iter_mut().enumerate() {
             let old = &mut self.topics[t];
+            // KPI (old number) → its windows: one pass, not one per route.
+            let windows_of: super::FastMap<usize, usize> = old
+                .plan
+                .routes
+                .iter()
+                .enumerate()
+                .map(|(w, r)| (r.kpi, w))
+                .collect();
             for (w, route) in new.plan.routes.iter().enumerate() {
                 let Some(from) = fates[route.kpi].keeps() else {
                     continue;
                 };
-                if let Some(ow) = old.plan.routes.iter().position(|r| r.kpi == from) {
+                if let Some(&ow) = windows_of.get(&from) {
                     std::mem::swap(&mut new.windows[w], &mut old.windows[ow]);
                     new.windows[w].renumber(route.kpi);
                 }

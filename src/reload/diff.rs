@@ -79,8 +79,10 @@ impl Names {
     /// Compares two lists of named things.
     fn of<T: PartialEq>(old: &[T], new: &[T], name: impl Fn(&T) -> &str) -> Self {
         let mut out = Names::default();
+        let by_name: BTreeMap<&str, &T> = old.iter().map(|o| (name(o), o)).collect();
+        let in_new: std::collections::BTreeSet<&str> = new.iter().map(&name).collect();
         for n in new {
-            match old.iter().find(|o| name(o) == name(n)) {
+            match by_name.get(name(n)).copied() {
                 Some(o) if o == n => out.kept.push(name(n).to_string()),
                 Some(_) => out.changed.push(name(n).to_string()),
                 None => out.added.push(name(n).to_string()),
@@ -88,7 +90,7 @@ impl Names {
         }
         out.removed = old
             .iter()
-            .filter(|o| !new.iter().any(|n| name(n) == name(o)))
+            .filter(|o| !in_new.contains(name(o)))
             .map(|o| name(o).to_string())
             .collect();
         out
@@ -355,11 +357,12 @@ fn kpi_fates(old: &Config, new: &Config) -> (Vec<Fate>, Vec<usize>) {
             }
         }
     }
+    let kept: std::collections::HashSet<&str> = new.kpis.iter().map(|k| k.name.as_str()).collect();
     let removed = old
         .kpis
         .iter()
         .enumerate()
-        .filter(|(_, k)| !new.kpis.iter().any(|n| n.name == k.name))
+        .filter(|(_, k)| !kept.contains(k.name.as_str()))
         .map(|(i, _)| i)
         .collect();
     (fates, removed)
