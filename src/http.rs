@@ -102,6 +102,11 @@ impl Endpoints {
 
 /// The endpoints behind the access checks of `access`.
 pub fn router(endpoints: Endpoints, access: Arc<Access>) -> Router {
+    router_live(endpoints, Arc::new(access::LiveAccess::new(access)))
+}
+
+/// [`router`] with a policy a reload can replace.
+pub fn router_live(endpoints: Endpoints, access: Arc<access::LiveAccess>) -> Router {
     let read = endpoints
         .read
         .route_layer(from_fn_with_state(access.clone(), access::need_read));

@@ -40,6 +40,7 @@ pub mod http;
 pub mod kafka;
 pub mod notify;
 pub mod pipeline;
+pub mod reload;
 pub mod replay;
 pub mod score;
 pub mod service;

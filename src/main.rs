@@ -540,12 +540,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Run { config } => {
-            let config = kpiwatch::config::load(&config)?;
+        Command::Run { config: path } => {
+            let config = kpiwatch::config::load(&path)?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let clock = std::sync::Arc::new(kpiwatch::clock::SystemClock);
-                let options = kpiwatch::service::Options::new(clock);
+                let mut options = kpiwatch::service::Options::new(clock);
+                // SIGHUP and POST /api/v1/reload read this file again.
+                options.config_path = Some(path);
+                options.reload_on_hangup = true;
                 kpiwatch::service::run(config, options, shutdown_signal()).await
             })?;
             Ok(())

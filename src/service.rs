@@ -104,6 +104,11 @@ pub struct Options {
     /// Where the snapshot, the outbox and the notifier's state are written
     /// (tests fill it like a full disk).
     pub storage: Arc<dyn Storage>,
+    /// The configuration file, read again by a reload (`POST
+    /// /api/v1/reload`, SIGHUP); without one a reload is refused.
+    pub config_path: Option<std::path::PathBuf>,
+    /// Reload on SIGHUP (the binary; a test process leaves it off).
+    pub reload_on_hangup: bool,
 }
 
 impl Options {
@@ -119,6 +124,8 @@ impl Options {
             metrics: None,
             backlog: None,
             storage: Arc::new(Disk),
+            config_path: None,
+            reload_on_hangup: false,
         }
     }
 }
@@ -156,6 +163,9 @@ pub enum ServiceError {
     /// be started.
     #[error("cannot start a thread of the service (out of memory or threads?): {0}")]
     Thread(std::io::Error),
+    /// The reload metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(String),
     /// The alert log could not be opened.
     #[error("alert log {path}: {source}")]
     AlertLog {
@@ -223,7 +233,7 @@ pub async fn run(
         tls = api.tls.is_some(),
         writes = ?access.writes(),
         reads_need_token = access.reads_need_token(),
-        "serving /metrics, /healthz, /readyz, /api/v1/silences"
+        "serving /metrics, /healthz, /readyz, /api/v1/silences, /api/v1/reload"
     );
     if let Some(tx) = options.listening.take() {
         let _ = tx.send(bound);
@@ -250,14 +260,21 @@ pub async fn run(
     }
     let (stop_http, http_stopped) = oneshot::channel::<()>();
     let feedback = crate::feedback::api::Feedback::load(&config.service.state_dir, &config.notify)?;
+    // Reloads: asked by the API and SIGHUP, applied by the loop.
+    let (reload_tx, mut reloads) = mpsc::channel(crate::reload::QUEUE);
+    let access = Arc::new(crate::http::access::LiveAccess::new(Arc::new(access)));
     let endpoints = crate::http::endpoints(metrics.clone(), health.clone(), options.clock.clone())
-        .merge(crate::notify::silence::api(silences, options.clock.clone()))
+        .merge(crate::notify::silence::api(
+            silences.clone(),
+            options.clock.clone(),
+        ))
         .merge(crate::feedback::api::api(
             feedback.clone(),
             options.clock.clone(),
             &metrics,
-        ));
-    let app = crate::http::router(endpoints, Arc::new(access));
+        ))
+        .merge(crate::reload::api(reload_tx.clone()));
+    let app = crate::http::router_live(endpoints, access.clone());
     let tls = api.tls.clone();
     // On a thread of its own, so that /readyz answers (and says so) while
     // the loop is stuck in a long burst of work.
@@ -302,7 +319,7 @@ pub async fn run(
         None => None,
     };
     let topic_names: Vec<String> = config.topics.iter().map(|t| t.name.clone()).collect();
-    let kpi_names: Vec<String> = config.kpis.iter().map(|k| k.name.clone()).collect();
+    let tls_on = config.service.api.tls.is_some();
     let state_dir = config.service.state_dir.clone();
     let snapshot_every = config.service.snapshot_interval.as_secs() as i64;
     let mut pipeline = Pipeline::new(config, metrics.clone());
@@ -320,12 +337,37 @@ pub async fn run(
     // a task: a task woken by the other lands in its worker's LIFO slot,
     // which no other worker may steal from, so the two often took turns
     // on one core.
+    let readers = Arc::new(crate::reload::Readers::new(pipeline.reader()));
+    let live = crate::reload::Live {
+        path: options.config_path.clone(),
+        readers: readers.clone(),
+        access,
+        bound,
+        tls: tls_on,
+        silences,
+        health: health.clone(),
+        clock: options.clock.clone(),
+        metrics: crate::reload::ReloadMetrics::register(&metrics.registry, options.clock.now())
+            .map_err(|e| ServiceError::Metrics(e.to_string()))?,
+    };
+    // Ends when `_hangups_watched` drops, however `run` returns.
+    let (_hangups_watched, hangups_unwatched) = oneshot::channel::<()>();
+    if options.reload_on_hangup {
+        let requests = reload_tx.clone();
+        on_own_thread("kpiwatch-sighup", async move {
+            tokio::select! {
+                () = crate::reload::on_hangup(requests) => {}
+                _ = hangups_unwatched => {}
+            }
+        })?;
+    }
+    drop(reload_tx);
     let (received_tx, mut received) = mpsc::channel(RECEIVED_QUEUE);
     let (spare_tx, spare) = mpsc::unbounded_channel();
     let (stop_receiving, receiving_stopped) = oneshot::channel();
     let receiving = receive(
         consumer.clone(),
-        pipeline.reader(),
+        readers.clone(),
         revocations.clone(),
         assignments,
         received_tx,
@@ -364,7 +406,6 @@ pub async fn run(
         options: &options,
         consumer: &consumer,
         topics: &topic_names,
-        kpis: &kpi_names,
         state_dir: &state_dir,
         snapshot_every,
         revocations: &revocations,
@@ -393,6 +434,16 @@ pub async fn run(
             biased;
             () = stopping.notified() => break,
             () = sleep_or_never(notify_in) => core.notify_tick(&shell),
+            Some(request) = reloads.recv() => {
+                // Between batches: the pipeline is not in the middle of
+                // anything. Alerts resolved by it go out with this advance.
+                crate::reload::serve(request, &live, &mut core.pipeline, &mut core.notifier).await;
+                core.notify_due = core.notifier.next_due_ms();
+                // The next snapshot holds the new KPIs.
+                core.dirty = true;
+                core.advance(&shell);
+                beat();
+            }
             _ = tick.tick() => {
                 // An injected clock moves without tokio's timers noticing.
                 if core.notify_due.is_some_and(|t| t <= options.clock.now_ms()) {
@@ -413,8 +464,15 @@ pub async fn run(
                     core.advance(&shell);
                     beat();
                 }
-                Received::Events { batch, epoch, received } => {
+                Received::Events { mut batch, epoch, received, generation } => {
                     health.queued.fetch_sub(1, Ordering::Relaxed);
+                    if generation != readers.generation() {
+                        // Read with the plans of a configuration reloaded
+                        // since: read again with the new ones.
+                        let mut fresh = ReadBatch::default();
+                        crate::pipeline::reconfigure::reread(&core.pipeline.reader(), &batch, &mut fresh);
+                        batch = fresh;
+                    }
                     // Wall time for the idle check, read once a batch (a
                     // fraction of a millisecond) and before any of its
                     // messages is counted.
@@ -490,6 +548,9 @@ enum Received {
         /// When the first was received: the processing-latency histogram
         /// counts the wait in the channel too.
         received: Instant,
+        /// The generation of the reader that read them
+        /// ([`crate::reload::Readers`]).
+        generation: u64,
     },
     /// A rebalance changed the partitions; messages before it came first.
     Assignment(kafka::Assignment),
@@ -510,7 +571,7 @@ const RECEIVED_QUEUE: usize = 4;
 #[allow(clippy::too_many_arguments)]
 async fn receive(
     consumer: Arc<StreamConsumer<KafkaContext>>,
-    reader: Reader,
+    readers: Arc<crate::reload::Readers>,
     revocations: Arc<Revocations>,
     mut assignments: mpsc::UnboundedReceiver<kafka::Assignment>,
     out: mpsc::Sender<Received>,
@@ -522,6 +583,7 @@ async fn receive(
     // One stream for the whole run: `recv()` registers and drops a waker
     // slot per call.
     let mut messages = consumer.stream();
+    let mut reader = readers.current();
     loop {
         // The rebalance callback runs inside the stream's poll, so a change
         // is queued before any message that follows it.
@@ -545,16 +607,20 @@ async fn receive(
         // thread: a message returned after it sees the new epoch.
         let epoch = revocations.epoch();
         let received = Instant::now();
+        // A reload may have replaced the plans: the batch is read whole
+        // with the newest.
+        readers.refresh(&mut reader);
+        let (generation, reader) = (reader.0, &reader.1);
         let mut batch = spare.try_recv().unwrap_or_default();
         batch.clear();
-        read(&reader, &starts, first, &mut batch);
+        read(reader, &starts, first, &mut batch);
         // Then what librdkafka already holds, without a round through the
         // runtime per message; an assignment change ends the batch.
         while batch.len() < BATCH && assignments.is_empty() && revocations.epoch() == epoch {
             let Some(message) = ready(&mut messages) else {
                 break;
             };
-            read(&reader, &starts, message, &mut batch);
+            read(reader, &starts, message, &mut batch);
         }
         if batch.is_empty() {
             continue;
@@ -563,7 +629,7 @@ async fn receive(
         tokio::select! {
             biased;
             _ = &mut stop => return,
-            sent = out.send(Received::Events { batch, epoch, received }) => if sent.is_err() {
+            sent = out.send(Received::Events { batch, epoch, received, generation }) => if sent.is_err() {
                 return;
             },
         }
@@ -624,7 +690,6 @@ struct Shell<'s> {
     options: &'s Options,
     consumer: &'s StreamConsumer<KafkaContext>,
     topics: &'s [String],
-    kpis: &'s [String],
     state_dir: &'s std::path::Path,
     snapshot_every: i64,
     revocations: &'s Revocations,
@@ -913,7 +978,7 @@ impl Core {
         if let Some(tx) = &options.buckets {
             for b in self.pipeline.take_judged() {
                 let _ = tx.send((
-                    shell.kpis[b.kpi].clone(),
+                    self.pipeline.config().kpis[b.kpi].name.clone(),
                     b.key.to_string(),
                     b.start,
                     b.value,

@@ -430,8 +430,36 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// The policy in force, which a reload of the configuration replaces
+/// (new tokens, a token rotated out) for the next request. A std lock:
+/// held only to clone the `Arc`, never across an await.
+#[derive(Debug)]
+pub struct LiveAccess(std::sync::RwLock<Arc<Access>>);
+
+impl LiveAccess {
+    /// Starts with `access`.
+    pub fn new(access: Arc<Access>) -> Self {
+        Self(std::sync::RwLock::new(access))
+    }
+
+    /// The policy now.
+    pub fn get(&self) -> Arc<Access> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the policy: requests checked from now on use `access`.
+    pub fn set(&self, access: Access) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(access);
+    }
+}
+
 /// Refuses, on a loopback listener, a request for another host name.
-pub async fn check_host(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
+pub async fn check_host(
+    State(access): State<Arc<LiveAccess>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let access = access.get();
     let host = req.headers().get(HOST).map(HeaderValue::as_bytes);
     let authority = req.uri().authority().map(|a| a.as_str());
     if access.host_allowed(host, authority) {
@@ -443,14 +471,22 @@ pub async fn check_host(State(access): State<Arc<Access>>, req: Request, next: N
 
 /// Lets through a read the policy allows, with its [`Caller`] (if any) in
 /// the extensions.
-pub async fn need_read(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
-    admit(&access, Scope::Read, req, next).await
+pub async fn need_read(
+    State(access): State<Arc<LiveAccess>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    admit(&access.get(), Scope::Read, req, next).await
 }
 
 /// Lets through a write the policy allows, with its [`Caller`] in the
 /// extensions.
-pub async fn need_write(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
-    admit(&access, Scope::Write, req, next).await
+pub async fn need_write(
+    State(access): State<Arc<LiveAccess>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    admit(&access.get(), Scope::Write, req, next).await
 }
 
 async fn admit(access: &Access, need: Scope, mut req: Request, next: Next) -> Response {

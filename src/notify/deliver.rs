@@ -155,7 +155,19 @@ impl Worker {
     /// Runs until `stop` turns true or the notifier goes away with nothing
     /// left to send. Entries not yet delivered stay in the outbox for the
     /// next start.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, stop: watch::Receiver<bool>) {
+        self.deliver(stop).await;
+        // What this worker still held leaves the backlog with it: the
+        // entries stay in the outbox, for the worker a reload starts in
+        // its place (which counts them again) or the next start.
+        let mut left = self.queue.len() as i64;
+        while self.incoming.try_recv().is_ok() {
+            left += 1;
+        }
+        self.backlog.add(-left);
+    }
+
+    async fn deliver(&mut self, mut stop: watch::Receiver<bool>) {
         let name = self.receiver.name.clone();
         // Seeded per worker; a thread-local RNG cannot be held across awaits.
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::from_entropy();

@@ -85,8 +85,12 @@ pub struct Notifier {
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     backlog: Arc<Backlog>,
-    stop: watch::Sender<bool>,
-    workers: Vec<JoinHandle<()>>,
+    /// One delivery worker per receiver, by receiver name.
+    workers: HashMap<String, WorkerHandle>,
+    /// The senders the workers share, and the settings they were built
+    /// from (a reload that changes these starts every worker again).
+    transports: Arc<Transports>,
+    settings: NotifySettings,
     /// Notifications the dispatcher has released that are not in the
     /// outbox yet, in order: empty after every call unless a write failed.
     due: Vec<Notification>,
@@ -144,29 +148,24 @@ impl Notifier {
         }
         let transports = Arc::new(Transports::new(settings)?);
         let backlog = Arc::new(Backlog::default());
-        let (stop, stopped) = watch::channel(false);
         let mut inboxes = HashMap::new();
-        let mut workers = Vec::new();
+        let mut workers = HashMap::new();
         for receiver in &settings.receivers {
-            let queue: std::collections::VecDeque<Pending> =
-                left.remove(&receiver.name).unwrap_or_default().into();
+            let queue = left.remove(&receiver.name).unwrap_or_default();
             if !queue.is_empty() {
                 tracing::info!(receiver = %receiver.name, pending = queue.len(), "resuming outbox");
             }
-            backlog.add(queue.len() as i64);
-            let (tx, rx) = mpsc::unbounded_channel();
-            inboxes.insert(receiver.name.clone(), tx);
-            let worker = Worker {
-                receiver: receiver.clone(),
+            let (inbox, worker) = WorkerHandle::start(
+                receiver,
                 queue,
-                incoming: rx,
-                transports: transports.clone(),
-                retry: settings.retry,
-                clock: clock.clone(),
-                metrics: metrics.clone(),
-                backlog: backlog.clone(),
-            };
-            workers.push(tokio::spawn(worker.run(stopped.clone())));
+                &transports,
+                settings.retry,
+                &clock,
+                &metrics,
+                &backlog,
+            );
+            inboxes.insert(receiver.name.clone(), inbox);
+            workers.insert(receiver.name.clone(), worker);
         }
         for (receiver, entries) in left {
             if !entries.is_empty() {
@@ -182,8 +181,9 @@ impl Notifier {
             clock,
             metrics,
             backlog,
-            stop,
             workers,
+            transports,
+            settings: settings.clone(),
             due: Vec::new(),
             storage,
             state_behind: false,
@@ -310,11 +310,136 @@ impl Notifier {
     /// Stops the delivery workers (between sends) and waits for them.
     /// Undelivered notifications stay in the outbox.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        drop(self.inboxes);
-        for w in self.workers {
-            let _ = w.await;
+        for w in self.workers.values() {
+            let _ = w.stop.send(true);
         }
+        drop(self.inboxes);
+        for (_, w) in self.workers {
+            let _ = w.join.await;
+        }
+    }
+
+    /// Takes new notification settings (a reload; the outbox directory is
+    /// the same). Subscriptions and time windows apply to the next
+    /// transition and the next flush; open groups of subscriptions still
+    /// configured go on, those of removed ones are dropped. A receiver
+    /// that changed (or every one, when the SMTP relay, From, mail
+    /// directory, external URL or retry policy changed) gets a new worker
+    /// with the new settings: the old one is stopped between sends (one
+    /// cut off mid-send is sent again, with the same idempotency key) and
+    /// the new one takes the receiver's outbox entries, in order. A new
+    /// receiver gets a worker; a removed receiver's worker stops and its
+    /// entries stay in the outbox, not sent, until a receiver of that name
+    /// is configured again (as at a start).
+    ///
+    /// Fails only if the new senders cannot be built (an SMTP relay's
+    /// settings lettre refuses), and then changes nothing.
+    pub async fn reconfigure(&mut self, settings: &NotifySettings) -> Result<(), NotifyError> {
+        let delivery = self.settings.smtp != settings.smtp
+            || self.settings.from != settings.from
+            || self.settings.mail_dir != settings.mail_dir
+            || self.settings.external_url != settings.external_url
+            || self.settings.retry != settings.retry;
+        // The one step that can fail, before anything changes.
+        if delivery {
+            self.transports = Arc::new(Transports::new(settings)?);
+        }
+        let mut dispatcher = Dispatcher::new(settings);
+        dispatcher.import(self.dispatcher.export());
+        self.dispatcher = dispatcher;
+        let same = |name: &str| {
+            !delivery
+                && self.settings.receiver(name).is_some()
+                && self.settings.receiver(name) == settings.receiver(name)
+        };
+        let ending: Vec<String> = self
+            .workers
+            .keys()
+            .filter(|name| !same(name))
+            .cloned()
+            .collect();
+        for name in &ending {
+            if let Some(w) = self.workers.remove(name) {
+                let _ = w.stop.send(true);
+                self.inboxes.remove(name);
+                let _ = w.join.await;
+            }
+        }
+        let starting: Vec<&super::settings::Receiver> = settings
+            .receivers
+            .iter()
+            .filter(|r| !self.workers.contains_key(&r.name))
+            .collect();
+        let mut pending = if starting.is_empty() {
+            Default::default()
+        } else {
+            // Unreadable now: the new workers start empty, and the entries
+            // wait in the outbox for the next start.
+            self.outbox.pending().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "outbox not readable on reload: entries already queued wait for the next start");
+                Default::default()
+            })
+        };
+        for name in &ending {
+            if settings.receiver(name).is_none() {
+                tracing::warn!(receiver = %name, "receiver removed by a reload: its outbox entries are kept, not sent, until a receiver of that name is configured again");
+            }
+        }
+        for receiver in starting {
+            let queue = pending.remove(&receiver.name).unwrap_or_default();
+            let (inbox, worker) = WorkerHandle::start(
+                receiver,
+                queue,
+                &self.transports,
+                settings.retry,
+                &self.clock,
+                &self.metrics,
+                &self.backlog,
+            );
+            self.inboxes.insert(receiver.name.clone(), inbox);
+            self.workers.insert(receiver.name.clone(), worker);
+        }
+        self.settings = settings.clone();
+        // The dispatcher's state is the same groups; written at the next
+        // change as usual.
+        Ok(())
+    }
+}
+
+/// A receiver's delivery worker, as the notifier holds it.
+struct WorkerHandle {
+    /// Stops this worker alone (a reload) or with the others.
+    stop: watch::Sender<bool>,
+    join: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Starts `receiver`'s worker with `queue`, its outbox entries in
+    /// order; returns the worker's inbox with it.
+    fn start(
+        receiver: &super::settings::Receiver,
+        queue: Vec<Pending>,
+        transports: &Arc<Transports>,
+        retry: super::settings::Retry,
+        clock: &Arc<dyn Clock>,
+        metrics: &Metrics,
+        backlog: &Arc<Backlog>,
+    ) -> (mpsc::UnboundedSender<Pending>, Self) {
+        backlog.add(queue.len() as i64);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stop, stopped) = watch::channel(false);
+        let worker = Worker {
+            receiver: receiver.clone(),
+            queue: queue.into(),
+            incoming: rx,
+            transports: transports.clone(),
+            retry,
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            backlog: backlog.clone(),
+        };
+        let join = tokio::spawn(worker.run(stopped));
+        (tx, Self { stop, join })
     }
 }
 

@@ -293,6 +293,12 @@ impl SilenceStore {
         })
     }
 
+    /// Changes how far ahead a new silence may end (a reload); silences
+    /// already made keep their end.
+    pub fn set_max_ahead(&mut self, max_ahead: Duration) {
+        self.max_ahead = i64::try_from(max_ahead.as_secs()).unwrap_or(i64::MAX);
+    }
+
     /// Limits how far ahead a silence may end (`silence_max_ahead`).
     pub fn with_max_ahead(mut self, max_ahead: Duration) -> Self {
         self.max_ahead = i64::try_from(max_ahead.as_secs()).unwrap_or(i64::MAX);

@@ -340,6 +340,82 @@ impl Engine {
         }
     }
 
+    /// Moves the series (models, recent buckets, alert states) of KPI
+    /// `from` of `old` to KPI `to` of this engine, on a reload that keeps
+    /// the KPI's state: this engine's definition stays, so new judging
+    /// settings apply from the next bucket.
+    pub(crate) fn adopt(&mut self, to: usize, old: &mut Engine, from: usize) {
+        let k = &mut self.kpis[to];
+        k.series = std::mem::take(&mut old.kpis[from].series);
+        // The ring is trimmed only as one bucket in, one out.
+        let keep = k.def.alerting.recent_buckets.max(1);
+        for s in k.series.values_mut() {
+            while s.recent.len() > keep {
+                s.recent.pop_front();
+            }
+        }
+    }
+
+    /// Resolves every firing alert of KPI number `kpi` and drops its
+    /// series, for a reload that removes the KPI or starts it afresh: a
+    /// subscriber hears "resolved" (with `why` after the description)
+    /// rather than about an alert that would never end. The figures are
+    /// the last bucket's.
+    pub(crate) fn withdraw(&mut self, kpi: usize, why: &str) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let k = &mut self.kpis[kpi];
+        let series = std::mem::take(&mut k.series);
+        let mut firing: Vec<(SeriesKey, SeriesState)> = series
+            .into_iter()
+            .filter(|(_, s)| matches!(s.lifecycle, Lifecycle::Firing { .. }))
+            .collect();
+        firing.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, s) in firing {
+            let Lifecycle::Firing {
+                id,
+                started,
+                severity,
+                direction,
+                ..
+            } = s.lifecycle
+            else {
+                continue;
+            };
+            let last = s.recent.back().copied();
+            let t = last.map_or(started, |r| r.t);
+            let (observed, expected) =
+                last.map_or((f64::NAN, f64::NAN), |r| (r.value, f64::from(r.expected)));
+            let def = &k.def;
+            out.push(Transition {
+                status: Status::Resolved,
+                alert_id: id,
+                kpi: def.name.clone(),
+                labels: k.labels(&key),
+                severity,
+                direction,
+                started_at: started,
+                bucket_start: t,
+                bucket_end: t + def.bucket,
+                observed,
+                expected,
+                lower: f64::NAN,
+                upper: f64::NAN,
+                score: 0.0,
+                deviation_pct: (expected != 0.0 && expected.is_finite())
+                    .then(|| (observed - expected) / expected.abs() * 100.0),
+                evidence: Evidence::bucket(t, t + def.bucket, None),
+                description: Some(match &def.description {
+                    Some(d) => format!("{d} ({why})"),
+                    None => why.to_string(),
+                }),
+                runbook: def.runbook.clone(),
+                dashboard: def.dashboard.clone(),
+                recent: Vec::new(),
+            });
+        }
+        out
+    }
+
     /// Forgets a silent series, unless its alert is firing: that alert
     /// must still resolve if the events come back (the window then sees
     /// the series as new, and its buckets meet this state again), and

@@ -36,6 +36,7 @@ pub mod engine;
 pub mod extract;
 pub mod plan;
 pub mod read;
+pub mod reconfigure;
 pub mod snapshot;
 pub mod window;
 

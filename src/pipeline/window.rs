@@ -192,6 +192,12 @@ impl KpiWindows {
         }
     }
 
+    /// Gives the windows to KPI number `kpi` (a reload that keeps the KPI
+    /// may move it in the file): closed buckets carry this number.
+    pub(crate) fn renumber(&mut self, kpi: usize) {
+        self.kpi = kpi;
+    }
+
     /// Bucket starts walked by closing so far (each over every series).
     pub fn walked(&self) -> u64 {
         self.walked

@@ -54,11 +54,16 @@ impl StateDir {
 /// `[[topic]]` and `[[kpi]]` sections (service and kafka sections added),
 /// keeping its state in `state`.
 pub fn config(state: &StateDir, brokers: &str, group: &str, body: &str) -> Config {
-    let text = format!(
+    let text = config_text(state, brokers, group, body);
+    validate(&Source::new(Path::new("test.toml"), &text)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The text [`config`] validates, for a test that writes it to a file.
+pub fn config_text(state: &StateDir, brokers: &str, group: &str, body: &str) -> String {
+    format!(
         "[service]\nlisten = \"127.0.0.1:0\"\nstate_dir = {:?}\nsnapshot_interval = \"1s\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\n{body}",
         state.path()
-    );
-    validate(&Source::new(Path::new("test.toml"), &text)).unwrap_or_else(|e| panic!("{e}"))
+    )
 }
 
 /// `{"time": t, "type": kind}` as bytes.
@@ -93,6 +98,23 @@ impl Service {
         clock: Arc<ManualClock>,
         storage: Arc<dyn kpiwatch::durable::Storage>,
     ) -> Self {
+        Self::start_with(config, clock, storage, None).await
+    }
+
+    /// [`Service::start`] from the file at `path` (validated), which a
+    /// reload reads again.
+    pub async fn start_from_file(path: &Path, clock: Arc<ManualClock>) -> Self {
+        let config = kpiwatch::config::load(path).unwrap_or_else(|e| panic!("{e}"));
+        let storage = Arc::new(kpiwatch::durable::Disk);
+        Self::start_with(config, clock, storage, Some(path.to_path_buf())).await
+    }
+
+    async fn start_with(
+        config: Config,
+        clock: Arc<ManualClock>,
+        storage: Arc<dyn kpiwatch::durable::Storage>,
+        config_path: Option<std::path::PathBuf>,
+    ) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -109,6 +131,7 @@ impl Service {
         options.snapshots = Some(stx);
         options.tick = Duration::from_millis(50);
         options.storage = storage;
+        options.config_path = config_path;
         let task = tokio::spawn(service::run(config, options, async {
             let _ = stopped.await;
         }));
