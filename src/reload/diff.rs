@@ -184,6 +184,14 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
         format!("{:?}", ok.dead_letter_topic),
         format!("{:?}", nk.dead_letter_topic),
     );
+    // Read when a partition without a committed offset is assigned, from
+    // the consumer made at start.
+    must(
+        r,
+        "kafka.start_from",
+        format!("{:?}", ok.start_from),
+        format!("{:?}", nk.start_from),
+    );
     if ok.options != nk.options || ok.options_from_env != nk.options_from_env {
         r.push("[kafka.options]".to_string());
     }
@@ -256,6 +264,14 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
         old.notify.outbox_dir.display().to_string(),
         new.notify.outbox_dir.display().to_string(),
     );
+    // The feedback endpoints check links with the key read at start: a
+    // new key in the emails would make every new link fail there.
+    must(
+        r,
+        "notify.feedback_key_env/feedback_link_ttl",
+        format!("{:?}", old.notify.feedback_links),
+        format!("{:?}", new.notify.feedback_links),
+    );
     if os.api.silence_max_ahead != ns.api.silence_max_ahead {
         settings.push("service.silence_max_ahead".to_string());
     }
@@ -316,11 +332,14 @@ fn learned(c: &Config, k: &Kpi) -> String {
     )
 }
 
-/// What judging reads afresh for every bucket.
+/// What judging reads afresh for every bucket (calendars too: the
+/// engine looks each bucket up in the KPI's current ones, so a holiday
+/// added to a calendar retunes its KPIs, it does not throw away what
+/// they learnt).
 fn judging(k: &Kpi) -> String {
     format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}",
-        k.alerting, k.direction, k.description, k.runbook, k.dashboard
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        k.alerting, k.direction, k.description, k.runbook, k.dashboard, k.calendars
     )
 }
 
@@ -472,6 +491,24 @@ denominator = "carts"
     }
 
     #[test]
+    fn a_calendar_named_or_changed_retunes_its_kpis() {
+        let with = |dates: &str| {
+            format!("{BASE}\n[[calendar]]\nname = \"holidays\"\ndates = [{dates}]\n").replacen(
+                "name = \"carts\"\n",
+                "name = \"carts\"\ncalendars = [\"holidays\"]\n",
+                1,
+            )
+        };
+        let named = with("\"2026-12-25\"");
+        let d = between(BASE, &named);
+        assert_eq!(d.fates[1], Fate::Retuned { old: 1 });
+        assert_eq!(d.fates[0], Fate::Kept { old: 0 });
+        let d = between(&named, &with("\"2026-12-25\", \"2026-12-26\""));
+        assert_eq!(d.fates[1], Fate::Retuned { old: 1 });
+        assert_eq!(d.fates[0], Fate::Kept { old: 0 });
+    }
+
+    #[test]
     fn learned_settings_restart_a_kpi() {
         for (from, to) in [
             (
@@ -524,6 +561,16 @@ denominator = "carts"
                 "/tmp/kpiwatch-diff-test",
                 "/tmp/elsewhere",
                 "service.state_dir",
+            ),
+            (
+                "group_id = \"g\"",
+                "group_id = \"g\"\nstart_from = \"earliest\"",
+                "kafka.start_from",
+            ),
+            (
+                "[[receiver]]",
+                "[notify]\nexternal_url = \"https://k.example\"\nfeedback_key_env = \"KPIWATCH_FEEDBACK_KEY\"\n[[receiver]]",
+                "notify.feedback_key_env",
             ),
         ] {
             let d = between(BASE, &BASE.replacen(from, to, 1));
