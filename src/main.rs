@@ -428,8 +428,7 @@ fn html_report(
     let began = std::time::Instant::now();
     let open = || std::fs::File::open(events).map(|f| BufReader::with_capacity(1 << 16, f));
     let (run, sweeps) = std::thread::scope(|scope| {
-        let sweeps =
-            scope.spawn(|| sweep::sweep(config, topic, labels, &sweep::STANDARD, open));
+        let sweeps = scope.spawn(|| sweep::sweep(config, topic, labels, &sweep::STANDARD, open));
         let run = open()
             .map_err(kpiwatch::replay::ReplayError::Io)
             .map_err(backtest::BacktestError::from)

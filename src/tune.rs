@@ -151,9 +151,8 @@ pub fn run(
             }
         }
     }
-    let open = || {
-        std::fs::File::open(events).map(|f| std::io::BufReader::with_capacity(1 << 16, f))
-    };
+    let open =
+        || std::fs::File::open(events).map(|f| std::io::BufReader::with_capacity(1 << 16, f));
     // Opened once here so that a missing file is named as such.
     open().map_err(|source| TuneError::Events {
         path: events.display().to_string(),

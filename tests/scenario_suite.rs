@@ -422,7 +422,11 @@ fn the_holiday_scenario_declares_one_holiday_in_its_configs_calendar_and_forgets
         declared.start >= shop.start + 14 * 86_400,
         "two weeks to learn the normal first"
     );
-    assert_eq!(shop.quiet[1].start, declared.start + 7 * 86_400, "the Friday after");
+    assert_eq!(
+        shop.quiet[1].start,
+        declared.start + 7 * 86_400,
+        "the Friday after"
+    );
     assert_eq!(shop.incidents.len(), 1);
     assert_eq!(shop.incidents[0].kind, "undeclared_holiday");
     let config = kpiwatch::config::load(&suite("shop-holiday.toml")).unwrap();
@@ -430,7 +434,10 @@ fn the_holiday_scenario_declares_one_holiday_in_its_configs_calendar_and_forgets
         let cal = &k.calendars[0].calendar;
         assert!(cal.contains(declared.start) && cal.contains(declared.start + 86_399));
         assert!(!cal.contains(declared.start + 86_400));
-        assert!(!cal.contains(shop.incidents[0].start), "Easter Monday is forgotten");
+        assert!(
+            !cal.contains(shop.incidents[0].start),
+            "Easter Monday is forgotten"
+        );
     }
     let main = std::fs::read_to_string(suite("scenario-main.toml")).unwrap();
     assert!(
