@@ -5,8 +5,8 @@
 # it is there). Prints the backtest's time (the configured run with its
 # charts beside the what-if replays at three budgets) and peak RSS, the
 # page's size, and how long headless Chromium takes to load the page from
-# file:// until its first chart is drawn (tests/browser/check_report.mjs;
-# scripts/ensure-browser installs what it needs), with the machine's load.
+# file:// until its first chart is drawn (tests/common/browser.py --report;
+# scripts/ensure-browser installs Chromium), with the machine's load.
 #
 # usage: benches/report_html.sh [DAYS] [RATE]
 set -euo pipefail
@@ -19,7 +19,7 @@ source benches/timing.sh
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet --bin kpiwatch
 bin=$target/release/kpiwatch
-browser_dir=$(scripts/ensure-browser | tail -n 1)
+chromium=$(scripts/ensure-browser | tail -n 1)
 
 events=$target/bench-events-${days}d-${rate}.jsonl
 if [[ ! -s $events ]]; then
@@ -40,11 +40,11 @@ timed "$bin" backtest --config "$config" --events "$events" --html "$page"
 echo "backtest --html: $secs s${cpu:+ ($cpu s CPU)}, peak RSS ${rss:-?} KiB"
 echo "page: $(wc -c < "$page") bytes ($(awk -v b="$(wc -c < "$page")" 'BEGIN { printf "%.1f", b / 1048576 }') MiB)"
 for run in 1 2 3; do
-  node tests/browser/check_report.mjs "$browser_dir" "${KPIWATCH_TEST_CHROMIUM:-/usr/bin/chromium}" \
-    "$PWD/$page" "$target/ci-output/report-${days}d-${rate}.png" |
+  python3 tests/common/browser.py "$chromium" --report "$page" "$target/ci-output/report-${days}d-${rate}.png" |
     tail -n 1 |
-    node -e '
-      const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
-      console.log(`chromium run '"$run"': load to first chart ${r.load_ms} ms (page ready at ${r.ready_at_ms} ms, first chart drawn at ${r.first_draw_at_ms} ms after navigation), ${r.charts} charts, ${r.alert_rows} alerts listed, console errors: ${r.console_errors.length}`);'
+    python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print(f"chromium run '"$run"': load to first chart {r[\"load_ms\"]} ms (page ready at {r[\"ready_at_ms\"]} ms, first chart drawn at {r[\"first_draw_at_ms\"]} ms after navigation), {r[\"charts\"]} charts, {r[\"alert_rows\"]} alerts listed, console errors: {len(r[\"console_errors\"])}")'
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,5 +1,5 @@
 //! `kpiwatch backtest --html`: the report as one page, opened in a real
-//! browser (headless Chromium via playwright-core, `tests/common/browser.rs`)
+//! browser (headless Chromium over the DevTools protocol, `tests/common/browser.rs`)
 //! from `file://`, as an analyst would open a mail attachment.
 //!
 //! The events are the golden replay fixture (`checkout_outage`: three

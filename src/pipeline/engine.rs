@@ -663,7 +663,7 @@ impl KpiState {
             let Some(a) = a else {
                 continue;
             };
-            a.input.others = Some(total - robust(&a));
+            a.input.others = Some(total - robust(a));
             if let (Some(x), Some(Model::Kpi(model))) = (
                 &mut a.assessment,
                 self.series.get(&*b.key).map(|s| &s.model),

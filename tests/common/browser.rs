@@ -1,13 +1,14 @@
 // Each test crate that includes this module uses a part of it.
 #![allow(dead_code)]
 
-//! A real browser for tests, two ways:
+//! A real browser for tests: headless Chromium driven over the DevTools protocol by
+//! `tests/common/browser.py` (on a pipe: no port, no extra package), two
+//! ways:
 //!
-//! - [`Page`]: headless Chromium driven over the DevTools protocol by
-//!   `tests/common/browser.py` (on a pipe: no port, no extra package), for
-//!   pages served by the service (the feedback page and its button).
-//! - [`check_report`]: the HTML report checked by
-//!   `tests/browser/check_report.mjs` (playwright-core).
+//! - [`Page`]: pages served by the service (the feedback page and its
+//!   button), opened and clicked.
+//! - [`check_report`]: the backtest's HTML report from `file://`, checked
+//!   (console errors, requests, charts drawn, search) and screenshot.
 //!
 //! ```ignore
 //! #[path = "common/browser.rs"]
@@ -20,15 +21,13 @@
 //! Chromium is `KPIWATCH_TEST_CHROMIUM`, else the first of `chromium`,
 //! `chromium-browser`, `google-chrome` on the PATH (Debian: `apt-get
 //! install chromium`); Python is `KPIWATCH_TEST_PYTHON` or `python3`.
-//! Every wait in the driver is bounded (20 s); the browser is closed on
+//! Every wait in the driver is bounded (30 s); the browser is closed on
 //! drop.
 //!
-//! What [`check_report`] needs comes from `scripts/ensure-browser` (which
-//! `scripts/test` runs): playwright-core in `KPIWATCH_TEST_BROWSER` (else
-//! `target/browser-test`), Chromium at `KPIWATCH_TEST_CHROMIUM` (else
-//! `/usr/bin/chromium`), `node` on PATH. Missing any, the test fails
-//! saying which command installs it. The run is bounded ([`WAIT`]) and
-//! killed after it.
+//! `scripts/ensure-browser` (which `scripts/test` runs) installs Debian's
+//! chromium as root, or says the one command to run. [`check_report`] is
+//! bounded ([`WAIT`]) and killed after it; screenshots go to
+//! [`ci_output`].
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -127,38 +126,18 @@ pub fn ci_output() -> PathBuf {
     dir
 }
 
-fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
 /// Opens `html` from `file://` in headless Chromium; with `query`, types
 /// it into the search box and presses Enter; saves a full-page
-/// screenshot to `screenshot`. Returns the script's JSON (see
-/// `tests/browser/check_report.mjs`).
+/// screenshot to `screenshot`. Returns what `tests/common/browser.py
+/// --report` found, as JSON (see its docs).
 pub fn check_report(html: &Path, screenshot: &Path, query: Option<&str>) -> serde_json::Value {
-    let dir =
-        env_path("KPIWATCH_TEST_BROWSER").unwrap_or_else(|| root().join("target/browser-test"));
-    assert!(
-        dir.join("node_modules/playwright-core/package.json")
-            .exists(),
-        "playwright-core is not installed in {}: run scripts/ensure-browser (scripts/test does)",
-        dir.display()
-    );
-    let chromium =
-        env_path("KPIWATCH_TEST_CHROMIUM").unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        chromium.exists(),
-        "no Chromium at {}: as root, apt-get install chromium (scripts/ensure-browser does), or set KPIWATCH_TEST_CHROMIUM",
-        chromium.display()
-    );
+    let python = std::env::var("KPIWATCH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let out_file = tempfile::NamedTempFile::new().expect("a temporary file");
     let err_file = tempfile::NamedTempFile::new().expect("a temporary file");
-    let mut child = Command::new("node")
-        .arg(root().join("tests/browser/check_report.mjs"))
-        .arg(&dir)
-        .arg(&chromium)
+    let mut child = Command::new(python)
+        .arg(root().join("tests/common/browser.py"))
+        .arg(chromium())
+        .arg("--report")
         .arg(html)
         .arg(screenshot)
         .args(query)
@@ -166,16 +145,16 @@ pub fn check_report(html: &Path, screenshot: &Path, query: Option<&str>) -> serd
         .stdout(out_file.reopen().expect("reopened"))
         .stderr(err_file.reopen().expect("reopened"))
         .spawn()
-        .expect("node starts (Node.js 20 or later on PATH; see scripts/ensure-browser)");
+        .expect("the browser driver starts");
     let deadline = Instant::now() + WAIT;
     let status = loop {
-        if let Some(status) = child.try_wait().expect("the browser script is waited for") {
+        if let Some(status) = child.try_wait().expect("the browser driver is waited for") {
             break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the browser script took over {WAIT:?}");
+            panic!("the browser driver took over {WAIT:?}");
         }
         // A child process cannot be awaited with a timeout in std; a short
         // poll bounds the wait.
@@ -185,7 +164,7 @@ pub fn check_report(html: &Path, screenshot: &Path, query: Option<&str>) -> serd
     let stderr = std::fs::read_to_string(err_file.path()).unwrap_or_default();
     assert!(
         status.success(),
-        "the browser script failed ({status}):\n{stderr}\n{stdout}"
+        "the browser driver failed ({status}):\n{stderr}\n{stdout}"
     );
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
