@@ -392,4 +392,43 @@ fn the_backtest_lists_the_calendar_spans_and_the_alerts_they_muted() {
         "{text}"
     );
     assert!(text.contains("Muted by calendars (1)"), "{text}");
+
+    // The page shades the calendar on the KPI's charts and the muted
+    // alert on its series.
+    let page = dir.file("report.html", "");
+    common::kpiwatch(
+        &[
+            "backtest",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--events",
+            events.to_str().expect("utf-8"),
+            "--html",
+            page.to_str().expect("utf-8"),
+        ],
+        None,
+    )
+    .ok();
+    let html = std::fs::read_to_string(&page).expect("the page is written");
+    let open = r#"<script type="application/json" id="data">"#;
+    let from = html.find(open).expect("the data element") + open.len();
+    let to = from + html[from..].find("</script>").expect("its end");
+    let data: serde_json::Value = serde_json::from_str(&html[from..to]).expect("json");
+    let spans = data["spans"].as_array().expect("spans");
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        spans.iter().filter(|s| s["kind"] == kind).collect()
+    };
+    let calendar = of("calendar");
+    assert_eq!(calendar.len(), 1, "{spans:?}");
+    assert_eq!(calendar[0]["text"], "holiday (muted)");
+    assert_eq!(calendar[0]["kpis"], serde_json::json!([0]));
+    let muted = of("muted");
+    assert_eq!(muted.len(), 1, "{spans:?}");
+    assert!(
+        muted[0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("muted by holiday: would have dropped")),
+        "{muted:?}"
+    );
+    assert!(muted[0]["series"].is_u64(), "on its series: {muted:?}");
 }

@@ -5,8 +5,8 @@
 "use strict";
 (function () {
   const D = JSON.parse(document.getElementById("data").textContent);
-  const SPAN_COLOURS = { alert: "rgba(214,39,40,0.18)", incident: "rgba(31,119,180,0.20)", quiet: "rgba(120,120,120,0.16)", calendar: "rgba(44,160,44,0.16)" };
-  const SPAN_EDGES = { alert: "rgba(214,39,40,0.8)", incident: "rgba(31,119,180,0.8)", quiet: "rgba(90,90,90,0.6)", calendar: "rgba(44,160,44,0.8)" };
+  const SPAN_COLOURS = { alert: "rgba(214,39,40,0.18)", incident: "rgba(31,119,180,0.20)", quiet: "rgba(120,120,120,0.16)", calendar: "rgba(44,160,44,0.16)", muted: "rgba(148,103,189,0.22)" };
+  const SPAN_EDGES = { alert: "rgba(214,39,40,0.8)", incident: "rgba(31,119,180,0.8)", quiet: "rgba(90,90,90,0.6)", calendar: "rgba(44,160,44,0.8)", muted: "rgba(148,103,189,0.9)" };
   // Charts switch to full-resolution figures (where kept) below this span.
   const FULL_BELOW = 3 * 86400;
   const PAGE_ALERTS = 200, PAGE_CHARTS = 40;

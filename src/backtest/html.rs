@@ -15,9 +15,9 @@
 //!   words of the emails ([`crate::notify::phrase`]) and every incident's
 //!   detection;
 //! - one list of shaded spans, each with a kind (`alert`, `incident`,
-//!   `quiet`; `calendar` is drawn the same way when added): a span names
-//!   the KPIs it applies to and the labels a series must not contradict,
-//!   or one series;
+//!   `quiet`, `calendar`, and `muted` for an alert a calendar kept from
+//!   firing): a span names the KPIs it applies to and the labels a series
+//!   must not contradict, or one series;
 //! - every series at hourly resolution (min, max and mean observed, mean
 //!   expected, the band's widest edges), one byte per figure on the
 //!   series' own scale: a chart is a few hundred pixels high, and a
@@ -169,7 +169,7 @@ struct PageAlert {
 /// every series of `kpis` whose labels do not contradict `labels`.
 #[derive(Debug, Serialize)]
 struct Span {
-    /// `alert`, `incident`, `quiet`, `calendar`.
+    /// `alert`, `incident`, `quiet`, `calendar`, `muted`.
     kind: &'static str,
     /// For an alert: the setting it fired at.
     setting: Option<usize>,
@@ -371,6 +371,8 @@ pub fn page<'a>(
             text: quiet.id.clone(),
         });
     }
+
+    spans.extend(calendar_spans(config, run, &by_labels));
 
     let page_incidents = runs
         .iter()
@@ -661,6 +663,66 @@ fn encode_hourly(values: &[Point], agg: usize, lo: f64, hi: f64) -> String {
         }
     }
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The spans of the calendars the KPIs follow (on every series of the
+/// KPI) and the alerts they muted (on their series, from the first
+/// anomalous bucket to the end of the bucket it would have fired at).
+fn calendar_spans(
+    config: &Config,
+    run: &Run,
+    by_labels: &BTreeMap<(usize, &BTreeMap<String, String>), usize>,
+) -> Vec<Span> {
+    let kpi_index = |name: &str| config.kpis.iter().position(|k| k.name == name);
+    let mut spans = Vec::new();
+    for c in &run.report.calendar_spans {
+        let Some(k) = kpi_index(&c.kpi) else {
+            continue;
+        };
+        let text = match c.widen {
+            Some(n) => format!("{} (band widened {}×)", c.calendar, phrase::value(n)),
+            None => format!("{} (muted)", c.calendar),
+        };
+        spans.push(Span {
+            kind: "calendar",
+            setting: None,
+            series: None,
+            kpis: vec![k],
+            labels: BTreeMap::new(),
+            start: c.start,
+            end: c.end,
+            text,
+        });
+    }
+    for m in &run.report.muted {
+        let Some(k) = kpi_index(&m.kpi) else {
+            continue;
+        };
+        let Some(&series) = by_labels.get(&(k, &m.labels)) else {
+            continue;
+        };
+        let went = match m.direction {
+            detectors::Direction::Drop => "would have dropped",
+            detectors::Direction::Spike => "would have risen",
+            detectors::Direction::None => "would have fired",
+        };
+        spans.push(Span {
+            kind: "muted",
+            setting: None,
+            series: Some(series),
+            kpis: Vec::new(),
+            labels: BTreeMap::new(),
+            start: m.started_at,
+            end: m.would_fire_at + config.kpis[k].bucket,
+            text: format!(
+                "muted by {}: {went}, observed {}, expected {}",
+                m.calendar,
+                phrase::value(m.observed),
+                phrase::value(m.expected)
+            ),
+        });
+    }
+    spans
 }
 
 #[cfg(test)]
