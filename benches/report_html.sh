@@ -45,6 +45,7 @@ for run in 1 2 3; do
     python3 -c '
 import json, sys
 r = json.load(sys.stdin)
-print(f"chromium run '"$run"': load to first chart {r[\"load_ms\"]} ms (page ready at {r[\"ready_at_ms\"]} ms, first chart drawn at {r[\"first_draw_at_ms\"]} ms after navigation), {r[\"charts\"]} charts, {r[\"alert_rows\"]} alerts listed, console errors: {len(r[\"console_errors\"])}")'
+print("chromium run %s: load to first chart %s ms (page ready at %s ms, first chart drawn at %s ms after navigation), %s charts, %s alerts listed, console errors: %d" % (
+    sys.argv[1], r["load_ms"], r["ready_at_ms"], r["first_draw_at_ms"], r["charts"], r["alert_rows"], len(r["console_errors"])))' "$run"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
