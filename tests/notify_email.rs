@@ -214,7 +214,7 @@ async fn email_arrives_at_a_real_smtp_server_with_text_html_and_inline_charts() 
     let html = mail.body_html(0).expect("an HTML part");
     assert!(
         html.contains(
-            "shop=&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;Sons&quot;"
+            "shop=&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;Sons&quot;"
         ),
         "escaped label in\n{html}"
     );

@@ -232,7 +232,8 @@ pub fn render(
     let data = serde_json::to_string(&page)
         .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
         .replace('<', "\\u003c");
-    let title = html_escape(&format!("kpiwatch backtest: {}", page.topic));
+    let title = html_escape::encode_quoted_attribute(&format!("kpiwatch backtest: {}", page.topic))
+        .into_owned();
     let html = fill(TEMPLATE, |key| match key {
         "title" => &title,
         "style" => STYLE,
@@ -261,13 +262,6 @@ fn fill<'v>(template: &str, value: impl Fn(&str) -> &'v str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The page's data (see [`Page`]).

@@ -323,19 +323,8 @@ async fn show(State(s): State<ApiState>, UrlPath(id): UrlPath<String>) -> Respon
 // ---------------------------------------------------------------------------
 // The link page
 
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    html_escape::encode_quoted_attribute(s)
 }
 
 /// A small self-contained page (no script, no external resource).

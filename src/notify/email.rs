@@ -712,19 +712,8 @@ fn text(n: &Notification, external_url: Option<&str>, links: Option<&LinkSigner>
 // text/html
 
 /// Escapes text for HTML element content and quoted attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    html_escape::encode_quoted_attribute(s)
 }
 
 const FONT: &str = "font-family:Arial,Helvetica,sans-serif;";
@@ -800,7 +789,7 @@ fn html(
                     u = esc(&row.value)
                 )
             } else {
-                esc(&row.value)
+                esc(&row.value).into_owned()
             };
             let _ = write!(
                 h,
@@ -1084,7 +1073,7 @@ mod tests {
         let n = notification(vec![a]);
         let h = html(&n, Some("https://kpiwatch.example.com"), None, &[]);
         assert!(
-            h.contains("shop=&lt;b&gt;Tom &amp; &quot;Jerry&#39;s&quot;&lt;/b&gt;"),
+            h.contains("shop=&lt;b&gt;Tom &amp; &quot;Jerry&#x27;s&quot;&lt;/b&gt;"),
             "{h}"
         );
         assert!(!h.contains("<b>Tom"));
