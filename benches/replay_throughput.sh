@@ -41,19 +41,7 @@ bare=$target/release/examples/bare_parse
 "$bin" check --config "$config"
 
 events=$target/bench-events-${days}d-${rate}.jsonl
-if [[ ! -s $events ]]; then
-  start=$(date +%s.%N)
-  # The store is the user number modulo 20, written before the closing
-  # brace: {"time":..,"type":..,"user":"u123",..,"store":"s03"}.
-  "$bin" simulate --start 2024-01-01T00:00:00Z --days "$days" --rate "$rate" --seed 1 |
-    awk '{
-      match($0, /"user":"u[0-9]+"/)
-      u = substr($0, RSTART + 9, RLENGTH - 10)
-      printf "%s,\"store\":\"s%02d\"}\n", substr($0, 1, length($0) - 1), u % 20
-    }' > "$events.tmp"
-  mv "$events.tmp" "$events"
-  echo "generated $events in $(since "$start") s"
-fi
+bench_events "$events" "$bin" "$days" "$rate"
 lines=$(wc -l < "$events")
 bytes=$(wc -c < "$events")
 echo "events: $lines lines, $((bytes / 1024 / 1024)) MiB, $((bytes / lines)) bytes/event on average"

@@ -22,15 +22,7 @@ bin=$target/release/kpiwatch
 chromium=$(scripts/ensure-browser | tail -n 1)
 
 events=$target/bench-events-${days}d-${rate}.jsonl
-if [[ ! -s $events ]]; then
-  "$bin" simulate --start 2024-01-01T00:00:00Z --days "$days" --rate "$rate" --seed 1 |
-    awk '{
-      match($0, /"user":"u[0-9]+"/)
-      u = substr($0, RSTART + 9, RLENGTH - 10)
-      printf "%s,\"store\":\"s%02d\"}\n", substr($0, 1, length($0) - 1), u % 20
-    }' > "$events.tmp"
-  mv "$events.tmp" "$events"
-fi
+bench_events "$events" "$bin" "$days" "$rate"
 echo "events: $(wc -l < "$events") lines, $(( $(wc -c < "$events") / 1024 / 1024 )) MiB ($events)"
 
 page=$target/ci-output/report-${days}d-${rate}.html

@@ -1,6 +1,7 @@
-# Timing helpers shared by benches/replay_throughput.sh and
-# benches/score_throughput.sh (sourced, not run). The caller sets `target`
-# (the cargo target directory) before calling `timed`.
+# Timing helpers shared by benches/replay_throughput.sh,
+# benches/score_throughput.sh and benches/report_html.sh (sourced, not
+# run). The caller sets `target` (the cargo target directory) before
+# calling `timed`.
 
 # Seconds since a `date +%s.%N` reading (awk: bc is not everywhere).
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
@@ -46,4 +47,25 @@ ratio_report() {
       printf "CPU seconds, median: %s %.2f s, bare parse %.2f s, ratio %.2f\n", what, r, b, r / b
     }'
   fi
+}
+
+# Writes the replay benchmarks' events once, to the file $1 (skipped when
+# it exists): `kpiwatch` ($2) simulate over $3 days at $4 page views a
+# minute at the peak, seed 1, plus a "store" field, the user number modulo
+# 20, written before the closing brace ({"time":..,"user":"u123",..,
+# "store":"s03"}): the simulator alone has too few label combinations for
+# a thousand series (see benches/pipeline.toml).
+bench_events() {
+  local events=$1 bin=$2 days=$3 rate=$4
+  [[ -s $events ]] && return 0
+  local start
+  start=$(date +%s.%N)
+  "$bin" simulate --start 2024-01-01T00:00:00Z --days "$days" --rate "$rate" --seed 1 |
+    awk '{
+      match($0, /"user":"u[0-9]+"/)
+      u = substr($0, RSTART + 9, RLENGTH - 10)
+      printf "%s,\"store\":\"s%02d\"}\n", substr($0, 1, length($0) - 1), u % 20
+    }' > "$events.tmp"
+  mv "$events.tmp" "$events"
+  echo "generated $events in $(since "$start") s"
 }
