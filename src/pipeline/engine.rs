@@ -17,9 +17,11 @@
 //!   long as the incident does;
 //! - runs the lifecycle: `fire_after` consecutive anomalous buckets fire an
 //!   alert (a window's evidence only while its newest bucket is not back to
-//!   normal, or it would announce an incident that has ended); it resolves once the last `resolve_after` buckets are better
-//!   explained by normal than by the state the alert claims (its evidence's
-//!   ratio to expected), whatever their volume;
+//!   normal, or it would announce an incident that has ended); it
+//!   resolves once the last `resolve_after` buckets since its first
+//!   anomalous one are better explained by normal than by the state the
+//!   alert claims (its evidence's ratio to expected), whatever their
+//!   volume;
 //! - follows the KPI's calendars of expected events ([`crate::calendar`]):
 //!   during one, no bucket is learnt (weight 0), and alerts are muted
 //!   (would-be alerts are kept as [`Muted`] records for reports) or need
@@ -887,14 +889,19 @@ impl KpiState {
                 // explained by normal than by what it claims, even while
                 // longer windows still hold the incident's buckets (they
                 // would keep it firing for hours after the recovery); a
-                // rule's or a score's after calm buckets.
+                // rule's or a score's after calm buckets. Only buckets
+                // since the alert's first anomalous one count: a normal
+                // bucket from before the incident would outweigh its first
+                // few and resolve an outage still under way.
                 let recovered = match (*claim, &s.model) {
                     (Claim::Model { peers, ratio }, Model::Kpi(model)) => {
                         let this_bucket_still = decision.is_some_and(|(d, e)| {
                             d == *direction && matches!(e, Decision::Finding(f) if f.buckets == 1)
                         });
-                        !this_bucket_still
-                            && back_to_normal(model, peers, ratio, a.resolve_after as usize)
+                        let since_start = (b.start - *started) / def.bucket.max(1) + 1;
+                        let buckets = (a.resolve_after as usize)
+                            .min(usize::try_from(since_start).unwrap_or(usize::MAX));
+                        !this_bucket_still && back_to_normal(model, peers, ratio, buckets)
                     }
                     _ => {
                         if decision.is_some_and(|(d, _)| d == *direction) {
@@ -1467,6 +1474,67 @@ mod tests {
             divisor: 1.0,
             share: None,
         }
+    }
+
+    #[test]
+    fn an_outage_stays_firing_while_the_kpi_is_at_zero_and_resolves_once_it_is_back() {
+        // A count at about 20 a bucket for three days (no seasonality),
+        // then 0 for 20
+        // minutes, then back. The alert fires on the first zero bucket;
+        // the normal buckets from before the outage must not count as
+        // evidence of its recovery (they once resolved it one bucket
+        // later, still at zero, and it fired again).
+        let mut def = kpi("checkouts");
+        def.group_by = Vec::new();
+        def.detectors.threshold = None;
+        def.detectors.seasonality = detectors::Seasonality::None;
+        def.alerting = Alerting {
+            level: crate::config::model::AlertLevel::Budget {
+                per_second: 1.0 / (30.0 * 86_400.0),
+            },
+            critical: None,
+            fire_after: 1,
+            resolve_after: 3,
+            recent_buckets: 4,
+        };
+        let mut engine = Engine::new(&[def]);
+        let t0 = 1_704_067_200;
+        // The bucket before the outage is a busy one (22), as chance has
+        // it in real data.
+        let outage = 863..867;
+        let mut out = Vec::new();
+        for step in 0..880i64 {
+            let value = if outage.contains(&step) {
+                0.0
+            } else {
+                18.0 + ((step * 7) % 5) as f64
+            };
+            engine.judge(
+                &ClosedBucket {
+                    kpi: 0,
+                    key: SeriesKey::from(""),
+                    start: t0 + 300 * step,
+                    value: Some(value),
+                    volume: value as u64,
+                },
+                &mut out,
+            );
+        }
+        let steps: Vec<(Status, i64)> = out
+            .iter()
+            .map(|t| (t.status, (t.bucket_start - t0) / 300))
+            .collect();
+        assert_eq!(
+            steps.first(),
+            Some(&(Status::Firing, outage.start)),
+            "{steps:?}"
+        );
+        assert_eq!(steps.len(), 2, "one alert, resolved once: {steps:?}");
+        assert_eq!(steps[1].0, Status::Resolved);
+        assert!(
+            steps[1].1 >= outage.end,
+            "resolved while still at zero: {steps:?}"
+        );
     }
 
     #[test]
