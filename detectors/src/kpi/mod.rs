@@ -1231,6 +1231,12 @@ struct Candidate {
 fn consider(a: &mut Assessment, c: Candidate, tails: Option<&[EmpiricalTail; 2]>) {
     a.tests[0] += 1;
     a.tests[1] += 1;
+    // The gate first, squared: most windows fail it, and a square root
+    // and a division per window were a quarter of the scan (perf).
+    let d = c.total - c.predictive.mean;
+    if !(d * d > Z_GATE * Z_GATE * c.predictive.var.max(0.0)) {
+        return;
+    }
     let z = c.predictive.z(c.total);
     let (slot, side, mut p) = if z < -Z_GATE {
         (&mut a.drop, 1, c.predictive.lower(c.total))
