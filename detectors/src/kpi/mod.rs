@@ -1234,7 +1234,9 @@ fn consider(a: &mut Assessment, c: Candidate, tails: Option<&[EmpiricalTail; 2]>
     // The gate first, squared: most windows fail it, and a square root
     // and a division per window were a quarter of the scan (perf).
     let d = c.total - c.predictive.mean;
-    if !(d * d > Z_GATE * Z_GATE * c.predictive.var.max(0.0)) {
+    // (NaN anywhere: not beyond, as the z-score's NaN was.)
+    let beyond = d * d > Z_GATE * Z_GATE * c.predictive.var.max(0.0);
+    if !beyond {
         return;
     }
     let z = c.predictive.z(c.total);
