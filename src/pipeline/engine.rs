@@ -706,20 +706,18 @@ impl KpiState {
             events: b.volume as f64,
             others: None,
         };
-        if during.effect.is_none() {
-            let s = self.series.get_mut(&*b.key).expect("series inserted above");
-            if during.ended || s.in_calendar {
-                s.in_calendar = false;
-                s.muted_recorded = false;
-                if let Model::Kpi(model) = &mut s.model {
-                    model.forget_windows();
-                }
-                if let Lifecycle::Normal { run, .. } = &mut s.lifecycle {
-                    *run = 0;
-                }
+        // One lookup for both the calendar's end and the assessment.
+        let s = self.series.get_mut(&*b.key).expect("series inserted above");
+        if during.effect.is_none() && (during.ended || s.in_calendar) {
+            s.in_calendar = false;
+            s.muted_recorded = false;
+            if let Model::Kpi(model) = &mut s.model {
+                model.forget_windows();
+            }
+            if let Lifecycle::Normal { run, .. } = &mut s.lifecycle {
+                *run = 0;
             }
         }
-        let s = self.series.get(&*b.key).expect("series inserted above");
         let assessment = match &s.model {
             Model::Kpi(model) => Some(model.assess(&input)),
             Model::Set(_) => None,

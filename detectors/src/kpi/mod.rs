@@ -949,7 +949,6 @@ impl KpiModel {
                 per
             };
         }
-        let was_ready = a.ready;
         let floor = self.mu_floor();
         let kappa2 = self.noise.kappa2();
         let weekly = self.first != i64::MIN && input.time - self.first >= READY_AFTER;
@@ -996,18 +995,8 @@ impl KpiModel {
             }
             self.learn_peers(input, a, weight);
         }
-        self.push(input, a);
-        if was_ready {
-            self.ready_len = (self.ready_len + 1).min(SPAN as u8);
-        }
+        self.enter_windows(input, a);
         self.track_quiet(input);
-        if kind.counts_events() && x == 0.0 {
-            self.run.len += 1;
-            self.run.expected += a.expected.max(0.0);
-            self.run.noise_var += a.noise_var;
-        } else {
-            self.run = Run::default();
-        }
         if let Some(w) = &mut self.wow {
             w.learn(&Observation {
                 time: input.time,
@@ -1026,6 +1015,12 @@ impl KpiModel {
             // a weight of 0 adds nothing to it.
             self.add_to_day(input, a, 0.0);
         }
+        self.enter_windows(input, a);
+    }
+
+    /// The bucket into the ring the windows read, and into the run of
+    /// zeros (learnt or skipped alike).
+    fn enter_windows(&mut self, input: &Input, a: &Assessment) {
         self.push(input, a);
         if a.ready {
             self.ready_len = (self.ready_len + 1).min(SPAN as u8);
