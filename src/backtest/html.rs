@@ -35,7 +35,6 @@ use serde::Serialize;
 use crate::alert::{EvidenceKind, Severity, Transition};
 use crate::config::Config;
 use crate::notify::phrase;
-use crate::pipeline::window::KEY_SEPARATOR;
 
 use super::labels::Labels;
 use super::matching::{alerts, contradicts};
@@ -565,15 +564,12 @@ pub fn page<'a>(
 
 /// A series' labels: its KPI's `group_by` names with the key's values.
 fn labels_of(config: &Config, s: &SeriesPoints) -> BTreeMap<String, String> {
-    let def = &config.kpis[s.kpi];
-    if def.group_by.is_empty() {
-        return BTreeMap::new();
-    }
-    def.group_by
+    let names: Vec<String> = config.kpis[s.kpi]
+        .group_by
         .iter()
         .map(ToString::to_string)
-        .zip(s.key.split(KEY_SEPARATOR).map(str::to_string))
-        .collect()
+        .collect();
+    crate::pipeline::window::labels_of(&names, &s.key)
 }
 
 /// Sorts and joins overlapping stretches.

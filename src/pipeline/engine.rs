@@ -48,7 +48,7 @@ use crate::alert::{
 use crate::calendar::{self, Effect};
 use crate::config::model::{Aggregate, Interest, Kpi, Measure};
 
-use super::window::{ClosedBucket, SeriesKey, KEY_SEPARATOR};
+use super::window::{labels_of, ClosedBucket, SeriesKey};
 use super::FastMap;
 
 /// Weight an anomalous bucket, or one while an alert fires, is learnt
@@ -237,17 +237,6 @@ impl KpiState {
 }
 
 /// A series' labels from its key.
-fn labels_of(names: &[String], key: &str) -> BTreeMap<String, String> {
-    if names.is_empty() {
-        return BTreeMap::new();
-    }
-    names
-        .iter()
-        .cloned()
-        .zip(key.split(KEY_SEPARATOR).map(str::to_string))
-        .collect()
-}
-
 /// The detectors and alert states of every series of every KPI.
 pub struct Engine {
     kpis: Vec<KpiState>,

@@ -15,7 +15,7 @@
 //! forgotten. The unlabelled series of a KPI without `group_by` is never
 //! evicted: silence is exactly what it must report.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use cardinality_estimator::CardinalityEstimator;
@@ -30,6 +30,19 @@ pub const MAX_OPEN_BUCKETS: usize = 4096;
 pub const OTHER: &str = "__other__";
 /// Separates label values inside a [`SeriesKey`].
 pub const KEY_SEPARATOR: char = '\u{1f}';
+
+/// A series' labels: the KPI's `group_by` names, in order, with the values
+/// of its key.
+pub fn labels_of(names: &[String], key: &str) -> BTreeMap<String, String> {
+    if names.is_empty() {
+        return BTreeMap::new();
+    }
+    names
+        .iter()
+        .cloned()
+        .zip(key.split(KEY_SEPARATOR).map(str::to_string))
+        .collect()
+}
 
 /// Identity of a series within its KPI: its label values joined by
 /// [`KEY_SEPARATOR`], in `group_by` order. Cheap to clone.
