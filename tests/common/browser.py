@@ -275,32 +275,22 @@ def main():
     chromium, url = sys.argv[1], sys.argv[2]
     b = Browser(chromium)
     try:
-        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = b.send("Target.attachToTarget",
-                         {"targetId": target, "flatten": True})["sessionId"]
-        b.send("Page.enable", session=session)
-        b.send("Page.navigate", {"url": url}, session=session)
-        b.wait_event("Page.loadEventFired", session)
+        tab = Tab(b, 1400, 1000)
 
-        def text():
-            r = b.send("Runtime.evaluate",
-                       {"expression": "document.body ? document.body.innerText : ''",
-                        "returnByValue": True}, session=session)
-            return r["result"].get("value", "")
+        def load(expression):
+            tab.eval(expression)
+            b.wait_event("Page.loadEventFired", tab.session)
+            text = tab.eval("document.body ? document.body.innerText : ''") or ""
+            print(json.dumps({"text": text}), flush=True)
 
-        print(json.dumps({"text": text()}), flush=True)
+        load(f"location.href = {json.dumps(url)}")
         for line in sys.stdin:
             words = line.strip().split(" ", 1)
             if words[0] != "click":
                 break
-            b.send("Runtime.evaluate",
-                   {"expression": f"document.querySelector({json.dumps(words[1])}).click()"},
-                   session=session)
-            b.wait_event("Page.loadEventFired", session)
-            print(json.dumps({"text": text()}), flush=True)
+            load(f"document.querySelector({json.dumps(words[1])}).click()")
     finally:
         b.close()
-
 
 if __name__ == "__main__":
     main()
