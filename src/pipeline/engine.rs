@@ -633,8 +633,8 @@ impl KpiState {
             && group.iter().filter(|b| b.value.is_some()).count() >= MIN_PEERS;
         if !peers {
             for b in group {
-                if let Some(a) = self.assess(b, during) {
-                    self.judge_assessed(b, &a, during, out);
+                if let Some(mut a) = self.assess(b, during) {
+                    self.judge_assessed(b, &mut a, during, out);
                 }
             }
             return;
@@ -655,12 +655,6 @@ impl KpiState {
                 continue;
             };
             a.input.others = Some(total - robust(a));
-            if let (Some(x), Some(Model::Kpi(model))) = (
-                &mut a.assessment,
-                self.series.get(&*b.key).map(|s| &s.model),
-            ) {
-                model.add_peers(x, &a.input);
-            }
             self.judge_assessed(b, a, during, out);
         }
     }
@@ -680,14 +674,6 @@ impl KpiState {
     fn assess(&mut self, b: &ClosedBucket, during: During) -> Option<Assessed> {
         let value = b.value?;
         let utc_offset = self.utc_offset(b.start);
-        // Looked up by `&str` first: cloning the key for `entry` is an
-        // atomic increment per judged bucket, which waits for every store
-        // of the previous series' detectors to drain (perf put 70 % of
-        // judge's own time on it).
-        if !self.series.contains_key(&*b.key) {
-            let state = self.new_series();
-            self.series.insert(b.key.clone(), state);
-        }
         let input = Input {
             time: b.start,
             utc_offset,
@@ -695,8 +681,16 @@ impl KpiState {
             events: b.volume as f64,
             others: None,
         };
-        // One lookup for both the calendar's end and the assessment.
-        let s = self.series.get_mut(&*b.key).expect("series inserted above");
+        // Looked up by `&str`, once: cloning the key for `entry` is an
+        // atomic increment per judged bucket, which waits for every store
+        // of the previous series' detectors to drain (perf put 70 % of
+        // judge's own time on it); a new series is the rare case.
+        let s = if let Some(s) = self.series.get_mut(&*b.key) {
+            s
+        } else {
+            let state = self.new_series();
+            self.series.entry(b.key.clone()).or_insert(state)
+        };
         if during.effect.is_none() && (during.ended || s.in_calendar) {
             s.in_calendar = false;
             s.muted_recorded = false;
@@ -714,20 +708,27 @@ impl KpiState {
         Some(Assessed { input, assessment })
     }
 
-    /// Decides, learns and runs the lifecycle of one assessed bucket.
+    /// Decides, learns and runs the lifecycle of one assessed bucket; one
+    /// whose input knows the rest of its group is first compared with its
+    /// peers.
     fn judge_assessed(
         &mut self,
         b: &ClosedBucket,
-        assessed: &Assessed,
+        assessed: &mut Assessed,
         during: During,
         out: &mut Vec<Transition>,
     ) {
-        let Assessed { input, assessment } = assessed;
-        let value = input.value;
         let p_star = self.p_star_during(during);
         let def = &self.def;
         let a = def.alerting;
         let s = self.series.get_mut(&*b.key).expect("series assessed");
+        if let (Some(x), Model::Kpi(model), Some(_)) =
+            (&mut assessed.assessment, &s.model, assessed.input.others)
+        {
+            model.add_peers(x, &assessed.input);
+        }
+        let Assessed { input, assessment } = &*assessed;
+        let value = input.value;
         s.in_calendar = during.effect.is_some();
         let firing = matches!(s.lifecycle, Lifecycle::Firing { .. });
         let (decision, recent) = match (&mut s.model, assessment) {
