@@ -26,8 +26,9 @@ use crate::durable::Storage;
 /// Version of the snapshot layout; a different version is not restored.
 /// Bumped whenever the layout changes: 2 added the band to the recent
 /// buckets; 3 changed the detector state (relative-residual tails, and
-/// empirical tails stored as bin masses).
-const VERSION: u32 = 4;
+/// empirical tails stored as bin masses); 5 dropped the weight from the
+/// KPI model's window entries (it is the events, or 1).
+const VERSION: u32 = 5;
 /// File name inside `service.state_dir`.
 pub const FILE: &str = "snapshot.postcard";
 

@@ -50,6 +50,7 @@
 pub mod noise;
 pub mod profile;
 pub mod tails;
+mod windows;
 
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +62,7 @@ use crate::{Detector, Direction, Observation, Seasonality};
 use noise::Noise;
 use profile::{Position, Profile};
 use tails::{Predictive, Shape};
+use windows::WindowSums;
 
 /// Window lengths tested, in buckets.
 pub const WINDOWS: [usize; 11] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 36, 48];
@@ -342,7 +344,8 @@ impl Assessment {
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 struct Entry {
     x: f32,
-    m: f32,
+    /// Events (for averages and ratios also the bucket's weight: `x`, `mu`
+    /// and `vn` are totals over its events).
     n: f32,
     mu: f32,
     vn: f32,
@@ -441,6 +444,9 @@ pub struct KpiModel {
     noise: Noise,
     peers: Peers,
     ring: Vec<Entry>,
+    /// Sums of the ring's newest entries per window (not saved: derived).
+    #[serde(skip)]
+    sums: WindowSums,
     head: u8,
     len: u8,
     /// Entries pushed since the series became ready (saturating at SPAN).
@@ -488,6 +494,7 @@ impl KpiModel {
             noise: Noise::new(1.0, config.kind.phi_min(1.0), NOISE_MEMORY_DAYS * per_day),
             peers: Peers::default(),
             ring: vec![Entry::default(); SPAN],
+            sums: WindowSums::default(),
             head: 0,
             len: 0,
             ready_len: 0,
@@ -652,7 +659,6 @@ impl KpiModel {
         let (mu_p, vn_p) = peer.unwrap_or((f64::NAN, f64::NAN));
         Entry {
             x: (input.value * m) as f32,
-            m: m as f32,
             n: input.events as f32,
             mu: (mu * m) as f32,
             vn: (noise_var * m * m) as f32,
@@ -688,36 +694,22 @@ impl KpiModel {
         let shape = self.shape();
         let available = usize::from(self.ready_len) + 1;
         let ratio = self.peers.ratio();
-        let mut sums = [0.0f64; 5];
-        let mut w = 0;
-        let mut idx = self.head as usize;
-        for k in 1..=available.min(SPAN) {
-            let e = if k == 1 {
-                *first
-            } else {
-                idx = if idx == 0 { SPAN - 1 } else { idx - 1 };
-                self.ring[idx]
-            };
-            let (mu, vn) = match source {
-                Source::Own => (e.mu, e.vn),
-                Source::Peers => (e.mu_p, e.vn_p),
-            };
-            sums[0] += f64::from(e.x);
-            sums[1] += f64::from(e.m);
-            sums[2] += f64::from(e.n);
-            sums[3] += f64::from(mu);
-            sums[4] += f64::from(vn);
-            if WINDOWS[w] != k {
-                continue;
-            }
-            w += 1;
-            let [t, m, n, mu, vn] = sums;
-            // A window reaching back before peers were compared.
+        // Every volume is at least 0.
+        let by_volume = self.config.min_volume > 0.0;
+        let expected = |e: &Entry| match source {
+            Source::Own => (e.mu, e.vn),
+            Source::Peers => (e.mu_p, e.vn_p),
+        };
+        // Tests the window of the newest `k` buckets, whose value, events,
+        // expected value and noise variance are `totals`; false when it
+        // reaches back before its expectations were known (and so will
+        // every longer one).
+        let test = |a: &mut Assessment, k: usize, [t, n, mu, vn]: [f64; 4]| {
             if !(mu.is_finite() && vn.is_finite()) {
-                break;
+                return false;
             }
             let divisor = match kind {
-                Kind::Avg | Kind::Ratio => m.max(1e-300),
+                Kind::Avg | Kind::Ratio => n.max(1e-300),
                 Kind::Distinct => k as f64,
                 _ => 1.0,
             };
@@ -725,30 +717,68 @@ impl KpiModel {
             // alone (the mean of two baskets is whatever one basket was):
             // it waits for a window with enough events behind it.
             let enough = !matches!(kind, Kind::Avg | Kind::Ratio) || n >= MIN_EVENTS;
-            if enough && self.volume(t, mu, n) >= self.config.min_volume {
+            if enough && (!by_volume || self.volume(t, mu, n) >= self.config.min_volume) {
                 let cells = (k as f64 / per_hour).max(1.0);
                 let predictive = Predictive {
                     mean: mu,
                     var: vn + mu * mu * (rho2 - hourly + hourly / cells),
                     shape,
                 };
-                // Shares of the group (this series and the rest).
-                let share = (source == Source::Peers).then(|| {
-                    let others = mu / ratio.max(1e-300);
-                    (t / (t + others).max(1e-300), ratio / (1.0 + ratio))
-                });
                 let candidate = Candidate {
                     source,
                     buckets: k,
                     total: t,
                     predictive,
                     divisor,
-                    share,
+                    ratio: (source == Source::Peers).then_some(ratio),
                 };
                 consider(a, candidate, self.tails.as_deref());
             }
-            if w == WINDOWS.len() {
+            true
+        };
+        // The short windows, summed from the ring's newest entries.
+        let (mu, vn) = expected(first);
+        let mut totals = [first.x, first.n, mu, vn].map(f64::from);
+        let (before, after) = self.ring.split_at(usize::from(self.head));
+        let mut newest = before.iter().rev().chain(after.iter().rev());
+        let short = &WINDOWS[..windows::SUMMED_FROM];
+        for k in 1..=short[short.len() - 1].min(available) {
+            if k > 1 {
+                let e = newest.next().expect("the ring holds SPAN entries");
+                let (mu, vn) = expected(e);
+                for (t, v) in totals.iter_mut().zip([e.x, e.n, mu, vn]) {
+                    *t += f64::from(v);
+                }
+            }
+            if short.contains(&k) && !test(a, k, totals) {
+                return;
+            }
+        }
+        // The long ones, from the sums kept as buckets enter.
+        let fresh;
+        let sums = if self.sums.valid {
+            &self.sums
+        } else {
+            fresh = WindowSums::of(&self.ring, usize::from(self.head));
+            &fresh
+        };
+        let (mu, vn) = expected(first);
+        for (w, &k) in WINDOWS[windows::SUMMED_FROM..].iter().enumerate() {
+            // Windows reach back only over buckets judged since the series
+            // was ready, and, against peers, since they were compared.
+            let Some(before) = sums.before(w, source).filter(|_| k <= available) else {
                 break;
+            };
+            let (x_b, n_b) = before.x_n();
+            let (mu_b, vn_b) = before.expected(source);
+            let totals = [
+                f64::from(first.x) + x_b,
+                f64::from(first.n) + n_b,
+                f64::from(mu) + mu_b,
+                f64::from(vn) + vn_b,
+            ];
+            if !test(a, k, totals) {
+                return;
             }
         }
     }
@@ -780,7 +810,7 @@ impl KpiModel {
             total: 0.0,
             predictive,
             divisor,
-            share: None,
+            ratio: None,
         };
         consider(a, candidate, None);
     }
@@ -820,7 +850,7 @@ impl KpiModel {
             total: 0.0,
             predictive,
             divisor,
-            share: None,
+            ratio: None,
         };
         consider(a, candidate, None);
     }
@@ -1097,9 +1127,18 @@ impl KpiModel {
 
     fn push(&mut self, input: &Input, a: &Assessment) {
         let e = self.entry(input, a.expected, a.noise_var, a.peer);
-        self.ring[self.head as usize] = e;
-        self.head = ((self.head as usize + 1) % SPAN) as u8;
+        let head = usize::from(self.head);
+        if self.sums.valid {
+            self.sums.slide(&self.ring, head, &e);
+        }
+        self.ring[head] = e;
+        self.head = ((head + 1) % SPAN) as u8;
         self.len = (self.len + 1).min(SPAN as u8);
+        // Summed afresh once a turn of the ring (sliding sums drift by
+        // their rounding), and after a restore.
+        if self.head == 0 || !self.sums.valid {
+            self.sums = WindowSums::of(&self.ring, usize::from(self.head));
+        }
     }
 
     fn learn_peers(&mut self, input: &Input, a: &Assessment, weight: f64) {
@@ -1214,7 +1253,22 @@ struct Candidate {
     total: f64,
     predictive: Predictive,
     divisor: f64,
-    share: Option<(f64, f64)>,
+    /// The series' usual ratio to the rest of its group (peers).
+    ratio: Option<f64>,
+}
+
+impl Candidate {
+    /// Shares of the group during the window, this series' and its usual
+    /// one (peers): worked out only for a finding kept.
+    fn share(&self) -> Option<(f64, f64)> {
+        self.ratio.map(|ratio| {
+            let others = self.predictive.mean / ratio.max(1e-300);
+            (
+                self.total / (self.total + others).max(1e-300),
+                ratio / (1.0 + ratio),
+            )
+        })
+    }
 }
 
 /// Keeps `c` as the finding of its direction when its tail is the smallest
@@ -1256,7 +1310,7 @@ fn consider(a: &mut Assessment, c: Candidate, tails: Option<&[EmpiricalTail; 2]>
             total: c.total,
             predictive: c.predictive,
             divisor: c.divisor,
-            share: c.share,
+            share: c.share(),
         });
     }
 }
