@@ -92,6 +92,7 @@ fn transition(kpi: &str, status: Status) -> Transition {
         kpi: kpi.to_string(),
         labels,
         severity: Severity::Critical,
+        escalated_from: None,
         direction: Direction::Drop,
         started_at: 1704096000,
         bucket_start: 1704096000,

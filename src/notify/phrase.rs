@@ -289,6 +289,7 @@ mod tests {
             kpi: "logins".into(),
             labels: BTreeMap::new(),
             severity: Severity::Critical,
+            escalated_from: None,
             direction: Direction::Drop,
             started_at: T,
             bucket_start: T,
