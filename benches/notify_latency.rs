@@ -38,6 +38,7 @@ fn transition(series: usize, start: i64) -> Transition {
         kpi: "checkouts".into(),
         labels,
         severity: Severity::Critical,
+        escalated_from: None,
         direction: Direction::Drop,
         started_at: start,
         bucket_start: start,

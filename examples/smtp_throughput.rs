@@ -60,6 +60,7 @@ fn alert() -> Transition {
         kpi: "checkouts".to_string(),
         labels: BTreeMap::from([("country".to_string(), "FI".to_string())]),
         severity: Severity::Critical,
+        escalated_from: None,
         direction: Direction::Drop,
         started_at: T0 + 44 * 60,
         bucket_start: T0 + 47 * 60,

@@ -18,11 +18,13 @@ use sha2::{Digest, Sha256};
 
 use crate::timefmt::rfc3339_secs;
 
-/// Firing or resolved.
+/// Firing or resolved. An escalation is a firing transition of an alert
+/// already firing (see [`Transition::escalated_from`]): the alert still
+/// fires, so everything that asks "is it firing?" stays right.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
-    /// The series became anomalous.
+    /// The series became anomalous, or (an escalation) got worse.
     Firing,
     /// The series recovered.
     Resolved,
@@ -214,8 +216,16 @@ pub struct Transition {
     pub kpi: String,
     /// Series labels (`group_by` field → value).
     pub labels: BTreeMap<String, String>,
-    /// Severity at firing (the worst seen, when resolved).
+    /// Severity at firing, or the new one of an escalation (the worst
+    /// announced, when resolved).
     pub severity: Severity,
+    /// Set on an escalation: a firing transition of an alert that was
+    /// already firing, same `alert_id`, whose severity rose from this one
+    /// to `severity`. Its figures are those of the evidence that raised
+    /// it. Absent from the JSON of every other transition, so lines
+    /// written before it existed read back as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_from: Option<Severity>,
     /// Drop or spike.
     pub direction: Direction,
     /// Start of the first anomalous bucket (epoch seconds; RFC 3339 in
@@ -262,6 +272,31 @@ pub struct Transition {
     /// Recent buckets with their bands, oldest first, ending with this
     /// transition's bucket.
     pub recent: Vec<RecentBucket>,
+}
+
+impl Transition {
+    /// Whether this transition starts an alert: firing, and not an
+    /// escalation of one that already fires. What counts alerts counts
+    /// these.
+    pub fn starts_alert(&self) -> bool {
+        self.status == Status::Firing && self.escalated_from.is_none()
+    }
+
+    /// Whether this transition raises the severity of an alert already
+    /// firing.
+    pub fn is_escalation(&self) -> bool {
+        self.status == Status::Firing && self.escalated_from.is_some()
+    }
+
+    /// `firing`, `escalated` or `resolved`: what happened to the alert,
+    /// for metrics labels and logs.
+    pub fn change_name(&self) -> &'static str {
+        if self.is_escalation() {
+            "escalated"
+        } else {
+            self.status.name()
+        }
+    }
 }
 
 /// JSON has no infinities or NaN: serde_json writes them as `null` (an

@@ -565,8 +565,13 @@ pub fn describe(t: &Transition) -> String {
             let rarity = phrase::rarity(t)
                 .map(|r| format!("; {r}"))
                 .unwrap_or_default();
+            let tag = if t.is_escalation() {
+                "[ESCALATED]"
+            } else {
+                "[FIRING]   "
+            };
             format!(
-                "[FIRING]   {at}  {}: {}{rarity} ({})",
+                "{tag} {at}  {}: {}{rarity} ({})",
                 phrase::summary(t),
                 phrase::evidence(t),
                 t.severity.name()

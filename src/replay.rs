@@ -165,14 +165,17 @@ impl fmt::Display for Report {
         let s = &self.summary;
         write!(
             f,
-            "replayed {} events ({} rejected, {} late, {} too far ahead): {} alerts fired, {} resolved",
+            "replayed {} events ({} rejected, {} late, {} too far ahead): {} alerts fired, ",
             thousands(s.events),
             thousands(s.rejected),
             thousands(s.late),
             thousands(s.ahead),
             thousands(s.fired),
-            thousands(s.resolved)
         )?;
+        if s.escalated > 0 {
+            write!(f, "{} escalated, ", thousands(s.escalated))?;
+        }
+        write!(f, "{} resolved", thousands(s.resolved))?;
         if !self.refused.is_empty() {
             let reasons: Vec<String> = self
                 .refused

@@ -964,7 +964,7 @@ impl Core {
         for t in self.transitions.drain(..) {
             self.summary.transition(&t);
             tracing::info!(
-                status = ?t.status, kpi = %t.kpi, labels = ?t.labels, observed = t.observed,
+                status = ?t.status, escalated = t.is_escalation(), severity = t.severity.name(), kpi = %t.kpi, labels = ?t.labels, observed = t.observed,
                 expected = t.expected, score = t.score, alert_id = %t.alert_id, "alert transition"
             );
             if let Some(log) = &mut self.alert_log {

@@ -52,7 +52,7 @@ pub struct Metrics {
     pub series_overflow: IntCounterVec,
     /// Detector evaluations, by KPI.
     pub detector_evaluations: IntCounterVec,
-    /// Alert transitions, by KPI and status (firing, resolved).
+    /// Alert transitions, by KPI and status (firing, escalated, resolved).
     pub alert_transitions: IntCounterVec,
     /// Matching events whose aggregated field could not be aggregated, by
     /// KPI and [`BadValue`].
@@ -234,7 +234,7 @@ impl Metrics {
             ),
             alert_transitions: counter(
                 "kpiwatch_alert_transitions_total",
-                "Alert transitions.",
+                "Alert transitions, by status: firing (a new alert), escalated (a firing alert's severity rose), resolved.",
                 &["kpi", "status"],
             ),
             values_skipped: counter(

@@ -69,6 +69,7 @@ fn transition(status: Status, id: &str) -> Transition {
         kpi: "checkouts".to_string(),
         labels: BTreeMap::from([("country".to_string(), "FI".to_string())]),
         severity: Severity::Critical,
+        escalated_from: None,
         direction: detectors::Direction::Drop,
         started_at: NOW,
         bucket_start: NOW,
@@ -855,7 +856,7 @@ fn exported_feedback_feeds_the_backtest_and_tune_keeps_the_outage_and_drops_the_
     let (mut right, mut wrong) = (0, 0);
     for t in transitions
         .iter()
-        .filter(|t| t.status == Status::Firing && t.kpi == "checkouts")
+        .filter(|t| t.starts_alert() && t.kpi == "checkouts")
     {
         let alert = register.get(&t.alert_id).unwrap().clone();
         let during = (OUTAGE.0..=OUTAGE.1).contains(&alert.fired_at);

@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use detectors::Direction;
 use kpiwatch::alert::{RecentBucket, Severity, Status, Transition};
-use kpiwatch::clock::SystemClock;
+use kpiwatch::clock::{ManualClock, SystemClock};
 use kpiwatch::notify::notifier::Notifier;
 use kpiwatch::notify::route::Subscription;
 use kpiwatch::notify::settings::{
@@ -92,6 +92,7 @@ fn transition(kpi: &str, status: Status) -> Transition {
         kpi: kpi.to_string(),
         labels,
         severity: Severity::Critical,
+        escalated_from: None,
         direction: Direction::Drop,
         started_at: 1704096000,
         bucket_start: 1704096000,
@@ -130,6 +131,48 @@ fn settings(dir: &Path, receiver: Receiver) -> NotifySettings {
     everything.group_wait = Duration::ZERO;
     s.subscriptions = vec![everything];
     s.receivers = vec![receiver];
+    s
+}
+
+/// A webhook receiver at `url` that takes kpiwatch's JSON.
+fn hook(url: String, timeout: Duration) -> ReceiverKind {
+    ReceiverKind::Webhook(Webhook {
+        url,
+        format: WebhookFormat::Kpiwatch,
+        secret_env: None,
+        timeout,
+        headers: BTreeMap::new(),
+        ca: None,
+    })
+}
+
+/// The test's SMTP server on `port`, plain, without credentials.
+fn local_smtp(port: u16) -> Smtp {
+    Smtp {
+        host: "127.0.0.1".into(),
+        port,
+        security: SmtpSecurity::None,
+        username_env: "KPIWATCH_TEST_SMTP_USER_UNSET".into(),
+        password_env: "KPIWATCH_TEST_SMTP_PASSWORD_UNSET".into(),
+        timeout: Duration::from_secs(5),
+        pool_size: 2,
+        ca: None,
+    }
+}
+
+/// [`settings`] with the email receiver "shop-team" (pm@shop.example)
+/// behind the test's SMTP server on `port`.
+fn email_settings(dir: &Path, port: u16) -> NotifySettings {
+    let mut s = settings(
+        dir,
+        Receiver {
+            name: "shop-team".into(),
+            kind: ReceiverKind::Email {
+                to: vec!["pm@shop.example".into()],
+            },
+        },
+    );
+    s.smtp = Some(local_smtp(port));
     s
 }
 
@@ -177,14 +220,7 @@ async fn a_webhook_answering_500_then_timing_out_then_200_gets_the_notification_
         dir.path(),
         Receiver {
             name: "oncall".into(),
-            kind: ReceiverKind::Webhook(Webhook {
-                url,
-                format: WebhookFormat::Kpiwatch,
-                secret_env: None,
-                timeout: Duration::from_millis(300),
-                headers: BTreeMap::new(),
-                ca: None,
-            }),
+            kind: hook(url, Duration::from_millis(300)),
         },
     );
     let metrics = Metrics::new();
@@ -224,25 +260,7 @@ async fn emails_wait_while_the_smtp_server_is_down_and_each_arrives_once_when_it
     let dir = tempfile::tempdir().unwrap();
     let mut server = smtp::SmtpServer::start();
     server.stop();
-    let mut settings = settings(
-        dir.path(),
-        Receiver {
-            name: "shop-team".into(),
-            kind: ReceiverKind::Email {
-                to: vec!["pm@shop.example".into()],
-            },
-        },
-    );
-    settings.smtp = Some(Smtp {
-        host: "127.0.0.1".into(),
-        port: server.port(),
-        security: SmtpSecurity::None,
-        username_env: "KPIWATCH_TEST_SMTP_USER_UNSET".into(),
-        password_env: "KPIWATCH_TEST_SMTP_PASSWORD_UNSET".into(),
-        timeout: Duration::from_secs(5),
-        pool_size: 2,
-        ca: None,
-    });
+    let settings = email_settings(dir.path(), server.port());
     let metrics = Metrics::new();
     let mut notifier = start(&settings, dir.path(), &metrics);
     notifier
@@ -381,26 +399,22 @@ async fn a_receiver_that_hangs_does_not_hold_up_another_one() {
     let dir = tempfile::tempdir().unwrap();
     let slow = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let fast = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = |l: &tokio::net::TcpListener| {
-        ReceiverKind::Webhook(Webhook {
-            url: format!("http://{}/hook", l.local_addr().unwrap()),
-            format: WebhookFormat::Kpiwatch,
-            secret_env: None,
-            timeout: Duration::from_secs(60),
-            headers: BTreeMap::new(),
-            ca: None,
-        })
+    let hook_on = |l: &tokio::net::TcpListener| {
+        hook(
+            format!("http://{}/hook", l.local_addr().unwrap()),
+            Duration::from_secs(60),
+        )
     };
     let mut settings = settings(
         dir.path(),
         Receiver {
             name: "slow".into(),
-            kind: hook(&slow),
+            kind: hook_on(&slow),
         },
     );
     settings.receivers.push(Receiver {
         name: "fast".into(),
-        kind: hook(&fast),
+        kind: hook_on(&fast),
     });
     settings.subscriptions[0].receivers.push("fast".into());
     let mut slow_seen = serve(slow, &[Answer::Hang]);
@@ -468,14 +482,10 @@ async fn a_notification_undeliverable_past_give_up_after_is_dropped_and_counted(
         dir.path(),
         Receiver {
             name: "gone".into(),
-            kind: ReceiverKind::Webhook(Webhook {
-                url: format!("http://127.0.0.1:{port}/hook"),
-                format: WebhookFormat::Kpiwatch,
-                secret_env: None,
-                timeout: Duration::from_secs(1),
-                headers: BTreeMap::new(),
-                ca: None,
-            }),
+            kind: hook(
+                format!("http://127.0.0.1:{port}/hook"),
+                Duration::from_secs(1),
+            ),
         },
     );
     settings.retry.give_up_after = Duration::from_millis(300);
@@ -494,4 +504,132 @@ async fn a_notification_undeliverable_past_give_up_after_is_dropped_and_counted(
     assert!(get(&metrics.notifications_failed, &["gone", "transient"]) >= 1);
     assert_eq!(pending_files(&settings.outbox_dir), 0);
     notifier.stop().await;
+}
+
+/// The subjects of the emails `server` received, in no particular order.
+fn subjects(mails: &[Vec<u8>]) -> Vec<String> {
+    mails
+        .iter()
+        .map(|m| {
+            mail_parser::MessageParser::default()
+                .parse(m)
+                .and_then(|m| m.subject().map(str::to_string))
+                .expect("an email with a subject")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_pages_a_critical_only_hook_updates_the_team_email_and_both_hear_the_resolution(
+) {
+    // The team subscribes by email at warning and above; the on-call hook
+    // only at critical. An alert fires as a warning, escalates to
+    // critical an hour later, and resolves an hour after that.
+    let dir = tempfile::tempdir().unwrap();
+    let server = smtp::SmtpServer::start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let mut pages = serve(listener, &[Answer::Status(200)]);
+    let mut settings = email_settings(dir.path(), server.port());
+    settings.receivers.push(Receiver {
+        name: "oncall".into(),
+        kind: hook(url, Duration::from_secs(5)),
+    });
+    let mut pager = Subscription::new("pager", &["oncall"]);
+    pager.group_wait = Duration::ZERO;
+    pager.min_severity = Severity::Critical;
+    settings.subscriptions.push(pager);
+    let clock = Arc::new(ManualClock::at(1_704_096_300));
+    let metrics = Metrics::new();
+    let mut notifier = Notifier::start(
+        &settings,
+        dir.path(),
+        Arc::new(Mutex::new(SilenceStore::in_memory())),
+        clock.clone(),
+        metrics.clone(),
+    )
+    .expect("notifier starts");
+    let backlog = notifier.backlog();
+    let delivered = || async {
+        tokio::time::timeout(WAIT, backlog.drained())
+            .await
+            .expect("delivered within the wait");
+    };
+
+    let mut warning = transition("checkouts", Status::Firing);
+    warning.severity = Severity::Warning;
+    notifier.alerts(std::slice::from_ref(&warning)).unwrap();
+    delivered().await;
+    let mails = server.wait_for_messages(1);
+    assert_eq!(
+        subjects(&mails),
+        ["[FIRING] checkouts dropped 93% (country=FI)"]
+    );
+    assert!(pages.try_recv().is_err(), "a warning does not page");
+
+    clock.advance(3600);
+    let escalated = Transition {
+        severity: Severity::Critical,
+        escalated_from: Some(Severity::Warning),
+        observed: 0.0,
+        deviation_pct: Some(-100.0),
+        bucket_start: warning.bucket_start + 3600,
+        bucket_end: warning.bucket_end + 3600,
+        ..warning.clone()
+    };
+    notifier.alerts(std::slice::from_ref(&escalated)).unwrap();
+    delivered().await;
+    let (_, page) = pages.try_recv().expect("the escalation pages");
+    assert_eq!(
+        (&page["reason"], &page["status"]),
+        (&serde_json::json!("new"), &serde_json::json!("firing"))
+    );
+    let alert = &page["alerts"][0];
+    assert_eq!(alert["alert_id"], warning.alert_id.as_str());
+    assert_eq!(alert["severity"], "critical");
+    assert_eq!(alert["escalated_from"], "warning");
+    assert_eq!(
+        alert["summary"],
+        "checkouts dropped to 0 (country=FI) (escalated from warning)"
+    );
+    let mut mails = subjects(&server.wait_for_messages(2));
+    mails.sort();
+    assert_eq!(
+        mails,
+        [
+            "[CRITICAL] checkouts dropped to 0 (country=FI) (escalated from warning)",
+            "[FIRING] checkouts dropped 93% (country=FI)",
+        ],
+        "the team's update names the escalation; no second alert"
+    );
+    assert!(pages.try_recv().is_err(), "paged once");
+
+    clock.advance(3600);
+    let resolved = Transition {
+        status: Status::Resolved,
+        escalated_from: None,
+        observed: 40.0,
+        deviation_pct: Some(0.0),
+        bucket_start: escalated.bucket_start + 3600,
+        bucket_end: escalated.bucket_end + 3600,
+        ..escalated.clone()
+    };
+    notifier.alerts(&[resolved]).unwrap();
+    delivered().await;
+    let (_, back) = pages.try_recv().expect("the pager hears the resolution");
+    assert_eq!(
+        (&back["reason"], &back["alerts"][0]["status"]),
+        (
+            &serde_json::json!("resolved"),
+            &serde_json::json!("resolved")
+        )
+    );
+    let mails = subjects(&server.wait_for_messages(3));
+    assert!(
+        mails.contains(&"[RESOLVED] checkouts back to normal (country=FI)".to_string()),
+        "{mails:?}"
+    );
+    notifier.stop().await;
+    assert!(pages.try_recv().is_err(), "nothing more");
+    assert_eq!(server.messages().len(), 3, "three emails in all");
 }

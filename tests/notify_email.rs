@@ -66,6 +66,7 @@ fn transition(kpi: &str, labels: &[(&str, &str)], factor: f64, severity: Severit
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         severity,
+        escalated_from: None,
         direction: if factor < 1.0 {
             Direction::Drop
         } else {

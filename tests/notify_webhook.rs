@@ -169,6 +169,7 @@ fn notification() -> Notification {
         kpi: "checkouts".into(),
         labels: BTreeMap::from([("country".to_string(), "FI".to_string())]),
         severity: Severity::Critical,
+        escalated_from: None,
         direction: Direction::Drop,
         started_at: 1704103500,
         bucket_start: 1704103800,

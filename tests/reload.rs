@@ -483,6 +483,7 @@ fn firing() -> kpiwatch::alert::Transition {
         kpi: "checkouts".into(),
         labels,
         severity: kpiwatch::alert::Severity::Warning,
+        escalated_from: None,
         direction: detectors::Direction::Drop,
         started_at: minute(10),
         bucket_start: minute(10),

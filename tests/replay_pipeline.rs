@@ -215,9 +215,7 @@ fn a_firing_series_outlives_its_eviction_and_resolves_when_its_events_return() {
     minute += 20;
     let fired = out
         .iter()
-        .filter(|t| {
-            t.status == Status::Firing && t.labels.get("country").map(String::as_str) == Some("FI")
-        })
+        .filter(|t| t.starts_alert() && t.labels.get("country").map(String::as_str) == Some("FI"))
         .count();
     assert_eq!(fired, 1, "{out:#?}");
     assert!(metric(&p, "kpiwatch_series_evicted_total{kpi=\"checkouts\"}").ends_with(" 1"));

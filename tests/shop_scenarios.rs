@@ -45,7 +45,7 @@ fn run(incidents: Vec<kpiwatch::simulate::Incident>) -> Vec<Transition> {
 
 fn firing<'a>(ts: &'a [Transition], kpi: &str) -> Vec<&'a Transition> {
     ts.iter()
-        .filter(|t| t.status == Status::Firing && t.kpi == kpi)
+        .filter(|t| t.starts_alert() && t.kpi == kpi)
         .collect()
 }
 
@@ -126,7 +126,7 @@ fn a_normal_fortnight_raises_at_most_a_few_alerts() {
     // The first week is learning; judge the rest.
     let judged: Vec<_> = ts
         .iter()
-        .filter(|t| t.status == Status::Firing && t.bucket_start >= START + 7 * 86_400)
+        .filter(|t| t.starts_alert() && t.bucket_start >= START + 7 * 86_400)
         .collect();
     let listing: Vec<String> = judged
         .iter()

@@ -3,7 +3,8 @@
 //!
 //! [`alerts`] folds the transitions into one [`Alert`] per alert id (fired
 //! at its first firing transition's bucket end, resolved at its resolved
-//! one's). [`matches`] is the matching rule of the README's "Backtest"
+//! one's, at the worst severity any of them had: escalations only raise
+//! it). [`matches`] is the matching rule of the README's "Backtest"
 //! section: KPI glob, labels that do not contradict, direction, and a
 //! firing time from the incident's start to its end plus a grace of
 //! `resolve_after + 1` buckets. [`Delay`] and [`fires_after_end`] are the
@@ -67,7 +68,9 @@ pub fn alerts<'t>(
                     a.resolved_at.get_or_insert(t.bucket_end);
                 }
             }
-            None if t.status == Status::Firing => {
+            // An escalation raises the severity above; it is neither a
+            // second alert nor a firing time.
+            None if t.starts_alert() => {
                 let Some(k) = kpi(&t.kpi) else { continue };
                 by_id.insert(&t.alert_id, out.len());
                 out.push(Alert {
@@ -159,7 +162,7 @@ pub fn fires_after_end(incident: &Incident, alert: &Alert<'_>, data_end: Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backtest::testing::{firing, incident, resolved, shop, HOUR, T0};
+    use crate::backtest::testing::{escalated, firing, incident, resolved, shop, HOUR, T0};
 
     /// `t` as an alert of an hourly KPI with `resolve_after` 3 (grace 4h).
     pub fn alert(t: &Transition) -> Alert<'_> {
@@ -285,6 +288,33 @@ mod tests {
         assert_eq!((got[0].bucket, got[0].grace), (HOUR, 4 * HOUR));
         assert_eq!(got[1].first, &other);
         assert_eq!(got[1].resolved_at, None);
+    }
+
+    #[test]
+    fn an_escalation_raises_its_alerts_severity_and_is_neither_a_second_alert_nor_a_firing_time() {
+        let fired = firing("checkouts", &[], T0 + HOUR);
+        let worse = escalated(&fired, T0 + 2 * HOUR);
+        let back = resolved(&fired, T0 + 5 * HOUR);
+        let transitions = vec![fired.clone(), worse, back];
+        let kpis = shop().kpis;
+        let got = alerts(&transitions, &kpis, |k| (k == "checkouts").then_some(0));
+        assert_eq!(got.len(), 1, "one alert: {got:?}");
+        assert_eq!(got[0].first, &fired);
+        assert_eq!(
+            got[0].fired_at,
+            T0 + HOUR,
+            "fired when it fired, not when it escalated"
+        );
+        assert_eq!(got[0].severity, Severity::Critical);
+        assert_eq!(got[0].resolved_at, Some(T0 + 5 * HOUR));
+    }
+
+    #[test]
+    fn an_escalation_whose_firing_was_not_seen_is_not_an_alert() {
+        let fired = firing("checkouts", &[], T0 + HOUR);
+        let transitions = vec![escalated(&fired, T0 + 2 * HOUR)];
+        let kpis = shop().kpis;
+        assert!(alerts(&transitions, &kpis, |k| (k == "checkouts").then_some(0)).is_empty());
     }
 
     #[test]

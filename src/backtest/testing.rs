@@ -35,6 +35,7 @@ pub fn firing(kpi: &str, labels: &[(&str, &str)], bucket_end: i64) -> Transition
         kpi: kpi.to_string(),
         labels,
         severity: Severity::Warning,
+        escalated_from: None,
         direction: Direction::Drop,
         started_at: bucket_end - HOUR,
         bucket_start: bucket_end - HOUR,
@@ -62,6 +63,21 @@ pub fn resolved(firing: &Transition, bucket_end: i64) -> Transition {
         bucket_end,
         observed: 10.0,
         deviation_pct: Some(0.0),
+        score: detectors::combine::score_of_tail(p),
+        evidence: Evidence::bucket(bucket_end - HOUR, bucket_end, Some(p)),
+        ..firing.clone()
+    }
+}
+
+/// The escalation of `firing` to critical at `bucket_end`: the same
+/// alert, its bucket still at 0, now far rarer.
+pub fn escalated(firing: &Transition, bucket_end: i64) -> Transition {
+    let p = 1e-14;
+    Transition {
+        severity: Severity::Critical,
+        escalated_from: Some(firing.severity),
+        bucket_start: bucket_end - HOUR,
+        bucket_end,
         score: detectors::combine::score_of_tail(p),
         evidence: Evidence::bucket(bucket_end - HOUR, bucket_end, Some(p)),
         ..firing.clone()

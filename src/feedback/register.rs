@@ -101,7 +101,8 @@ impl AlertRegister {
     }
 
     /// Takes note of `transitions`: a firing one of an alert not known
-    /// yet adds it, a resolved one sets its end. A transition seen again (a
+    /// yet adds it (an escalation of a known one changes nothing), a
+    /// resolved one sets its end. A transition seen again (a
     /// replay after a restart) changes nothing. What changed is appended
     /// to the file and synced before this returns.
     pub fn record(&mut self, transitions: &[Transition]) -> std::io::Result<()> {
@@ -115,9 +116,17 @@ impl AlertRegister {
                     labels: t.labels.clone(),
                     direction: t.direction,
                     started_at: t.started_at,
-                    fired_at: t.bucket_end,
+                    // An escalation of an alert fired before the register
+                    // knew it: it fired no later than its first bucket.
+                    fired_at: if t.is_escalation() {
+                        t.started_at + (t.bucket_end - t.bucket_start).max(1)
+                    } else {
+                        t.bucket_end
+                    },
                     resolved_at: None,
                 }),
+                // Again (a replay), or an escalation: the alert and its
+                // span are as they were.
                 (Status::Firing, Some(_)) => None,
                 (Status::Resolved, Some(a)) if a.resolved_at.is_none() => {
                     let mut a = a.clone();
@@ -210,6 +219,25 @@ mod tests {
         assert_eq!(a.resolved_at, Some(fire.bucket_end + 3600));
         let lines = std::fs::read_to_string(dir.path().join("feedback/alerts.jsonl")).unwrap();
         assert_eq!(lines.lines().count(), 2, "a replayed firing adds no line");
+    }
+
+    #[test]
+    fn an_escalation_adds_no_alert_and_leaves_its_span_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut r, _) = AlertRegister::load(dir.path()).unwrap();
+        let id = "00000000000000ac";
+        let fire = transition(Status::Firing, id, "checkouts", &[("country", "FI")]);
+        r.record(std::slice::from_ref(&fire)).unwrap();
+        let mut worse = fire.clone();
+        worse.severity = crate::alert::Severity::Critical;
+        worse.escalated_from = Some(crate::alert::Severity::Warning);
+        worse.bucket_start += 3600;
+        worse.bucket_end += 3600;
+        r.record(&[worse]).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.get(id).unwrap().fired_at, fire.bucket_end);
+        let lines = std::fs::read_to_string(dir.path().join("feedback/alerts.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 1, "an escalation adds no line");
     }
 
     #[test]

@@ -517,6 +517,7 @@ pub(crate) mod testing {
             kpi: "checkouts".to_string(),
             labels: BTreeMap::from([("country".to_string(), "FI".to_string())]),
             severity: Severity::Critical,
+            escalated_from: None,
             direction: Direction::Drop,
             started_at: recent[44].t,
             bucket_start: last.t,

@@ -108,6 +108,9 @@ pub enum EmailError {
 /// `[FIRING] checkouts dropped 63% (country=FI)`,
 /// `[FIRING:3] checkouts dropped 63% (country=FI) and 2 more`,
 /// `[FIRING] (reminder) …` for a repeat,
+/// `[CRITICAL] checkouts dropped to 0 (country=FI) (escalated from
+/// warning)` when an alert escalated (it leads, and the tag is its new
+/// severity),
 /// `[RESOLVED] checkouts back to normal (country=FI)`.
 pub fn subject(n: &Notification) -> String {
     let firing: Vec<&Transition> = n.firing().collect();
@@ -115,12 +118,13 @@ pub fn subject(n: &Notification) -> String {
         Status::Firing if !firing.is_empty() => {
             // Alerts the group had no room for are firing too.
             let count = firing.len() + n.omitted as usize;
-            let tag = if count > 1 {
-                format!("[FIRING:{count}]")
-            } else {
-                "[FIRING]".to_string()
+            let escalated = firing.iter().copied().find(|a| a.is_escalation());
+            let tag = match escalated {
+                Some(a) => format!("[{}]", a.severity.name().to_uppercase()),
+                None if count > 1 => format!("[FIRING:{count}]"),
+                None => "[FIRING]".to_string(),
             };
-            (tag, Some(firing[0]), count - 1)
+            (tag, Some(escalated.unwrap_or(firing[0])), count - 1)
         }
         Status::Firing => ("[FIRING]".to_string(), n.alerts.first(), 0),
         Status::Resolved => (
@@ -138,6 +142,9 @@ pub fn subject(n: &Notification) -> String {
             let _ = write!(s, " {}", headline(a));
             if !a.labels.is_empty() {
                 let _ = write!(s, " ({})", labels(&a.labels, LABEL_VALUE_MAX_CHARS));
+            }
+            if let Some(e) = phrase::escalation(a) {
+                let _ = write!(s, " ({e})");
             }
         }
         None => s.push_str(" no alerts"),
@@ -495,6 +502,12 @@ fn status_word(s: Status) -> &'static str {
     }
 }
 
+/// What happened to one alert, as its heading in the body says it:
+/// `FIRING`, `ESCALATED`, `RESOLVED`.
+fn alert_word(a: &Transition) -> String {
+    a.change_name().to_uppercase()
+}
+
 /// Control characters (a newline in a label value) become spaces.
 fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
     if s.chars().any(char::is_control) {
@@ -595,9 +608,12 @@ fn rows(a: &Transition) -> Vec<Row> {
         Direction::None => String::new(),
         d => format!(", {}", d.name()),
     };
+    let escalation = phrase::escalation(a)
+        .map(|e| format!(" ({e} at {})", human_utc(a.bucket_end)))
+        .unwrap_or_default();
     rows.push(Row::text(
         "Severity",
-        format!("{}{direction}", a.severity.name()),
+        format!("{}{escalation}{direction}", a.severity.name()),
     ));
     for (name, url) in [("Runbook", &a.runbook), ("Dashboard", &a.dashboard)] {
         if let Some(url) = url.as_deref().filter(|u| !u.trim().is_empty()) {
@@ -668,12 +684,7 @@ fn text(n: &Notification, external_url: Option<&str>, links: Option<&LinkSigner>
     let _ = writeln!(t, "{}", subject(n));
     let _ = writeln!(t, "{}\n", intro(n));
     for a in n.alerts.iter().take(MAX_DETAILED) {
-        let _ = writeln!(
-            t,
-            "{} {}",
-            status_word(a.status).to_uppercase(),
-            headline(a)
-        );
+        let _ = writeln!(t, "{} {}", alert_word(a), headline(a));
         if let Some(d) = &a.description {
             let _ = writeln!(t, "{}", one_line(d));
         }
@@ -768,7 +779,7 @@ fn html(
             "<tr><td style=\"padding:12px 20px 16px 20px;border-top:1px solid #e1e4e8;\">\
              <div style=\"{FONT}font-size:16px;font-weight:bold;\">\
              <span style=\"color:{c};\">{status}</span> {headline}</div>",
-            status = status_word(a.status).to_uppercase(),
+            status = alert_word(a),
             headline = esc(&headline(a)),
         );
         if let Some(d) = &a.description {
@@ -1108,6 +1119,41 @@ mod tests {
             t.contains("Runbook:   https://wiki.example.com/runbooks/checkouts"),
             "{t}"
         );
+    }
+
+    /// `checkouts_drop` escalated from warning: checkouts in FI at 0.
+    fn escalated() -> Transition {
+        let mut a = checkouts_drop();
+        a.observed = 0.0;
+        a.deviation_pct = Some(-100.0);
+        a.escalated_from = Some(Severity::Warning);
+        a
+    }
+
+    #[test]
+    fn an_escalation_leads_the_subject_at_its_new_severity_and_says_what_it_rose_from() {
+        let n = notification(vec![escalated()]);
+        assert_eq!(
+            subject(&n),
+            "[CRITICAL] checkouts dropped to 0 (country=FI) (escalated from warning)"
+        );
+        // Among other firing alerts it leads, whatever their order.
+        let n = notification(vec![spike("SE", 40.0), escalated()]);
+        assert_eq!(
+            subject(&n),
+            "[CRITICAL] checkouts dropped to 0 (country=FI) (escalated from warning) and 1 more"
+        );
+        let t = text(&n, None, None);
+        assert!(t.contains("ESCALATED checkouts dropped to 0"), "{t}");
+        assert!(t.contains("FIRING checkouts rose 40%"), "{t}");
+        assert!(
+            t.contains(
+                "Severity:  critical (escalated from warning at 2024-01-01 10:48 UTC), drop"
+            ),
+            "{t}"
+        );
+        let h = html(&n, None, None, &[None, None]);
+        assert!(h.contains(">ESCALATED</span>"), "{h}");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! - [`Dispatcher::flush`] evaluates every group that is due and emits one
 //!   [`Notification`] per receiver:
 //!   - a new group's first message waits `group_wait` ([`Reason::New`]);
-//!   - later changes (an alert joins, an alert resolves) go out batched
+//!   - later changes (an alert joins, escalates or resolves) go out batched
 //!     at `last_sent + group_interval` ([`Reason::Update`]), or at once
 //!     when that is already past;
 //!   - a group still firing with nothing new is re-sent at `last_sent +
@@ -25,10 +25,23 @@
 //!     An alert that recovers while silenced is over without a message;
 //!   - outside `active_during`, or inside `mute_during`, due messages are
 //!     held (recorded once per mute) and go out when the window opens.
-//! - Transitions are idempotent per (alert id, status): a replay after a
-//!   restart re-delivers transitions, and neither a second "firing" nor a
-//!   second "resolved" makes a second message. Alerts whose story is over
-//!   are remembered for [`DONE_RETENTION_MS`] for that purpose.
+//! - An escalation (a firing transition of an alert, at a higher
+//!   severity) reaches the subscriptions whose `min_severity` it meets: one
+//!   that holds the alert already replaces the alert's latest transition
+//!   with it and, if a message listed the alert, sends it as a change
+//!   ([`Reason::Update`], after `group_interval`); one that does not (its
+//!   `min_severity` was above the old severity) gets a new alert. Either
+//!   way the alert is held once per group, so its resolution (which
+//!   carries the worst severity, and so matches every subscription an
+//!   escalation reached) is sent to each subscription that was told of
+//!   it, and to no other.
+//! - Transitions are idempotent per (alert id, status, severity): a replay
+//!   after a restart re-delivers transitions, and neither a second
+//!   "firing", nor a second escalation, nor a second "resolved" makes a
+//!   second message; a firing transition below the severity a group holds
+//!   (the first one, replayed after its escalation) changes nothing.
+//!   Alerts whose story is over are remembered for [`DONE_RETENTION_MS`]
+//!   for that purpose.
 //! - [`Dispatcher::export`] / [`Dispatcher::import`] carry the groups
 //!   across restarts; notification ids are deterministic, so a replay that
 //!   recreates a notification recreates its id and the outbox refuses it.
@@ -49,7 +62,7 @@ use super::settings::NotifySettings;
 use super::silence::SilenceStore;
 use super::timewindow::TimeWindow;
 use super::{Notification, Reason};
-use crate::alert::{Status, Transition};
+use crate::alert::{Severity, Status, Transition};
 
 /// Most groups held at once; alerts that would open another are counted
 /// and dropped.
@@ -74,13 +87,30 @@ struct GroupKey {
 /// One alert in a group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
-    /// The latest transition: firing, or resolved.
+    /// The latest transition: firing (perhaps an escalation), or resolved.
     latest: Transition,
     /// Whether a message listed it as firing (only such alerts are sent
     /// as resolved).
     notified_firing: bool,
+    /// The severity the last message that listed it as firing showed; an
+    /// escalation past it is news for the next message. None in states
+    /// written before escalations existed: their messages showed the
+    /// latest severity.
+    #[serde(default)]
+    notified_severity: Option<Severity>,
     /// The silence last recorded for it, so each silence is recorded once.
     silenced_by: Option<String>,
+}
+
+impl Entry {
+    /// Whether a message would tell something new about this firing
+    /// alert: it was never listed, or it escalated since.
+    fn news(&self) -> bool {
+        !self.notified_firing
+            || self
+                .notified_severity
+                .is_some_and(|told| told < self.latest.severity)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -207,9 +237,18 @@ impl Dispatcher {
             match t.status {
                 Status::Firing => {
                     if let Some(g) = self.groups.get_mut(&key) {
-                        if g.alerts.contains_key(&t.alert_id) {
-                            // A repeated firing, or a stale one after its
-                            // resolution: nothing new.
+                        if let Some(e) = g.alerts.get_mut(&t.alert_id) {
+                            // An escalation of a firing alert replaces its
+                            // latest transition, and is a change once a
+                            // message listed the alert. A repeated firing
+                            // or escalation, an older one, or a stale one
+                            // after the resolution: nothing new.
+                            if e.latest.status == Status::Firing && t.severity > e.latest.severity {
+                                e.latest = t.clone();
+                                if e.notified_firing {
+                                    g.due_ms = change_due(g);
+                                }
+                            }
                             continue;
                         }
                         if g.alerts.len() >= MAX_ALERTS_PER_GROUP {
@@ -411,7 +450,7 @@ impl Dispatcher {
         }
 
         // What would be sent, and whether it may go now.
-        let changed = !resolved.is_empty() || firing.iter().any(|id| !g.alerts[id].notified_firing);
+        let changed = !resolved.is_empty() || firing.iter().any(|id| g.alerts[id].news());
         let earliest = match g.last_sent_ms {
             None => g.created_ms + ms(sub.group_wait),
             Some(last) if changed => last + ms(sub.group_interval),
@@ -492,6 +531,7 @@ impl Dispatcher {
         for id in &firing {
             if let Some(e) = g.alerts.get_mut(id) {
                 e.notified_firing = true;
+                e.notified_severity = Some(e.latest.severity);
             }
         }
         for id in &resolved {
@@ -536,6 +576,7 @@ fn entry(t: &Transition) -> Entry {
     Entry {
         latest: t.clone(),
         notified_firing: false,
+        notified_severity: None,
         silenced_by: None,
     }
 }
@@ -1005,6 +1046,159 @@ mod tests {
         assert_eq!(sent[0].alerts.len(), MAX_ALERTS_PER_GROUP);
         assert_eq!(sent[0].omitted, 5);
         assert_eq!(d.dropped_alerts(), 5);
+    }
+
+    /// Alert `id` firing at warning.
+    fn warning(id: &str, country: &str) -> Transition {
+        let mut t = firing(id, country);
+        t.severity = Severity::Warning;
+        t
+    }
+
+    /// Alert `id` escalated from warning to critical a bucket later.
+    fn escalated(id: &str, country: &str) -> Transition {
+        let mut t = firing(id, country);
+        t.severity = Severity::Critical;
+        t.escalated_from = Some(Severity::Warning);
+        t.bucket_start += 300;
+        t.bucket_end += 300;
+        t
+    }
+
+    /// Subscription "shop" (warning and up, to "team") and "pager"
+    /// (critical only, to "oncall"), both grouped by KPI, group_wait 30s,
+    /// group_interval 5m.
+    fn team_and_pager() -> Dispatcher {
+        with(|s| {
+            let mut pager = Subscription::new("pager", &["oncall"]);
+            pager.min_severity = Severity::Critical;
+            s.subscriptions.push(pager);
+        })
+    }
+
+    fn of<'n>(sent: &'n [Notification], subscription: &str) -> Vec<&'n Notification> {
+        sent.iter()
+            .filter(|n| n.subscription == subscription)
+            .collect()
+    }
+
+    #[test]
+    fn a_critical_only_subscription_hears_of_an_alert_when_it_escalates_and_of_its_resolution() {
+        let mut d = team_and_pager();
+        d.alert(&warning("a", "FI"), T0);
+        let first = flush(&mut d, T0 + 30 * S);
+        assert_eq!(first.len(), 1, "only the warning subscription: {first:?}");
+        assert_eq!(first[0].subscription, "shop");
+
+        d.alert(&escalated("a", "FI"), T0 + 5 * M);
+        let sent = flush(&mut d, T0 + 5 * M + 30 * S);
+        let pager = of(&sent, "pager");
+        assert_eq!(pager.len(), 1, "the pager pages: {sent:?}");
+        assert_eq!(pager[0].reason, Reason::New);
+        assert_eq!(pager[0].receiver, "oncall");
+        assert_eq!(ids(pager[0]), pairs(&[("a", Status::Firing)]));
+        assert_eq!(pager[0].alerts[0].severity, Severity::Critical);
+        assert_eq!(pager[0].alerts[0].escalated_from, Some(Severity::Warning));
+
+        let mut back = resolved("a", "FI");
+        back.severity = Severity::Critical;
+        d.alert(&back, T0 + H);
+        let sent = flush(&mut d, T0 + H);
+        let reached: Vec<(&str, Reason)> = sent
+            .iter()
+            .map(|n| (n.subscription.as_str(), n.reason))
+            .collect();
+        assert_eq!(
+            reached,
+            [("pager", Reason::Resolved), ("shop", Reason::Resolved)]
+        );
+        assert!(sent
+            .iter()
+            .all(|n| ids(n) == pairs(&[("a", Status::Resolved)])));
+        assert_eq!(d.groups(), 0);
+    }
+
+    #[test]
+    fn a_subscription_already_told_gets_an_escalation_as_an_update_not_a_second_alert() {
+        let mut d = team_and_pager();
+        d.alert(&warning("a", "FI"), T0);
+        let first = T0 + 30 * S;
+        assert_eq!(flush(&mut d, first).len(), 1);
+        d.alert(&escalated("a", "FI"), first + M);
+        // The pager's new group waits group_wait; the team's change waits
+        // group_interval after its last message.
+        let sent = flush(&mut d, first + M + 30 * S);
+        assert!(of(&sent, "shop").is_empty(), "not before group_interval");
+        assert_eq!(of(&sent, "pager").len(), 1);
+        assert_eq!(d.next_due(), Some(first + 5 * M));
+        let sent = flush(&mut d, first + 5 * M);
+        let team = of(&sent, "shop");
+        assert_eq!(team.len(), 1, "{sent:?}");
+        assert_eq!(team[0].reason, Reason::Update);
+        assert_eq!(ids(team[0]), pairs(&[("a", Status::Firing)]), "one alert");
+        assert_eq!(team[0].alerts[0].severity, Severity::Critical);
+        assert_eq!(team[0].alerts[0].escalated_from, Some(Severity::Warning));
+        // The escalation again (a replay), or the first firing again:
+        // nothing new, and the alert stays critical.
+        d.alert(&escalated("a", "FI"), first + 6 * M);
+        d.alert(&warning("a", "FI"), first + 6 * M);
+        assert!(flush(&mut d, first + 2 * H).is_empty());
+        let repeat = flush(&mut d, first + 5 * M + 4 * H);
+        let team = of(&repeat, "shop");
+        assert_eq!(team[0].reason, Reason::Repeat);
+        assert_eq!(team[0].alerts[0].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn an_escalation_before_the_first_message_is_sent_once_at_the_new_severity() {
+        let mut d = Dispatcher::new(&settings());
+        d.alert(&warning("a", "FI"), T0);
+        d.alert(&escalated("a", "FI"), T0 + 10 * S);
+        assert_eq!(
+            d.next_due(),
+            Some(T0 + 30 * S),
+            "group_wait is not restarted"
+        );
+        let sent = flush(&mut d, T0 + 30 * S);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].reason, Reason::New);
+        assert_eq!(sent[0].alerts.len(), 1);
+        assert_eq!(sent[0].alerts[0].severity, Severity::Critical);
+        assert!(flush(&mut d, T0 + 2 * H).is_empty(), "no update follows");
+    }
+
+    #[test]
+    fn a_resolution_reaches_no_subscription_that_never_heard_of_the_alert() {
+        // A warning that never escalated resolves at warning; one whose
+        // escalation the pager missed (say a restart's replay window)
+        // resolves at critical, and finds no pager group either.
+        for severity in [Severity::Warning, Severity::Critical] {
+            let mut d = team_and_pager();
+            d.alert(&warning("a", "FI"), T0);
+            flush(&mut d, T0 + 30 * S);
+            let mut back = resolved("a", "FI");
+            back.severity = severity;
+            d.alert(&back, T0 + H);
+            let sent = flush(&mut d, T0 + H);
+            assert_eq!(sent.len(), 1, "{severity:?}");
+            assert_eq!(sent[0].subscription, "shop");
+        }
+    }
+
+    #[test]
+    fn an_escalation_told_before_a_restart_is_not_told_again_after_it() {
+        let mut d = Dispatcher::new(&settings());
+        d.alert(&warning("a", "FI"), T0);
+        flush(&mut d, T0 + 30 * S);
+        d.alert(&escalated("a", "FI"), T0 + H);
+        assert_eq!(flush(&mut d, T0 + H)[0].reason, Reason::Update);
+        let state = serde_json::to_string(&d.export()).unwrap();
+        let mut restarted = Dispatcher::new(&settings());
+        restarted.import(serde_json::from_str(&state).unwrap());
+        restarted.alert(&warning("a", "FI"), T0 + H + M);
+        restarted.alert(&escalated("a", "FI"), T0 + H + M);
+        assert!(flush(&mut restarted, T0 + 2 * H).is_empty());
+        assert_eq!(flush(&mut restarted, T0 + 5 * H)[0].reason, Reason::Repeat);
     }
 
     #[test]

@@ -81,7 +81,8 @@ pub struct Notification {
 pub enum Reason {
     /// The group's first notification.
     New,
-    /// Alerts were added to or resolved in a group already notified.
+    /// Alerts were added to, escalated in or resolved in a group already
+    /// notified.
     Update,
     /// Nothing changed for `repeat_interval`: a reminder.
     Repeat,

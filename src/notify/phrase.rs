@@ -4,7 +4,8 @@
 //!
 //! `checkouts dropped 63% (country=FI)`, `refunds rose 40%`,
 //! `checkouts dropped to 0 (country=SE)`, `signups rose to 412 (expected
-//! 0)`, `checkouts back to normal (country=FI)`; and the evidence behind
+//! 0)`, `checkouts back to normal (country=FI)`, `checkouts dropped to 0
+//! (escalated from warning)`; and the evidence behind
 //! it: `166 over the last 45 minutes (9 buckets), expected 280 (normal 240
 //! – 320)`, `about 1 in 30 million`.
 
@@ -18,14 +19,27 @@ use detectors::Direction;
 /// (the full labels travel in their own fields).
 pub const LABEL_VALUE_MAX_CHARS: usize = 40;
 
-/// The KPI and what it did, with its labels:
-/// `checkouts dropped 63% (country=FI)`.
+/// The KPI and what it did, with its labels and, for an escalation, the
+/// severity it rose from: `checkouts dropped 63% (country=FI)`,
+/// `checkouts dropped to 0 (country=FI) (escalated from warning)`.
 pub fn summary(a: &Transition) -> String {
     let mut s = headline(a);
     if !a.labels.is_empty() {
         s.push_str(&format!(" ({})", labels(&a.labels, LABEL_VALUE_MAX_CHARS)));
     }
+    if let Some(e) = escalation(a) {
+        s.push_str(&format!(" ({e})"));
+    }
     s
+}
+
+/// `escalated from warning`, for an escalation (an alert already firing
+/// whose evidence became rare enough for a higher severity); none for
+/// any other transition.
+pub fn escalation(a: &Transition) -> Option<String> {
+    a.escalated_from
+        .filter(|_| a.is_escalation())
+        .map(|from| format!("escalated from {}", from.name()))
 }
 
 /// The KPI and what it did, without labels: `checkouts dropped 63%`.
@@ -289,6 +303,7 @@ mod tests {
             kpi: "logins".into(),
             labels: BTreeMap::new(),
             severity: Severity::Critical,
+            escalated_from: None,
             direction: Direction::Drop,
             started_at: T,
             bucket_start: T,
@@ -370,5 +385,24 @@ mod tests {
         assert_eq!(rarity(&a).as_deref(), Some("about 1 in 10 trillion"));
         a.status = Status::Resolved;
         assert_eq!(rarity(&a), None);
+    }
+
+    #[test]
+    fn an_escalation_says_which_severity_it_rose_from() {
+        let mut a = alert(EvidenceKind::Bucket, 1);
+        a.observed = 0.0;
+        a.labels = BTreeMap::from([("country".to_string(), "FI".to_string())]);
+        assert_eq!(summary(&a), "logins dropped to 0 (country=FI)");
+        a.escalated_from = Some(Severity::Warning);
+        assert_eq!(
+            summary(&a),
+            "logins dropped to 0 (country=FI) (escalated from warning)"
+        );
+        assert_eq!(
+            headline(&a),
+            "logins dropped to 0",
+            "the headline is the change"
+        );
+        assert_eq!(rarity(&a).as_deref(), Some("about 1 in 30 million"));
     }
 }

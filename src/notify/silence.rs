@@ -922,6 +922,7 @@ pub(crate) mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             severity: Severity::Critical,
+            escalated_from: None,
             direction: detectors::Direction::Drop,
             started_at: 1714564800,
             bucket_start: 1714564800,

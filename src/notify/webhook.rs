@@ -109,6 +109,11 @@ struct KpiwatchAlert<'a> {
     kpi: &'a str,
     labels: &'a BTreeMap<String, String>,
     severity: Severity,
+    /// The severity an escalation rose from; null otherwise (schema 1
+    /// addition: `status` stays `firing`, so receivers that do not know
+    /// escalations see the alert, at its new severity, as they would a
+    /// firing one).
+    escalated_from: Option<Severity>,
     direction: Direction,
     summary: String,
     observed: Option<f64>,
@@ -167,6 +172,7 @@ impl<'a> KpiwatchAlert<'a> {
             kpi: &a.kpi,
             labels: &a.labels,
             severity: a.severity,
+            escalated_from: a.escalated_from.filter(|_| a.is_escalation()),
             direction: a.direction,
             summary: summary(a),
             observed: finite(a.observed),
@@ -285,6 +291,9 @@ impl AmAlert {
         annotations.insert("observed".into(), exact(a.observed));
         annotations.insert("expected".into(), exact(a.expected));
         annotations.insert("score".into(), fmt_score(a.score));
+        if let Some(from) = a.escalated_from.filter(|_| a.is_escalation()) {
+            annotations.insert("escalated_from".into(), from.name().into());
+        }
         if let Some(url) = &a.runbook {
             annotations.insert("runbook_url".into(), url.clone());
         }
@@ -378,7 +387,13 @@ fn slack_body(n: &Notification, external_url: Option<&str>) -> serde_json::Value
                         .unwrap_or_else(|| "n/a".into())
                 )
             )),
-            mrkdwn(&format!("*Severity*\n{}", a.severity.name())),
+            mrkdwn(&format!(
+                "*Severity*\n{}{}",
+                a.severity.name(),
+                phrase::escalation(a)
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            )),
             mrkdwn(&format!(
                 "*Since*\n{}",
                 slack_escape(&human_utc(a.started_at))
@@ -875,6 +890,7 @@ mod tests {
             kpi: "checkouts".into(),
             labels: labels(&[("country", "FI")]),
             severity: Severity::Critical,
+            escalated_from: None,
             direction: Direction::Drop,
             started_at: 1704103500,
             bucket_start: 1704103800,
@@ -906,6 +922,7 @@ mod tests {
             alert_id: "77aa00bb11cc22dd".into(),
             labels: labels(&[("country", "SE")]),
             severity: Severity::Warning,
+            escalated_from: None,
             observed: f64::NAN,
             expected: 210.5,
             lower: f64::NEG_INFINITY,
@@ -970,6 +987,7 @@ mod tests {
             alert_id: "77aa00bb11cc22dd".into(),
             labels: labels(&[("country", "SE")]),
             severity: Severity::Warning,
+            escalated_from: None,
             started_at: 1704102600,
             observed: 205.0,
             expected: 210.5,
@@ -1010,6 +1028,87 @@ mod tests {
                 "docs/webhooks.md's {name} example is out of date"
             );
         }
+    }
+
+    /// The documented example's firing alert, escalated from warning, as
+    /// the update a subscription already told of it gets.
+    fn escalation_example() -> Notification {
+        let docs = docs_example();
+        let escalated = Transition {
+            escalated_from: Some(Severity::Warning),
+            ..docs.alerts[0].clone()
+        };
+        Notification {
+            reason: Reason::Update,
+            ..notification(vec![escalated])
+        }
+    }
+
+    /// Whether every field of `part` is in `whole` with the same value
+    /// (arrays element by element).
+    fn includes(whole: &Value, part: &Value) -> bool {
+        match (whole, part) {
+            (Value::Object(w), Value::Object(p)) => p
+                .iter()
+                .all(|(k, v)| w.get(k).is_some_and(|x| includes(x, v))),
+            (Value::Array(w), Value::Array(p)) => {
+                w.len() == p.len() && w.iter().zip(p).all(|(x, v)| includes(x, v))
+            }
+            _ => whole == part,
+        }
+    }
+
+    #[test]
+    fn the_documented_escalation_fields_are_what_kpiwatch_sends() {
+        let sent = json_of(&escalation_example(), WebhookFormat::Kpiwatch);
+        let documented = docs_example_body("kpiwatch escalation (fields)");
+        assert!(includes(&sent, &documented), "{sent:#}");
+    }
+
+    #[test]
+    fn an_escalation_stays_firing_in_every_format_and_says_what_it_rose_from() {
+        let n = escalation_example();
+        let k = json_of(&n, WebhookFormat::Kpiwatch);
+        assert_eq!(k["alerts"][0]["status"], "firing");
+        assert_eq!(k["alerts"][0]["severity"], "critical");
+        assert_eq!(k["alerts"][0]["escalated_from"], "warning");
+        assert_eq!(
+            k["alerts"][0]["summary"],
+            "checkouts dropped 63% (country=FI) (escalated from warning)"
+        );
+        let plain = json_of(&docs_example(), WebhookFormat::Kpiwatch);
+        assert_eq!(
+            plain["alerts"][0]["escalated_from"],
+            Value::Null,
+            "present, null"
+        );
+        assert_eq!(plain["alerts"][1]["escalated_from"], Value::Null);
+
+        let am = json_of(&n, WebhookFormat::Alertmanager);
+        let alert = &am["alerts"][0];
+        assert_eq!(alert["status"], "firing");
+        assert_eq!(alert["endsAt"], AM_NOT_ENDED);
+        assert_eq!(alert["fingerprint"], "3f2a9c0d1e4b5a69", "the same alert");
+        assert_eq!(alert["labels"]["severity"], "critical");
+        assert_eq!(alert["annotations"]["escalated_from"], "warning");
+        assert!(
+            json_of(&docs_example(), WebhookFormat::Alertmanager)["alerts"][0]["annotations"]
+                .get("escalated_from")
+                .is_none()
+        );
+
+        let slack = json_of(&n, WebhookFormat::Slack);
+        let severity = slack["blocks"][1]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|f| f["text"].as_str().filter(|t| t.starts_with("*Severity*")))
+            .unwrap();
+        assert_eq!(severity, "*Severity*\ncritical (escalated from warning)");
+        assert!(slack["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("(escalated from warning)"));
     }
 
     #[test]

@@ -21,7 +21,9 @@
 //!   resolves once the last `resolve_after` buckets since its first
 //!   anomalous one are better explained by normal than by the state the
 //!   alert claims (its evidence's ratio to expected), whatever their
-//!   volume;
+//!   volume; while it fires, evidence in its direction that passes the
+//!   critical level escalates it once (a firing transition of the same
+//!   alert with `escalated_from`), and severity never falls back;
 //! - follows the KPI's calendars of expected events ([`crate::calendar`]):
 //!   during one, no bucket is learnt (weight 0), and alerts are muted
 //!   (would-be alerts are kept as [`Muted`] records for reports) or need
@@ -95,6 +97,8 @@ enum Lifecycle {
     Firing {
         id: String,
         started: i64,
+        /// The severity last announced (at firing, or by an escalation):
+        /// only a rarer finding than this one escalates.
         severity: Severity,
         direction: Direction,
         claim: Claim,
@@ -383,6 +387,7 @@ impl Engine {
                 kpi: def.name.clone(),
                 labels: k.labels(&key),
                 severity,
+                escalated_from: None,
                 direction,
                 started_at: started,
                 bucket_start: t,
@@ -560,6 +565,18 @@ fn kind_of(def: &Kpi) -> Option<Kind> {
             Aggregate::Min(_) | Aggregate::Max(_) => None,
         },
     }
+}
+
+/// What a judged bucket does to its series' alert.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Change {
+    /// A new alert fires.
+    Fire,
+    /// The firing alert's evidence became rarer than its severity (the
+    /// one before is kept): told as a firing transition of the same alert.
+    Escalate(Severity),
+    /// The firing alert resolves.
+    Resolve,
 }
 
 /// The evidence that decided one bucket, in a direction.
@@ -854,7 +871,7 @@ impl KpiState {
                             None
                         }
                         _ => (*run >= a.fire_after).then_some((
-                            Status::Firing,
+                            Change::Fire,
                             *first,
                             direction,
                             evidence,
@@ -870,9 +887,6 @@ impl KpiState {
                 calm,
                 ..
             } => {
-                if let Some((_, e)) = decision.filter(|(d, _)| d == direction) {
-                    *severity = (*severity).max(severity_of(&e, critical_p));
-                }
                 // A model's alert resolves once the last buckets are better
                 // explained by normal than by what it claims, even while
                 // longer windows still hold the incident's buckets (they
@@ -900,7 +914,7 @@ impl KpiState {
                         *calm >= a.resolve_after
                     }
                 };
-                recovered.then(|| {
+                if recovered {
                     let last = Decision::Score(Verdict {
                         expected: f64::from(recent.expected),
                         lower: f64::NAN,
@@ -909,11 +923,27 @@ impl KpiState {
                         direction: Direction::of(value, f64::from(recent.expected)),
                         warming_up: false,
                     });
-                    (Status::Resolved, *started, *direction, last)
-                })
+                    Some((Change::Resolve, *started, *direction, last))
+                } else {
+                    // Worse than announced: an escalation, told with the
+                    // evidence that raised it. Not from a window still
+                    // summing buckets that are back to normal (the rule
+                    // that keeps such a window from firing), and not
+                    // during a muting calendar, which mutes every alert.
+                    let muted = matches!(during.effect, Some((Effect::Mute, _)));
+                    decision
+                        .filter(|(d, e)| {
+                            d == direction
+                                && !muted
+                                && severity_of(e, critical_p) > *severity
+                                && !matches!(e, Decision::Finding(f)
+                                    if f.buckets > 1 && newest_looks_normal(&s.model, f))
+                        })
+                        .map(|(d, e)| (Change::Escalate(*severity), *started, d, e))
+                }
             }
         };
-        let Some((status, started, direction, decision)) = transition else {
+        let Some((change, started, direction, decision)) = transition else {
             return;
         };
         let labels = self.labels(&b.key);
@@ -923,40 +953,57 @@ impl KpiState {
             Lifecycle::Firing { id, .. } => id.clone(),
             Lifecycle::Normal { .. } => alert_id(&def.name, &labels, started),
         };
-        let figures = match status {
-            Status::Firing => figures(&decision, b, def, p_star),
-            Status::Resolved => {
+        let figures = match change {
+            Change::Fire | Change::Escalate(_) => figures(&decision, b, def, p_star),
+            Change::Resolve => {
                 let r = *s.recent.back().expect("this bucket");
                 resolved_figures(&s.model, &r, b, def, p_star)
             }
         };
-        let severity = match (&s.lifecycle, status) {
-            (Lifecycle::Firing { severity, .. }, Status::Resolved) => *severity,
+        let severity = match (&s.lifecycle, change) {
+            (Lifecycle::Firing { severity, .. }, Change::Resolve) => *severity,
             _ => severity_of(&decision, critical_p),
         };
-        s.lifecycle = match status {
-            Status::Firing => Lifecycle::Firing {
-                id: id.clone(),
-                started,
-                severity,
-                direction,
-                claim: claim_of(&decision),
-                calm: 0,
-            },
-            Status::Resolved => {
+        match change {
+            Change::Fire => {
+                s.lifecycle = Lifecycle::Firing {
+                    id: id.clone(),
+                    started,
+                    severity,
+                    direction,
+                    claim: claim_of(&decision),
+                    calm: 0,
+                };
+            }
+            // The claim (what resolving tests against) stays the one the
+            // alert fired with: an escalation changes what is told, not
+            // when the alert ends.
+            Change::Escalate(_) => {
+                if let Lifecycle::Firing { severity: told, .. } = &mut s.lifecycle {
+                    *told = severity;
+                }
+            }
+            Change::Resolve => {
                 if let Model::Kpi(model) = &mut s.model {
                     model.forget_windows();
                 }
-                Lifecycle::Normal { run: 0, first: 0 }
+                s.lifecycle = Lifecycle::Normal { run: 0, first: 0 };
             }
-        };
+        }
         let recent = recent_buckets(&s.model, &s.recent, p_star);
         out.push(Transition {
-            status,
+            status: match change {
+                Change::Fire | Change::Escalate(_) => Status::Firing,
+                Change::Resolve => Status::Resolved,
+            },
             alert_id: id,
             kpi: def.name.clone(),
             labels,
             severity,
+            escalated_from: match change {
+                Change::Escalate(from) => Some(from),
+                Change::Fire | Change::Resolve => None,
+            },
             direction,
             started_at: started,
             bucket_start: b.start,
@@ -1464,14 +1511,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_outage_stays_firing_while_the_kpi_is_at_zero_and_resolves_once_it_is_back() {
-        // A count at about 20 a bucket for three days (no seasonality),
-        // then 0 for 20
-        // minutes, then back. The alert fires on the first zero bucket;
-        // the normal buckets from before the outage must not count as
-        // evidence of its recovery (they once resolved it one bucket
-        // later, still at zero, and it fired again).
+    /// A checkout count without seasonality at `level` a bucket (give or
+    /// take 2) for three days, then 0 during `outage` (bucket numbers),
+    /// then back: its transitions, with the bucket number of each.
+    fn checkouts_with_outage(level: f64, outage: std::ops::Range<i64>) -> Vec<(i64, Transition)> {
         let mut def = kpi("checkouts");
         def.group_by = Vec::new();
         def.detectors.threshold = None;
@@ -1487,15 +1530,12 @@ mod tests {
         };
         let mut engine = Engine::new(&[def]);
         let t0 = 1_704_067_200;
-        // The bucket before the outage is a busy one (22), as chance has
-        // it in real data.
-        let outage = 863..867;
         let mut out = Vec::new();
-        for step in 0..880i64 {
+        for step in 0..outage.end + 16 {
             let value = if outage.contains(&step) {
                 0.0
             } else {
-                18.0 + ((step * 7) % 5) as f64
+                level - 2.0 + ((step * 7) % 5) as f64
             };
             engine.judge(
                 &ClosedBucket {
@@ -1508,9 +1548,23 @@ mod tests {
                 &mut out,
             );
         }
-        let steps: Vec<(Status, i64)> = out
+        out.into_iter()
+            .map(|t| ((t.bucket_start - t0) / 300, t))
+            .collect()
+    }
+
+    #[test]
+    fn an_outage_stays_firing_while_the_kpi_is_at_zero_and_resolves_once_it_is_back() {
+        // A count at about 20 a bucket for three days, then 0 for 20
+        // minutes, then back. The alert fires on the first zero bucket;
+        // the normal buckets from before the outage must not count as
+        // evidence of its recovery (they once resolved it one bucket
+        // later, still at zero, and it fired again). The bucket before
+        // the outage is a busy one (22), as chance has it in real data.
+        let outage = 863..867;
+        let steps: Vec<(Status, i64)> = checkouts_with_outage(20.0, outage.clone())
             .iter()
-            .map(|t| (t.status, (t.bucket_start - t0) / 300))
+            .map(|(i, t)| (t.status, *i))
             .collect();
         assert_eq!(
             steps.first(),
@@ -1522,6 +1576,76 @@ mod tests {
         assert!(
             steps[1].1 >= outage.end,
             "resolved while still at zero: {steps:?}"
+        );
+    }
+
+    #[test]
+    fn an_outage_that_fires_as_warning_escalates_once_to_critical_as_the_same_alert() {
+        // About 16 checkouts a bucket, then none for seven buckets: the
+        // first empty bucket is "about 1 in a million" (a warning at this
+        // budget), two empty buckets together are far past critical.
+        let outage = 863..870;
+        let got = checkouts_with_outage(16.0, outage.clone());
+        let steps: Vec<(i64, Status, Severity, Option<Severity>)> = got
+            .iter()
+            .map(|(i, t)| (*i, t.status, t.severity, t.escalated_from))
+            .collect();
+        assert_eq!(
+            steps[..2],
+            [
+                (outage.start, Status::Firing, Severity::Warning, None),
+                (
+                    outage.start + 1,
+                    Status::Firing,
+                    Severity::Critical,
+                    Some(Severity::Warning)
+                ),
+            ],
+            "{steps:?}"
+        );
+        assert_eq!(
+            steps.len(),
+            3,
+            "one escalation while it stays critical: {steps:?}"
+        );
+        let (fired, escalated, resolved) = (&got[0].1, &got[1].1, &got[2].1);
+        assert!(fired.starts_alert() && !fired.is_escalation());
+        assert!(escalated.is_escalation() && !escalated.starts_alert());
+        assert_eq!(escalated.alert_id, fired.alert_id);
+        assert_eq!(escalated.started_at, fired.started_at);
+        // Its figures are those of the evidence that escalated it: both
+        // empty buckets together, outside their band, rarer than critical.
+        assert_eq!(escalated.evidence.kind, EvidenceKind::Window);
+        assert_eq!(escalated.evidence.buckets, 2);
+        assert_eq!(
+            (escalated.evidence.from, escalated.evidence.to),
+            (fired.bucket_start, escalated.bucket_end)
+        );
+        assert_eq!(escalated.observed, 0.0);
+        assert!(escalated.observed < escalated.lower, "{escalated:?}");
+        assert!(escalated.evidence.p < fired.evidence.p);
+        assert!(escalated.score > fired.score);
+        // The resolution keeps the worst severity, and is no escalation.
+        assert_eq!(
+            (resolved.status, resolved.severity, resolved.escalated_from),
+            (Status::Resolved, Severity::Critical, None)
+        );
+        assert_eq!(resolved.alert_id, fired.alert_id);
+    }
+
+    #[test]
+    fn an_outage_critical_from_its_first_bucket_does_not_escalate() {
+        let got = checkouts_with_outage(20.0, 863..870);
+        let steps: Vec<(Status, Severity, Option<Severity>)> = got
+            .iter()
+            .map(|(_, t)| (t.status, t.severity, t.escalated_from))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                (Status::Firing, Severity::Critical, None),
+                (Status::Resolved, Severity::Critical, None),
+            ]
         );
     }
 

@@ -133,6 +133,8 @@ pub struct Summary {
     pub ahead: u64,
     /// Alerts that fired.
     pub fired: u64,
+    /// Escalations of alerts already firing (not counted in `fired`).
+    pub escalated: u64,
     /// Alerts that resolved.
     pub resolved: u64,
 }
@@ -157,6 +159,7 @@ impl Summary {
     /// Counts one alert transition.
     pub fn transition(&mut self, t: &Transition) {
         match t.status {
+            Status::Firing if t.is_escalation() => self.escalated += 1,
             Status::Firing => self.fired += 1,
             Status::Resolved => self.resolved += 1,
         }
@@ -1130,13 +1133,9 @@ impl Pipeline {
                 .set(self.engine.live_series(kpi) as i64);
         }
         for tr in &out[before..] {
-            let status = match tr.status {
-                Status::Firing => "firing",
-                Status::Resolved => "resolved",
-            };
             self.metrics
                 .alert_transitions
-                .with_label_values(&[&tr.kpi, status])
+                .with_label_values(&[&tr.kpi, tr.change_name()])
                 .inc();
         }
     }
