@@ -28,6 +28,7 @@ fn main() -> Result<(), serde_json::Error> {
             min_volume: 0.0,
             threshold: None,
             week_over_week: None,
+            estimate_rel_var: 0.0,
         });
         for o in common::observations(0..2 * common::WEEK, common::value) {
             let input = Input {

@@ -273,6 +273,7 @@ fn model() -> KpiModel {
         min_volume: 0.0,
         threshold: None,
         week_over_week: None,
+        estimate_rel_var: 0.0,
     })
 }
 

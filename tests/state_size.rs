@@ -87,6 +87,7 @@ fn kpi_model(kind: Kind) -> KpiModel {
         min_volume: 0.0,
         threshold: None,
         week_over_week: None,
+        estimate_rel_var: 0.0,
     })
 }
 

@@ -50,7 +50,7 @@ use crate::alert::{
 use crate::calendar::{self, Effect};
 use crate::config::model::{Aggregate, Interest, Kpi, Measure};
 
-use super::window::{labels_of, ClosedBucket, SeriesKey};
+use super::window::{self, labels_of, ClosedBucket, SeriesKey};
 use super::FastMap;
 
 /// Weight an anomalous bucket, or one while an alert fires, is learnt
@@ -601,6 +601,11 @@ impl KpiState {
                 min_volume: self.def.min_volume,
                 threshold: d.threshold,
                 week_over_week: d.week_over_week,
+                estimate_rel_var: if kind == Kind::Distinct {
+                    window::DISTINCT_REL_VAR
+                } else {
+                    0.0
+                },
             })),
             None => Model::Set(DetectorSet::new(*d)),
         };
@@ -1477,6 +1482,7 @@ mod tests {
             min_volume: 0.0,
             threshold: None,
             week_over_week: None,
+            estimate_rel_var: 0.0,
         });
         let values = (0..576).map(|i| 95.0 + f64::from(i % 11)).chain([last]);
         for (i, value) in values.enumerate() {

@@ -116,18 +116,19 @@ impl Noise {
     }
 
     /// Learns the dispersion from a residual `r` of a bucket with noise
-    /// unit `u`, expected value `mu`, profile relative variance `rel_var`,
-    /// judged with total variance `var`.
-    pub fn learn(&mut self, r: f64, u: f64, mu: f64, rel_var: f64, var: f64) {
+    /// unit `u`, expected value `mu`, judged with total variance `var` of
+    /// which `known` is known beforehand (the estimation error of a
+    /// sketched value).
+    pub fn learn(&mut self, r: f64, u: f64, mu: f64, known: f64, var: f64) {
         if !(r.is_finite() && u.is_finite() && u > 0.0 && mu.is_finite() && var > 0.0) {
             return;
         }
-        // Net of the model error, which whole days measure; not of the
-        // profile's uncertainty, which is only an estimate: subtracted, an
-        // overestimate of it drove the dispersion to its floor. The caller
-        // learns from buckets whose profile uncertainty is small instead.
-        let _ = rel_var;
-        let y = (r * r).min(CLIP * var) - mu * mu * self.kappa2;
+        // Net of the model error, which whole days measure, and of what is
+        // known; not of the profile's uncertainty, which is only an
+        // estimate: subtracted, an overestimate of it drove the dispersion
+        // to its floor. The caller learns from buckets whose profile
+        // uncertainty is small instead.
+        let y = (r * r).min(CLIP * var) - mu * mu * self.kappa2 - known;
         // Weighted by 1 / var²: squared residuals of big buckets vary more.
         let w = 1.0 / (var * var);
         let a = (1.0 / (self.n + 1.0)).max(1.0 / self.memory);

@@ -38,6 +38,7 @@ fn config(kind: Kind) -> KpiConfig {
         min_volume: 0.0,
         threshold: None,
         week_over_week: None,
+        estimate_rel_var: 0.0,
     }
 }
 
