@@ -481,6 +481,9 @@ pub struct KpiModel {
     /// Whether a value below zero was seen (averages are then judged as
     /// normal, not log-normal).
     negative_seen: bool,
+    /// Whether the last bucket learnt was learnt in full (not anomalous).
+    #[serde(default)]
+    learnt_in_full: bool,
     /// Today's ordinary buckets, for the model error.
     today: DayTotal,
     /// Whether the noise's prior has been sized from values, and the
@@ -521,6 +524,7 @@ impl KpiModel {
                 .map(|c| Box::new(WeekOverWeek::new(c, config.bucket_width))),
             per_day,
             negative_seen: false,
+            learnt_in_full: false,
             today: DayTotal::default(),
             sized: false,
             size: 0.0,
@@ -1040,7 +1044,20 @@ impl KpiModel {
                 }
             }
             self.learn_peers(input, a, weight);
+            // The first anomalous bucket after normal ones, found by a
+            // window: the window's earlier buckets, learnt in full, were
+            // the anomaly's start; their hours teach no shape tonight.
+            if weight < 1.0 && self.learnt_in_full {
+                let strongest = [a.drop, a.spike]
+                    .into_iter()
+                    .flatten()
+                    .min_by(|x, y| x.p.total_cmp(&y.p));
+                if let Some(f) = strongest.filter(|f| f.buckets > 1) {
+                    self.profile.taint(input.local_time(), f.buckets as usize);
+                }
+            }
         }
+        self.learnt_in_full = weight >= 1.0;
         self.enter_windows(input, a);
         self.track_quiet(input);
         if let Some(w) = &mut self.wow {

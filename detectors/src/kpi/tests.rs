@@ -264,6 +264,45 @@ fn a_slow_thirty_percent_decline_is_caught_by_a_window() {
 }
 
 #[test]
+fn a_decline_caught_late_does_not_teach_next_week_the_same_hours() {
+    // A busy series (300 a bucket at the peak) declines from 10:00 on a
+    // Wednesday, 10 % an hour: the buckets before a window catches it
+    // each look normal and are learnt in full. A week later the same
+    // hours are normal, and must be expected as such.
+    let mut rng = ChaCha8Rng::seed_from_u64(29);
+    let mut model = KpiModel::new(config(Kind::Count));
+    let wednesday = MONDAY + 2 * WEEK + 2 * DAY;
+    let start = wednesday + 10 * 3600;
+    run_counts(&mut model, &mut rng, MONDAY, start, |t| rate(300.0, t));
+    let decline = run_counts(&mut model, &mut rng, start, start + 6 * 3600, |t| {
+        let hours = (t - start) as f64 / 3600.0;
+        rate(300.0, t) * (1.0 - 0.1 * hours.min(3.0))
+    });
+    let caught = decline.iter().position(|j| j.anomalous.is_some());
+    assert!(matches!(caught, Some(i) if i > 1), "caught at {caught:?}");
+    let next = run_counts(
+        &mut model,
+        &mut rng,
+        start + 6 * 3600,
+        start + WEEK + 6 * 3600,
+        |t| rate(300.0, t),
+    );
+    let same_hours: Vec<&Judged> = next
+        .iter()
+        .filter(|j| (start + WEEK..start + WEEK + 3 * 3600).contains(&j.t))
+        .collect();
+    let low = same_hours
+        .iter()
+        .map(|j| j.a.expected / rate(300.0, j.t))
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        low > 0.97,
+        "next week's expectation as low as {low:.3} of normal"
+    );
+    assert!(same_hours.iter().all(|j| j.anomalous.is_none()));
+}
+
+#[test]
 fn a_firing_alert_recovers_when_the_series_does_and_not_before() {
     let mut rng = ChaCha8Rng::seed_from_u64(14);
     let mut model = KpiModel::new(config(Kind::Count));
