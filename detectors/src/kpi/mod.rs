@@ -368,6 +368,18 @@ struct Entry {
     vn_p: f32,
 }
 
+impl Entry {
+    /// Expected value and noise variance from `source` (NaN for peers
+    /// before they were compared).
+    #[inline]
+    fn expected(&self, source: Source) -> (f32, f32) {
+        match source {
+            Source::Own => (self.mu, self.vn),
+            Source::Peers => (self.mu_p, self.vn_p),
+        }
+    }
+}
+
 /// The series' ratio to the rest of its group, as a ratio estimator:
 /// discounted sums of its values and of the rest's, so the ratio is the
 /// share of the group's recent volume it had (buckets weighted by the
@@ -720,10 +732,6 @@ impl KpiModel {
         let ratio = self.peers.ratio();
         // Every volume is at least 0.
         let by_volume = self.config.min_volume > 0.0;
-        let expected = |e: &Entry| match source {
-            Source::Own => (e.mu, e.vn),
-            Source::Peers => (e.mu_p, e.vn_p),
-        };
         // Tests the window of the newest `k` buckets, whose value, events,
         // expected value and noise variance are `totals`; false when it
         // reaches back before its expectations were known (and so will
@@ -761,15 +769,15 @@ impl KpiModel {
             true
         };
         // The short windows, summed from the ring's newest entries.
-        let (mu, vn) = expected(first);
-        let mut totals = [first.x, first.n, mu, vn].map(f64::from);
+        let (first_mu, first_vn) = first.expected(source);
+        let mut totals = [first.x, first.n, first_mu, first_vn].map(f64::from);
         let (before, after) = self.ring.split_at(usize::from(self.head));
         let mut newest = before.iter().rev().chain(after.iter().rev());
         let short = &WINDOWS[..windows::SUMMED_FROM];
         for k in 1..=short[short.len() - 1].min(available) {
             if k > 1 {
                 let e = newest.next().expect("the ring holds SPAN entries");
-                let (mu, vn) = expected(e);
+                let (mu, vn) = e.expected(source);
                 for (t, v) in totals.iter_mut().zip([e.x, e.n, mu, vn]) {
                     *t += f64::from(v);
                 }
@@ -786,7 +794,6 @@ impl KpiModel {
             fresh = WindowSums::of(&self.ring, usize::from(self.head));
             &fresh
         };
-        let (mu, vn) = expected(first);
         for (w, &k) in WINDOWS[windows::SUMMED_FROM..].iter().enumerate() {
             // Windows reach back only over buckets judged since the series
             // was ready, and, against peers, since they were compared.
@@ -798,8 +805,8 @@ impl KpiModel {
             let totals = [
                 f64::from(first.x) + x_b,
                 f64::from(first.n) + n_b,
-                f64::from(mu) + mu_b,
-                f64::from(vn) + vn_b,
+                f64::from(first_mu) + mu_b,
+                f64::from(first_vn) + vn_b,
             ];
             if !test(a, k, totals) {
                 return;
@@ -1218,10 +1225,8 @@ impl KpiModel {
         for _ in 0..buckets.min(usize::from(self.len)) {
             idx = if idx == 0 { SPAN - 1 } else { idx - 1 };
             let e = self.ring[idx];
-            let (mu, vn) = match source {
-                Source::Own => (f64::from(e.mu), f64::from(e.vn)),
-                Source::Peers => (f64::from(e.mu_p), f64::from(e.vn_p)),
-            };
+            let (mu, vn) = e.expected(source);
+            let (mu, vn) = (f64::from(mu), f64::from(vn));
             if !(mu.is_finite() && vn.is_finite()) || mu <= 0.0 {
                 continue;
             }

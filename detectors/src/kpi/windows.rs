@@ -36,8 +36,8 @@ pub(super) struct Totals([f64; 6]);
 
 impl Totals {
     fn of(e: &Entry) -> Self {
-        let (mu, vn) = finite_pair(e.mu, e.vn);
-        let (mu_p, vn_p) = finite_pair(e.mu_p, e.vn_p);
+        let (mu, vn) = finite_pair(e, Source::Own);
+        let (mu_p, vn_p) = finite_pair(e, Source::Peers);
         Self([f64::from(e.x), f64::from(e.n), mu, vn, mu_p, vn_p])
     }
 
@@ -57,9 +57,11 @@ impl Totals {
     }
 }
 
-/// A pair as f64, or (0, 0) when either is not finite.
-fn finite_pair(mu: f32, vn: f32) -> (f64, f64) {
-    if mu.is_finite() && vn.is_finite() {
+/// `e`'s expectation from `source` as f64, or (0, 0) when it is not
+/// finite.
+fn finite_pair(e: &Entry, source: Source) -> (f64, f64) {
+    if is_finite(e, source) {
+        let (mu, vn) = e.expected(source);
         (f64::from(mu), f64::from(vn))
     } else {
         (0.0, 0.0)
@@ -67,10 +69,8 @@ fn finite_pair(mu: f32, vn: f32) -> (f64, f64) {
 }
 
 fn is_finite(e: &Entry, source: Source) -> bool {
-    match source {
-        Source::Own => e.mu.is_finite() && e.vn.is_finite(),
-        Source::Peers => e.mu_p.is_finite() && e.vn_p.is_finite(),
-    }
+    let (mu, vn) = e.expected(source);
+    mu.is_finite() && vn.is_finite()
 }
 
 /// Per window of [`WINDOWS`] from [`SUMMED_FROM`], the totals of the
