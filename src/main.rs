@@ -338,7 +338,9 @@ fn simulate_scenario(
     live: bool,
 ) -> anyhow::Result<()> {
     use kpiwatch::simulate::{labels::Labels, scenario::Scenario, stream};
-    let shop = Scenario::load(path)?.at(scale, seed)?;
+    let scenario = Scenario::load(path)?;
+    let shop = scenario.at(scale, seed)?;
+    let sized = scenario.sizing_scale(scale);
     let expected = stream::expected(&shop);
     if let Some(labels) = labels {
         let text = serde_json::to_string_pretty(&Labels::of(&shop, &expected))?;
@@ -364,6 +366,9 @@ fn simulate_scenario(
         written.max_delay,
         written.events as f64 / seconds.max(1e-9) / 1e6
     );
+    if sized != scale {
+        eprintln!("  incidents as the file sizes them for scale {sized} (the nearest scale it names below {scale})");
+    }
     for (c, x) in shop.incidents.iter().zip(&expected) {
         eprintln!(
             "  {:<24} {:<22} {} +{:>3} min: {:>8.0} {:<14} ({:>6.1}/5 min) change {:>+8.0}, {:>+9.0} euros",

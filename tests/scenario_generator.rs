@@ -550,12 +550,37 @@ fn an_incident_without_a_target_at_a_scale_names_the_missing_override() {
     );
     let s = Scenario::parse(Path::new("s.toml"), text).unwrap();
     assert!(s.at(1.0, 1).is_ok());
-    let e = s.at(10.0, 1).unwrap_err().to_string();
+    // Below every scale the file names, an entry has only its own fields.
+    let e = s.at(0.5, 1).unwrap_err().to_string();
     assert!(
-        e.starts_with("s.toml:9:6:") && e.contains("no `effect`") && e.contains("at_scale.\"10\""),
+        e.starts_with("s.toml:9:6:") && e.contains("no `effect`") && e.contains("at_scale.\"0.5\""),
         "{e}"
     );
     assert_eq!(s.named_scales(), vec![1.0]);
+}
+
+#[test]
+fn a_scale_the_file_does_not_name_gets_the_incidents_of_the_nearest_one_below() {
+    // Sized for x0.1: a 5-hour drop; for x1: 2 hours; its own fields: 1 hour
+    // (below every scale named, as before).
+    let text = format!(
+        "{SHOP}[[incident]]\nid = \"drop\"\nkind = \"k\"\nstart = \"2025-03-10T12:00:00\"\nduration = \"1h\"\neffect = \"rate\"\nfactor = 0.2\nkpis = [\"x\"]\n[incident.at_scale.\"0.1\"]\nduration = \"5h\"\n[incident.at_scale.\"1\"]\nduration = \"2h\"\n"
+    );
+    let s = Scenario::parse(Path::new("s.toml"), text).unwrap();
+    let hours = |scale: f64| {
+        let c = &s.at(scale, 1).unwrap().incidents[0];
+        (c.end - c.start) / 3600
+    };
+    assert_eq!(
+        [0.05, 0.1, 0.3, 1.0, 3.0, 10.0].map(hours),
+        [1, 5, 5, 2, 2, 2]
+    );
+    assert_eq!(
+        [0.05, 0.3, 3.0].map(|k| s.sizing_scale(k)),
+        [0.05, 0.1, 1.0]
+    );
+    // The traffic is the scale asked for.
+    assert_eq!(s.at(0.3, 1).unwrap().scale, 0.3);
 }
 
 #[test]

@@ -340,6 +340,29 @@ fn the_main_scenario_has_fair_separate_incidents_at_every_scale() {
     }
 }
 
+#[test]
+fn at_scales_the_file_does_not_name_every_incident_is_still_detectable_in_principle() {
+    // x0.3 runs the x0.1 incidents, x3 the x1 ones, x30 the x10 ones: each
+    // on more traffic than it was sized for, none on less.
+    let scenario = Scenario::load(&suite("scenario-main.toml")).unwrap_or_else(|e| panic!("{e}"));
+    for (scale, sized) in [(0.3, 0.1), (3.0, 1.0), (30.0, 10.0)] {
+        assert_eq!(scenario.sizing_scale(scale), sized);
+        let shop = scenario.at(scale, 1).unwrap_or_else(|e| panic!("{e}"));
+        let named = scenario.at(sized, 1).unwrap_or_else(|e| panic!("{e}"));
+        let ids = |s: &Shop| s.incidents.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&shop), ids(&named), "x{scale}");
+        for (c, x) in shop.incidents.iter().zip(expected(&shop)) {
+            assert!(
+                x.affected() >= 15.0,
+                "x{scale} {}: only {:.1} {} events change",
+                c.id,
+                x.affected(),
+                x.event_type
+            );
+        }
+    }
+}
+
 /// `*` globs, as the backtest reads `kpis` (KPI names are ASCII).
 fn glob(pattern: &str, name: &str) -> bool {
     match pattern.split_once('*') {
