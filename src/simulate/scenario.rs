@@ -421,8 +421,7 @@ impl Scenario {
     pub fn sizing_scale(&self, scale: f64) -> f64 {
         self.named_scales()
             .into_iter()
-            .filter(|&s| s <= scale || same_scale(s, scale))
-            .last()
+            .rfind(|&s| s <= scale || same_scale(s, scale))
             .unwrap_or(scale)
     }
 
