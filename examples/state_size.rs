@@ -37,6 +37,7 @@ fn main() -> Result<(), serde_json::Error> {
                 value: if kind == Kind::Ratio { 0.3 } else { o.value },
                 events: o.value,
                 others: None,
+                logs: None,
             };
             let a = model.assess(&input);
             model.learn(&input, &a, 1.0);

@@ -75,18 +75,24 @@ pub enum EvidenceKind {
     /// The series against its peers (the other series of its KPI): its
     /// value against what its usual share of the group implies.
     Peers,
+    /// An average's typical value over a window (the geometric mean of its
+    /// events' values) against its expected: a change that scales every
+    /// value, like a price bug, which the arithmetic mean's few largest
+    /// values hide for longer.
+    Typical,
     /// An analyst's rule (`min`, `max`, `week_over_week_pct`): the figures
     /// are the value and the rule's limit, not a probability.
     Rule,
 }
 
 impl EvidenceKind {
-    /// `bucket`, `window`, `peers` or `rule`, as in JSON.
+    /// `bucket`, `window`, `peers`, `typical` or `rule`, as in JSON.
     pub fn name(self) -> &'static str {
         match self {
             EvidenceKind::Bucket => "bucket",
             EvidenceKind::Window => "window",
             EvidenceKind::Peers => "peers",
+            EvidenceKind::Typical => "typical",
             EvidenceKind::Rule => "rule",
         }
     }

@@ -178,6 +178,7 @@ fn buckets(days: i64, quiet_day: i64, share: f64) -> Vec<ClosedBucket> {
                 start: t,
                 value: Some(v),
                 volume: v as u64,
+                logs: None,
             }
         })
         .collect()
@@ -284,6 +285,7 @@ fn learn(m: &mut KpiModel, t: i64, value: f64, weight: f64) -> f64 {
         value,
         events: value,
         others: None,
+        logs: None,
     };
     let a = m.assess(&input);
     m.learn(&input, &a, weight);
@@ -322,6 +324,7 @@ fn a_calendar_day_teaches_the_model_nothing_it_is_as_if_never_seen() {
                     value: 0.0,
                     events: 0.0,
                     others: None,
+                    logs: None,
                 })
                 .expected
             })

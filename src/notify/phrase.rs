@@ -42,9 +42,15 @@ pub fn escalation(a: &Transition) -> Option<String> {
         .map(|from| format!("escalated from {}", from.name()))
 }
 
-/// The KPI and what it did, without labels: `checkouts dropped 63%`.
+/// The KPI and what it did, without labels: `checkouts dropped 63%`; for
+/// evidence from the typical value, what one event is worth:
+/// `revenue's typical value per event dropped 50%`.
 pub fn headline(a: &Transition) -> String {
-    format!("{} {}", a.kpi, change(a))
+    if a.evidence.kind == EvidenceKind::Typical && a.status == Status::Firing {
+        format!("{}'s typical value per event {}", a.kpi, change(a))
+    } else {
+        format!("{} {}", a.kpi, change(a))
+    }
 }
 
 /// What the KPI did: `dropped 63%`, `rose 4.5%`, `dropped to 0`,
@@ -87,6 +93,9 @@ pub fn change(a: &Transition) -> String {
 ///   (normal 240 – 320)`;
 /// - peers: `1,030 over the last 2 h (8 buckets), where its usual 16 % of
 ///   the group implies 2,400 (normal 1,900 – 2,900); its share was 7.3 %`;
+/// - the typical value: `21.2 per event (the geometric mean of the events'
+///   values) over the last 55 minutes (11 buckets), expected 36.1 (normal
+///   21.6 – 60.2)`;
 /// - a rule: `2 is below the configured min of 5`.
 pub fn evidence(a: &Transition) -> String {
     let e = &a.evidence;
@@ -144,6 +153,11 @@ pub fn evidence(a: &Transition) -> String {
                 .unwrap_or_else(|| format!(", expected from its peers {}{normal}", value(a.expected)));
             format!("{} {span}{share}", value(a.observed))
         }
+        EvidenceKind::Typical => format!(
+            "{} per event (the geometric mean of the events' values) {span}, expected {}{normal}",
+            value(a.observed),
+            value(a.expected)
+        ),
         EvidenceKind::Bucket | EvidenceKind::Window => format!(
             "{} {span}, expected {}{normal}",
             value(a.observed),
@@ -357,6 +371,24 @@ mod tests {
             evidence(&a),
             "166 over the last 40 minutes (8 buckets), where its usual 17% of the group implies 280 (normal 240 – 320); its share was 7.3%"
         );
+    }
+
+    #[test]
+    fn the_typical_value_is_per_event_in_the_headline_and_the_evidence() {
+        let mut a = alert(EvidenceKind::Typical, 11);
+        a.kpi = "revenue".into();
+        (a.observed, a.expected, a.lower, a.upper) = (21.2, 36.1, 21.6, 60.2);
+        a.deviation_pct = Some(-41.3);
+        assert_eq!(
+            headline(&a),
+            "revenue's typical value per event dropped 41%"
+        );
+        assert_eq!(
+            evidence(&a),
+            "21.2 per event (the geometric mean of the events' values) over the last 55 minutes (11 buckets), expected 36.1 (normal 21.6 – 60.2)"
+        );
+        a.status = Status::Resolved;
+        assert_eq!(headline(&a), "revenue back to normal");
     }
 
     #[test]

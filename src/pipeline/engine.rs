@@ -81,8 +81,8 @@ enum Model {
 /// the series' value then as a share of expected.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Claim {
-    /// Own model or peers, at `ratio` times expected.
-    Model { peers: bool, ratio: f64 },
+    /// Own model, peers or the typical value, at `ratio` times expected.
+    Model { source: Source, ratio: f64 },
     /// A broken rule or a detector-set score: calm buckets resolve it.
     Calm,
 }
@@ -702,6 +702,7 @@ impl KpiState {
             value,
             events: b.volume as f64,
             others: None,
+            logs: b.logs,
         };
         // Looked up by `&str`, once: cloning the key for `entry` is an
         // atomic increment per judged bucket, which waits for every store
@@ -901,14 +902,14 @@ impl KpiState {
                 // bucket from before the incident would outweigh its first
                 // few and resolve an outage still under way.
                 let recovered = match (*claim, &s.model) {
-                    (Claim::Model { peers, ratio }, Model::Kpi(model)) => {
+                    (Claim::Model { source, ratio }, Model::Kpi(model)) => {
                         let this_bucket_still = decision.is_some_and(|(d, e)| {
                             d == *direction && matches!(e, Decision::Finding(f) if f.buckets == 1)
                         });
                         let since_start = (b.start - *started) / def.bucket.max(1) + 1;
                         let buckets = (a.resolve_after as usize)
                             .min(usize::try_from(since_start).unwrap_or(usize::MAX));
-                        !this_bucket_still && back_to_normal(model, peers, ratio, buckets)
+                        !this_bucket_still && back_to_normal(model, source, ratio, buckets)
                     }
                     _ => {
                         if decision.is_some_and(|(d, _)| d == *direction) {
@@ -1116,25 +1117,24 @@ fn severity_of(d: &Decision, critical_p: f64) -> Severity {
 /// test that resolves an alert, over one bucket).
 fn newest_looks_normal(model: &Model, f: &Finding) -> bool {
     match (model, claim_of(&Decision::Finding(*f))) {
-        (Model::Kpi(model), Claim::Model { peers, ratio }) => {
-            back_to_normal(model, peers, ratio, 1)
+        (Model::Kpi(model), Claim::Model { source, ratio }) => {
+            back_to_normal(model, source, ratio, 1)
         }
         _ => false,
     }
 }
 
 /// Whether the last `buckets` buckets are better explained by normal than
-/// by `ratio` times expected (against the series' own model, or its
-/// peers): the test that resolves a model's alert.
-fn back_to_normal(model: &KpiModel, peers: bool, ratio: f64, buckets: usize) -> bool {
-    let source = if peers { Source::Peers } else { Source::Own };
+/// by `ratio` times expected (against the series' own model, its peers or
+/// its typical value): the test that resolves a model's alert.
+fn back_to_normal(model: &KpiModel, source: Source, ratio: f64, buckets: usize) -> bool {
     model.recovery(source, ratio, buckets) > 0.0
 }
 
 fn claim_of(d: &Decision) -> Claim {
     match d {
         Decision::Finding(f) => Claim::Model {
-            peers: f.source == Source::Peers,
+            source: f.source,
             ratio: if f.expected() > 0.0 {
                 f.observed() / f.expected()
             } else {
@@ -1165,6 +1165,7 @@ fn figures(d: &Decision, b: &ClosedBucket, def: &Kpi, p_star: f64) -> Figures {
             let from = end - i64::from(f.buckets) * def.bucket;
             let kind = match (f.source, f.buckets) {
                 (Source::Peers, _) => EvidenceKind::Peers,
+                (Source::Typical, _) => EvidenceKind::Typical,
                 (Source::Own, 1) => EvidenceKind::Bucket,
                 (Source::Own, _) => EvidenceKind::Window,
             };
@@ -1379,6 +1380,7 @@ mod tests {
                         start: 1_704_067_200 + 300 * step,
                         value: Some(value),
                         volume: value as u64,
+                        logs: None,
                     });
                 }
             }
@@ -1465,6 +1467,7 @@ mod tests {
             start: 0,
             value: Some(1.0),
             volume: 1,
+            logs: None,
         };
         let burst: Vec<_> = [0, 0, 0, 0, 1, 1, 2, 2, 3].into_iter().map(b).collect();
         let side = split_by_load(4, &burst).expect("two sides");
@@ -1492,6 +1495,7 @@ mod tests {
                 value,
                 events: value,
                 others: None,
+                logs: None,
             };
             let a = model.assess(&input);
             model.learn(&input, &a, 1.0);
@@ -1550,6 +1554,7 @@ mod tests {
                     start: t0 + 300 * step,
                     value: Some(value),
                     volume: value as u64,
+                    logs: None,
                 },
                 &mut out,
             );

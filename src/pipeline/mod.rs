@@ -1187,6 +1187,7 @@ fn derive_ratios(ratios: &[RatioPlan], buckets: &mut Vec<ClosedBucket>) {
                     start: d.start,
                     value,
                     volume: d.volume,
+                    logs: None,
                 }
             })
             .collect();

@@ -27,8 +27,10 @@ use crate::durable::Storage;
 /// Bumped whenever the layout changes: 2 added the band to the recent
 /// buckets; 3 changed the detector state (relative-residual tails, and
 /// empirical tails stored as bin masses); 5 dropped the weight from the
-/// KPI model's window entries (it is the events, or 1).
-const VERSION: u32 = 5;
+/// KPI model's window entries (it is the events, or 1); 6 added an
+/// average's typical-value state, and the evidence an alert claims became
+/// the finding's source.
+const VERSION: u32 = 6;
 /// File name inside `service.state_dir`.
 pub const FILE: &str = "snapshot.postcard";
 

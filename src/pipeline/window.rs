@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 use cardinality_estimator::CardinalityEstimator;
 
+use detectors::kpi::typical::LogSums;
+
 use crate::config::model::{Aggregate, Kpi};
 
 use super::FastMap;
@@ -68,18 +70,24 @@ const DISTINCT_REGISTERS: f64 = 4096.0;
 /// few hundred). The KPI model adds it to the noise of distinct counts.
 pub const DISTINCT_REL_VAR: f64 = 1.04 * 1.04 / DISTINCT_REGISTERS;
 
-/// The running aggregate of one open bucket. Small (24 bytes): a sparse
+/// The running aggregate of one open bucket. Small (32 bytes): a sparse
 /// stream caught up from a backlog holds hundreds of open buckets per
 /// series, and adding an event to one is mostly a cache miss on it.
 #[derive(Debug, Default)]
 struct Acc {
     /// Events in the bucket.
-    n: u64,
+    n: u32,
+    /// Values without a logarithm (0 or less) among them (avg).
+    logless: u32,
     /// The sum (sum, avg), the smallest value (min) or the largest (max).
     v: f64,
     /// The items (distinct); empty, and allocates nothing, otherwise. Not
     /// boxed: the estimator is one word, and a box is one more miss.
     distinct: CardinalityEstimator<str>,
+    /// The sums of the values' logarithms and of their squares (avg), for
+    /// the typical-value test. f32: a mean log of thousands of values is
+    /// off by a few millionths of a value's spread.
+    logs: [f32; 2],
 }
 
 impl Acc {
@@ -93,10 +101,32 @@ impl Acc {
                     Aggregate::Max(_) => self.v.max(x),
                     _ => self.v + x,
                 };
+                if matches!(aggregate, Aggregate::Sum(_) | Aggregate::Avg(_)) {
+                    // f32: half the cost of an f64 logarithm per event.
+                    let v = x as f32;
+                    if v > 0.0 && v.is_finite() {
+                        let l = v.ln();
+                        self.logs[0] += l;
+                        self.logs[1] += l * l;
+                    } else {
+                        self.logless += 1;
+                    }
+                }
             }
             Contribution::Item(item) => self.distinct.insert(item),
         }
-        self.n += 1;
+        self.n = self.n.saturating_add(1);
+    }
+
+    /// The logarithms of an average's values, if they were all positive.
+    fn logs(&self, aggregate: &Aggregate) -> Option<LogSums> {
+        (matches!(aggregate, Aggregate::Sum(_) | Aggregate::Avg(_))
+            && self.n > 0
+            && self.logless == 0)
+            .then(|| LogSums {
+                sum: f64::from(self.logs[0]),
+                sum_sq: f64::from(self.logs[1]),
+            })
     }
 
     fn value(&self, aggregate: &Aggregate) -> Option<f64> {
@@ -123,6 +153,9 @@ pub struct ClosedBucket {
     pub value: Option<f64>,
     /// Events in the bucket (for `min_volume`).
     pub volume: u64,
+    /// For an avg KPI whose values in the bucket were all positive: their
+    /// logarithms (the typical-value test). None otherwise.
+    pub logs: Option<LogSums>,
 }
 
 /// What closing produced.
@@ -470,9 +503,13 @@ impl KpiWindows {
                 if i < tail && acc.as_ref().is_none_or(|a| a.n == 0) {
                     continue;
                 }
-                let (value, volume) = match &acc {
-                    Some(a) if a.n > 0 => (a.value(&self.aggregate), a.n),
-                    _ => (zero_when_empty.then_some(0.0), 0),
+                let (value, volume, logs) = match &acc {
+                    Some(a) if a.n > 0 => (
+                        a.value(&self.aggregate),
+                        u64::from(a.n),
+                        a.logs(&self.aggregate),
+                    ),
+                    _ => (zero_when_empty.then_some(0.0), 0, None),
                 };
                 out.push(Closed::Bucket(ClosedBucket {
                     kpi: self.kpi,
@@ -480,6 +517,7 @@ impl KpiWindows {
                     start,
                     value,
                     volume,
+                    logs,
                 }));
             }
         }
@@ -747,6 +785,38 @@ mod tests {
         assert_eq!(closed(Aggregate::Min(field())), vec![Some(-2.0), None]);
         assert_eq!(closed(Aggregate::Max(field())), vec![Some(10.0), None]);
         assert_eq!(closed(Aggregate::Avg(field())), vec![Some(2.875), None]);
+    }
+
+    #[test]
+    fn sums_and_averages_carry_their_values_logarithms_unless_one_is_not_positive() {
+        let logs = |aggregate: Aggregate, values: &[f64]| {
+            let mut w = KpiWindows::new(0, &kpi(60, 0, false, 10), aggregate);
+            for &v in values {
+                w.record("", 600, Contribution::Value(v));
+            }
+            let mut out = Vec::new();
+            w.close(720, &mut out);
+            out.into_iter()
+                .filter_map(|c| match c {
+                    Closed::Bucket(b) => Some(b.logs),
+                    Closed::Evicted { .. } => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let field = || FieldPath(vec!["amount".into()]);
+        let (a, b) = (2f64.ln(), 8f64.ln());
+        for aggregate in [Aggregate::Sum(field()), Aggregate::Avg(field())] {
+            let got = logs(aggregate.clone(), &[2.0, 8.0]);
+            let first = got[0].expect("all positive");
+            assert!(
+                (first.sum - (a + b)).abs() < 1e-6 && (first.sum_sq - (a * a + b * b)).abs() < 1e-5
+            );
+            // The empty bucket after it has none to carry.
+            assert_eq!(got[1], None);
+            // A refund (or a free order) leaves the bucket without.
+            assert_eq!(logs(aggregate, &[2.0, -8.0])[0], None);
+        }
+        assert_eq!(logs(Aggregate::Max(field()), &[2.0, 8.0])[0], None);
     }
 
     #[test]

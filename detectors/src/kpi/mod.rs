@@ -50,6 +50,7 @@
 pub mod noise;
 pub mod profile;
 pub mod tails;
+pub mod typical;
 mod windows;
 
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,7 @@ use crate::{Detector, Direction, Observation, Seasonality};
 use noise::Noise;
 use profile::{Position, Profile};
 use tails::{Predictive, Shape};
+use typical::{LogSums, Typical};
 use windows::WindowSums;
 
 /// Window lengths tested, in buckets.
@@ -94,6 +96,10 @@ const TAIL_PRIOR: f64 = 10.0;
 const MIN_EVENTS: f64 = 10.0;
 /// Forgetting of the ratio to peers, in days of buckets.
 const PEER_MEMORY_DAYS: f64 = 3.0;
+/// Forgetting of the typical value's model, in days of buckets: three days
+/// hold thousands of events even at two a bucket, and follow prices that
+/// change.
+const TYPICAL_MEMORY_DAYS: f64 = 3.0;
 
 /// What the series aggregates; decides its noise and its shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +211,10 @@ pub struct Input {
     /// The sum of the other series of the group in the same bucket, for
     /// peer comparison (None: not grouped, or fewer than two peers).
     pub others: Option<f64>,
+    /// For a sum or an average: its values' logarithms, when they were all
+    /// positive (the typical-value test; None otherwise, and for other
+    /// aggregates).
+    pub logs: Option<LogSums>,
 }
 
 impl Input {
@@ -214,13 +224,17 @@ impl Input {
 }
 
 /// Where a finding's evidence comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Source {
     /// The series against its own model: one bucket (`buckets` = 1) or a
     /// window.
     Own,
     /// The series against its peers.
     Peers,
+    /// A sum's or an average's typical value per event, the geometric mean
+    /// of its events' values, against what one event is usually worth
+    /// (see [`typical`]): a fault that changes every amount by one factor.
+    Typical,
 }
 
 /// The strongest evidence in one direction.
@@ -235,12 +249,14 @@ pub struct Finding {
     /// Buckets the test covers, ending with the bucket assessed.
     pub buckets: u32,
     /// Observed total of the window (for averages and ratios: the sum over
-    /// events, see `divisor`).
+    /// events, see `divisor`; for the typical value: the sum of the
+    /// values' logarithms, over events).
     pub total: f64,
     /// Predictive distribution of that total under normal.
     pub predictive: Predictive,
-    /// Divides totals into the KPI's unit for people: events for averages
-    /// and ratios, buckets for distinct counts, 1 for counts and sums.
+    /// Divides totals into the KPI's unit for people: events for averages,
+    /// ratios and the typical value, buckets for distinct counts, 1 for
+    /// counts and sums.
     pub divisor: f64,
     /// Share of the group during the window, and the usual share (peers).
     pub share: Option<(f64, f64)>,
@@ -252,14 +268,15 @@ impl Finding {
         (self.p * f64::from(self.tests)).min(1.0)
     }
 
-    /// The observed value, in the KPI's unit.
+    /// The observed value, in the KPI's unit (for the typical value: the
+    /// geometric mean of the window's values, per event).
     pub fn observed(&self) -> f64 {
-        self.total / self.divisor
+        self.in_unit(self.total)
     }
 
     /// The expected value, in the KPI's unit.
     pub fn expected(&self) -> f64 {
-        self.predictive.mean / self.divisor
+        self.in_unit(self.predictive.mean)
     }
 
     /// The band a test at adjusted level `p_star` accepts, in the KPI's
@@ -267,9 +284,22 @@ impl Finding {
     pub fn band(&self, p_star: f64) -> (f64, f64) {
         let alpha = p_star / f64::from(self.tests.max(1));
         (
-            self.predictive.lower_edge(alpha) / self.divisor,
-            self.predictive.upper_edge(alpha) / self.divisor,
+            self.in_unit(self.predictive.lower_edge(alpha)),
+            self.in_unit(self.predictive.upper_edge(alpha)),
         )
+    }
+
+    /// A total of the test in the KPI's unit: divided by `divisor`, and
+    /// for the typical value (a mean of logarithms) exponentiated, which
+    /// keeps the order: a value outside the band in the test is outside it
+    /// in the unit.
+    fn in_unit(&self, total: f64) -> f64 {
+        let per = total / self.divisor;
+        if self.source == Source::Typical {
+            per.exp()
+        } else {
+            per
+        }
     }
 }
 
@@ -370,12 +400,14 @@ struct Entry {
 
 impl Entry {
     /// Expected value and noise variance from `source` (NaN for peers
-    /// before they were compared).
+    /// before they were compared, and for the typical value, whose sums
+    /// the ring does not hold: see `TypicalTest`).
     #[inline]
     fn expected(&self, source: Source) -> (f32, f32) {
         match source {
             Source::Own => (self.mu, self.vn),
             Source::Peers => (self.mu_p, self.vn_p),
+            Source::Typical => (f32::NAN, f32::NAN),
         }
     }
 }
@@ -510,6 +542,20 @@ pub struct KpiModel {
     /// Boxed: most series (counts, ratios) have none, and need not carry
     /// the room inline.
     tails: Option<Box<[EmpiricalTail; 2]>>,
+    /// For sums and averages: the typical-value test. Boxed, as for
+    /// `tails`.
+    typical: Option<Box<TypicalTest>>,
+}
+
+/// The typical-value test of a series: its model, and the sums of
+/// logarithms of the ring's buckets (at the ring's indices).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TypicalTest {
+    model: Typical,
+    logs: Vec<f32>,
+    /// Newest entries in a row that have logarithms (a bucket with a value
+    /// of 0 or less has none, and windows stop before it).
+    valid: u8,
 }
 
 impl KpiModel {
@@ -545,6 +591,13 @@ impl KpiModel {
                     EmpiricalTail::new(TAIL_ORIGIN, 1.0 / (TAIL_MEMORY_DAYS * per_day), TAIL_PRIOR)
                 };
                 Box::new([tail(), tail()])
+            }),
+            typical: matches!(config.kind, Kind::Sum | Kind::Avg).then(|| {
+                Box::new(TypicalTest {
+                    model: Typical::default(),
+                    logs: vec![0.0; SPAN],
+                    valid: 0,
+                })
             }),
             config,
         }
@@ -654,6 +707,7 @@ impl KpiModel {
         };
         if ready {
             self.scan(&entry, Source::Own, rho2, &mut a);
+            self.scan_typical(input, &mut a);
             self.long_run(input, mu_v, noise_var, rho2, &mut a);
         } else {
             self.absence_while_warming(input, &mut a);
@@ -811,6 +865,51 @@ impl KpiModel {
             if !test(a, k, totals) {
                 return;
             }
+        }
+    }
+
+    /// Tests the windows ending with `input` for the typical value per
+    /// event: the mean log of their events' values against the series'
+    /// usual one (see [`typical`]).
+    fn scan_typical(&self, input: &Input, a: &mut Assessment) {
+        let Some(t) = self.typical.as_deref() else {
+            return;
+        };
+        let Some(first) = logs_of(input) else {
+            return;
+        };
+        if self.negative_seen || !t.model.known(self.per_day) {
+            return;
+        }
+        let available = usize::from(t.valid).min(usize::from(self.ready_len)) + 1;
+        let by_volume = self.config.min_volume > 0.0;
+        let (mut l, mut n) = (first.sum, input.events);
+        let mut idx = usize::from(self.head);
+        for k in 1..=available.min(SPAN) {
+            if k > 1 {
+                idx = if idx == 0 { SPAN - 1 } else { idx - 1 };
+                l += f64::from(t.logs[idx]);
+                n += f64::from(self.ring[idx].n);
+            }
+            // As for a mean: not judged on a handful of events.
+            if !WINDOWS.contains(&k) || n < MIN_EVENTS || (by_volume && n < self.config.min_volume)
+            {
+                continue;
+            }
+            let (mean, var) = t.model.predictive(n);
+            let candidate = Candidate {
+                source: Source::Typical,
+                buckets: k,
+                total: l,
+                predictive: Predictive {
+                    mean,
+                    var,
+                    shape: Shape::Normal,
+                },
+                divisor: n,
+                ratio: None,
+            };
+            consider(a, candidate, None);
         }
     }
 
@@ -1051,6 +1150,7 @@ impl KpiModel {
                 }
             }
             self.learn_peers(input, a, weight);
+            self.learn_typical(input, weight);
             // The first anomalous bucket after normal ones, found by a
             // window: the window's earlier buckets, learnt in full, were
             // the anomaly's start; their hours teach no shape tonight.
@@ -1172,12 +1272,35 @@ impl KpiModel {
             self.sums.slide(&self.ring, head, &e);
         }
         self.ring[head] = e;
+        if let Some(t) = self.typical.as_deref_mut() {
+            match logs_of(input) {
+                Some(logs) => {
+                    t.logs[head] = logs.sum as f32;
+                    t.valid = (t.valid + 1).min(SPAN as u8 - 1);
+                }
+                None => {
+                    t.logs[head] = 0.0;
+                    t.valid = 0;
+                }
+            }
+        }
         self.head = ((head + 1) % SPAN) as u8;
         self.len = (self.len + 1).min(SPAN as u8);
         // Summed afresh once a turn of the ring (sliding sums drift by
         // their rounding), and after a restore.
         if self.head == 0 || !self.sums.valid {
             self.sums = WindowSums::of(&self.ring, usize::from(self.head));
+        }
+    }
+
+    /// An ordinary bucket teaches the typical-value test.
+    fn learn_typical(&mut self, input: &Input, weight: f64) {
+        let keep = |days: f64| 1.0 - 1.0 / (days * self.per_day).max(2.0);
+        let (keep, keep_wander) = (keep(TYPICAL_MEMORY_DAYS), keep(NOISE_MEMORY_DAYS));
+        if let (Some(t), Some(logs)) = (self.typical.as_deref_mut(), input.logs) {
+            if weight >= 1.0 {
+                t.model.learn(&logs, input.events, keep, keep_wander);
+            }
         }
     }
 
@@ -1220,6 +1343,9 @@ impl KpiModel {
     /// better, and the alert can resolve.
     pub fn recovery(&self, source: Source, ratio: f64, buckets: usize) -> f64 {
         let ratio = ratio.clamp(0.05, 20.0);
+        if source == Source::Typical {
+            return self.typical_recovery(ratio, buckets);
+        }
         let mut llr = 0.0;
         let mut idx = self.head as usize;
         for _ in 0..buckets.min(usize::from(self.len)) {
@@ -1244,6 +1370,30 @@ impl KpiModel {
                     ((x - alt).powi(2) - (x - mu).powi(2)) / (2.0 * v)
                 }
             };
+        }
+        llr
+    }
+
+    /// [`KpiModel::recovery`] for the typical value: each bucket's sum of
+    /// logs, normal, against its events at the usual mean log or shifted
+    /// by ln(`ratio`).
+    fn typical_recovery(&self, ratio: f64, buckets: usize) -> f64 {
+        let Some(t) = self.typical.as_deref() else {
+            return 0.0;
+        };
+        let mut llr = 0.0;
+        let mut idx = usize::from(self.head);
+        let reach = buckets.min(usize::from(self.len)).min(usize::from(t.valid));
+        for _ in 0..reach {
+            idx = if idx == 0 { SPAN - 1 } else { idx - 1 };
+            let n = f64::from(self.ring[idx].n);
+            if n < 1.0 {
+                continue;
+            }
+            let x = f64::from(t.logs[idx]);
+            let (mu, v) = t.model.predictive(n);
+            let alt = mu + n * ratio.ln();
+            llr += ((x - alt).powi(2) - (x - mu).powi(2)) / (2.0 * v.max(1e-300));
         }
         llr
     }
@@ -1281,7 +1431,19 @@ impl KpiModel {
                 .tails
                 .as_ref()
                 .map_or(0, |_| std::mem::size_of::<[EmpiricalTail; 2]>())
+            + self.typical.as_ref().map_or(0, |t| {
+                std::mem::size_of::<TypicalTest>() + t.logs.capacity() * std::mem::size_of::<f32>()
+            })
     }
+}
+
+/// A bucket's logarithms, for the typical-value test: those it came with,
+/// or none at all for a bucket without events (a sum of 0).
+fn logs_of(input: &Input) -> Option<LogSums> {
+    input.logs.or((input.events == 0.0).then_some(LogSums {
+        sum: 0.0,
+        sum_sq: 0.0,
+    }))
 }
 
 /// One test of a window, before it is looked up.

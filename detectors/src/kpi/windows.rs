@@ -53,6 +53,8 @@ impl Totals {
         match source {
             Source::Own => (self.0[2], self.0[3]),
             Source::Peers => (self.0[4], self.0[5]),
+            // Not summed here (see `TypicalTest`).
+            Source::Typical => (f64::NAN, f64::NAN),
         }
     }
 }
