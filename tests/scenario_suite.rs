@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kpiwatch::simulate::scenario::{Effect, Scenario, Shop};
+use kpiwatch::simulate::scenario::{Change, Effect, Scenario, Shop};
 use kpiwatch::simulate::stream::{expected, Expected, RETRY_DELAY};
 
 fn suite(file: &str) -> PathBuf {
@@ -278,6 +278,17 @@ fn main_shops() -> Vec<(Shop, Vec<Expected>)> {
         .collect()
 }
 
+/// Detectable in principle: enough events change.
+fn assert_detectable(scale: f64, c: &Change, x: &Expected) {
+    assert!(
+        x.affected() >= 15.0,
+        "x{scale} {}: only {:.1} {} events change",
+        c.id,
+        x.affected(),
+        x.event_type
+    );
+}
+
 #[test]
 fn the_main_scenario_has_fair_separate_incidents_at_every_scale() {
     for (shop, expected) in main_shops() {
@@ -311,14 +322,7 @@ fn the_main_scenario_has_fair_separate_incidents_at_every_scale() {
         assert!(shop.start < dst.start && dst.end < shop.end);
         for (c, x) in shop.incidents.iter().zip(&expected) {
             let label = c.label.as_ref().unwrap();
-            // Detectable in principle: enough events change.
-            assert!(
-                x.affected() >= 15.0,
-                "x{scale} {}: only {:.1} {} events change",
-                c.id,
-                x.affected(),
-                x.event_type
-            );
+            assert_detectable(scale, c, x);
             // The strictest target is for drops of a busy series.
             let counted = !matches!(c.effect, Effect::Amount { .. });
             if label.direction == "drop" && label.target_delay_buckets <= Some(2) && counted {
@@ -352,13 +356,7 @@ fn at_scales_the_file_does_not_name_every_incident_is_still_detectable_in_princi
         let ids = |s: &Shop| s.incidents.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&shop), ids(&named), "x{scale}");
         for (c, x) in shop.incidents.iter().zip(expected(&shop)) {
-            assert!(
-                x.affected() >= 15.0,
-                "x{scale} {}: only {:.1} {} events change",
-                c.id,
-                x.affected(),
-                x.event_type
-            );
+            assert_detectable(scale, c, &x);
         }
     }
 }

@@ -451,6 +451,14 @@ fn conversion_falling_with_traffic_unchanged_is_caught() {
     );
 }
 
+/// The logarithms of a bucket's values, as the aggregator sums them.
+fn log_sums(values: &[f64]) -> LogSums {
+    LogSums {
+        sum: values.iter().map(|v| v.ln()).sum(),
+        sum_sq: values.iter().map(|v| v.ln() * v.ln()).sum(),
+    }
+}
+
 /// A price bug: from Monday noon of the third week every basket costs 60 %
 /// of what it did, in a shop whose afternoon has `peak` baskets a bucket.
 /// The buckets to the first anomalous one and its source (None: not
@@ -478,10 +486,7 @@ fn amount_bug(kind: Kind, peak: f64, seed: u64, logs: bool) -> (Option<(i64, Sou
         let values: Vec<f64> = (0..n as u64)
             .map(|_| amounts.sample(&mut rng) * factor)
             .collect();
-        let sums = LogSums {
-            sum: values.iter().map(|v| v.ln()).sum(),
-            sum_sq: values.iter().map(|v| v.ln() * v.ln()).sum(),
-        };
+        let sums = log_sums(&values);
         let j = step(
             &mut model,
             Input {
@@ -579,10 +584,7 @@ fn the_typical_basket_is_reported_as_a_geometric_mean_outside_its_band() {
         let values: Vec<f64> = (0..n as u64)
             .map(|_| amounts.sample(&mut rng) * factor)
             .collect();
-        let logs = LogSums {
-            sum: values.iter().map(|v| v.ln()).sum(),
-            sum_sq: values.iter().map(|v| v.ln() * v.ln()).sum(),
-        };
+        let logs = log_sums(&values);
         let input = Input {
             time: t,
             utc_offset: 0,
