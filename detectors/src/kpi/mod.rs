@@ -854,16 +854,19 @@ impl KpiModel {
         let available = usize::from(t.valid).min(usize::from(self.ready_len)) + 1;
         let by_volume = self.config.min_volume > 0.0;
         let (mut l, mut n) = (first.sum, input.events);
-        let mut idx = usize::from(self.head);
+        let mut newest = self.newest();
+        let mut next = WINDOWS.iter().peekable();
         for k in 1..=available.min(SPAN) {
             if k > 1 {
-                idx = if idx == 0 { SPAN - 1 } else { idx - 1 };
+                let idx = newest.next().expect("k <= SPAN");
                 l += f64::from(t.logs[idx]);
                 n += f64::from(self.ring[idx].n);
             }
+            if next.next_if_eq(&&k).is_none() {
+                continue;
+            }
             // As for a mean: not judged on a handful of events.
-            if !WINDOWS.contains(&k) || n < MIN_EVENTS || (by_volume && n < self.config.min_volume)
-            {
+            if n < MIN_EVENTS || (by_volume && n < self.config.min_volume) {
                 continue;
             }
             let (mean, var) = t.model.predictive(n);
@@ -1313,12 +1316,13 @@ impl KpiModel {
 
     /// An ordinary bucket teaches the typical-value test.
     fn learn_typical(&mut self, input: &Input, weight: f64) {
+        let Some(logs) = input.logs.filter(|_| weight >= 1.0) else {
+            return;
+        };
         let keep = |days: f64| 1.0 - 1.0 / (days * self.per_day).max(2.0);
         let (keep, keep_wander) = (keep(TYPICAL_MEMORY_DAYS), keep(NOISE_MEMORY_DAYS));
-        if let (Some(t), Some(logs)) = (self.typical.as_deref_mut(), input.logs) {
-            if weight >= 1.0 {
-                t.model.learn(&logs, input.events, keep, keep_wander);
-            }
+        if let Some(t) = self.typical.as_deref_mut() {
+            t.model.learn(&logs, input.events, keep, keep_wander);
         }
     }
 
@@ -1365,9 +1369,7 @@ impl KpiModel {
             return self.typical_recovery(ratio, buckets);
         }
         let mut llr = 0.0;
-        let mut idx = self.head as usize;
-        for _ in 0..buckets.min(usize::from(self.len)) {
-            idx = if idx == 0 { SPAN - 1 } else { idx - 1 };
+        for idx in self.newest().take(buckets.min(usize::from(self.len))) {
             let e = self.ring[idx];
             let (mu, vn) = e.expected(source);
             let (mu, vn) = (f64::from(mu), f64::from(vn));
@@ -1400,10 +1402,8 @@ impl KpiModel {
             return 0.0;
         };
         let mut llr = 0.0;
-        let mut idx = usize::from(self.head);
         let reach = buckets.min(usize::from(self.len)).min(usize::from(t.valid));
-        for _ in 0..reach {
-            idx = if idx == 0 { SPAN - 1 } else { idx - 1 };
+        for idx in self.newest().take(reach) {
             let n = f64::from(self.ring[idx].n);
             if n < 1.0 {
                 continue;
@@ -1414,6 +1414,12 @@ impl KpiModel {
             llr += ((x - alt).powi(2) - (x - mu).powi(2)) / (2.0 * v.max(1e-300));
         }
         llr
+    }
+
+    /// The ring's indices from the newest entry back, once round.
+    fn newest(&self) -> impl Iterator<Item = usize> {
+        let head = usize::from(self.head);
+        (1..=SPAN).map(move |back| (head + SPAN - back) % SPAN)
     }
 
     /// What the model has learnt, for people and reports: the level, the
