@@ -4,7 +4,8 @@
 //! on 2024-01-20, 10:00-14:00 UTC) with its config and the labels file
 //! `checkout_outage.incidents.json`: the outage on the totals and per
 //! country (`checkouts-stop`), the same outage in Sweden's own series
-//! (`checkouts-stop-se`, which today's detectors miss), and a quiet first
+//! (`checkouts-stop-se`: two to three checkouts an hour stopping, caught
+//! by its fourth empty hour, later than its target), and a quiet first
 //! weekend.
 //!
 //! - Text: a per-KPI table, a line per incident, quiet span, false alert
@@ -95,16 +96,16 @@ fn the_text_report_has_a_kpi_table_a_line_per_incident_and_an_overall_line() {
     assert_eq!(line("checkouts "), "checkouts 1 1 0/1 0 0 1/1 (100%) 0 0");
     assert_eq!(
         line("checkouts_by_country"),
-        "checkouts_by_country 2 1 1/0 0 0 1/2 (50%) 0 0"
+        "checkouts_by_country 2 2 2/0 0 0 2/2 (100%) 0 0"
     );
     assert_eq!(line("carts"), "carts 1 0 0/0 0 0 - 0 0");
     assert_eq!(
         line("checkouts-stop "),
-        "checkouts-stop (outage): detected after 120 min, 2 buckets (target 2: met) by checkouts, window evidence, fired 2024-01-20T12:00:00Z; 3 alerts matched, 0 firing after its end"
+        "checkouts-stop (outage): detected after 120 min, 2 buckets (target 2: met) by checkouts, window evidence, fired 2024-01-20T12:00:00Z; 4 alerts matched, 0 firing after its end"
     );
     assert_eq!(
         line("checkouts-stop-se"),
-        "checkouts-stop-se (segment_outage): MISSED (target 2 buckets)"
+        "checkouts-stop-se (segment_outage): detected after 240 min, 4 buckets (target 2: missed) by checkouts_by_country (country=SE), window evidence, fired 2024-01-20T14:00:00Z; 1 alerts matched, 0 firing after its end"
     );
     assert_eq!(
         line("first-weekend"),
@@ -114,7 +115,7 @@ fn the_text_report_has_a_kpi_table_a_line_per_incident_and_an_overall_line() {
     assert_eq!(line("Violations"), "Violations (0)", "{text}");
     assert!(
         line("Overall").starts_with(
-            "Overall: recall 1/2 (50%), 0 false per KPI-week (0 false in 12 KPI-weeks), 0 still firing, 0 firing after incident end,"
+            "Overall: recall 2/2 (100%), 0 false per KPI-week (0 false in 12 KPI-weeks), 0 still firing, 0 firing after incident end,"
         ),
         "{text}"
     );
@@ -156,9 +157,9 @@ fn the_json_report_scores_the_checkout_outage() {
     assert_eq!(by_country["series"], 2);
     assert_eq!(
         (&by_country["incidents"], &by_country["detected"]),
-        (&2.into(), &1.into())
+        (&2.into(), &2.into())
     );
-    assert_eq!(by_country["recall"], 0.5);
+    assert_eq!(by_country["recall"], 1.0);
     assert_eq!(
         kpi("carts")["recall"],
         Value::Null,
@@ -178,25 +179,26 @@ fn the_json_report_scores_the_checkout_outage() {
     assert_eq!(outage["first_alert"]["fired_at"], "2024-01-20T12:00:00Z");
     assert_eq!(
         (&outage["alerts"], &outage["firing_after_end"]),
-        (&3.into(), &0.into())
+        (&4.into(), &0.into())
     );
     let sweden = &r["incidents"][1];
-    assert_eq!(sweden["detected"], false);
+    assert_eq!(sweden["detected"], true);
     assert_eq!(
-        (&sweden["delay_minutes"], &sweden["first_alert"]),
-        (&Value::Null, &Value::Null)
+        (&sweden["delay_buckets"], &sweden["within_target"]),
+        (&4.into(), &false.into())
     );
+    assert_eq!(sweden["first_alert"]["labels"]["country"], "SE");
     assert_eq!(r["quiet"][0]["alerts"], 0);
 
     let overall = &r["overall"];
     assert_eq!(
         (&overall["incidents"], &overall["detected"]),
-        (&2.into(), &1.into())
+        (&2.into(), &2.into())
     );
-    assert_eq!(overall["recall"], 0.5);
+    assert_eq!(overall["recall"], 1.0);
     assert_eq!(
         (&overall["fired"], &overall["false"]),
-        (&3.into(), &0.into())
+        (&4.into(), &0.into())
     );
     let kpi_weeks = overall["kpi_weeks"].as_f64().expect("kpi_weeks");
     assert!(
@@ -206,7 +208,7 @@ fn the_json_report_scores_the_checkout_outage() {
     assert_eq!(overall["still_firing_at_end"], 0);
 
     let alerts = r["alerts"].as_array().expect("alerts");
-    assert_eq!(alerts.len(), 3);
+    assert_eq!(alerts.len(), 4);
     for a in alerts {
         assert_eq!(a["matched"], "checkouts-stop", "{a}");
         assert_ne!(a["resolved_at"], Value::Null, "{a}");
@@ -242,7 +244,7 @@ fn without_incidents_every_alert_is_listed_unlabelled() {
     let text = run.ok();
     assert!(text.contains("alerts/week"), "{text}");
     assert!(
-        text.contains("Alerts (3; no labels given: pass --incidents to score them)"),
+        text.contains("Alerts (4; no labels given: pass --incidents to score them)"),
         "{text}"
     );
     assert!(!text.contains("Incidents"), "{text}");
@@ -250,7 +252,7 @@ fn without_incidents_every_alert_is_listed_unlabelled() {
     assert_eq!(r["labelled"], false);
     assert_eq!(
         (&r["overall"]["fired"], &r["overall"]["false"]),
-        (&3.into(), &3.into())
+        (&4.into(), &4.into())
     );
     assert_eq!(r["overall"]["recall"], Value::Null);
     assert_eq!(r["incidents"], Value::Array(vec![]));
@@ -268,18 +270,18 @@ fn alerts_matching_no_incident_are_false_and_listed_under_their_quiet_span() {
     );
     let text = run.ok();
     assert!(text.contains("a-week-early: MISSED"), "{text}");
-    assert!(text.contains("False alerts (3)"), "{text}");
+    assert!(text.contains("False alerts (4)"), "{text}");
     assert!(
-        text.contains("  checkouts fired 2024-01-20T12:00:00Z (critical drop, window evidence): observed 0 vs expected 11.8, band 0.544 to 28; id 95e374b9abe5e7f3"),
+        text.contains("  checkouts fired 2024-01-20T12:00:00Z (critical drop, window evidence): observed 0 vs expected 11.8, band 0.934 to 28.4; id 95e374b9abe5e7f3"),
         "{text}"
     );
     assert!(
-        text.contains("release-day (release): 2024-01-20T00:00:00Z to 2024-01-21T00:00:00Z: 3 false alerts started inside"),
+        text.contains("release-day (release): 2024-01-20T00:00:00Z to 2024-01-21T00:00:00Z: 4 false alerts started inside"),
         "{text}"
     );
     assert!(
         text.contains(
-            "Overall: recall 0/1 (0%), 0.25 false per KPI-week (3 false in 12 KPI-weeks)"
+            "Overall: recall 0/1 (0%), 0.333 false per KPI-week (4 false in 12 KPI-weeks)"
         ),
         "{text}"
     );

@@ -115,11 +115,17 @@ struct Recent {
     t: i64,
     value: f64,
     expected: f32,
-    /// Predictive variance (KPI model), or NaN.
-    var: f32,
-    /// The band (detector set), or NaN.
-    lower: f32,
-    upper: f32,
+    spread: Spread,
+}
+
+/// How far a recent bucket could have gone without surprise.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+enum Spread {
+    /// A KPI model's predictive variance, and the part of it that is the
+    /// expectation's own uncertainty.
+    Predictive { var: f32, rate_var: f32 },
+    /// A detector set's band.
+    Band { lower: f32, upper: f32 },
 }
 
 /// Everything kept per series; snapshotted whole.
@@ -777,9 +783,10 @@ impl KpiState {
                     t: b.start,
                     value,
                     expected: assessment.expected as f32,
-                    var: assessment.point.var as f32,
-                    lower: f32::NAN,
-                    upper: f32::NAN,
+                    spread: Spread::Predictive {
+                        var: assessment.point.var as f32,
+                        rate_var: assessment.point.rate_var as f32,
+                    },
                 };
                 (decision, recent)
             }
@@ -805,9 +812,10 @@ impl KpiState {
                     t: b.start,
                     value,
                     expected: verdict.expected as f32,
-                    var: f32::NAN,
-                    lower: verdict.lower as f32,
-                    upper: verdict.upper as f32,
+                    spread: Spread::Band {
+                        lower: verdict.lower as f32,
+                        upper: verdict.upper as f32,
+                    },
                 };
                 (decision, recent)
             }
@@ -1057,6 +1065,7 @@ fn trace_assessment(
         events = b.volume,
         expected = assessment.expected,
         sd = assessment.point.var.sqrt(),
+        rel_vars = ?assessment.rel_vars(),
         ready = assessment.ready,
         p_star,
         firing,
@@ -1065,6 +1074,8 @@ fn trace_assessment(
         phi = learnt.phi,
         kappa = learnt.kappa,
         shift = learnt.shift,
+        typical_spread = learnt.typical_spread,
+        typical_wander = learnt.typical_wander,
         "judged"
     );
 }
@@ -1273,30 +1284,32 @@ fn resolved_figures(
 /// The point band of a recent bucket at the alert level: the KPI model's
 /// one-bucket test level (the alert level shared over its windows).
 fn recent_band(model: &Model, r: &Recent, p_star: f64) -> (f64, f64) {
-    match model {
-        Model::Kpi(m) => {
-            if !(r.var.is_finite() && r.var > 0.0) {
+    match (model, r.spread) {
+        (Model::Kpi(m), Spread::Predictive { var, rate_var }) => {
+            if !(var.is_finite() && var > 0.0) {
                 return (f64::NAN, f64::NAN);
             }
             let predictive = Predictive {
                 mean: f64::from(r.expected),
-                var: f64::from(r.var),
+                var: f64::from(var),
+                rate_var: f64::from(rate_var),
                 shape: m.shape(),
             };
             let alpha = p_star / kpi::WINDOWS.len() as f64;
             (predictive.lower_edge(alpha), predictive.upper_edge(alpha))
         }
-        Model::Set(_) => set_band(
+        (Model::Set(_), Spread::Band { lower, upper }) => set_band(
             &Verdict {
                 expected: f64::from(r.expected),
-                lower: f64::from(r.lower),
-                upper: f64::from(r.upper),
+                lower: f64::from(lower),
+                upper: f64::from(upper),
                 score: 0.0,
                 direction: Direction::None,
                 warming_up: false,
             },
             p_star,
         ),
+        _ => (f64::NAN, f64::NAN),
     }
 }
 
@@ -1514,6 +1527,7 @@ mod tests {
             predictive: Predictive {
                 mean: 600.0,
                 var: 600.0,
+                rate_var: 0.0,
                 shape: kpi::tails::Shape::ScaledPoisson,
             },
             divisor: 1.0,

@@ -29,8 +29,9 @@ use crate::durable::Storage;
 /// empirical tails stored as bin masses); 5 dropped the weight from the
 /// KPI model's window entries (it is the events, or 1); 6 added an
 /// average's typical-value state, and the evidence an alert claims became
-/// the finding's source.
-const VERSION: u32 = 6;
+/// the finding's source; 7 kept, per recent bucket, the part of its
+/// variance that is the expectation's own.
+const VERSION: u32 = 7;
 /// File name inside `service.state_dir`.
 pub const FILE: &str = "snapshot.postcard";
 

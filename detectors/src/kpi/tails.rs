@@ -25,11 +25,24 @@
 //! basket among three as a one-in-a-million event. Averages that can be
 //! negative are judged as normal.
 //!
+//! The expectation itself is uncertain (how well the seasonal profile is
+//! known, how far the business wanders from it), and that uncertainty is
+//! *multiplicative*: a Saturday factor known to 10 % may be 0.9 or 1.1 of
+//! itself, never below zero. So the part of the variance that is the
+//! expectation's own (`rate_var`) is not added to the noise as more of the
+//! same: counts and sums mix their scaled Poisson over a gamma-distributed
+//! rate of that relative variance, a scaled *negative binomial*. Against
+//! a scaled Poisson of the same variance it is skewed the way a rate is: a
+//! fall to a fifth of the expectation is rarer (the rate would have to be
+//! off by far more than its uncertainty), a doubling likelier. With
+//! `rate_var` 0 it is the scaled Poisson.
+//!
 //! The inverses give the *band*: the values a test at level `alpha` would
 //! not flag. They are found by bisection on the same tail functions, so a
 //! value outside the band is exactly a value the test flags, which is what
 //! makes an alert's "observed, normal band" never contradict its firing.
 
+use statrs::function::beta::checked_beta_reg;
 use statrs::function::erf::{erfc, erfc_inv};
 use statrs::function::gamma::{checked_gamma_lr, checked_gamma_ur};
 
@@ -37,6 +50,11 @@ use statrs::function::gamma::{checked_gamma_lr, checked_gamma_ur};
 /// incomplete gamma functions converge slowly there, and the skew is
 /// negligible.
 const NORMAL_ABOVE: f64 = 1e5;
+
+/// The gamma rate's shape (one over its relative variance) above which
+/// the mixture is the Poisson: the incomplete beta function's continued
+/// fraction converges slowly there, and the rate is known to 0.1 %.
+const GAMMA_SHAPE_MAX: f64 = 1e6;
 
 /// P(Z >= z) for a standard normal Z.
 #[inline]
@@ -71,25 +89,72 @@ pub struct Predictive {
     pub mean: f64,
     /// Variance around it.
     pub var: f64,
+    /// The part of `var` that is the expectation's own uncertainty
+    /// (relative model error × mean²), the rest being noise around it:
+    /// for counts and sums, the variance of the gamma rate their Poisson
+    /// is mixed over. 0 for none.
+    pub rate_var: f64,
     /// Its shape.
     pub shape: Shape,
+}
+
+/// A count-like predictive: `s` × K, K Poisson with mean `lambda`, or,
+/// with a finite gamma shape `r`, negative binomial of that mean (its rate
+/// gamma-distributed with relative variance 1 / `r`).
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    lambda: f64,
+    s: f64,
+    r: f64,
+}
+
+impl Counts {
+    /// P(K <= k).
+    fn lower(&self, k: f64) -> f64 {
+        if k < 0.0 {
+            return 0.0;
+        }
+        if self.r.is_finite() {
+            // P(K <= k) = I_p(r, k + 1), p = r / (r + lambda).
+            let p = self.r / (self.r + self.lambda);
+            if let Ok(v) = checked_beta_reg(self.r, k + 1.0, p) {
+                return v.clamp(0.0, 1.0);
+            }
+        }
+        if self.lambda > NORMAL_ABOVE {
+            normal_upper((self.lambda - k) / self.lambda.sqrt())
+        } else {
+            // P(X <= k) = Q(k + 1, lambda).
+            checked_gamma_ur(k + 1.0, self.lambda).unwrap_or(1.0)
+        }
+    }
+
+    /// P(K >= k).
+    fn upper(&self, k: f64) -> f64 {
+        if k <= 0.0 {
+            return 1.0;
+        }
+        if self.r.is_finite() {
+            // P(K >= k) = I_{1-p}(k, r), computed on the tail's own side.
+            let q = self.lambda / (self.r + self.lambda);
+            if let Ok(v) = checked_beta_reg(k, self.r, q) {
+                return v.clamp(0.0, 1.0);
+            }
+        }
+        if self.lambda > NORMAL_ABOVE {
+            normal_upper((k - self.lambda) / self.lambda.sqrt())
+        } else {
+            // P(X >= k) = P(k, lambda), the lower regularised gamma.
+            checked_gamma_lr(k, self.lambda).unwrap_or(0.0)
+        }
+    }
 }
 
 impl Predictive {
     /// P(X <= x).
     pub fn lower(&self, x: f64) -> f64 {
-        match self.poisson() {
-            Some((lambda, s)) => {
-                let k = x / s;
-                if k < 0.0 {
-                    0.0
-                } else if lambda > NORMAL_ABOVE {
-                    normal_upper((lambda - k) / lambda.sqrt())
-                } else {
-                    // P(X <= k) = Q(k + 1, lambda).
-                    checked_gamma_ur(k + 1.0, lambda).unwrap_or(1.0)
-                }
-            }
+        match self.counts() {
+            Some(c) => c.lower(x / c.s),
             None if matches!(self.shape, Shape::ScaledPoisson | Shape::Compound) && x < 0.0 => 0.0,
             None => match self.log_normal() {
                 Some(_) if x <= 0.0 => 0.0,
@@ -110,18 +175,8 @@ impl Predictive {
                 };
             }
         }
-        match self.poisson() {
-            Some((lambda, s)) => {
-                let k = x / s;
-                if k <= 0.0 {
-                    1.0
-                } else if lambda > NORMAL_ABOVE {
-                    normal_upper((k - lambda) / lambda.sqrt())
-                } else {
-                    // P(X >= k) = P(k, lambda), the lower regularised gamma.
-                    checked_gamma_lr(k, lambda).unwrap_or(0.0)
-                }
-            }
+        match self.counts() {
+            Some(c) => c.upper(x / c.s),
             None => match self.log_normal() {
                 Some(_) if x <= 0.0 => 1.0,
                 Some((m, sd)) => normal_upper((x.ln() - m) / sd),
@@ -134,8 +189,8 @@ impl Predictive {
     /// `P(X <= lo) = alpha`, or 0 (scaled Poisson) / the far tail when
     /// even the lowest value is more likely than `alpha`.
     pub fn lower_edge(&self, alpha: f64) -> f64 {
-        match self.poisson() {
-            Some((lambda, s)) => {
+        match self.counts() {
+            Some(Counts { lambda, s, .. }) => {
                 if self.lower(0.0) >= alpha {
                     return 0.0;
                 }
@@ -172,8 +227,8 @@ impl Predictive {
                 return (m + normal_quantile_upper(alpha) * sd).exp();
             }
         }
-        match self.poisson() {
-            Some((lambda, s)) => {
+        match self.counts() {
+            Some(Counts { lambda, s, .. }) => {
                 // upper() decreases with x: find a bracket, then bisect.
                 let mut hi = (self.mean.max(s) * 2.0).max(s);
                 let mut guard = 0;
@@ -202,21 +257,40 @@ impl Predictive {
         }
     }
 
-    /// Poisson mean and scale, for scaled-Poisson shapes with a positive
-    /// mean and at least Poisson's variance. Less than Poisson's (a ratio
-    /// of counts near one half is binomial: its tails are lighter on the
-    /// right and heavier on the left than a Poisson's of that variance),
-    /// the normal tail is used instead, which errs on the side of less
-    /// alarm.
+    /// The Poisson (or negative binomial) part of a scaled-Poisson shape
+    /// with a positive mean and at least Poisson's variance. Less than
+    /// Poisson's (a ratio of counts near one half is binomial: its tails
+    /// are lighter on the right and heavier on the left than a Poisson's
+    /// of that variance), the normal tail is used instead, which errs on
+    /// the side of less alarm. The rate is mixed over a gamma when its
+    /// own variance is given and the noise alone is at least Poisson's;
+    /// otherwise all the variance is taken as noise.
     #[inline]
-    fn poisson(&self) -> Option<(f64, f64)> {
-        match self.shape {
-            Shape::ScaledPoisson | Shape::Compound if self.mean > 0.0 && self.var >= self.mean => {
-                let s = self.var / self.mean;
-                Some((self.mean / s, s))
-            }
-            _ => None,
+    fn counts(&self) -> Option<Counts> {
+        if !(matches!(self.shape, Shape::ScaledPoisson | Shape::Compound)
+            && self.mean > 0.0
+            && self.var >= self.mean)
+        {
+            return None;
         }
+        let noise = self.var - self.rate_var;
+        if self.rate_var > 0.0 && noise >= self.mean {
+            let r = self.mean * self.mean / self.rate_var;
+            let s = noise / self.mean;
+            if r <= GAMMA_SHAPE_MAX {
+                return Some(Counts {
+                    lambda: self.mean / s,
+                    s,
+                    r,
+                });
+            }
+        }
+        let s = self.var / self.mean;
+        Some(Counts {
+            lambda: self.mean / s,
+            s,
+            r: f64::INFINITY,
+        })
     }
 
     /// Mean and standard deviation of the logarithm, for log-normal shapes
@@ -248,6 +322,7 @@ mod tests {
         Predictive {
             mean,
             var: mean * scale,
+            rate_var: 0.0,
             shape: Shape::ScaledPoisson,
         }
     }
@@ -287,8 +362,13 @@ mod tests {
 
     #[test]
     fn the_band_edges_invert_the_tails_and_never_go_below_zero() {
-        for (mean, scale) in [(0.5, 1.0), (3.0, 1.0), (40.0, 2.5), (5000.0, 60.0)] {
-            let p = poisson(mean, scale);
+        let poissons = [(0.5, 1.0), (3.0, 1.0), (40.0, 2.5), (5000.0, 60.0)]
+            .map(|(mean, scale)| poisson(mean, scale));
+        // And with the expectation uncertain (a negative binomial).
+        let mixed = [(0.5, 0.05), (30.0, 0.02), (3000.0, 1e-4), (9e4, 1e-3)]
+            .map(|(mean, rel)| uncertain_rate(mean, rel));
+        for p in poissons.into_iter().chain(mixed) {
+            let mean = p.mean;
             for alpha in [1e-3, 1e-6, 1e-9] {
                 let lo = p.lower_edge(alpha);
                 let hi = p.upper_edge(alpha);
@@ -302,11 +382,66 @@ mod tests {
         }
     }
 
+    /// Mean 30 a window, Poisson noise, the expectation known to 14 %
+    /// (relative variance 0.02).
+    fn uncertain_rate(mean: f64, rel: f64) -> Predictive {
+        Predictive {
+            mean,
+            var: mean + mean * mean * rel,
+            rate_var: mean * mean * rel,
+            shape: Shape::ScaledPoisson,
+        }
+    }
+
+    /// The negative binomial's probabilities of `ks`, summed term by term.
+    fn negative_binomial(ks: std::ops::Range<u32>, mean: f64, rel: f64) -> f64 {
+        let r = 1.0 / rel;
+        let p = r / (r + mean);
+        ks.map(|i| {
+            let i = f64::from(i);
+            (statrs::function::gamma::ln_gamma(i + r)
+                - statrs::function::gamma::ln_gamma(r)
+                - statrs::function::gamma::ln_gamma(i + 1.0)
+                + r * p.ln()
+                + i * (1.0 - p).ln())
+            .exp()
+        })
+        .sum()
+    }
+
+    #[test]
+    fn an_uncertain_expectation_mixes_the_poisson_over_a_gamma_rate() {
+        let p = uncertain_rate(30.0, 0.02);
+        for k in [0, 3, 9, 15, 30] {
+            let exact = negative_binomial(0..k + 1, 30.0, 0.02);
+            assert!((p.lower(f64::from(k)) / exact - 1.0).abs() < 1e-9, "{k}");
+        }
+        for k in [31, 45, 60, 90] {
+            let exact = negative_binomial(k..k + 2000, 30.0, 0.02);
+            assert!((p.upper(f64::from(k)) / exact - 1.0).abs() < 1e-9, "{k}");
+        }
+    }
+
+    #[test]
+    fn a_rate_known_to_fourteen_percent_makes_a_fall_to_a_fifth_rarer_and_a_doubling_likelier() {
+        // Against a scaled Poisson of the same mean and variance.
+        let mixed = uncertain_rate(30.0, 0.02);
+        let flat = Predictive {
+            rate_var: 0.0,
+            ..mixed
+        };
+        assert!(mixed.lower(6.0) < flat.lower(6.0) / 3.0);
+        assert!(mixed.upper(60.0) > flat.upper(60.0) * 1.5);
+        // Near the middle they agree.
+        assert!((mixed.lower(24.0) / flat.lower(24.0) - 1.0).abs() < 0.2);
+    }
+
     #[test]
     fn a_log_normal_average_is_skewed_right_and_positive() {
         let p = Predictive {
             mean: 45.0,
             var: 20.0f64.powi(2),
+            rate_var: 0.0,
             shape: Shape::LogNormal,
         };
         // Twice the mean is likelier than zero-ish: 2.5 sd either way.
@@ -321,6 +456,7 @@ mod tests {
         let p = Predictive {
             mean: 10.0,
             var: 4.0,
+            rate_var: 0.0,
             shape: Shape::Normal,
         };
         assert!((p.lower(6.0) - p.upper(14.0)).abs() < 1e-15);

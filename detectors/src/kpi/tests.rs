@@ -468,6 +468,9 @@ fn price_bug(peak: f64, seed: u64, logs: bool) -> (Option<(i64, Source)>, usize)
     amount_bug(Kind::Avg, peak, seed, logs)
 }
 
+/// Calm buckets after which the engine resolves an alert (its default).
+const RESOLVE_AFTER: u32 = 3;
+
 /// [`price_bug`] for a KPI of `kind`, the baskets' average or their sum.
 fn amount_bug(kind: Kind, peak: f64, seed: u64, logs: bool) -> (Option<(i64, Source)>, usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -476,7 +479,10 @@ fn amount_bug(kind: Kind, peak: f64, seed: u64, logs: bool) -> (Option<(i64, Sou
     let start = MONDAY + 2 * WEEK + 12 * 3600;
     let mut first = None;
     let mut false_alerts = 0;
-    let mut before = false;
+    // Buckets since the last anomalous one: an alert resolves after
+    // three calm ones, and one anomalous bucket after fewer is the same
+    // alert.
+    let mut calm = RESOLVE_AFTER;
     for t in (MONDAY..start + 4 * 3600).step_by(300) {
         let n = poisson(&mut rng, rate(peak, t));
         if n == 0.0 {
@@ -502,11 +508,11 @@ fn amount_bug(kind: Kind, peak: f64, seed: u64, logs: bool) -> (Option<(i64, Sou
             if t >= start {
                 let f = j.a.finding(d).expect("anomalous");
                 first.get_or_insert(((t - start) / 300, f.source));
-            } else if j.a.ready && !before {
+            } else if j.a.ready && calm >= RESOLVE_AFTER {
                 false_alerts += 1;
             }
         }
-        before = j.anomalous.is_some();
+        calm = if j.anomalous.is_some() { 0 } else { calm + 1 };
     }
     (first, false_alerts)
 }
@@ -528,12 +534,15 @@ fn a_price_bug_at_two_baskets_a_bucket_is_caught_through_the_typical_basket() {
     // seasonal profile known to ~10 % at this volume, shows a 40 % cut
     // late or not at all; the baskets' mean log moves by ln 0.6 against a
     // spread of 0.6 per basket and an expectation known from thousands.
+    // Caught in every shop, where the wander learnt bucket by bucket (as
+    // wide as 0.09 from noise alone) hid it in one.
     let runs: Vec<_> = (1..=6)
         .map(|seed| (price_bug(2.0, seed, true), price_bug(2.0, seed, false).0))
         .collect();
-    for ((_, false_alerts), _) in &runs {
-        assert!(*false_alerts <= 1, "{runs:?}");
-    }
+    // The budget, one false alert a month, allows 2.6 over six shops'
+    // 13 days after warm-up.
+    let false_alerts: usize = runs.iter().map(|((_, f), _)| f).sum();
+    assert!(false_alerts <= 4, "{runs:?}");
     let caught = |with: bool| {
         runs.iter()
             .filter(|((w, _), wo)| if with { w.is_some() } else { wo.is_some() })
@@ -544,7 +553,7 @@ fn a_price_bug_at_two_baskets_a_bucket_is_caught_through_the_typical_basket() {
         .filter(|((w, _), _)| matches!(w, Some((_, Source::Typical))))
         .count();
     assert!(
-        caught(true) >= 5 && caught(false) <= 3 && by_typical >= 4,
+        caught(true) >= 6 && caught(false) <= 3 && by_typical >= 5,
         "{runs:?}"
     );
 }
@@ -645,4 +654,60 @@ fn a_snapshot_restores_the_same_verdicts() {
     let back: KpiModel = serde_json::from_str(&json).expect("deserialises");
     let input = count(MONDAY + 9 * DAY, 0.0);
     assert_eq!(model.assess(&input), back.assess(&input));
+}
+
+#[test]
+fn a_quiet_series_falling_to_a_fifth_on_its_second_saturday_is_caught_in_half_the_shops() {
+    // Under one event a bucket at the afternoon peak, on a weekday seen
+    // once: the expectation is known to ~14 % (the Saturday factor from
+    // one day of ~100 events, the level, the hour-of-week cells), and
+    // four hours at a fifth are 3 to 9 events where 30 were expected. A
+    // scaled Poisson stretched to the expectation's variance made that
+    // 2.5 to 10 times likelier than a Poisson whose rate is uncertain by
+    // 14 % does, and caught it in two shops of six (seeds 4 and 6); at
+    // this volume and this uncertainty the rest are at the limit of one
+    // false alert a month.
+    let start = MONDAY + WEEK + 5 * DAY + 13 * 3600;
+    let caught: Vec<Option<i64>> = (1..=6)
+        .map(|seed| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut model = KpiModel::new(config(Kind::Count));
+            let judged = run_counts(&mut model, &mut rng, MONDAY, start + 5 * 3600, |t| {
+                rate(0.9, t) * if t >= start { 0.2 } else { 1.0 }
+            });
+            judged
+                .iter()
+                .find(|j| j.t >= start && j.anomalous == Some(Direction::Drop))
+                .map(|j| (j.t - start) / 300)
+        })
+        .collect();
+    assert!(caught.iter().flatten().count() >= 3, "{caught:?}");
+}
+
+#[test]
+fn a_ratios_uncertain_expectation_is_noise_and_a_counts_is_a_gamma_rate() {
+    // The tails mix a count's Poisson over its expectation's uncertainty;
+    // a ratio's profile at a cart or two a bucket claims a precision it
+    // does not have, so its uncertainty is added to the noise instead.
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for (kind, mixed) in [(Kind::Count, true), (Kind::Ratio, false)] {
+        let mut model = KpiModel::new(config(kind));
+        let mut last = None;
+        for t in (MONDAY..MONDAY + 3 * DAY).step_by(300) {
+            let carts = poisson(&mut rng, rate(20.0, t)).max(1.0);
+            let checkouts = (0..carts as u64).filter(|_| rng.gen_bool(0.3)).count() as f64;
+            let input = match kind {
+                Kind::Ratio => Input {
+                    value: checkouts / carts,
+                    events: carts,
+                    ..count(t, 0.0)
+                },
+                _ => count(t, carts),
+            };
+            last = Some(step(&mut model, input).a);
+        }
+        let a = last.expect("judged");
+        assert!(a.ready && a.point.var > 0.0, "{kind:?}");
+        assert_eq!(a.point.rate_var > 0.0, mixed, "{kind:?}: {:?}", a.point);
+    }
 }
