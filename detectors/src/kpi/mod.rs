@@ -648,15 +648,15 @@ impl KpiModel {
     }
 
     /// The part of a predictive variance that is the expectation's own
-    /// uncertainty, `rel` relative, as the tails take it (see
-    /// [`tails`]): mixed as a gamma rate for counts, sums and distinct
-    /// counts (an average's log-normal takes its variance whole); for a
-    /// ratio, added to its noise instead (0 here). A ratio's profile at a denominator of one or two events a
-    /// bucket is learnt from values of 0 and 1, and claims a precision it
-    /// does not have (on `benches/pipeline.toml`'s 240 conversion series
-    /// at about a cart a bucket, a first day's shape off by 10,000 times,
-    /// whose cells still claimed 5 %): the lighter lower tail of the
-    /// mixture turned that into 11 false drops in a clean fortnight.
+    /// uncertainty, `rel` relative, as the tails take it (see [`tails`]):
+    /// mixed as a gamma rate for counts, sums and distinct counts (an
+    /// average's log-normal takes its variance whole); for a ratio, added
+    /// to its noise instead (0 here). Mixed, ratios turned 11 buckets of
+    /// `benches/pipeline.toml`'s clean fortnight into false drops, on
+    /// series at about a cart a bucket whose first day's shape was off by
+    /// 10,000 times (the floor of [`KpiModel::mu_floor`], since fixed) and
+    /// whose cells still claimed 5 %. Whether the mixture holds for
+    /// ratios with that fixed is not measured yet.
     fn rate_var(&self, mean: f64, rel: f64) -> f64 {
         if self.config.kind == Kind::Ratio {
             0.0
@@ -665,11 +665,16 @@ impl KpiModel {
         }
     }
 
-    /// Floor of an expected value, for variances: a hundredth of an event.
-    fn mu_floor(&self) -> f64 {
+    /// Floor of an expected value, for variances: a hundredth of an event
+    /// (for a ratio over `events` denominator events, a hundredth of a
+    /// numerator event: a floor relative to the ratio's own level kept a
+    /// level learnt from a first value of 0 at 1e-12 for a whole day, and
+    /// the day's shape then read as factors of 10¹⁰).
+    fn mu_floor(&self, events: f64) -> f64 {
         match self.config.kind {
             Kind::Count | Kind::Distinct => 0.01,
             Kind::Sum if self.per_event.is_finite() => 0.01 * self.per_event,
+            Kind::Ratio => 0.01 / events.max(1.0),
             _ => 1e-6 * self.profile.level().abs().max(1e-6),
         }
     }
@@ -707,7 +712,7 @@ impl KpiModel {
         let (factor, shared, hourly) = self.profile.seasonal(&at);
         let rel_var = shared + hourly;
         let mu = self.profile.level() * factor;
-        let mu_v = mu.max(self.mu_floor());
+        let mu_v = mu.max(self.mu_floor(input.events));
         let unit = kind.unit(mu_v, input.events);
         let noise_var = self.noise_var(mu_v, input.events);
         let rho2 = rel_var + self.noise.kappa2();
@@ -1052,7 +1057,7 @@ impl KpiModel {
             return None;
         }
         let mu_p = self.peers.ratio() * others;
-        let own = self.noise_var(mu_p.max(self.mu_floor()), input.events);
+        let own = self.noise_var(mu_p.max(self.mu_floor(input.events)), input.events);
         // The rest of the group is itself noisy: its relative variance,
         // carried into this series' expectation.
         let others_rel = self.noise_var(others, input.events) / (others * others);
@@ -1159,7 +1164,7 @@ impl KpiModel {
                 per
             };
         }
-        let floor = self.mu_floor();
+        let floor = self.mu_floor(input.events);
         let kappa2 = self.noise.kappa2();
         let weekly = self.first != i64::MIN && input.time - self.first >= READY_AFTER;
         if !self.profile.started() {

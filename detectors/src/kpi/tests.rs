@@ -711,3 +711,37 @@ fn a_ratios_uncertain_expectation_is_noise_and_a_counts_is_a_gamma_rate() {
         assert_eq!(a.point.rate_var > 0.0, mixed, "{kind:?}: {:?}", a.point);
     }
 }
+
+#[test]
+fn a_ratio_at_a_cart_a_bucket_whose_first_value_is_0_learns_its_level_on_the_first_day() {
+    // About one cart a bucket, a tenth of them checking out, the first
+    // bucket without a checkout. By the second morning the expectation is
+    // the conversion, not 0 (the level stayed at 1e-12 for a day) and not
+    // thousands of checkouts per cart (the day's shape then read against
+    // that level).
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut model = KpiModel::new(config(Kind::Ratio));
+    let mut expected = Vec::new();
+    for (i, t) in (MONDAY..MONDAY + 2 * DAY).step_by(300).enumerate() {
+        let carts = poisson(&mut rng, rate(1.0, t)).max(1.0);
+        let checkouts = if i == 0 {
+            0.0
+        } else {
+            (0..carts as u64).filter(|_| rng.gen_bool(0.1)).count() as f64
+        };
+        let j = step(
+            &mut model,
+            Input {
+                value: checkouts / carts,
+                events: carts,
+                ..count(t, 0.0)
+            },
+        );
+        if t >= MONDAY + DAY + 6 * 3600 {
+            expected.push(j.a.expected);
+        }
+    }
+    for e in &expected {
+        assert!((0.02..0.5).contains(e), "{expected:?}");
+    }
+}
