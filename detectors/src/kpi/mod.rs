@@ -647,24 +647,6 @@ impl KpiModel {
             + self.config.estimate_rel_var * scale * scale
     }
 
-    /// The part of a predictive variance that is the expectation's own
-    /// uncertainty, `rel` relative, as the tails take it (see [`tails`]):
-    /// mixed as a gamma rate for counts, sums and distinct counts (an
-    /// average's log-normal takes its variance whole); for a ratio, added
-    /// to its noise instead (0 here). Mixed, ratios turned 11 buckets of
-    /// `benches/pipeline.toml`'s clean fortnight into false drops, on
-    /// series at about a cart a bucket whose first day's shape was off by
-    /// 10,000 times (the floor of [`KpiModel::mu_floor`], since fixed) and
-    /// whose cells still claimed 5 %. Whether the mixture holds for
-    /// ratios with that fixed is not measured yet.
-    fn rate_var(&self, mean: f64, rel: f64) -> f64 {
-        if self.config.kind == Kind::Ratio {
-            0.0
-        } else {
-            mean * mean * rel
-        }
-    }
-
     /// Floor of an expected value, for variances: a hundredth of an event
     /// (for a ratio over `events` denominator events, a hundredth of a
     /// numerator event: a floor relative to the ratio's own level kept a
@@ -719,7 +701,7 @@ impl KpiModel {
         let point = Predictive {
             mean: mu,
             var: noise_var + mu_v * mu_v * rho2,
-            rate_var: self.rate_var(mu, rho2),
+            rate_var: mu * mu * rho2,
             shape: self.shape(),
         };
         let ready = self.ready(input.time);
@@ -955,7 +937,7 @@ impl KpiModel {
             let predictive = Predictive {
                 mean: mu,
                 var: vn + mu * mu * rel,
-                rate_var: self.rate_var(mu, rel),
+                rate_var: mu * mu * rel,
                 shape: f.shape,
             };
             let candidate = Candidate {
@@ -982,7 +964,7 @@ impl KpiModel {
         let predictive = Predictive {
             mean: expected,
             var: self.run.noise_var + noise_var + expected * expected * rho2,
-            rate_var: self.rate_var(expected, rho2),
+            rate_var: expected * expected * rho2,
             shape: self.shape(),
         };
         if self.volume(0.0, expected, 0.0) < self.config.min_volume {

@@ -685,34 +685,6 @@ fn a_quiet_series_falling_to_a_fifth_on_its_second_saturday_is_caught_in_half_th
 }
 
 #[test]
-fn a_ratios_uncertain_expectation_is_noise_and_a_counts_is_a_gamma_rate() {
-    // The tails mix a count's Poisson over its expectation's uncertainty;
-    // a ratio's profile at a cart or two a bucket claims a precision it
-    // does not have, so its uncertainty is added to the noise instead.
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    for (kind, mixed) in [(Kind::Count, true), (Kind::Ratio, false)] {
-        let mut model = KpiModel::new(config(kind));
-        let mut last = None;
-        for t in (MONDAY..MONDAY + 3 * DAY).step_by(300) {
-            let carts = poisson(&mut rng, rate(20.0, t)).max(1.0);
-            let checkouts = (0..carts as u64).filter(|_| rng.gen_bool(0.3)).count() as f64;
-            let input = match kind {
-                Kind::Ratio => Input {
-                    value: checkouts / carts,
-                    events: carts,
-                    ..count(t, 0.0)
-                },
-                _ => count(t, carts),
-            };
-            last = Some(step(&mut model, input).a);
-        }
-        let a = last.expect("judged");
-        assert!(a.ready && a.point.var > 0.0, "{kind:?}");
-        assert_eq!(a.point.rate_var > 0.0, mixed, "{kind:?}: {:?}", a.point);
-    }
-}
-
-#[test]
 fn a_ratio_at_a_cart_a_bucket_whose_first_value_is_0_learns_its_level_on_the_first_day() {
     // About one cart a bucket, a tenth of them checking out, the first
     // bucket without a checkout. By the second morning the expectation is
