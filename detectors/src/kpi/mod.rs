@@ -933,11 +933,11 @@ impl KpiModel {
         let enough = !matches!(kind, Kind::Avg | Kind::Ratio) || n >= MIN_EVENTS;
         if enough && (!f.by_volume || self.volume(t, mu, n) >= self.config.min_volume) {
             let cells = (k as f64 / f.per_hour).max(1.0);
-            let rel = f.rho2 - f.hourly + f.hourly / cells;
+            let rate_var = mu * mu * (f.rho2 - f.hourly + f.hourly / cells);
             let predictive = Predictive {
                 mean: mu,
-                var: vn + mu * mu * rel,
-                rate_var: mu * mu * rel,
+                var: vn + rate_var,
+                rate_var,
                 shape: f.shape,
             };
             let candidate = Candidate {
@@ -961,10 +961,11 @@ impl KpiModel {
             return;
         }
         let expected = self.run.expected + mu;
+        let rate_var = expected * expected * rho2;
         let predictive = Predictive {
             mean: expected,
-            var: self.run.noise_var + noise_var + expected * expected * rho2,
-            rate_var: expected * expected * rho2,
+            var: self.run.noise_var + noise_var + rate_var,
+            rate_var,
             shape: self.shape(),
         };
         if self.volume(0.0, expected, 0.0) < self.config.min_volume {
@@ -1453,6 +1454,10 @@ impl KpiModel {
     /// What the model has learnt, for people and reports: the level, the
     /// dispersion, the relative model error, and the ratio to peers.
     pub fn diagnostics(&self) -> Diagnostics {
+        let (typical_spread, typical_wander) =
+            self.typical.as_deref().map_or((f64::NAN, f64::NAN), |t| {
+                (t.model.var().sqrt(), t.model.wander_var().sqrt())
+            });
         Diagnostics {
             level: self.profile.level(),
             phi: self.noise.phi(),
@@ -1460,14 +1465,8 @@ impl KpiModel {
             peer_ratio: self.peers.ratio(),
             peer_kappa: self.peers.kappa2.sqrt(),
             shift: self.profile.shift(),
-            typical_spread: self
-                .typical
-                .as_deref()
-                .map_or(f64::NAN, |t| t.model.var().sqrt()),
-            typical_wander: self
-                .typical
-                .as_deref()
-                .map_or(f64::NAN, |t| t.model.wander_var().sqrt()),
+            typical_spread,
+            typical_wander,
         }
     }
 

@@ -30,8 +30,9 @@
 //! *multiplicative*: a Saturday factor known to 10 % may be 0.9 or 1.1 of
 //! itself, never below zero. So the part of the variance that is the
 //! expectation's own (`rate_var`) is not added to the noise as more of the
-//! same: counts and sums mix their scaled Poisson over a gamma-distributed
-//! rate of that relative variance, a scaled *negative binomial*. Against
+//! same: counts, ratios and sums mix their scaled Poisson over a
+//! gamma-distributed rate of that relative variance, a scaled *negative
+//! binomial*. Against
 //! a scaled Poisson of the same variance it is skewed the way a rate is: a
 //! fall to a fifth of the expectation is rarer (the rate would have to be
 //! off by far more than its uncertainty), a doubling likelier. With
@@ -91,8 +92,8 @@ pub struct Predictive {
     pub var: f64,
     /// The part of `var` that is the expectation's own uncertainty
     /// (relative model error × mean²), the rest being noise around it:
-    /// for counts and sums, the variance of the gamma rate their Poisson
-    /// is mixed over. 0 for none.
+    /// for counts, ratios and sums, the variance of the gamma rate their
+    /// Poisson is mixed over. 0 for none.
     pub rate_var: f64,
     /// Its shape.
     pub shape: Shape,
