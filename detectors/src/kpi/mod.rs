@@ -802,6 +802,11 @@ impl KpiModel {
             per_hour: (3600.0 / self.config.bucket_width.max(1) as f64).max(1.0),
             shape: self.shape(),
             ratio: self.peers.ratio(),
+            others: if source == Source::Peers {
+                self.peers.ratio() * self.noise.phi()
+            } else {
+                0.0
+            },
             // Every volume is at least 0.
             by_volume: self.config.min_volume > 0.0,
         };
@@ -921,6 +926,10 @@ impl KpiModel {
         if !(mu.is_finite() && vn.is_finite()) {
             return false;
         }
+        // Peers with nothing in the whole window: nothing to compare with.
+        if f.source == Source::Peers && mu <= 0.0 {
+            return true;
+        }
         let kind = self.config.kind;
         let divisor = match kind {
             Kind::Avg | Kind::Ratio => n.max(1e-300),
@@ -933,7 +942,7 @@ impl KpiModel {
         let enough = !matches!(kind, Kind::Avg | Kind::Ratio) || n >= MIN_EVENTS;
         if enough && (!f.by_volume || self.volume(t, mu, n) >= self.config.min_volume) {
             let cells = (k as f64 / f.per_hour).max(1.0);
-            let rate_var = mu * mu * (f.rho2 - f.hourly + f.hourly / cells);
+            let rate_var = mu * mu * (f.rho2 - f.hourly + f.hourly / cells) + f.others * mu;
             let predictive = Predictive {
                 mean: mu,
                 var: vn + rate_var,
@@ -1033,7 +1042,7 @@ impl KpiModel {
         let others = input.others?;
         if !self.config.kind.additive()
             || others.is_nan()
-            || others <= 0.0
+            || others < 0.0
             || !self.peers.ratio().is_finite()
             || f64::from(self.peers.n) < self.per_day
         {
@@ -1041,10 +1050,23 @@ impl KpiModel {
         }
         let mu_p = self.peers.ratio() * others;
         let own = self.noise_var(mu_p.max(self.mu_floor(input.events)), input.events);
-        // The rest of the group is itself noisy: its relative variance,
-        // carried into this series' expectation.
-        let others_rel = self.noise_var(others, input.events) / (others * others);
-        Some((mu_p, own + mu_p * mu_p * others_rel))
+        // The rest of the group is itself noisy. Its count noise is not
+        // added here: the rest's rate is known to about one over the
+        // events the window's rest had, a relative variance of the whole
+        // window's expectation, mixed into the tails as an uncertain rate
+        // (`ScanFrame::others`); as each bucket's noise, it would make a
+        // window whose rest had two events sure of a tenth of an event.
+        // What stays here is the rest's estimation error (distinct
+        // counts), independent from bucket to bucket.
+        //
+        // A bucket in which the rest had nothing expects nothing from
+        // peers and is still a comparison: a window sums it with its
+        // neighbours (one without any is not tested, see `test_window`).
+        // Were it none, every peer window would stop at it, and with the
+        // rest of a group at two events a bucket one bucket in seven is
+        // such a bucket: no peer window would reach past a few buckets.
+        let estimate = self.config.estimate_rel_var * mu_p * mu_p;
+        Some((mu_p, own + estimate))
     }
 
     fn rules(&self, input: &Input) -> Option<RuleBreak> {
@@ -1356,7 +1378,9 @@ impl KpiModel {
     }
 
     fn learn_peers(&mut self, input: &Input, a: &Assessment, weight: f64) {
-        let Some(others) = input.others.filter(|o| *o > 0.0) else {
+        // A bucket in which the rest of the group had nothing teaches the
+        // ratio too: leaving out its own events would bias it low.
+        let Some(others) = input.others.filter(|o| *o >= 0.0) else {
             return;
         };
         if !self.config.kind.additive() {
@@ -1401,9 +1425,12 @@ impl KpiModel {
         for idx in self.newest().take(buckets.min(usize::from(self.len))) {
             let e = self.ring[idx];
             let (mu, vn) = e.expected(source);
-            let (mu, vn) = (f64::from(mu), f64::from(vn));
+            let (mu, mut vn) = (f64::from(mu), f64::from(vn));
             if !(mu.is_finite() && vn.is_finite()) || mu <= 0.0 {
                 continue;
+            }
+            if source == Source::Peers {
+                vn += self.peers.ratio() * self.noise.phi() * mu;
             }
             let x = f64::from(e.x).max(0.0);
             llr += match self.shape() {
@@ -1517,6 +1544,12 @@ struct ScanFrame {
     shape: Shape,
     /// The series' usual ratio to the rest of its group.
     ratio: f64,
+    /// Against peers, the rest of the group's count in a window knows its
+    /// rate to a relative variance `φ / others` (`others` the rest's
+    /// events in the window), so the window's expectation `mu = ratio ×
+    /// others` carries a rate variance `mu² φ / others`, which is this
+    /// times `mu`: `ratio × φ` (0 against the own model).
+    others: f64,
     /// Whether `min_volume` asks anything.
     by_volume: bool,
 }
