@@ -101,11 +101,11 @@ fn the_text_report_has_a_kpi_table_a_line_per_incident_and_an_overall_line() {
     assert_eq!(line("carts"), "carts 1 0 0/0 0 0 - 0 0");
     assert_eq!(
         line("checkouts-stop "),
-        "checkouts-stop (outage): detected after 120 min, 2 buckets (target 2: met) by checkouts, window evidence, fired 2024-01-20T12:00:00Z; 4 alerts matched, 0 firing after its end"
+        "checkouts-stop (outage): detected after 120 min, 2 buckets (target 2: met) by checkouts, window evidence, fired 2024-01-20T12:00:00Z; 4 alerts matched, 0 firing after its end, 0 re-fired"
     );
     assert_eq!(
         line("checkouts-stop-se"),
-        "checkouts-stop-se (segment_outage): detected after 240 min, 4 buckets (target 2: missed) by checkouts_by_country (country=SE), window evidence, fired 2024-01-20T14:00:00Z; 1 alerts matched, 0 firing after its end"
+        "checkouts-stop-se (segment_outage): detected after 240 min, 4 buckets (target 2: missed) by checkouts_by_country (country=SE), window evidence, fired 2024-01-20T14:00:00Z; 1 alerts matched, 0 firing after its end, 0 re-fired"
     );
     assert_eq!(
         line("first-weekend"),
@@ -115,7 +115,7 @@ fn the_text_report_has_a_kpi_table_a_line_per_incident_and_an_overall_line() {
     assert_eq!(line("Violations"), "Violations (0)", "{text}");
     assert!(
         line("Overall").starts_with(
-            "Overall: recall 2/2 (100%), 0 false per KPI-week (0 false in 12 KPI-weeks), 0 still firing, 0 firing after incident end,"
+            "Overall: recall 2/2 (100%), 0 false per KPI-week (0 false in 12 KPI-weeks), 0 still firing, 0 firing after incident end, 0 re-fired during their incident,"
         ),
         "{text}"
     );

@@ -7,8 +7,9 @@ Each RESULT file is one backtest over one scale and seed; its name carries
 them as `...scale<S>-seed<N>...json` (run.sh names them so). Prints one
 table per scale -- recall, detection delay per incident kind against its
 target, false alerts per KPI-week (overall and the worst KPI), alerts still
-firing, alerts firing after their incident ended, message-consistency
-violations, alerts inside quiet spans -- and a verdict per scale and
+firing, alerts firing after their incident ended, alerts that re-fired
+on a series during their incident (no target: a measure of flapping),
+message-consistency violations, alerts inside quiet spans -- and a verdict per scale and
 overall against the targets below. Writes the combined JSON to --out.
 
 Exit status: 0 when every scale meets every target, 1 when one does not,
@@ -148,6 +149,8 @@ def summarise(runs):
         "worst_kpi_false_per_week": worst[1]["false_per_week"] if worst else None,
         "still_firing_at_end": sum(r["overall"]["still_firing_at_end"] for _, r in runs),
         "firing_after_incident_end": sum(r["overall"]["firing_after_incident_end"] for _, r in runs),
+        # Reports from before the field have none: counted as 0.
+        "refired": sum(r["overall"].get("refired", 0) for _, r in runs),
         "violations": sum(r["overall"]["violations"] for _, r in runs),
         "by_kind": by_kind,
         "kpis": dict(sorted(per_kpi.items())),
@@ -197,6 +200,8 @@ def print_scale(scale, s):
     print(f"still firing at the end: {s['still_firing_at_end']}")
     print(f"firing after their incident ended: {s['firing_after_incident_end']}"
           f"   target 0: {ok(s['checks']['firing_after_incident_end'])}")
+    print(f"re-fired during their incident (a series alerting again after it resolved): "
+          f"{s['refired']} of {s['fired'] - s['false']} matched alerts")
     print(f"message-consistency violations: {s['violations']}"
           f"   target 0: {ok(s['checks']['violations'])}")
     if s["quiet_alerts"]:

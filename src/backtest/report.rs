@@ -229,6 +229,10 @@ pub struct IncidentRow {
     pub alerts: usize,
     /// Of those, still firing after its end plus their grace.
     pub firing_after_end: usize,
+    /// Added to the schema: of those, a series' second and later alerts
+    /// in the same direction (it resolved and fired again: an alert that
+    /// flapped while the incident went on).
+    pub refired: usize,
     /// Added to the schema: detected within `target_delay_buckets`
     /// (null without a target).
     pub within_target: Option<bool>,
@@ -300,6 +304,8 @@ pub struct Overall {
     pub expected: usize,
     /// Added to the schema: false alerts matching a known false alert.
     pub known_false: usize,
+    /// Added to the schema: the incidents' `refired`, summed.
+    pub refired: usize,
 }
 
 /// One alert.
@@ -492,6 +498,18 @@ pub fn build(
             let mine: Vec<usize> = (0..alerts.len())
                 .filter(|&a| matched[a].contains(&i))
                 .collect();
+            let mut series = std::collections::BTreeSet::new();
+            let refired = mine
+                .iter()
+                .filter(|&&a| {
+                    let first = alerts[a].first;
+                    !series.insert((
+                        &first.kpi,
+                        &first.labels,
+                        first.direction == Direction::Drop,
+                    ))
+                })
+                .count();
             let mut firing_after_end = 0;
             for &a in &mine {
                 if fires_after_end(incident, &alerts[a], data_end) {
@@ -521,6 +539,7 @@ pub fn build(
                 }),
                 alerts: mine.len(),
                 firing_after_end,
+                refired,
                 within_target: incident
                     .target_delay_buckets
                     .map(|target| delay.is_some_and(|d| d.buckets <= u64::from(target))),
@@ -567,6 +586,7 @@ pub fn build(
         alerts_per_kpi_week: per(alerts.len(), kpi_weeks),
         expected: expected_of.iter().filter(|e| e.is_some()).count(),
         known_false: known_of.iter().filter(|k| k.is_some()).count(),
+        refired: incident_rows.iter().map(|i| i.refired).sum(),
     };
 
     let alert_rows = alerts
@@ -844,6 +864,31 @@ mod tests {
     }
 
     #[test]
+    fn a_series_that_resolves_and_fires_again_during_its_incident_counts_as_refired() {
+        let outage = incident(&["checkouts*"], &[], T0, 6);
+        let first = firing("checkouts", &[], T0 + HOUR);
+        let first_back = resolved(&first, T0 + 2 * HOUR);
+        let again = firing("checkouts", &[], T0 + 3 * HOUR);
+        let again_back = resolved(&again, T0 + 4 * HOUR);
+        let third = firing("checkouts", &[], T0 + 5 * HOUR);
+        let other = firing("checkouts_by_country", &[("country", "FI")], T0 + HOUR);
+        let transitions = [first, other, first_back, again, again_back, third];
+        let r = build(
+            &config(),
+            0,
+            &transitions,
+            &seen(),
+            Some(&labels(vec![outage], vec![])),
+        );
+        assert_eq!(r.incidents[0].alerts, 4);
+        assert_eq!(
+            r.incidents[0].refired, 2,
+            "checkouts' second and third alerts; Finland's first is not"
+        );
+        assert_eq!(r.overall.refired, 2);
+    }
+
+    #[test]
     fn matched_alerts_firing_past_the_incident_end_plus_grace_are_counted() {
         let outage = incident(&["checkouts*"], &[], T0, 2);
         let end = T0 + 2 * HOUR;
@@ -991,6 +1036,7 @@ mod tests {
             "still_firing_at_end",
             "firing_after_incident_end",
             "violations",
+            "refired",
         ] {
             assert!(overall.get(key).is_some(), "{key} in {overall}");
         }

@@ -132,13 +132,14 @@ pub fn render(r: &Report) -> String {
     let _ = if r.labelled {
         writeln!(
             out,
-            "\nOverall: recall {}, {} false per KPI-week ({} false in {} KPI-weeks), {} still firing, {} firing after incident end, {} violations",
+            "\nOverall: recall {}, {} false per KPI-week ({} false in {} KPI-weeks), {} still firing, {} firing after incident end, {} re-fired during their incident, {} violations",
             recall(o.detected, o.incidents),
             rate(o.false_per_kpi_week),
             o.false_alerts,
             value(o.kpi_weeks),
             o.still_firing_at_end,
             o.firing_after_incident_end,
+            o.refired,
             o.violations
         )
     } else {
@@ -302,14 +303,15 @@ fn incident(i: &IncidentRow) -> String {
         );
     };
     format!(
-        "{name}: detected after {} min, {buckets} buckets{} by {}, {} evidence, fired {}; {} alerts matched, {} firing after its end",
+        "{name}: detected after {} min, {buckets} buckets{} by {}, {} evidence, fired {}; {} alerts matched, {} firing after its end, {} re-fired",
         value(minutes),
         target.unwrap_or_default(),
         series(&first.kpi, &first.labels),
         first.evidence.name(),
         rfc3339(first.fired_at),
         i.alerts,
-        i.firing_after_end
+        i.firing_after_end,
+        i.refired
     )
 }
 
