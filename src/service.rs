@@ -945,7 +945,13 @@ impl Core {
         // Held events of partitions gone idle now count (their buckets
         // close at a later advance).
         self.take_settled(shell);
-        // Observers first: their receipt time marks the bucket close (the
+        // The feedback API knows an alert before anyone can learn of it:
+        // an observer, or a subscriber following the feedback link of its
+        // notification, would otherwise be told "unknown alert".
+        if !self.transitions.is_empty() {
+            self.feedback.record(&self.transitions);
+        }
+        // Then observers: their receipt time marks the bucket close (the
         // notification latency benchmark measures from it).
         if let Some(o) = &options.observer {
             for t in &self.transitions {
@@ -958,7 +964,6 @@ impl Core {
         if !self.transitions.is_empty() {
             let result = self.notifier.alerts(&self.transitions);
             self.notified(shell, result);
-            self.feedback.record(&self.transitions);
         }
         let mut logged = Ok(());
         for t in self.transitions.drain(..) {
