@@ -9,8 +9,8 @@ table per scale -- recall, detection delay per incident kind against its
 target, false alerts per KPI-week (overall and the worst KPI), alerts still
 firing, alerts firing after their incident ended, alerts that re-fired
 on a series during their incident (no target: a measure of flapping),
-message-consistency violations, alerts inside quiet spans -- and a verdict per scale and
-overall against the targets below. Writes the combined JSON to --out.
+message-consistency violations, alerts inside quiet spans -- and a
+verdict per scale and overall against the targets below. Writes the combined JSON to --out.
 
 Exit status: 0 when every scale meets every target, 1 when one does not,
 2 for unusable input. Python 3 standard library only.

@@ -498,16 +498,12 @@ pub fn build(
             let mine: Vec<usize> = (0..alerts.len())
                 .filter(|&a| matched[a].contains(&i))
                 .collect();
-            let mut series = std::collections::BTreeSet::new();
+            let mut series = std::collections::HashSet::new();
             let refired = mine
                 .iter()
                 .filter(|&&a| {
                     let first = alerts[a].first;
-                    !series.insert((
-                        &first.kpi,
-                        &first.labels,
-                        first.direction == Direction::Drop,
-                    ))
+                    !series.insert((&first.kpi, &first.labels, first.direction))
                 })
                 .count();
             let mut firing_after_end = 0;

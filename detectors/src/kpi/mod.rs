@@ -803,7 +803,7 @@ impl KpiModel {
             shape: self.shape(),
             ratio: self.peers.ratio(),
             others: if source == Source::Peers {
-                self.peers.ratio() * self.noise.phi()
+                self.rest_rate_var_per_mu()
             } else {
                 0.0
             },
@@ -1067,6 +1067,13 @@ impl KpiModel {
         // such a bucket: no peer window would reach past a few buckets.
         let estimate = self.config.estimate_rel_var * mu_p * mu_p;
         Some((mu_p, own + estimate))
+    }
+
+    /// Against peers, the variance that the rest of the group's count
+    /// puts on an expectation `mu` from peers, per unit of `mu` (see
+    /// `ScanFrame::others`).
+    fn rest_rate_var_per_mu(&self) -> f64 {
+        self.peers.ratio() * self.noise.phi()
     }
 
     fn rules(&self, input: &Input) -> Option<RuleBreak> {
@@ -1430,7 +1437,7 @@ impl KpiModel {
                 continue;
             }
             if source == Source::Peers {
-                vn += self.peers.ratio() * self.noise.phi() * mu;
+                vn += self.rest_rate_var_per_mu() * mu;
             }
             let x = f64::from(e.x).max(0.0);
             llr += match self.shape() {
