@@ -253,11 +253,17 @@ pub struct Engine {
     /// Bursts of at least this many buckets are judged on two threads
     /// ([`Engine::judge_all`]).
     parallel_from: usize,
+    /// The thread that judges beside the caller's, started at the first
+    /// burst and kept (starting one per burst cost a few percent of
+    /// replay); None before, or if it could not be started.
+    helper: Option<rayon_core::ThreadPool>,
 }
 
-/// Buckets from which [`Engine::judge_all`] uses a second thread: about a
-/// millisecond of judging, against some tens of microseconds to start a
-/// thread.
+/// Buckets from which [`Engine::judge_all`] uses a second thread: about
+/// half a millisecond of judging (replay judges ~0.5 us a bucket), against
+/// the tens of microseconds that waking the helper and waiting for its last
+/// KPI can cost. 250 measured the same as 1,000 in
+/// `benches/replay_throughput.sh`, whose bursts are ~1,000 buckets.
 const PARALLEL_FROM: usize = 1000;
 
 fn interested(interest: Interest, d: Direction) -> bool {
@@ -285,6 +291,7 @@ impl Engine {
                 })
                 .collect(),
             parallel_from: PARALLEL_FROM,
+            helper: None,
         }
     }
 
@@ -443,109 +450,93 @@ impl Engine {
     /// the same as [`Engine::judge`] on each in turn.
     ///
     /// A burst of at least `PARALLEL_FROM` buckets is judged on two
-    /// threads, the KPIs split between them by their share of the burst:
-    /// each KPI's series are judged in order on one thread, KPIs share no
-    /// state, and the transitions are put back in bucket order. Bursts
-    /// are what a partitioned backlog produces (a bucket closes only when
-    /// the slowest partition has passed it, so most close at once when
-    /// its next chunk arrives), and then the thread that receives from
-    /// Kafka has little to do.
+    /// threads that take its KPIs in turn, largest first, from a shared
+    /// queue: each KPI's series are judged in order on one thread, KPIs
+    /// share no state, and the transitions are put back in bucket order.
+    /// Taken in turn rather than split beforehand, because a KPI's cost
+    /// per bucket depends on its aggregate and group (a split by bucket
+    /// counts left one thread judging 1.6 times as long as the other in
+    /// `benches/replay_throughput.sh`, perf). Bursts are what a
+    /// partitioned backlog produces (a bucket closes only when the slowest
+    /// partition has passed it, so most close at once when its next chunk
+    /// arrives), and then the thread that receives from Kafka has little
+    /// to do.
     pub fn judge_all(&mut self, buckets: &[ClosedBucket], out: &mut Vec<Transition>) {
-        let sides = (buckets.len() >= self.parallel_from)
-            .then(|| split_by_load(self.kpis.len(), buckets))
-            .flatten();
-        let Some(side) = sides else {
-            for_each_group(buckets, |kpi, group| {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Mutex, PoisonError};
+        let mut groups = Vec::new();
+        for_each_group(buckets, |kpi, group| groups.push((kpi, group)));
+        let order = largest_first(self.kpis.len(), &groups);
+        if buckets.len() < self.parallel_from || order.len() < 2 {
+            for (kpi, group) in groups {
                 self.kpis[kpi].judge_group(group, out);
-            });
-            return;
-        };
-        let (mut first, second): (Vec<_>, Vec<_>) = self
-            .kpis
-            .iter_mut()
-            .enumerate()
-            .map(|(k, state)| (side[k], k, Some(state)))
-            .partition(|(s, _, _)| !s);
-        // One side's transitions, each with the index of its bucket.
-        let judge_side = |kpis: &mut [(bool, usize, Option<&mut KpiState>)]| {
-            let mut mine: Vec<Option<&mut KpiState>> = Vec::new();
-            mine.resize_with(side.len(), || None);
-            for (_, k, state) in kpis.iter_mut() {
-                mine[*k] = state.take();
             }
+            return;
+        }
+        // Each KPI is taken from the queue once, so its lock is never
+        // waited for; it only hands the `&mut` to whichever thread took it.
+        let states: Vec<Mutex<&mut KpiState>> = self.kpis.iter_mut().map(Mutex::new).collect();
+        let next = AtomicUsize::new(0);
+        // The transitions one thread judged, each with the index of its
+        // bucket in `buckets`.
+        let judge_queue = || {
             let mut judged = Vec::new();
             let mut one = Vec::new();
-            let mut at = 0;
-            for_each_group(buckets, |kpi, group| {
-                if let Some(k) = mine[kpi].as_deref_mut() {
-                    k.judge_group(group, &mut one);
-                    judged.extend(one.drain(..).map(|t| (at, t)));
+            while let Some(&k) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let mut state = states[k].lock().unwrap_or_else(PoisonError::into_inner);
+                let mut at = 0;
+                for (kpi, group) in &groups {
+                    if *kpi == k {
+                        state.judge_group(group, &mut one);
+                        judged.extend(one.drain(..).map(|t| (at, t)));
+                    }
+                    at += group.len();
                 }
-                at += group.len();
-            });
+            }
             judged
         };
-        // Behind a mutex only so that this thread can judge the second
-        // side too if no thread can be started for it.
-        let second = std::sync::Mutex::new(second);
-        let judge_second = || {
-            let mut kpis = second
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            judge_side(&mut kpis)
-        };
-        let (a, b) = std::thread::scope(|scope| {
-            let other = std::thread::Builder::new()
-                .spawn_scoped(scope, judge_second)
-                .map_err(|e| tracing::warn!(error = %e, "cannot start a judging thread"));
-            let a = judge_side(&mut first);
-            let b = match other {
-                Ok(other) => other
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(()) => judge_second(),
-            };
-            (a, b)
-        });
-        // Each side is in bucket order: merge them.
-        let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-        while let Some(take_a) = match (a.peek(), b.peek()) {
-            (Some((i, _)), Some((j, _))) => Some(i < j),
-            (Some(_), None) => Some(true),
-            (None, Some(_)) => Some(false),
-            (None, None) => None,
-        } {
-            if let Some((_, t)) = if take_a { a.next() } else { b.next() } {
-                out.push(t);
-            }
+        if self.helper.is_none() {
+            self.helper = rayon_core::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| "kpiwatch-judge".into())
+                .build()
+                .map_err(|e| tracing::warn!(error = %e, "cannot start a judging thread"))
+                .ok();
         }
+        let (mut judged, mut theirs) = (Vec::new(), Vec::new());
+        match &self.helper {
+            // A panic on the helper is raised here when the scope ends.
+            Some(helper) => helper.in_place_scope(|scope| {
+                scope.spawn(|_| theirs = judge_queue());
+                judged = judge_queue();
+            }),
+            // Without a second thread, this one empties the queue alone.
+            None => judged = judge_queue(),
+        }
+        judged.append(&mut theirs);
+        // Stable: a bucket's transitions come from one thread, in order.
+        judged.sort_by_key(|(at, _)| *at);
+        out.extend(judged.into_iter().map(|(_, t)| t));
     }
 }
 
-/// Which of two sides judges each KPI (true: the second), balancing the
-/// buckets of `buckets` between them, largest KPI first; None if one side
-/// would get nothing.
-fn split_by_load(kpis: usize, buckets: &[ClosedBucket]) -> Option<Vec<bool>> {
+/// The KPIs that have buckets among `groups` (`(kpi, its buckets of one
+/// start)`), most buckets first: the order in which [`Engine::judge_all`]'s
+/// threads take them, so that the last one taken is a small one.
+fn largest_first(kpis: usize, groups: &[(usize, &[ClosedBucket])]) -> Vec<usize> {
     let mut load = vec![0usize; kpis];
-    for b in buckets {
-        load[b.kpi] += 1;
+    for (kpi, group) in groups {
+        load[*kpi] += group.len();
     }
-    let mut order: Vec<usize> = (0..kpis).collect();
+    let mut order: Vec<usize> = (0..kpis).filter(|&k| load[k] > 0).collect();
     order.sort_by_key(|&k| std::cmp::Reverse(load[k]));
-    let mut side = vec![false; kpis];
-    let mut weight = [0usize; 2];
-    for k in order {
-        let second = weight[1] < weight[0];
-        side[k] = second;
-        weight[usize::from(second)] += load[k];
-    }
-    (weight[1] > 0).then_some(side)
+    order
 }
 
 /// Calls `f` with each run of `buckets` that share a bucket start and a
 /// KPI (the pipeline sorts closed buckets by start, KPI and key): a KPI's
 /// series of one bucket, which peers are compared within.
-fn for_each_group(buckets: &[ClosedBucket], mut f: impl FnMut(usize, &[ClosedBucket])) {
+fn for_each_group<'a>(buckets: &'a [ClosedBucket], mut f: impl FnMut(usize, &'a [ClosedBucket])) {
     let mut from = 0;
     while from < buckets.len() {
         let (kpi, start) = (buckets[from].kpi, buckets[from].start);
@@ -1473,20 +1464,33 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_is_split_by_load_and_one_kpi_is_not_split() {
-        let b = |kpi| ClosedBucket {
+    fn a_burst_s_kpis_are_taken_largest_first_and_only_those_with_buckets() {
+        let b = |kpi, start| ClosedBucket {
             kpi,
             key: SeriesKey::from(""),
-            start: 0,
+            start,
             value: Some(1.0),
             volume: 1,
             logs: None,
         };
-        let burst: Vec<_> = [0, 0, 0, 0, 1, 1, 2, 2, 3].into_iter().map(b).collect();
-        let side = split_by_load(4, &burst).expect("two sides");
-        let weight = |second: bool| burst.iter().filter(|b| side[b.kpi] == second).count();
-        assert_eq!((weight(false), weight(true)), (5, 4));
-        assert_eq!(split_by_load(4, &[b(2), b(2)]), None);
+        // KPI 3 has the most buckets over two starts, KPI 1 none.
+        let burst: Vec<_> = [
+            (0, 0),
+            (2, 0),
+            (2, 0),
+            (3, 0),
+            (3, 0),
+            (0, 300),
+            (3, 300),
+            (3, 300),
+        ]
+        .into_iter()
+        .map(|(kpi, start)| b(kpi, start))
+        .collect();
+        let mut groups = Vec::new();
+        for_each_group(&burst, |kpi, group| groups.push((kpi, group)));
+        assert_eq!(groups.len(), 5);
+        assert_eq!(largest_first(4, &groups), [3, 0, 2]);
     }
 
     /// A count series at about 100 a bucket for two days, then `last`.
