@@ -16,8 +16,10 @@
 //! prints each judged bucket to stderr.
 //!
 //! The replay judges the same config, shop, time zone and incidents in
-//! event time, history included, as `kpiwatch demo`'s service does when it
-//! consumes the backlog from the broker (there, through four partitions).
+//! event time. The demo learns all but its last `kpiwatch::demo::LIVE`
+//! seconds as `kpiwatch warm` does (judged, learnt, not alerted), so only
+//! alerts from buckets after that count here; `ALL=1` counts the history's
+//! too, as the demo did when it judged its history live.
 
 use kpiwatch::alert::Transition;
 use kpiwatch::pipeline::{Outcome, Pipeline};
@@ -44,21 +46,35 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let mut runs_with_other = 0;
+    let (mut runs_with_other, mut runs_missing) = (0, 0);
     for n in from..from + hours {
         // A demo run at minute 17 of its hour, as at any minute: the end
         // is a whole number of 5-minute buckets.
         let end = (FIRST_END + n * step * 3600 + 17 * 60).div_euclid(300) * 300;
-        let fired = run(end)?;
+        let live_from = if std::env::var_os("ALL").is_some() {
+            i64::MIN
+        } else {
+            end - kpiwatch::demo::LIVE
+        };
+        let fired: Vec<Transition> = run(end)?
+            .into_iter()
+            .filter(|t| t.bucket_start >= live_from)
+            .collect();
         let incidents = kpiwatch::demo::incidents(end);
         let mut other = 0;
+        let mut caught = vec![false; incidents.len()];
         for t in &fired {
-            let matched = incidents.iter().any(|i| {
-                (i.start..i.end + GRACE).contains(&t.started_at)
+            let mut matched = false;
+            for (i, incident) in incidents.iter().enumerate() {
+                if (incident.start..incident.end + GRACE).contains(&t.started_at)
                     && ["checkouts", "conversion", "revenue"]
                         .iter()
                         .any(|k| t.kpi.starts_with(k))
-            });
+                {
+                    caught[i] = true;
+                    matched = true;
+                }
+            }
             if !matched {
                 other += 1;
             }
@@ -76,10 +92,18 @@ fn main() -> anyhow::Result<()> {
         if other > 0 {
             runs_with_other += 1;
         }
+        if caught.contains(&false) {
+            runs_missing += 1;
+            println!(
+                "end {} MISSED an incident (caught: {caught:?})",
+                kpiwatch::timefmt::rfc3339(end)
+            );
+        }
     }
     println!(
         "{runs_with_other} of {hours} end times fired an alert outside the injected incidents"
     );
+    println!("{runs_missing} of {hours} end times missed an injected incident");
     Ok(())
 }
 

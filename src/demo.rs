@@ -4,10 +4,13 @@
 //!    topic (8 partitions).
 //! 2. Runs the real service ([`crate::service::run`]) against it over TCP,
 //!    with the embedded `config/shop.toml`.
-//! 3. Produces two weeks of a simulated shop's events ending now (150 page
-//!    views a minute at the busiest hour), the last 80 minutes with
-//!    incidents: iOS checkouts stop for 40 minutes, then all checkouts stop
-//!    for 20. Production is paced by consumption, because the mock cluster
+//! 3. Simulates two weeks of a shop's events ending now (150 page views a
+//!    minute at the busiest hour), the last 80 minutes with incidents: iOS
+//!    checkouts stop for 40 minutes, then all checkouts stop for 20. All
+//!    but the last 90 minutes are history, learnt before the service starts
+//!    as `kpiwatch warm` learns it ([`LIVE`]); the service resumes from that
+//!    snapshot at the history's end, and the rest is produced to the
+//!    broker. Production is paced by consumption, because the mock cluster
 //!    keeps only 5 MiB per partition and silently drops older messages.
 //! 4. Prints each alert transition as it happens. Notifications go where a
 //!    real deployment's would: emails to `.eml` files in `RUN/mail` (lettre's
@@ -56,6 +59,8 @@ const MAX_IN_FLIGHT: u64 = 100_000;
 /// What the demo saw.
 #[derive(Debug, serde::Serialize)]
 pub struct DemoSummary {
+    /// Events of the history, learnt before the service started.
+    pub events_learnt: u64,
     /// Events produced to the broker.
     pub events_produced: u64,
     /// Events the service consumed.
@@ -329,6 +334,54 @@ pub fn new_run_dir(out: &std::path::Path, now: i64) -> std::io::Result<std::path
     ))
 }
 
+/// The demo's live part: its last 90 minutes, in which the incidents
+/// happen (the first begins 10 minutes into it). What comes before is
+/// history, learnt as `kpiwatch warm` learns it, as a deployment on a
+/// topic with weeks of retention would start. Judged live instead, two
+/// weeks of history at `false_alarms = "1/month"` per KPI are allowed
+/// about three false alerts, which would say nothing about the incidents
+/// (`examples/demo_hours`: 11 of 24 end times fired one).
+pub const LIVE: i64 = 90 * 60;
+
+/// Learns `model`'s events before `live_from` into a snapshot in the
+/// config's state directory, as `kpiwatch warm` does, through a file in
+/// `run_dir` that it removes after. Returns the events learnt and the
+/// history's end, from which the service starts (None if the history was
+/// too short to close a bucket: then everything is produced).
+fn learn_history(
+    config: &Config,
+    model: &ShopModel,
+    live_from: i64,
+    run_dir: &std::path::Path,
+) -> anyhow::Result<(u64, Option<i64>)> {
+    use std::io::Write;
+    let path = run_dir.join("history.jsonl");
+    let mut file = std::io::BufWriter::new(std::fs::File::create_new(&path)?);
+    let mut written = Ok(());
+    generate(model, |t, line| {
+        if t < live_from && written.is_ok() {
+            written = file.write_all(line).and_then(|()| file.write_all(b"\n"));
+        }
+    });
+    written?;
+    file.into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
+    let save = crate::warm::SaveState::new(
+        &config.service.state_dir,
+        Arc::new(crate::durable::Disk),
+        &path.display().to_string(),
+    )?;
+    let input = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(&path)?);
+    let warmed = crate::warm::warm(config.clone(), None, input, None, save);
+    // This run wrote it, and nothing reads it again.
+    std::fs::remove_file(&path)?;
+    match warmed {
+        Ok(w) => Ok((w.history.events, w.history.topics.first().map(|t| t.end))),
+        Err(crate::warm::WarmError::NothingLearnt) => Ok((0, None)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Runs the demo.
 pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
     let started = Instant::now();
@@ -366,6 +419,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         seed: 7,
         local_offset,
     };
+    let (events_learnt, history_end) = learn_history(&config, &model, end - LIVE, &run_dir)?;
+    let produce_from = history_end.unwrap_or(model.start);
 
     let (observer, mut transitions) = mpsc::unbounded_channel::<Transition>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -394,8 +449,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
             let consumed = || metrics.events_consumed.with_label_values(&[&topic]).get();
             let mut n: u64 = 0;
             let mut result = Ok(());
-            generate(&model, |_, line| {
-                if result.is_err() {
+            generate(&model, |t, line| {
+                // What the snapshot covers is not produced: the service
+                // starts at the history's end.
+                if result.is_err() || t < produce_from {
                     return;
                 }
                 while n.saturating_sub(consumed()) > MAX_IN_FLIGHT {
@@ -404,7 +461,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
                 // Round-robin keeps partitions equally full; the mock
                 // cluster drops the oldest messages past 5 MiB a partition.
                 let partition = (n % PARTITIONS as u64) as i32;
-                result = broker.send(&topic, Some(partition), b"", line);
+                result = broker.send_at(&topic, Some(partition), b"", line, t * 1000);
                 n += 1;
                 produced.store(n, Ordering::Relaxed);
             });
@@ -494,6 +551,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoSummary> {
         })
         .sum();
     Ok(DemoSummary {
+        events_learnt,
         events_produced: produced.load(Ordering::Relaxed),
         events_consumed: summary.events,
         events_rejected: summary.rejected,

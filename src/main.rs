@@ -572,7 +572,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             if !json {
                 println!(
-                    "kpiwatch demo: {days} days of a simulated shop through an in-process Kafka broker, incidents in the last 80 minutes\n"
+                    "kpiwatch demo: {days} days of a simulated shop, learnt as `kpiwatch warm` learns history up to the last {} minutes, which go through an in-process Kafka broker to the service; incidents in the last 80 minutes\n",
+                    kpiwatch::demo::LIVE / 60
                 );
             }
             let s = runtime.block_on(kpiwatch::demo::run(options))?;
@@ -580,8 +581,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 println!(
-                    "\nsummary: {} events produced, {} consumed ({} rejected); {} KPIs, {} series; {} alerts fired, {} resolved; {:.1} s",
-                    s.events_produced, s.events_consumed, s.events_rejected, s.kpis, s.series, s.fired, s.resolved, s.seconds
+                    "\nsummary: {} events of history learnt, then {} produced, {} consumed ({} rejected); {} KPIs, {} series; {} alerts fired, {} resolved; {:.1} s",
+                    s.events_learnt, s.events_produced, s.events_consumed, s.events_rejected, s.kpis, s.series, s.fired, s.resolved, s.seconds
                 );
                 println!("shop time zone: {}", s.time_zone);
                 for i in &s.incidents {
