@@ -22,8 +22,8 @@
 //! too, as the demo did when it judged its history live.
 
 use kpiwatch::alert::Transition;
-use kpiwatch::pipeline::{Outcome, Pipeline};
-use kpiwatch::simulate::{generate, ShopModel};
+use kpiwatch::pipeline::Pipeline;
+use kpiwatch::simulate::ShopModel;
 use kpiwatch::telemetry::Metrics;
 
 /// 2026-12-07T00:00:00Z.
@@ -124,14 +124,8 @@ fn run(end: i64) -> anyhow::Result<Vec<Transition>> {
         seed: std::env::var("DEMO_SEED").map_or(Ok(SEED), |s| s.parse())?,
         local_offset,
     };
-    let mut out = Vec::new();
-    let mut offset = 0;
-    generate(&model, |_, line| {
-        offset += 1;
-        if let Outcome::Accepted { due: true, .. } = pipeline.record(0, 0, offset, line, None) {
-            pipeline.advance(None, &mut out);
-        }
-    });
-    pipeline.finish(&mut out);
-    Ok(out.into_iter().filter(Transition::starts_alert).collect())
+    Ok(kpiwatch::replay::shop(&mut pipeline, &model)
+        .into_iter()
+        .filter(Transition::starts_alert)
+        .collect())
 }

@@ -86,6 +86,23 @@ pub trait Observer {
     fn muted(&mut self, _muted: Vec<crate::pipeline::engine::Muted>) {}
 }
 
+/// A simulated shop's events through `pipeline` in event time, as one
+/// partition of its first topic, the way `replay` feeds a file, and the
+/// last buckets closed at the end: the transitions. For tests and examples
+/// that judge a shop without writing its events to a file.
+pub fn shop(pipeline: &mut Pipeline, model: &crate::simulate::ShopModel) -> Vec<Transition> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    crate::simulate::generate(model, |_, line| {
+        offset += 1;
+        if let Outcome::Accepted { due: true, .. } = pipeline.record(0, 0, offset, line, None) {
+            pipeline.advance(None, &mut out);
+        }
+    });
+    pipeline.finish(&mut out);
+    out
+}
+
 /// Which of `config`'s topics a replay reads: the one named, or the only
 /// one.
 pub fn topic_index(config: &Config, topic: Option<&str>) -> Result<usize, ReplayError> {

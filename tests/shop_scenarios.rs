@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use kpiwatch::alert::{Status, Transition};
-use kpiwatch::pipeline::{Outcome, Pipeline};
-use kpiwatch::simulate::{generate, ShopModel};
+use kpiwatch::pipeline::Pipeline;
+use kpiwatch::simulate::ShopModel;
 use kpiwatch::telemetry::Metrics;
 
 /// 2024-01-01, a Monday.
@@ -31,16 +31,7 @@ fn run(incidents: Vec<kpiwatch::simulate::Incident>) -> Vec<Transition> {
         seed: 11,
         local_offset: 0,
     };
-    let mut out = Vec::new();
-    let mut offset = 0;
-    generate(&model, |_, line| {
-        offset += 1;
-        if let Outcome::Accepted { due: true, .. } = pipeline.record(0, 0, offset, line, None) {
-            pipeline.advance(None, &mut out);
-        }
-    });
-    pipeline.finish(&mut out);
-    out
+    kpiwatch::replay::shop(&mut pipeline, &model)
 }
 
 fn firing<'a>(ts: &'a [Transition], kpi: &str) -> Vec<&'a Transition> {
