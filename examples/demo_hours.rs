@@ -18,8 +18,10 @@
 //! The replay judges the same config, shop, time zone and incidents in
 //! event time. The demo learns all but its last `kpiwatch::demo::LIVE`
 //! seconds as `kpiwatch warm` does (judged, learnt, not alerted), so only
-//! alerts from buckets after that count here; `ALL=1` counts the history's
-//! too, as the demo did when it judged its history live.
+//! alerts from buckets after that count here (`LIVE_MINUTES=N`: the last N
+//! minutes instead, to see what a longer live part would judge); `ALL=1`
+//! counts the history's too, as the demo did when it judged its history
+//! live.
 
 use kpiwatch::alert::Transition;
 use kpiwatch::pipeline::Pipeline;
@@ -54,7 +56,9 @@ fn main() -> anyhow::Result<()> {
         let live_from = if std::env::var_os("ALL").is_some() {
             i64::MIN
         } else {
-            end - kpiwatch::demo::LIVE
+            end - std::env::var("LIVE_MINUTES").map_or(Ok(kpiwatch::demo::LIVE), |m| {
+                m.parse::<i64>().map(|m| m * 60)
+            })?
         };
         let fired: Vec<Transition> = run(end)?
             .into_iter()
