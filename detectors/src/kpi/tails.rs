@@ -275,7 +275,11 @@ impl Predictive {
             return None;
         }
         let noise = self.var - self.rate_var;
-        if self.rate_var > 0.0 && noise >= self.mean {
+        // `var` was built as noise + rate_var: at Poisson's floor the noise
+        // equals the mean, and the subtraction may round it a hair below
+        // (the mixture then vanished on a rounding, and a window of 0
+        // where 11.6 were expected scored 4x likelier).
+        if self.rate_var > 0.0 && noise >= self.mean * (1.0 - 1e-9) {
             let r = self.mean * self.mean / self.rate_var;
             let s = noise / self.mean;
             if r <= GAMMA_SHAPE_MAX {
@@ -462,5 +466,28 @@ mod tests {
         };
         assert!((p.lower(6.0) - p.upper(14.0)).abs() < 1e-15);
         assert!((p.upper_edge(0.025) - (10.0 + 1.959_964 * 2.0)).abs() < 1e-4);
+    }
+
+    #[test]
+    fn the_gamma_mixture_survives_a_variance_that_rounds_below_poisson() {
+        // A window at Poisson's floor (noise = mean) with an uncertain
+        // rate: mean + rate_var - rate_var is a hair below the mean in
+        // floating point, which once dropped the mixture.
+        let (mean, rate_var) = (11.583995580673218, 4.509078869658177);
+        let p = Predictive {
+            mean,
+            var: mean + rate_var,
+            rate_var,
+            shape: Shape::ScaledPoisson,
+        };
+        assert!(mean + rate_var - rate_var < mean, "the case rounds below");
+        // P(0) of a negative binomial of that mean and rate variance.
+        let r = mean * mean / rate_var;
+        let nb = (r / (r + mean)).powf(r);
+        assert!(
+            (p.lower(0.0) / nb - 1.0).abs() < 1e-6,
+            "{} vs {nb}",
+            p.lower(0.0)
+        );
     }
 }
