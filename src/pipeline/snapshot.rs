@@ -30,8 +30,10 @@ use crate::durable::Storage;
 /// KPI model's window entries (it is the events, or 1); 6 added an
 /// average's typical-value state, and the evidence an alert claims became
 /// the finding's source; 7 kept, per recent bucket, the part of its
-/// variance that is the expectation's own.
-const VERSION: u32 = 7;
+/// variance that is the expectation's own; 8 added the model error
+/// particular to an hour (own and against peers) and the totals of the
+/// hour that teach it.
+const VERSION: u32 = 8;
 /// File name inside `service.state_dir`.
 pub const FILE: &str = "snapshot.postcard";
 

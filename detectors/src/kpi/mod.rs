@@ -29,12 +29,22 @@
 //!   a point anomaly; longer windows catch a sustained 30 % drop whose
 //!   buckets each look plausible, and a quiet series stopping (three empty
 //!   buckets where one event each was expected are as rare as e^-3, ten as
-//!   e^-10). The model error is taken as shared by all buckets of a window,
-//!   so a long window is not more confident than the profile is.
+//!   e^-10). The expectation is the profile's times **today's factor**:
+//!   days differ as a whole (a busy Monday), every bucket of a day shares
+//!   that, so the day's ordinary buckets so far say how the rest of it
+//!   stands ([`KpiModel::day_factor`]). Its remaining uncertainty is shared
+//!   by all buckets of a window, and the model error particular to an hour
+//!   (a shape drawn too flat, learnt from whole hours: see [`noise`]) is
+//!   averaged over the hours a window spans, so a long window is not more
+//!   confident than the profile is.
 //! - **windows against peers**: for a series of a grouped additive KPI, its
 //!   value against its usual ratio to the rest of its group. A node making
 //!   40 % fewer euros than its peers while traffic as a whole is unusual
-//!   stands out here, where its own seasonal model is uncertain.
+//!   stands out here, where its own seasonal model is uncertain. The
+//!   ratio's error is learnt from whole days and whole hours: a member
+//!   whose share moves with the time of day (its customers in another
+//!   time zone, mobile in the evening) has a steady daily share and hours
+//!   that are not, and is compared within what its hours show.
 //! - **a long empty run**: a count series at zero for longer than the
 //!   longest window, judged as one window since the run began.
 //! - **absence during warm-up**: before a day has been seen no seasonal
@@ -351,6 +361,10 @@ pub struct Assessment {
     peer: Option<(f64, f64)>,
     /// The part of `rel_var` particular to the hour.
     rel_hourly: f64,
+    /// Today's factor the expectation was multiplied by (see
+    /// [`KpiModel::day_factor`]), and its relative variance.
+    day: f64,
+    day_var: f64,
     /// Tests looked at so far, drops and spikes.
     tests: [u32; 2],
 }
@@ -370,6 +384,11 @@ impl Assessment {
                 f.tests = t.div_ceil(2).max(1);
             }
         }
+    }
+
+    /// Today's factor in the expectation, and its relative variance.
+    pub fn day_factor(&self) -> (f64, f64) {
+        (self.day, self.day_var)
     }
 
     /// The expectation's relative variance: (shared by a window, particular to the hour).
@@ -430,6 +449,11 @@ struct Peers {
     n: u32,
     /// Days whose totals taught `kappa2`.
     days: u32,
+    /// The relative error particular to an hour, squared, on top of
+    /// `kappa2` (a member's share that moves with the time of day), and
+    /// the hours that taught it.
+    kappa2_hourly: f64,
+    hours: noise::Excess,
 }
 
 impl Default for Peers {
@@ -440,6 +464,8 @@ impl Default for Peers {
             kappa2: 0.05 * 0.05,
             n: 0,
             days: 0,
+            kappa2_hourly: 0.0,
+            hours: noise::Excess::default(),
         }
     }
 }
@@ -470,8 +496,10 @@ pub struct Diagnostics {
     pub level: f64,
     /// Noise per unit (see [`noise`]).
     pub phi: f64,
-    /// Relative model error.
+    /// Relative model error every bucket of a day shares.
     pub kappa: f64,
+    /// Relative model error particular to an hour.
+    pub kappa_hourly: f64,
     /// Ratio of the series to the rest of its group (NaN without peers).
     pub peer_ratio: f64,
     /// Relative error of the peer expectation.
@@ -537,8 +565,9 @@ pub struct KpiModel {
     /// Whether the last bucket learnt was learnt in full (not anomalous).
     #[serde(default)]
     learnt_in_full: bool,
-    /// Today's ordinary buckets, for the model error.
+    /// Today's ordinary buckets, and this hour's, for the model error.
     today: DayTotal,
+    this_hour: DayTotal,
     /// Whether the noise's prior has been sized from values, and the
     /// typical value (per event for sums) it was sized from.
     sized: bool,
@@ -593,6 +622,7 @@ impl KpiModel {
             negative_seen: false,
             learnt_in_full: false,
             today: DayTotal::default(),
+            this_hour: DayTotal::default(),
             sized: false,
             size: 0.0,
             tails: matches!(config.kind, Kind::Sum | Kind::Avg | Kind::Distinct).then(|| {
@@ -627,6 +657,31 @@ impl KpiModel {
     /// The shape of this series' predictive distributions.
     pub fn shape(&self) -> Shape {
         self.config.kind.shape(self.negative_seen)
+    }
+
+    /// Today's factor: how today's ordinary buckets so far compare with
+    /// what the profile expected of them, and its relative variance. Days
+    /// differ by `kappa2` (a busy Monday, a rainy Saturday), and every
+    /// bucket of a day shares it, so the day's morning says how its
+    /// evening will stand: the factor is the precision-weighted mean of 1
+    /// (the prior, with the days' variance) and the ratio the day has
+    /// shown (with its noise, and the hours' own error averaged over the
+    /// hours seen). At midnight it starts again from 1. Buckets judged
+    /// anomalous do not count, so an incident is not taken for the day's
+    /// mood.
+    fn day_factor(&self, day: i64) -> (f64, f64) {
+        let prior = self.noise.kappa2();
+        let t = &self.today;
+        if self.negative_seen || t.day != day || t.buckets == 0 || t.expected <= 0.0 {
+            return (1.0, prior);
+        }
+        let e2 = t.expected * t.expected;
+        let per_hour = (3600.0 / self.config.bucket_width.max(1) as f64).max(1.0);
+        let hours = (f64::from(t.buckets) / per_hour).max(1.0);
+        let var = t.noise_var / e2 + self.noise.kappa2_hourly() / hours;
+        let precision = 1.0 / prior + 1.0 / var.max(1e-12);
+        let factor = (1.0 / prior + t.x / t.expected / var.max(1e-12)) / precision;
+        (factor.max(0.0), 1.0 / precision)
     }
 
     fn ready(&self, time: i64) -> bool {
@@ -688,16 +743,19 @@ impl KpiModel {
                 noise_var: 0.0,
                 peer: None,
                 rel_hourly: 0.0,
+                day: 1.0,
+                day_var: 0.0,
                 tests: [0; 2],
             };
         }
         let (factor, shared, hourly) = self.profile.seasonal(&at);
         let rel_var = shared + hourly;
-        let mu = self.profile.level() * factor;
+        let (day, day_var) = self.day_factor(input.local_time().div_euclid(86_400));
+        let mu = self.profile.level() * factor * day;
         let mu_v = mu.max(self.mu_floor(input.events));
         let unit = kind.unit(mu_v, input.events);
         let noise_var = self.noise_var(mu_v, input.events);
-        let rho2 = rel_var + self.noise.kappa2();
+        let rho2 = rel_var + day_var + self.noise.kappa2_hourly();
         let point = Predictive {
             mean: mu,
             var: noise_var + mu_v * mu_v * rho2,
@@ -719,6 +777,8 @@ impl KpiModel {
             noise_var,
             peer: None,
             rel_hourly: hourly,
+            day,
+            day_var,
             tests: [0; 2],
         };
         if ready {
@@ -750,7 +810,9 @@ impl KpiModel {
         // The ratio's own uncertainty: about one over the events it was
         // measured from (times the dispersion), plus what it is learnt to
         // miss by.
-        let rho2 = self.noise.phi() / self.peers.own.max(1e-9) + self.peers.kappa2;
+        let rho2 = self.noise.phi() / self.peers.own.max(1e-9)
+            + self.peers.kappa2
+            + self.peers.kappa2_hourly;
         self.scan(&entry, Source::Peers, rho2, a);
         a.settle_tests();
     }
@@ -791,9 +853,9 @@ impl KpiModel {
     /// part over their cells).
     fn scan(&self, first: &Entry, source: Source, rho2: f64, a: &mut Assessment) {
         let hourly = if source == Source::Own {
-            a.rel_hourly
+            a.rel_hourly + self.noise.kappa2_hourly()
         } else {
-            0.0
+            self.peers.kappa2_hourly
         };
         let frame = ScanFrame {
             source,
@@ -1210,7 +1272,8 @@ impl KpiModel {
             // noise.
             if weight >= 1.0 && a.ready && a.rel_var * mu * mu < NOISE_GATE * a.noise_var {
                 let scale = mu.max(floor);
-                let known = self.config.estimate_rel_var * scale * scale;
+                // What the day's factor is not sure of is known too.
+                let known = (self.config.estimate_rel_var + a.day_var) * scale * scale;
                 self.noise.learn(x - mu, a.unit, scale, known, a.point.var);
             }
             self.add_to_day(input, a, weight);
@@ -1276,28 +1339,47 @@ impl KpiModel {
         }
     }
 
-    /// Adds an ordinary bucket of a known series to today's totals; at a
-    /// new local day, yesterday's totals teach the model error, if most of
-    /// the day was ordinary.
+    /// Adds an ordinary bucket of a known series to today's totals and
+    /// this hour's; at a new local day (hour), the last one's totals teach
+    /// the model error, own and against peers, if most of it was ordinary.
+    /// Hours teach only series of buckets shorter than an hour: an hour of
+    /// one bucket cannot tell the hour's error from the bucket's noise.
     fn add_to_day(&mut self, input: &Input, a: &Assessment, weight: f64) {
-        let day = input.local_time().div_euclid(86_400);
+        let local = input.local_time();
+        let day = local.div_euclid(86_400);
         if day != self.today.day {
-            let t = self.today;
+            let t = std::mem::replace(
+                &mut self.today,
+                DayTotal {
+                    day,
+                    ..DayTotal::default()
+                },
+            );
             if f64::from(t.buckets) >= 0.5 * self.per_day && t.buckets > 0 {
-                self.noise.learn_day(
-                    t.x,
-                    t.expected,
-                    t.noise_var,
-                    t.rel_var / f64::from(t.buckets),
-                );
+                let rel_var = t.rel_var / f64::from(t.buckets);
+                self.noise.learn_day(t.x, t.expected, t.noise_var, rel_var);
             }
             if f64::from(t.peer_buckets) >= 0.5 * self.per_day && t.peer_expected > 0.0 {
-                self.learn_peer_day(&t);
+                self.learn_peer_block(&t, false);
             }
-            self.today = DayTotal {
-                day,
-                ..DayTotal::default()
-            };
+        }
+        let per_hour = 3600.0 / self.config.bucket_width.max(1) as f64;
+        let hour = local.div_euclid(3600);
+        if per_hour >= 2.0 && hour != self.this_hour.day {
+            let t = std::mem::replace(
+                &mut self.this_hour,
+                DayTotal {
+                    day: hour,
+                    ..DayTotal::default()
+                },
+            );
+            if f64::from(t.buckets) >= 0.5 * per_hour && t.buckets > 0 {
+                let rel_var = t.rel_var / f64::from(t.buckets);
+                self.noise.learn_hour(t.x, t.expected, t.noise_var, rel_var);
+            }
+            if f64::from(t.peer_buckets) >= 0.5 * per_hour && t.peer_expected > 0.0 {
+                self.learn_peer_block(&t, true);
+            }
         }
         if weight < 1.0 || !a.ready {
             return;
@@ -1307,29 +1389,58 @@ impl KpiModel {
         } else {
             1.0
         };
-        let t = &mut self.today;
-        t.x += input.value * m;
-        t.expected += a.expected * m;
-        t.noise_var += a.noise_var * m * m;
-        t.rel_var += a.rel_var;
-        t.buckets += 1;
-        if let Some((mu_p, vn_p)) = a.peer {
-            t.peer_x += input.value;
-            t.peer_expected += mu_p;
-            t.peer_noise_var += vn_p;
-            t.peer_buckets += 1;
+        // The day's totals are against the profile alone (what the day's
+        // factor is measured from); the hour's against the expectation
+        // with the day's factor, which leaves the hour's own error.
+        let prior_expected = if a.day > 0.0 {
+            a.expected / a.day
+        } else {
+            a.expected
+        };
+        for (t, expected, rel_var) in [
+            (&mut self.today, prior_expected, a.rel_var),
+            (&mut self.this_hour, a.expected, a.rel_var + a.day_var),
+        ] {
+            t.x += input.value * m;
+            t.expected += expected * m;
+            t.noise_var += a.noise_var * m * m;
+            t.rel_var += rel_var;
+            t.buckets += 1;
+            if let Some((mu_p, vn_p)) = a.peer {
+                t.peer_x += input.value;
+                t.peer_expected += mu_p;
+                t.peer_noise_var += vn_p;
+                t.peer_buckets += 1;
+            }
         }
     }
 
-    /// The peer expectation's relative error, from a whole day against its
-    /// peers (one bucket of a quiet series says nothing about it).
-    fn learn_peer_day(&mut self, t: &DayTotal) {
+    /// The peer expectation's relative error, from a whole day (or hour)
+    /// against its peers (one bucket of a quiet series says nothing about
+    /// it): the day's teaches `kappa2`, the hour's what it adds.
+    fn learn_peer_block(&mut self, t: &DayTotal, hour: bool) {
         let ratio_var = self.noise.phi() / self.peers.own.max(1e-9);
         let p = &mut self.peers;
         let e2 = t.peer_expected * t.peer_expected;
-        let var = t.peer_noise_var + e2 * (ratio_var + p.kappa2);
+        let kappa2 = p.kappa2 + if hour { p.kappa2_hourly } else { 0.0 };
+        let var = t.peer_noise_var + e2 * (ratio_var + kappa2);
         let r = t.peer_x - t.peer_expected;
-        let excess = ((r * r).min(25.0 * var) - t.peer_noise_var) / e2 - ratio_var;
+        // Less than an event's worth says nothing (see `noise::Excess`).
+        if t.peer_noise_var > e2 {
+            return;
+        }
+        // Less the noise of the rest's count, which the expectation from
+        // peers carries (`ScanFrame::others`): an hour of a quiet group
+        // knows its rest to a few tens of percent, which is not an error
+        // of the ratio.
+        let rest_var = self.noise.phi() * p.ratio() / t.peer_expected;
+        let excess = ((r * r).min(25.0 * var) - t.peer_noise_var) / e2 - ratio_var - rest_var;
+        if hour {
+            let memory = NOISE_MEMORY_DAYS * 24.0;
+            p.hours.learn(excess, var / e2, memory);
+            p.kappa2_hourly = (p.hours.positive(memory) - p.kappa2).max(0.0);
+            return;
+        }
         let days = f64::from(p.days);
         let alpha = (1.0 / (days + 3.0)).max(1.0 / NOISE_MEMORY_DAYS);
         p.kappa2 += alpha * (excess - p.kappa2);
@@ -1496,6 +1607,7 @@ impl KpiModel {
             level: self.profile.level(),
             phi: self.noise.phi(),
             kappa: self.noise.kappa2().sqrt(),
+            kappa_hourly: self.noise.kappa2_hourly().sqrt(),
             peer_ratio: self.peers.ratio(),
             peer_kappa: self.peers.kappa2.sqrt(),
             shift: self.profile.shift(),

@@ -15,13 +15,18 @@
 //!   (`kappa² × expected²`): what no noise model explains — a busy day, a
 //!   profile not quite right. It dominates at high volume, where Poisson
 //!   noise alone would make a 3 % wobble look like an outage. It is
-//!   measured where it shows without the noise: on whole days, the day's
-//!   total against its expected total, less the day's noise and the
-//!   profile's own uncertainty. (Fitted per bucket beside the noise, it
-//!   would take any misfit of the noise model for model error: for a ratio
-//!   with no seasonality `expected²` is a constant, and became an
-//!   intercept.) The buckets of one window share it, which is what keeps a
-//!   long window from being more confident than the profile is.
+//!   measured where it shows without the noise: on totals of whole days
+//!   and of whole hours, each against its expected total, less its noise
+//!   and the profile's own uncertainty. (Fitted per bucket beside the
+//!   noise, it would take any misfit of the noise model for model error:
+//!   for a ratio with no seasonality `expected²` is a constant, and became
+//!   an intercept.) Days measure the part every bucket of a day shares (a
+//!   busy day); hours measure, on top of it, the part particular to an hour
+//!   (a lunch peak the profile draws too flat, a country whose share moves
+//!   with its time zone), which whole days cannot see: such errors cancel
+//!   over a day. A window shares the first, and averages the second over
+//!   the hours it spans, which is what keeps a long window from being more
+//!   confident than the profile is.
 //!
 //! Both forget over about two weeks, start from a weak prior, and clip
 //! residuals at ten standard deviations (anomalous buckets are not learnt
@@ -61,9 +66,78 @@ pub struct Noise {
     n: f64,
     /// Forgetting memory, in buckets.
     memory: f64,
-    /// Mean relative excess of whole days, and days learnt.
-    day_excess: f64,
-    days: f64,
+    /// The relative model error particular to an hour, squared.
+    kappa2_hourly: f64,
+    /// Relative excess of whole days, and of whole hours.
+    days: Excess,
+    hours: Excess,
+}
+
+/// A weighted mean of blocks' relative excess (squared residual, less
+/// what the noise and the profile's uncertainty explain, over the expected
+/// total squared): the model error they show.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Excess {
+    /// Forgetting means of weight × excess and of the weights, and of
+    /// their squares' (weight² × excess², weight² × excess, weight²),
+    /// for the mean's standard error.
+    excess_w: f64,
+    weight: f64,
+    ww_xx: f64,
+    ww_x: f64,
+    ww: f64,
+    /// Blocks learnt.
+    blocks: f64,
+}
+
+impl Excess {
+    /// Folds in a block of `excess`, whose relative variance is `rel_var`
+    /// in all, forgetting over `memory` blocks. Weighted by the inverse
+    /// variance of the estimate, which is about the block's relative
+    /// variance squared: a block whose expectation the profile knows only
+    /// roughly (a young series) says little about the model error, and
+    /// subtracting the profile's uncertainty, which is only an estimate,
+    /// made such blocks pull it down to its floor for weeks.
+    pub fn learn(&mut self, excess: f64, rel_var: f64, memory: f64) {
+        let w = 1.0 / (rel_var * rel_var).max(1e-300);
+        self.blocks += 1.0;
+        let a = (1.0 / self.blocks).max(1.0 / memory);
+        self.excess_w += a * (w * excess - self.excess_w);
+        self.weight += a * (w - self.weight);
+        let ww = w * w;
+        self.ww_xx += a * (ww * excess * excess - self.ww_xx);
+        self.ww_x += a * (ww * excess - self.ww_x);
+        self.ww += a * (ww - self.ww);
+    }
+
+    /// The mean as evidence that there is any such error at all: shrunk
+    /// towards 0 by its own sampling variance (positive-part
+    /// James–Stein), so the noise of a quiet series' blocks, whose
+    /// squared residuals scatter widely around 0, is not read as an error
+    /// of a few percent.
+    pub fn positive(&self, memory: f64) -> f64 {
+        if self.weight <= 0.0 {
+            return 0.0;
+        }
+        let n = self.blocks.min(memory);
+        let mean = self.excess_w / self.weight;
+        let spread = self.ww_xx - 2.0 * mean * self.ww_x + mean * mean * self.ww;
+        let se2 = spread.max(0.0) / (n * self.weight * self.weight);
+        if mean <= 0.0 {
+            return 0.0;
+        }
+        mean * (1.0 - se2 / (mean * mean)).max(0.0)
+    }
+
+    /// The mean, shrunk towards `prior` as if it were `prior_blocks`
+    /// blocks like the ones seen (`prior` itself before any).
+    pub fn mean(&self, prior: f64, prior_blocks: f64, memory: f64) -> f64 {
+        if self.weight <= 0.0 {
+            return prior;
+        }
+        let n = self.blocks.min(memory);
+        (n * self.excess_w / self.weight + prior_blocks * prior) / (n + prior_blocks)
+    }
 }
 
 impl Noise {
@@ -79,8 +153,9 @@ impl Noise {
             uy: 0.0,
             n: 0.0,
             memory: memory.max(10.0),
-            day_excess: KAPPA_PRIOR * KAPPA_PRIOR,
-            days: 0.0,
+            kappa2_hourly: 0.0,
+            days: Excess::default(),
+            hours: Excess::default(),
         }
     }
 
@@ -90,10 +165,17 @@ impl Noise {
         self.phi
     }
 
-    /// The relative model error, squared.
+    /// The relative model error every bucket of a day shares, squared.
     #[inline]
     pub fn kappa2(&self) -> f64 {
         self.kappa2
+    }
+
+    /// The relative model error particular to an hour, squared: on top of
+    /// [`Noise::kappa2`], and independent from one hour to the next.
+    #[inline]
+    pub fn kappa2_hourly(&self) -> f64 {
+        self.kappa2_hourly
     }
 
     /// Whether buckets have been learnt from (the prior no longer rules).
@@ -123,12 +205,13 @@ impl Noise {
         if !(r.is_finite() && u.is_finite() && u > 0.0 && mu.is_finite() && var > 0.0) {
             return;
         }
-        // Net of the model error, which whole days measure, and of what is
-        // known; not of the profile's uncertainty, which is only an
+        // Net of the hour's model error, which whole hours measure, and of
+        // what is known (the caller's: the day's factor's uncertainty, a
+        // sketch's error); not of the profile's uncertainty, which is only an
         // estimate: subtracted, an overestimate of it drove the dispersion
         // to its floor. The caller learns from buckets whose profile
         // uncertainty is small instead.
-        let y = (r * r).min(CLIP * var) - mu * mu * self.kappa2 - known;
+        let y = (r * r).min(CLIP * var) - mu * mu * self.kappa2_hourly - known;
         // Weighted by 1 / var²: squared residuals of big buckets vary more.
         let w = 1.0 / (var * var);
         let a = (1.0 / (self.n + 1.0)).max(1.0 / self.memory);
@@ -149,18 +232,49 @@ impl Noise {
     /// buckets' noise summed) and the profile's relative variance
     /// `rel_var`.
     pub fn learn_day(&mut self, x: f64, expected: f64, noise_var: f64, rel_var: f64) {
-        if !(x.is_finite() && expected > 0.0 && noise_var >= 0.0) {
-            return;
+        let kappa2 = self.kappa2;
+        let memory = self.memory_days();
+        if let Some((excess, v)) = excess(x, expected, noise_var, rel_var, kappa2) {
+            self.days.learn(excess, v, memory);
+            self.kappa2 = self
+                .days
+                .mean(KAPPA_PRIOR * KAPPA_PRIOR, PRIOR_DAYS, memory)
+                .max(KAPPA_MIN * KAPPA_MIN);
         }
-        let e2 = expected * expected;
-        let var = noise_var + e2 * (rel_var + self.kappa2);
-        let r = x - expected;
-        let excess = ((r * r).min(CLIP * var) - noise_var) / e2 - rel_var;
-        self.days += 1.0;
-        let a = (1.0 / (self.days + PRIOR_DAYS)).max(1.0 / (self.memory / 288.0).max(14.0));
-        self.day_excess += a * (excess - self.day_excess);
-        self.kappa2 = self.day_excess.max(KAPPA_MIN * KAPPA_MIN);
     }
+
+    /// Learns the model error particular to an hour from a whole hour, as
+    /// [`Noise::learn_day`] does from a day. `expected` already carries the day's factor, and `rel_var` its
+    /// uncertainty: what is left is the hour's own.
+    pub fn learn_hour(&mut self, x: f64, expected: f64, noise_var: f64, rel_var: f64) {
+        let kappa2 = self.kappa2_hourly;
+        let memory = self.memory_days() * 24.0;
+        if let Some((excess, v)) = excess(x, expected, noise_var, rel_var, kappa2) {
+            self.hours.learn(excess, v, memory);
+            self.kappa2_hourly = self.hours.positive(memory);
+        }
+    }
+
+    /// The model error's memory, in days.
+    fn memory_days(&self) -> f64 {
+        (self.memory / 288.0).max(14.0)
+    }
+}
+
+/// A block's relative excess (see [`Excess`]) and its relative variance
+/// in all, or None for a block that says nothing.
+fn excess(x: f64, expected: f64, noise_var: f64, rel_var: f64, kappa2: f64) -> Option<(f64, f64)> {
+    let e2 = expected * expected;
+    // A block whose noise alone exceeds its expected total (a quiet
+    // series' hour, with less than an event in it) cannot show a relative
+    // error below 100 %: its squared residual is noise, heavy-tailed.
+    if !(x.is_finite() && expected > 0.0 && noise_var >= 0.0 && noise_var <= e2) {
+        return None;
+    }
+    let var = noise_var + e2 * (rel_var + kappa2);
+    let r = x - expected;
+    let excess = ((r * r).min(CLIP * var) - noise_var) / e2 - rel_var;
+    Some((excess, var / e2))
 }
 
 #[cfg(test)]
@@ -189,7 +303,7 @@ mod tests {
                 let mu = 2.0 * 100f64.powf((i % 48) as f64 / 47.0);
                 let value = mu * day + gauss(&mut rng) * (1.8 * mu).sqrt();
                 let var = noise.phi() * mu + noise.kappa2() * mu * mu;
-                noise.learn(value - mu, mu, mu, 0.0, var);
+                noise.learn(value - mu, mu, mu, noise.kappa2() * mu * mu, var);
                 x += value;
                 e += mu;
                 v += noise.phi() * mu;
@@ -230,5 +344,47 @@ mod tests {
             "{before:?} {}",
             noise.phi()
         );
+    }
+
+    #[test]
+    fn an_error_that_cancels_over_a_day_is_learnt_from_hours() {
+        // Each hour is off by its own 10 % (a shape drawn too flat), the
+        // errors cancel over the day: days see ~1 % at most, hours 10 %.
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut noise = Noise::new(1.0, 1.0, 4032.0);
+        for _ in 0..28 {
+            let (mut day_x, mut day_e) = (0.0, 0.0);
+            for h in 0..24 {
+                let e: f64 = 1200.0;
+                let off = if h % 2 == 0 { 1.1 } else { 0.9 };
+                let x = e * off + gauss(&mut rng) * e.sqrt();
+                noise.learn_hour(x, e, e, 0.0);
+                day_x += x;
+                day_e += e;
+            }
+            noise.learn_day(day_x, day_e, day_e, 0.0);
+        }
+        let hourly = noise.kappa2_hourly().sqrt();
+        assert!((hourly / 0.1 - 1.0).abs() < 0.2, "hourly {hourly}");
+        assert!(
+            noise.kappa2().sqrt() < 0.03,
+            "day {}",
+            noise.kappa2().sqrt()
+        );
+    }
+
+    #[test]
+    fn the_noise_of_quiet_hours_is_not_taken_for_an_error() {
+        // Poisson hours of 3 to 30 events and nothing else: their squared
+        // residuals scatter widely around what Poisson explains.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut noise = Noise::new(1.0, 1.0, 4032.0);
+        for i in 0..28 * 24 {
+            let e = 3.0 + 27.0 * ((i % 24) as f64 / 23.0);
+            let x = e + gauss(&mut rng) * e.sqrt();
+            noise.learn_hour(x, e, e, 0.0);
+        }
+        let hourly = noise.kappa2_hourly().sqrt();
+        assert!(hourly < 0.05, "hourly {hourly}");
     }
 }

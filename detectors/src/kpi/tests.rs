@@ -802,3 +802,88 @@ fn a_quiet_group_judged_against_its_peers_raises_no_alert_in_a_clean_month() {
     }
     assert!(false_alerts <= 6, "{false_alerts} false alerts");
 }
+
+/// A group of `members` count series whose shares move with the time of
+/// day: member `m`'s day peaks `2m` hours later (customers in other time
+/// zones, mobile in the evening), in clean weeks.
+fn shares_moving_with_the_hour(m: usize, t: i64) -> f64 {
+    rate(8.0, t - m as i64 * 2 * 3600)
+}
+
+#[test]
+fn members_whose_share_moves_with_the_hour_raise_no_alert_against_their_peers() {
+    // Each member's share swings by a factor of three over the day, and
+    // is the same every day: whole days, where the swings cancel, showed
+    // a ratio known to 1 %, and the evening's shares were taken for
+    // incidents. The hours show how far the share wanders; four clean
+    // weeks of four members, six shops, stay near their budget.
+    let mut by_peers = 0;
+    for seed in 31..37 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let judged = run_group(&mut rng, 4, MONDAY + 4 * WEEK, shares_moving_with_the_hour);
+        for series in &judged {
+            let peer = |j: &Judged| {
+                [&j.a.drop, &j.a.spike].into_iter().any(|f| {
+                    f.is_some_and(|f| f.source == Source::Peers && f.p_adjusted() <= P_STAR)
+                })
+            };
+            let judged = &series[(WEEK / 300) as usize..];
+            // Alert starts: a bucket anomalous against peers after one
+            // that was not.
+            by_peers += judged
+                .windows(2)
+                .filter(|w| !peer(&w[0]) && peer(&w[1]))
+                .count();
+        }
+    }
+    // 24 series over three judged weeks: P_STAR allows about 17 alerts.
+    // Ramps within an hour still move the share (36 alerts); with the
+    // ratio's error learnt from whole days only, they raised 1,330.
+    assert!(by_peers <= 40, "{by_peers} alerts against peers");
+}
+
+#[test]
+fn a_busy_day_is_measured_by_its_morning_and_its_evening_drop_still_caught() {
+    // Days that differ by ~12 % as a whole (a busy Monday, a quiet
+    // Thursday) share that factor in every bucket: by the evening the day
+    // has shown it, so its windows are judged against it, not against
+    // the average day with a 12 % band. On the last day, 15 % busier
+    // than usual all day, logins fall 40 % from 18:00 for two hours:
+    // caught within the hour in every shop, and nothing flagged before.
+    let last = MONDAY + 3 * WEEK + DAY;
+    let drop = last + 18 * 3600;
+    let mut caught = 0;
+    let mut early = 0;
+    for seed in 41..47 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut model = KpiModel::new(config(Kind::Count));
+        let days: Vec<f64> = (0..22)
+            .map(|_| (0.12 * rng.sample::<f64, _>(rand_distr::StandardNormal)).exp())
+            .collect();
+        let judged = run_counts(&mut model, &mut rng, MONDAY, last + DAY, |t| {
+            let d = ((t - MONDAY) / DAY) as usize;
+            let day = if t >= last { 1.15 } else { days[d] };
+            let down = if (drop..drop + 2 * 3600).contains(&t) {
+                0.6
+            } else {
+                1.0
+            };
+            rate(40.0, t) * day * down
+        });
+        let first = judged
+            .iter()
+            .find(|j| j.t >= last && j.anomalous == Some(Direction::Drop))
+            .map(|j| j.t);
+        if first.is_some_and(|t| (drop..drop + 3600).contains(&t)) {
+            caught += 1;
+        }
+        if judged
+            .iter()
+            .any(|j| (last..drop).contains(&j.t) && j.anomalous.is_some())
+        {
+            early += 1;
+        }
+    }
+    // Judged against the average day, 5 of 6 and one flagged early.
+    assert_eq!((caught, early), (6, 0));
+}
