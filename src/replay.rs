@@ -420,8 +420,8 @@ pub struct NotifySummary {
 /// `replay --notify`: routes `transitions` through the configured
 /// subscriptions in event time — each transition arrives at its bucket's
 /// end, so group waits and intervals behave as they would have live — and
-/// delivers the notifications, waiting up to `wait` for the outbox to
-/// drain. The outbox and its ledger are the service's (in
+/// delivers the notifications in real time, waiting up to `wait` for the
+/// outbox to drain. The outbox and its ledger are the service's (in
 /// `service.state_dir`), so a replay never re-sends what the service (or an
 /// earlier replay) already sent.
 pub async fn notify(
@@ -430,7 +430,7 @@ pub async fn notify(
     transitions: &[Transition],
     wait: std::time::Duration,
 ) -> Result<NotifySummary, crate::notify::notifier::NotifyError> {
-    use crate::clock::ManualClock;
+    use crate::clock::{ManualClock, SystemClock};
     use crate::notify::notifier::{Notifier, SILENCES_DIR};
     use crate::notify::silence::SilenceStore;
     use std::sync::{Arc, Mutex};
@@ -442,11 +442,14 @@ pub async fn notify(
         tracing::warn!(error = %e, "silences not read; replaying without them");
         SilenceStore::in_memory()
     });
-    let mut notifier = Notifier::start(
+    // Routed in event time, delivered in real time: the event clock
+    // jumps a night in a microsecond, which must not age the outbox.
+    let mut notifier = Notifier::start_in_event_time(
         settings,
         state_dir,
         Arc::new(Mutex::new(silences)),
         clock.clone(),
+        Arc::new(SystemClock),
         Metrics::new(),
     )?;
     let catch_up = |notifier: &mut Notifier, until_ms: i64| {

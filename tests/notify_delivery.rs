@@ -394,6 +394,57 @@ async fn notifications_in_the_outbox_survive_sigkill_and_a_replay_sends_none_twi
     assert_eq!(pending_files(&outbox), 0);
 }
 
+/// A replay routes in event time, where its three hours of alerts pass in
+/// a microsecond: with `give_up_after` at one hour, not one of them may be
+/// given up as stale before the receiver (which refuses the first try)
+/// has had them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_over_more_than_give_up_after_of_event_time_delivers_every_notification() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let mut seen = serve(listener, &[Answer::Status(503), Answer::Status(200)]);
+    let config = dir.path().join("kpiwatch.toml");
+    let text = replay_config(&state, &url).replace(
+        "retry_max = \"200ms\"\n",
+        "retry_max = \"200ms\"\ngive_up_after = \"1h\"\n",
+    );
+    assert!(text.contains("give_up_after = \"1h\""));
+    std::fs::write(&config, text).unwrap();
+    let expected = std::fs::read_to_string("tests/fixtures/replay/checkout_outage.alerts.jsonl")
+        .unwrap()
+        .lines()
+        .count();
+
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kpiwatch"))
+            .args(["replay", "--notify", "--notify-wait", "30s", "--config"])
+            .arg(&config)
+            .args(["--events", "tests/fixtures/replay/checkout_outage.jsonl"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success());
+    let mut delivered = std::collections::BTreeSet::new();
+    let mut requests = 0;
+    while let Ok((key, _)) = seen.try_recv() {
+        requests += 1;
+        delivered.insert(key);
+    }
+    assert_eq!(
+        delivered.len(),
+        expected,
+        "every notification: {delivered:?}"
+    );
+    assert_eq!(requests, expected + 1, "one refused try, sent again");
+    assert_eq!(pending_files(&state.join("outbox")), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_hangs_does_not_hold_up_another_one() {
     let dir = tempfile::tempdir().unwrap();

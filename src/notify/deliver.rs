@@ -143,7 +143,7 @@ pub struct Worker {
     pub transports: Arc<Transports>,
     /// Retry policy.
     pub retry: Retry,
-    /// Wall clock (entry ages and latency).
+    /// Wall clock (entry ages, latency, webhook signatures).
     pub clock: Arc<dyn Clock>,
     /// Where to count.
     pub metrics: Metrics,
@@ -188,7 +188,7 @@ impl Worker {
                 }
             };
             let n = &head.notification;
-            let age_ms = self.clock.now_ms() - n.created_at_ms;
+            let age_ms = self.clock.now_ms() - head.queued_at_ms;
             if age_ms > self.retry.give_up_after.as_millis() as i64 {
                 self.give_up(&head, DropReason::Expired);
                 attempts = 0;
@@ -289,7 +289,7 @@ impl Worker {
         let oldest = self
             .queue
             .front()
-            .map(|p| (self.clock.now_ms() - p.notification.created_at_ms).max(0) as f64 / 1000.0)
+            .map(|p| (self.clock.now_ms() - p.queued_at_ms).max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
         self.metrics
             .outbox_oldest_age

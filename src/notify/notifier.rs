@@ -24,7 +24,7 @@
 //! service commits nothing, so a crash meanwhile replays the transitions
 //! and recreates the same notifications.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -82,7 +82,10 @@ pub struct Notifier {
     outbox: Outbox,
     inboxes: HashMap<String, mpsc::UnboundedSender<Pending>>,
     state_path: PathBuf,
+    /// Times the dispatcher (group waits, intervals, repeats).
     clock: Arc<dyn Clock>,
+    /// The workers' clock when it is not `clock` (routing in event time).
+    wall: Option<Arc<dyn Clock>>,
     metrics: Metrics,
     backlog: Arc<Backlog>,
     /// One delivery worker per receiver, by receiver name.
@@ -139,57 +142,125 @@ impl Notifier {
         clock: Arc<dyn Clock>,
         metrics: Metrics,
     ) -> Result<Self, NotifyError> {
+        Self::open(storage, settings, state_dir, silences, clock, None, metrics)
+    }
+
+    /// [`start`](Self::start) for routing in event time (a replay):
+    /// `event_clock` times group waits, intervals and repeats, and
+    /// jumps as the events do, while the workers deliver on `wall`. A
+    /// notification's age against `retry.give_up_after` then counts from
+    /// when this run queued it — an alert from last week is not stale to
+    /// a replay that was asked to send it, and a receiver checking the
+    /// webhook signature's timestamp sees the time it was sent.
+    pub fn start_in_event_time(
+        settings: &NotifySettings,
+        state_dir: &Path,
+        silences: Arc<Mutex<SilenceStore>>,
+        event_clock: Arc<dyn Clock>,
+        wall: Arc<dyn Clock>,
+        metrics: Metrics,
+    ) -> Result<Self, NotifyError> {
+        Self::open(
+            Arc::new(Disk),
+            settings,
+            state_dir,
+            silences,
+            event_clock,
+            Some(wall),
+            metrics,
+        )
+    }
+
+    fn open(
+        storage: Arc<dyn Storage>,
+        settings: &NotifySettings,
+        state_dir: &Path,
+        silences: Arc<Mutex<SilenceStore>>,
+        clock: Arc<dyn Clock>,
+        wall: Option<Arc<dyn Clock>>,
+        metrics: Metrics,
+    ) -> Result<Self, NotifyError> {
         let now_ms = clock.now_ms();
-        let (outbox, mut left) = Outbox::open_on(storage.clone(), &settings.outbox_dir, now_ms)?;
+        let (outbox, left) = Outbox::open_on(storage.clone(), &settings.outbox_dir, now_ms)?;
         let mut dispatcher = Dispatcher::new(settings);
         let state_path = state_dir.join(STATE_FILE);
         if let Some(state) = load_state(&state_path)? {
             dispatcher.import(state);
         }
-        let transports = Arc::new(Transports::new(settings)?);
-        let backlog = Arc::new(Backlog::default());
-        let mut inboxes = HashMap::new();
-        let mut workers = HashMap::new();
-        for receiver in &settings.receivers {
-            let queue = left.remove(&receiver.name).unwrap_or_default();
-            if !queue.is_empty() {
-                tracing::info!(receiver = %receiver.name, pending = queue.len(), "resuming outbox");
-            }
-            let (inbox, worker) = WorkerHandle::start(
-                receiver,
-                queue,
-                &transports,
-                settings.retry,
-                &clock,
-                &metrics,
-                &backlog,
-            );
-            inboxes.insert(receiver.name.clone(), inbox);
-            workers.insert(receiver.name.clone(), worker);
-        }
-        for (receiver, entries) in left {
-            if !entries.is_empty() {
-                tracing::warn!(%receiver, pending = entries.len(), "outbox entries for a receiver no longer configured are kept, not sent");
-            }
-        }
-        Ok(Self {
+        let mut notifier = Self {
             dispatcher,
             silences,
             outbox,
-            inboxes,
+            inboxes: HashMap::new(),
             state_path,
             clock,
+            wall,
             metrics,
-            backlog,
-            workers,
-            transports,
+            backlog: Arc::new(Backlog::default()),
+            workers: HashMap::new(),
+            transports: Arc::new(Transports::new(settings)?),
             settings: settings.clone(),
             due: Vec::new(),
             storage,
             state_behind: false,
             retry_at_ms: None,
             saved: None,
-        })
+        };
+        let mut left = notifier.queued(left);
+        for receiver in &settings.receivers {
+            let queue = left.remove(&receiver.name).unwrap_or_default();
+            if !queue.is_empty() {
+                tracing::info!(receiver = %receiver.name, pending = queue.len(), "resuming outbox");
+            }
+            notifier.start_worker(receiver, queue);
+        }
+        for (receiver, entries) in left {
+            if !entries.is_empty() {
+                tracing::warn!(%receiver, pending = entries.len(), "outbox entries for a receiver no longer configured are kept, not sent");
+            }
+        }
+        Ok(notifier)
+    }
+
+    /// The clock the workers deliver on.
+    fn delivery_clock(&self) -> &Arc<dyn Clock> {
+        self.wall.as_ref().unwrap_or(&self.clock)
+    }
+
+    /// `entries` from the outbox, their ages counted as this notifier
+    /// counts them.
+    fn queued(
+        &self,
+        mut entries: BTreeMap<String, Vec<Pending>>,
+    ) -> BTreeMap<String, Vec<Pending>> {
+        for p in entries.values_mut().flatten() {
+            self.queue(p);
+        }
+        entries
+    }
+
+    /// Stamps `entry` as queued now, in event time (see
+    /// [`start_in_event_time`](Self::start_in_event_time)).
+    fn queue(&self, entry: &mut Pending) {
+        if let Some(wall) = &self.wall {
+            entry.queued_at_ms = wall.now_ms();
+        }
+    }
+
+    /// Starts `receiver`'s worker with `queue`, its outbox entries in
+    /// order.
+    fn start_worker(&mut self, receiver: &super::settings::Receiver, queue: Vec<Pending>) {
+        let (inbox, worker) = WorkerHandle::start(
+            receiver,
+            queue,
+            &self.transports,
+            self.settings.retry,
+            self.delivery_clock(),
+            &self.metrics,
+            &self.backlog,
+        );
+        self.inboxes.insert(receiver.name.clone(), inbox);
+        self.workers.insert(receiver.name.clone(), worker);
     }
 
     /// Notifications waiting for delivery.
@@ -270,8 +341,9 @@ impl Notifier {
             };
             written += 1;
             match put {
-                Some(pending) => match self.inboxes.get(&n.receiver) {
+                Some(mut pending) => match self.inboxes.get(&n.receiver) {
                     Some(inbox) => {
+                        self.queue(&mut pending);
                         self.backlog.add(1);
                         if inbox.send(pending).is_err() {
                             // The worker ended (shutdown): the entry waits
@@ -370,7 +442,7 @@ impl Notifier {
             .iter()
             .filter(|r| !self.workers.contains_key(&r.name))
             .collect();
-        let mut pending = if starting.is_empty() {
+        let pending = if starting.is_empty() {
             Default::default()
         } else {
             // Unreadable now: the new workers start empty, and the entries
@@ -385,21 +457,12 @@ impl Notifier {
                 tracing::warn!(receiver = %name, "receiver removed by a reload: its outbox entries are kept, not sent, until a receiver of that name is configured again");
             }
         }
+        self.settings = settings.clone();
+        let mut pending = self.queued(pending);
         for receiver in starting {
             let queue = pending.remove(&receiver.name).unwrap_or_default();
-            let (inbox, worker) = WorkerHandle::start(
-                receiver,
-                queue,
-                &self.transports,
-                settings.retry,
-                &self.clock,
-                &self.metrics,
-                &self.backlog,
-            );
-            self.inboxes.insert(receiver.name.clone(), inbox);
-            self.workers.insert(receiver.name.clone(), worker);
+            self.start_worker(receiver, queue);
         }
-        self.settings = settings.clone();
         // The dispatcher's state is the same groups; written at the next
         // change as usual.
         Ok(())

@@ -66,6 +66,10 @@ pub struct Pending {
     pub seq: u64,
     /// The notification.
     pub notification: Notification,
+    /// Where its age (against `retry.give_up_after`) counts from, epoch ms
+    /// on the delivery clock: its creation, unless the notifier routes in
+    /// event time (a replay), where it is when this run queued it.
+    pub queued_at_ms: i64,
 }
 
 impl Pending {
@@ -254,6 +258,7 @@ impl Outbox {
             path,
             seq,
             notification: n.clone(),
+            queued_at_ms: n.created_at_ms,
         }))
     }
 
@@ -316,6 +321,7 @@ impl Outbox {
                     (Some(seq), Some(notification)) => list.push(Pending {
                         path: file,
                         seq,
+                        queued_at_ms: notification.created_at_ms,
                         notification,
                     }),
                     _ => {
