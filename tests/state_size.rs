@@ -121,6 +121,7 @@ fn feed_kpi(model: &mut KpiModel, buckets: std::ops::Range<u64>) -> Vec<String> 
                 logs: matches!(kind, Kind::Sum | Kind::Avg).then_some(LogSums {
                     sum: events * l,
                     sum_sq: events * l * l,
+                    squares: events * (2.0 * l).exp(),
                 }),
             };
             let a = model.assess(&input);
@@ -135,9 +136,10 @@ fn feed_kpi(model: &mut KpiModel, buckets: std::ops::Range<u64>) -> Vec<String> 
 /// a skewed aggregate (two of 164 bytes).
 const CALIBRATION: usize = 2 * 164;
 /// What sums and averages add besides: the typical-value test, its model
-/// (seven sums, and the hour its wander is summing: four more) and the sum
-/// of logs of each of the 48 buckets its windows read.
-const TYPICAL: usize = 128 + 48 * 4;
+/// (seven sums, and the hour its wander is summing: four more), the sum
+/// of logs of each of the 48 buckets its windows read, and the values'
+/// count, sum and sum of squares (the upper tail's second moment).
+const TYPICAL: usize = 128 + 24 + 48 * 4;
 /// What the model error particular to an hour adds to every KPI model:
 /// the hour being summed (as the day is), and the weighted means that
 /// learn it from hours, own and against peers, and the days' weighted

@@ -1282,10 +1282,12 @@ fn recent_band(model: &Model, r: &Recent, p_star: f64) -> (f64, f64) {
             if !(var.is_finite() && var > 0.0) {
                 return (f64::NAN, f64::NAN);
             }
+            let noise = f64::from(var) - f64::from(rate_var);
             let predictive = Predictive {
                 mean: f64::from(r.expected),
                 var: f64::from(var),
                 rate_var: f64::from(rate_var),
+                heavy: noise.max(0.0) * m.heavy_ratio(),
                 shape: m.shape(),
             };
             let alpha = p_star / kpi::WINDOWS.len() as f64;
@@ -1534,6 +1536,7 @@ mod tests {
                 mean: 600.0,
                 var: 600.0,
                 rate_var: 0.0,
+                heavy: 0.0,
                 shape: kpi::tails::Shape::ScaledPoisson,
             },
             divisor: 1.0,

@@ -32,8 +32,8 @@ use crate::durable::Storage;
 /// the finding's source; 7 kept, per recent bucket, the part of its
 /// variance that is the expectation's own; 8 added the model error
 /// particular to an hour (own and against peers) and the totals of the
-/// hour that teach it.
-const VERSION: u32 = 8;
+/// hour that teach it; 9 the moments of a sum's or an average's values.
+const VERSION: u32 = 9;
 /// File name inside `service.state_dir`.
 pub const FILE: &str = "snapshot.postcard";
 

@@ -70,7 +70,7 @@ const DISTINCT_REGISTERS: f64 = 4096.0;
 /// few hundred). The KPI model adds it to the noise of distinct counts.
 pub const DISTINCT_REL_VAR: f64 = 1.04 * 1.04 / DISTINCT_REGISTERS;
 
-/// The running aggregate of one open bucket. Small (32 bytes): a sparse
+/// The running aggregate of one open bucket. Small (40 bytes): a sparse
 /// stream caught up from a backlog holds hundreds of open buckets per
 /// series, and adding an event to one is mostly a cache miss on it.
 #[derive(Debug, Default)]
@@ -88,6 +88,9 @@ struct Acc {
     /// the typical-value test. f32: a mean log of thousands of values is
     /// off by a few millionths of a value's spread.
     logs: [f32; 2],
+    /// The sum of the values' squares (sum, avg): their second moment,
+    /// for the upper tail of a KPI of amounts.
+    squares: f64,
 }
 
 impl Acc {
@@ -108,6 +111,7 @@ impl Acc {
                         let l = v.ln();
                         self.logs[0] += l;
                         self.logs[1] += l * l;
+                        self.squares += x * x;
                     } else {
                         self.logless += 1;
                     }
@@ -126,6 +130,7 @@ impl Acc {
             .then(|| LogSums {
                 sum: f64::from(self.logs[0]),
                 sum_sq: f64::from(self.logs[1]),
+                squares: self.squares,
             })
     }
 
@@ -788,7 +793,7 @@ mod tests {
     }
 
     #[test]
-    fn sums_and_averages_carry_their_values_logarithms_unless_one_is_not_positive() {
+    fn sums_and_averages_carry_their_values_logarithms_and_squares_unless_one_is_not_positive() {
         let logs = |aggregate: Aggregate, values: &[f64]| {
             let mut w = KpiWindows::new(0, &kpi(60, 0, false, 10), aggregate);
             for &v in values {
@@ -811,6 +816,8 @@ mod tests {
             assert!(
                 (first.sum - (a + b)).abs() < 1e-6 && (first.sum_sq - (a * a + b * b)).abs() < 1e-5
             );
+            // And the values' own squares, for the upper tail.
+            assert_eq!(first.squares, 68.0);
             // The empty bucket after it has none to carry.
             assert_eq!(got[1], None);
             // A refund (or a free order) leaves the bucket without.

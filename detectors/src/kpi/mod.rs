@@ -11,6 +11,9 @@
 //!   error, both learnt.
 //! - [`tails`] — one-sided tail probabilities (scaled Poisson or normal)
 //!   and their inverses, the bands.
+//! - [`typical`] — what one event of a sum or an average is usually worth
+//!   (its values' geometric mean); [`amounts`] — how far its few largest
+//!   values lift its upper tail.
 //! - [`KpiModel`] (here) — per bucket, [`KpiModel::assess`] judges the
 //!   bucket and the windows ending with it, against the series' own model
 //!   and against its peers; [`KpiModel::learn`] folds the bucket in, with a
@@ -57,6 +60,7 @@
 //! Windows only cover buckets judged after warm-up, and only those with at
 //! least `min_volume` events (observed or expected) are tested.
 
+pub mod amounts;
 pub mod noise;
 pub mod profile;
 pub mod tails;
@@ -70,6 +74,7 @@ use crate::threshold::StaticThreshold;
 use crate::wow::WeekOverWeek;
 use crate::{Detector, Direction, Observation, Seasonality};
 
+use amounts::Amounts;
 use noise::Noise;
 use profile::{Position, Profile};
 use tails::{Predictive, Shape};
@@ -590,6 +595,8 @@ pub struct KpiModel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct TypicalTest {
     model: Typical,
+    /// The values' moments, for the upper tail.
+    amounts: Amounts,
     logs: Vec<f32>,
     /// Newest entries in a row that have logarithms (a bucket with a value
     /// of 0 or less has none, and windows stop before it).
@@ -634,6 +641,7 @@ impl KpiModel {
             typical: matches!(config.kind, Kind::Sum | Kind::Avg).then(|| {
                 Box::new(TypicalTest {
                     model: Typical::default(),
+                    amounts: Amounts::default(),
                     logs: vec![0.0; SPAN],
                     valid: 0,
                 })
@@ -702,6 +710,20 @@ impl KpiModel {
             + self.config.estimate_rel_var * scale * scale
     }
 
+    /// The upper tail's extra variance per unit of noise variance: what
+    /// the amounts' own dispersion exceeds the learnt one by, relative to
+    /// it (see [`amounts`]). 0 but for sums and averages of values never
+    /// negative.
+    pub fn heavy_ratio(&self) -> f64 {
+        let phi = self.noise.phi();
+        match self.typical.as_deref() {
+            Some(t) if !self.negative_seen && phi > 0.0 => {
+                t.amounts.excess(self.config.kind, phi) / phi
+            }
+            _ => 0.0,
+        }
+    }
+
     /// Floor of an expected value, for variances: a hundredth of an event
     /// (for a ratio over `events` denominator events, a hundredth of a
     /// numerator event: a floor relative to the ratio's own level kept a
@@ -728,6 +750,7 @@ impl KpiModel {
                 mean: x,
                 var: f64::INFINITY,
                 rate_var: 0.0,
+                heavy: 0.0,
                 shape: self.shape(),
             };
             return Assessment {
@@ -760,6 +783,7 @@ impl KpiModel {
             mean: mu,
             var: noise_var + mu_v * mu_v * rho2,
             rate_var: mu * mu * rho2,
+            heavy: noise_var * self.heavy_ratio(),
             shape: self.shape(),
         };
         let ready = self.ready(input.time);
@@ -864,6 +888,7 @@ impl KpiModel {
             per_hour: (3600.0 / self.config.bucket_width.max(1) as f64).max(1.0),
             shape: self.shape(),
             ratio: self.peers.ratio(),
+            heavy: self.heavy_ratio(),
             others: if source == Source::Peers {
                 self.rest_rate_var_per_mu()
             } else {
@@ -961,6 +986,7 @@ impl KpiModel {
                     mean,
                     var,
                     rate_var: 0.0,
+                    heavy: 0.0,
                     shape: Shape::Normal,
                 },
                 divisor: n,
@@ -1009,6 +1035,7 @@ impl KpiModel {
                 mean: mu,
                 var: vn + rate_var,
                 rate_var,
+                heavy: vn * f.heavy,
                 shape: f.shape,
             };
             let candidate = Candidate {
@@ -1037,6 +1064,7 @@ impl KpiModel {
             mean: expected,
             var: self.run.noise_var + noise_var + rate_var,
             rate_var,
+            heavy: 0.0,
             shape: self.shape(),
         };
         if self.volume(0.0, expected, 0.0) < self.config.min_volume {
@@ -1078,6 +1106,7 @@ impl KpiModel {
             mean: expected,
             var: self.noise.phi() * expected,
             rate_var: 0.0,
+            heavy: 0.0,
             shape: self.shape(),
         };
         if self.volume(0.0, expected, 0.0) < self.config.min_volume {
@@ -1135,7 +1164,15 @@ impl KpiModel {
     /// puts on an expectation `mu` from peers, per unit of `mu` (see
     /// `ScanFrame::others`).
     fn rest_rate_var_per_mu(&self) -> f64 {
-        self.peers.ratio() * self.noise.phi()
+        self.peers.ratio() * self.dispersion()
+    }
+
+    /// The dispersion of the group's values with their large ones: what
+    /// the rest of a group's total, and a ratio learnt from totals, are
+    /// known to. A node whose peer takes a bulk order is not short of its
+    /// peers for it.
+    fn dispersion(&self) -> f64 {
+        self.noise.phi() * (1.0 + self.heavy_ratio())
     }
 
     fn rules(&self, input: &Input) -> Option<RuleBreak> {
@@ -1397,19 +1434,22 @@ impl KpiModel {
         } else {
             a.expected
         };
+        // A block's noise has its large amounts in it: an hour with a
+        // bulk order is not an hour the profile missed.
+        let heavy = 1.0 + self.heavy_ratio();
         for (t, expected, rel_var) in [
             (&mut self.today, prior_expected, a.rel_var),
             (&mut self.this_hour, a.expected, a.rel_var + a.day_var),
         ] {
             t.x += input.value * m;
             t.expected += expected * m;
-            t.noise_var += a.noise_var * m * m;
+            t.noise_var += a.noise_var * heavy * m * m;
             t.rel_var += rel_var;
             t.buckets += 1;
             if let Some((mu_p, vn_p)) = a.peer {
                 t.peer_x += input.value;
                 t.peer_expected += mu_p;
-                t.peer_noise_var += vn_p;
+                t.peer_noise_var += vn_p * heavy;
                 t.peer_buckets += 1;
             }
         }
@@ -1419,7 +1459,8 @@ impl KpiModel {
     /// against its peers (one bucket of a quiet series says nothing about
     /// it): the day's teaches `kappa2`, the hour's what it adds.
     fn learn_peer_block(&mut self, t: &DayTotal, hour: bool) {
-        let ratio_var = self.noise.phi() / self.peers.own.max(1e-9);
+        let dispersion = self.dispersion();
+        let ratio_var = self.dispersion() / self.peers.own.max(1e-9);
         let p = &mut self.peers;
         let e2 = t.peer_expected * t.peer_expected;
         let kappa2 = p.kappa2 + if hour { p.kappa2_hourly } else { 0.0 };
@@ -1433,7 +1474,7 @@ impl KpiModel {
         // peers carries (`ScanFrame::others`): an hour of a quiet group
         // knows its rest to a few tens of percent, which is not an error
         // of the ratio.
-        let rest_var = self.noise.phi() * p.ratio() / t.peer_expected;
+        let rest_var = dispersion * p.ratio() / t.peer_expected;
         let excess = ((r * r).min(25.0 * var) - t.peer_noise_var) / e2 - ratio_var - rest_var;
         if hour {
             let memory = NOISE_MEMORY_DAYS * 24.0;
@@ -1483,6 +1524,17 @@ impl KpiModel {
 
     /// An ordinary bucket teaches the typical-value test.
     fn learn_typical(&mut self, input: &Input, weight: f64) {
+        // Every bucket teaches the amounts, anomalous or not: a large
+        // order is part of the business, and the bucket it lifts is the
+        // one that says so (see [`amounts`]).
+        if let (Some(t), Some(logs)) = (self.typical.as_deref_mut(), input.logs) {
+            let sum = match self.config.kind {
+                Kind::Avg => input.value * input.events,
+                _ => input.value,
+            };
+            let keep = 1.0 - 1.0 / (TAIL_MEMORY_DAYS * self.per_day).max(2.0);
+            t.amounts.learn(&logs, input.events, sum, keep);
+        }
         let Some(logs) = input.logs.filter(|_| weight >= 1.0) else {
             return;
         };
@@ -1648,6 +1700,7 @@ fn logs_of(input: &Input) -> Option<LogSums> {
     input.logs.or((input.events == 0.0).then_some(LogSums {
         sum: 0.0,
         sum_sq: 0.0,
+        squares: 0.0,
     }))
 }
 
@@ -1671,6 +1724,9 @@ struct ScanFrame {
     others: f64,
     /// Whether `min_volume` asks anything.
     by_volume: bool,
+    /// The upper tail's extra variance per unit of noise variance
+    /// ([`KpiModel::heavy_ratio`]).
+    heavy: f64,
 }
 
 /// One test of a window, before it is looked up.

@@ -116,13 +116,17 @@ impl Excess {
     /// squared residuals scatter widely around 0, is not read as an error
     /// of a few percent.
     pub fn positive(&self, memory: f64) -> f64 {
-        if self.weight <= 0.0 {
+        // One block has no spread to measure its own sampling error by:
+        // unshrunk, the first hour of a series (one with a bulk order in
+        // it) set the hour's model error to 500 %.
+        let n = self.blocks.min(memory);
+        if self.weight <= 0.0 || n < 2.0 {
             return 0.0;
         }
-        let n = self.blocks.min(memory);
         let mean = self.excess_w / self.weight;
         let spread = self.ww_xx - 2.0 * mean * self.ww_x + mean * mean * self.ww;
-        let se2 = spread.max(0.0) / (n * self.weight * self.weight);
+        // The weighted mean's variance, with Bessel's correction.
+        let se2 = spread.max(0.0) / ((n - 1.0) * self.weight * self.weight);
         if mean <= 0.0 {
             return 0.0;
         }
@@ -287,6 +291,22 @@ mod tests {
 
     fn gauss(rng: &mut ChaCha8Rng) -> f64 {
         StandardNormal.sample(rng)
+    }
+
+    #[test]
+    fn one_block_says_nothing_about_the_model_error_and_two_that_agree_do() {
+        // The first hour of a series had a bulk order in it: 5x its
+        // expected total squared, beyond its noise.
+        let mut hours = Excess::default();
+        hours.learn(5.0, 1.0, 336.0);
+        assert_eq!(hours.positive(336.0), 0.0);
+        hours.learn(5.0, 1.0, 336.0);
+        assert!((hours.positive(336.0) - 5.0).abs() < 1e-9);
+        // Two that disagree as much as noise does: shrunk to nothing.
+        let mut hours = Excess::default();
+        hours.learn(5.0, 1.0, 336.0);
+        hours.learn(-1.0, 1.0, 336.0);
+        assert_eq!(hours.positive(336.0), 0.0);
     }
 
     #[test]

@@ -95,6 +95,10 @@ pub struct Predictive {
     /// for counts, ratios and sums, the variance of the gamma rate their
     /// Poisson is mixed over. 0 for none.
     pub rate_var: f64,
+    /// Variance the upper tail has beyond `var`, for sums and averages of
+    /// amounts: what their few largest values add (see
+    /// [`super::amounts`]). 0 for none.
+    pub heavy: f64,
     /// Its shape.
     pub shape: Shape,
 }
@@ -167,22 +171,16 @@ impl Predictive {
 
     /// P(X >= x).
     pub fn upper(&self, x: f64) -> f64 {
-        if self.shape == Shape::Compound {
-            if let Some((m, sd)) = self.log_normal() {
-                return if x <= 0.0 {
-                    1.0
-                } else {
-                    normal_upper((x.ln() - m) / sd)
-                };
-            }
+        if let Some((m, sd)) = self.upper_log_normal() {
+            return if x <= 0.0 {
+                1.0
+            } else {
+                normal_upper((x.ln() - m) / sd)
+            };
         }
         match self.counts() {
             Some(c) => c.upper(x / c.s),
-            None => match self.log_normal() {
-                Some(_) if x <= 0.0 => 1.0,
-                Some((m, sd)) => normal_upper((x.ln() - m) / sd),
-                None => normal_upper((x - self.mean) / self.var.sqrt().max(1e-300)),
-            },
+            None => normal_upper((x - self.mean) / self.var.sqrt().max(1e-300)),
         }
     }
 
@@ -223,10 +221,8 @@ impl Predictive {
     /// The largest value the upper test at level `alpha` does not flag:
     /// `P(X >= hi) = alpha`.
     pub fn upper_edge(&self, alpha: f64) -> f64 {
-        if self.shape == Shape::Compound {
-            if let Some((m, sd)) = self.log_normal() {
-                return (m + normal_quantile_upper(alpha) * sd).exp();
-            }
+        if let Some((m, sd)) = self.upper_log_normal() {
+            return (m + normal_quantile_upper(alpha) * sd).exp();
         }
         match self.counts() {
             Some(Counts { lambda, s, .. }) => {
@@ -251,10 +247,7 @@ impl Predictive {
                 }
                 hi
             }
-            None => match self.log_normal() {
-                Some((m, sd)) => (m + normal_quantile_upper(alpha) * sd).exp(),
-                None => self.mean + normal_quantile_upper(alpha) * self.var.sqrt(),
-            },
+            None => self.mean + normal_quantile_upper(alpha) * self.var.sqrt(),
         }
     }
 
@@ -302,9 +295,21 @@ impl Predictive {
     /// with a positive mean and variance (Fenton–Wilkinson matching).
     #[inline]
     fn log_normal(&self) -> Option<(f64, f64)> {
+        self.log_normal_with(self.var)
+    }
+
+    /// The upper tail's log-normal, with its `heavy` variance: sums of
+    /// amounts and averages of non-negative values.
+    #[inline]
+    fn upper_log_normal(&self) -> Option<(f64, f64)> {
+        self.log_normal_with(self.var + self.heavy)
+    }
+
+    #[inline]
+    fn log_normal_with(&self, var: f64) -> Option<(f64, f64)> {
         match self.shape {
-            Shape::LogNormal | Shape::Compound if self.mean > 0.0 && self.var > 0.0 => {
-                let s2 = (1.0 + self.var / (self.mean * self.mean)).ln();
+            Shape::LogNormal | Shape::Compound if self.mean > 0.0 && var > 0.0 => {
+                let s2 = (1.0 + var / (self.mean * self.mean)).ln();
                 Some((self.mean.ln() - 0.5 * s2, s2.sqrt()))
             }
             _ => None,
@@ -328,6 +333,7 @@ mod tests {
             mean,
             var: mean * scale,
             rate_var: 0.0,
+            heavy: 0.0,
             shape: Shape::ScaledPoisson,
         }
     }
@@ -394,6 +400,7 @@ mod tests {
             mean,
             var: mean + mean * mean * rel,
             rate_var: mean * mean * rel,
+            heavy: 0.0,
             shape: Shape::ScaledPoisson,
         }
     }
@@ -433,6 +440,7 @@ mod tests {
         let mixed = uncertain_rate(30.0, 0.02);
         let flat = Predictive {
             rate_var: 0.0,
+            heavy: 0.0,
             ..mixed
         };
         assert!(mixed.lower(6.0) < flat.lower(6.0) / 3.0);
@@ -447,6 +455,7 @@ mod tests {
             mean: 45.0,
             var: 20.0f64.powi(2),
             rate_var: 0.0,
+            heavy: 0.0,
             shape: Shape::LogNormal,
         };
         // Twice the mean is likelier than zero-ish: 2.5 sd either way.
@@ -462,6 +471,7 @@ mod tests {
             mean: 10.0,
             var: 4.0,
             rate_var: 0.0,
+            heavy: 0.0,
             shape: Shape::Normal,
         };
         assert!((p.lower(6.0) - p.upper(14.0)).abs() < 1e-15);
@@ -478,6 +488,7 @@ mod tests {
             mean,
             var: mean + rate_var,
             rate_var,
+            heavy: 0.0,
             shape: Shape::ScaledPoisson,
         };
         assert!(mean + rate_var - rate_var < mean, "the case rounds below");

@@ -456,6 +456,7 @@ fn log_sums(values: &[f64]) -> LogSums {
     LogSums {
         sum: values.iter().map(|v| v.ln()).sum(),
         sum_sq: values.iter().map(|v| v.ln() * v.ln()).sum(),
+        squares: values.iter().map(|v| v * v).sum(),
     }
 }
 
@@ -465,17 +466,26 @@ fn log_sums(values: &[f64]) -> LogSums {
 /// caught in four hours), and the false alerts (runs of anomalous buckets)
 /// before it. Without `logs` the model has only the averages.
 fn price_bug(peak: f64, seed: u64, logs: bool) -> (Option<(i64, Source)>, usize) {
-    amount_bug(Kind::Avg, peak, seed, logs)
+    amount_bug(Kind::Avg, peak, seed, logs, 0.0)
 }
 
 /// Calm buckets after which the engine resolves an alert (its default).
 const RESOLVE_AFTER: u32 = 3;
 
-/// [`price_bug`] for a KPI of `kind`, the baskets' average or their sum.
-fn amount_bug(kind: Kind, peak: f64, seed: u64, logs: bool) -> (Option<(i64, Source)>, usize) {
+/// [`price_bug`] for a KPI of `kind`, the baskets' average or their sum,
+/// in a shop where a share `bulk` of the orders are bulk orders, 10-60x a
+/// basket (25x its median, log-normal).
+fn amount_bug(
+    kind: Kind,
+    peak: f64,
+    seed: u64,
+    logs: bool,
+    bulk: f64,
+) -> (Option<(i64, Source)>, usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut model = KpiModel::new(config(kind));
     let amounts = LogNormal::new(3.6, 0.6).expect("log-normal");
+    let bulk_factor = LogNormal::new(25f64.ln(), 0.6).expect("log-normal");
     let start = MONDAY + 2 * WEEK + 12 * 3600;
     let mut first = None;
     let mut false_alerts = 0;
@@ -490,7 +500,14 @@ fn amount_bug(kind: Kind, peak: f64, seed: u64, logs: bool) -> (Option<(i64, Sou
         }
         let factor = if t >= start { 0.6 } else { 1.0 };
         let values: Vec<f64> = (0..n as u64)
-            .map(|_| amounts.sample(&mut rng) * factor)
+            .map(|_| {
+                let size = if bulk > 0.0 && rng.gen::<f64>() < bulk {
+                    bulk_factor.sample(&mut rng)
+                } else {
+                    1.0
+                };
+                amounts.sample(&mut rng) * factor * size
+            })
             .collect();
         let sums = log_sums(&values);
         let j = step(
@@ -566,8 +583,8 @@ fn revenue_booked_at_sixty_percent_of_every_amount_is_caught_through_the_typical
     let runs: Vec<_> = (1..=3)
         .map(|seed| {
             (
-                amount_bug(Kind::Sum, 10.0, seed, true),
-                amount_bug(Kind::Sum, 10.0, seed, false).0,
+                amount_bug(Kind::Sum, 10.0, seed, true, 0.0),
+                amount_bug(Kind::Sum, 10.0, seed, false, 0.0).0,
             )
         })
         .collect();
@@ -578,6 +595,32 @@ fn revenue_booked_at_sixty_percent_of_every_amount_is_caught_through_the_typical
         };
         assert!(*buckets <= 6, "{runs:?}");
         assert!(without.is_none_or(|(b, _)| b >= *buckets), "{runs:?}");
+    }
+}
+
+#[test]
+fn bulk_orders_are_learnt_as_part_of_revenue_and_the_basket_and_a_cut_in_every_amount_is_still_caught(
+) {
+    // One order in 250 is a bulk order, 10-60x a basket: at ten payments a
+    // bucket, one afternoon bucket in 25 has one, lifting its revenue and
+    // its mean basket several-fold. Judged by the noise learnt from
+    // ordinary buckets alone, each looked like an incident: 29 false
+    // alerts for the sum and 62 for the average in these four shops' 13
+    // days. With the values' own second moment in the upper tail, what is
+    // left are orders beyond a log-normal's reach (100x a basket and
+    // more), a few in all; the budget, one false alert a month, allows
+    // 1.7. A cut of every amount to 60 % is still found.
+    for kind in [Kind::Sum, Kind::Avg] {
+        let runs: Vec<_> = (1..=4)
+            .map(|seed| amount_bug(kind, 10.0, seed, true, 0.004))
+            .collect();
+        let false_alerts: usize = runs.iter().map(|(_, f)| f).sum();
+        assert!(false_alerts <= 7, "{kind:?}: {runs:?}");
+        assert!(
+            runs.iter()
+                .all(|(first, _)| matches!(first, Some((b, _)) if *b <= 6)),
+            "{kind:?}: {runs:?}"
+        );
     }
 }
 

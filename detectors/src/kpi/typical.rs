@@ -45,6 +45,10 @@ pub struct LogSums {
     pub sum: f64,
     /// Sum of their squares.
     pub sum_sq: f64,
+    /// Sum of the squares of the values themselves (not of their
+    /// logarithms): the amounts' second moment, which a few large orders
+    /// dominate (see [`super::amounts`]).
+    pub squares: f64,
 }
 
 /// Least degrees of freedom behind `s²`, and least events behind `m`,
@@ -186,6 +190,7 @@ mod tests {
         LogSums {
             sum: logs.iter().sum(),
             sum_sq: logs.iter().map(|l| l * l).sum(),
+            squares: logs.iter().map(|l| (2.0 * l).exp()).sum(),
         }
     }
 
