@@ -122,6 +122,7 @@ fn feed_kpi(model: &mut KpiModel, buckets: std::ops::Range<u64>) -> Vec<String> 
                     sum: events * l,
                     sum_sq: events * l * l,
                     squares: events * (2.0 * l).exp(),
+                    largest: l.exp(),
                 }),
             };
             let a = model.assess(&input);
@@ -136,10 +137,11 @@ fn feed_kpi(model: &mut KpiModel, buckets: std::ops::Range<u64>) -> Vec<String> 
 /// a skewed aggregate (two of 164 bytes).
 const CALIBRATION: usize = 2 * 164;
 /// What sums and averages add besides: the typical-value test, its model
-/// (seven sums, and the hour its wander is summing: four more), the sum
-/// of logs of each of the 48 buckets its windows read, and the values'
-/// count, sum and sum of squares (the upper tail's second moment).
-const TYPICAL: usize = 128 + 24 + 48 * 4;
+/// (seven sums, and the hour its wander is summing: four more), the
+/// values' count, sum and sum of squares (the upper tail's second moment),
+/// and the sum of logs and the largest value of each of the 48 buckets
+/// its windows read.
+const TYPICAL: usize = 160 + 2 * 48 * 4;
 /// What the model error particular to an hour adds to every KPI model:
 /// the hour being summed (as the day is), and the weighted means that
 /// learn it from hours, own and against peers, and the days' weighted

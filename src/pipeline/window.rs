@@ -88,9 +88,11 @@ struct Acc {
     /// the typical-value test. f32: a mean log of thousands of values is
     /// off by a few millionths of a value's spread.
     logs: [f32; 2],
-    /// The sum of the values' squares (sum, avg): their second moment,
-    /// for the upper tail of a KPI of amounts.
-    squares: f64,
+    /// The sum of the values' squares and the largest value (sum, avg):
+    /// the upper tail of a KPI of amounts, and what a spike must be more
+    /// than. f32, as the logarithms.
+    squares: f32,
+    largest: f32,
 }
 
 impl Acc {
@@ -111,7 +113,8 @@ impl Acc {
                         let l = v.ln();
                         self.logs[0] += l;
                         self.logs[1] += l * l;
-                        self.squares += x * x;
+                        self.squares += v * v;
+                        self.largest = self.largest.max(v);
                     } else {
                         self.logless += 1;
                     }
@@ -130,7 +133,8 @@ impl Acc {
             .then(|| LogSums {
                 sum: f64::from(self.logs[0]),
                 sum_sq: f64::from(self.logs[1]),
-                squares: self.squares,
+                squares: f64::from(self.squares),
+                largest: f64::from(self.largest),
             })
     }
 
@@ -816,8 +820,9 @@ mod tests {
             assert!(
                 (first.sum - (a + b)).abs() < 1e-6 && (first.sum_sq - (a * a + b * b)).abs() < 1e-5
             );
-            // And the values' own squares, for the upper tail.
-            assert_eq!(first.squares, 68.0);
+            // And the values' own squares and the largest, for the upper
+            // tail.
+            assert_eq!((first.squares, first.largest), (68.0, 8.0));
             // The empty bucket after it has none to carry.
             assert_eq!(got[1], None);
             // A refund (or a free order) leaves the bucket without.

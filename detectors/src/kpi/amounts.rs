@@ -20,6 +20,14 @@
 //! lower tail keeps the learnt noise. A sum falls when payments stop or
 //! shrink, and no single large order explains that; an empty bucket
 //! keeps the probability its count gives it.
+//!
+//! A variance does not reach every order: one 150x a basket (a bulk
+//! order's multiplier two to three σ out) is still a one-in-ten-million
+//! total for a log-normal of matched variance. So a spike is also judged
+//! with the window's largest value counted as an ordinary one
+//! (`KpiModel::without_largest`, from the largest value the aggregator
+//! keeps per bucket): one order, however large, is not a level that
+//! moved.
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +85,7 @@ mod tests {
             sum: values.iter().map(|v| v.ln()).sum(),
             sum_sq: values.iter().map(|v| v.ln() * v.ln()).sum(),
             squares: values.iter().map(|v| v * v).sum(),
+            largest: values.iter().fold(0.0, |m, v| v.max(m)),
         };
         (logs, values.len() as f64, values.iter().sum())
     }

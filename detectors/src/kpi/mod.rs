@@ -597,6 +597,8 @@ struct TypicalTest {
     model: Typical,
     /// The values' moments, for the upper tail.
     amounts: Amounts,
+    /// The largest value of each of the ring's buckets (0 for none).
+    largest: Vec<f32>,
     logs: Vec<f32>,
     /// Newest entries in a row that have logarithms (a bucket with a value
     /// of 0 or less has none, and windows stop before it).
@@ -642,6 +644,7 @@ impl KpiModel {
                 Box::new(TypicalTest {
                     model: Typical::default(),
                     amounts: Amounts::default(),
+                    largest: vec![0.0; SPAN],
                     logs: vec![0.0; SPAN],
                     valid: 0,
                 })
@@ -806,7 +809,8 @@ impl KpiModel {
             tests: [0; 2],
         };
         if ready {
-            self.scan(&entry, Source::Own, rho2, &mut a);
+            let largest = input.logs.map(|l| l.largest);
+            self.scan(&entry, largest, Source::Own, rho2, &mut a);
             self.scan_typical(input, &mut a);
             self.long_run(input, mu_v, noise_var, rho2, &mut a);
         } else {
@@ -837,7 +841,8 @@ impl KpiModel {
         let rho2 = self.noise.phi() / self.peers.own.max(1e-9)
             + self.peers.kappa2
             + self.peers.kappa2_hourly;
-        self.scan(&entry, Source::Peers, rho2, a);
+        let largest = input.logs.map(|l| l.largest);
+        self.scan(&entry, largest, Source::Peers, rho2, a);
         a.settle_tests();
     }
 
@@ -875,7 +880,14 @@ impl KpiModel {
     /// variance is `rho2` (for the own model, of which `a.rel_hourly` is
     /// particular to the hour: a window over several hours averages that
     /// part over their cells).
-    fn scan(&self, first: &Entry, source: Source, rho2: f64, a: &mut Assessment) {
+    fn scan(
+        &self,
+        first: &Entry,
+        first_largest: Option<f64>,
+        source: Source,
+        rho2: f64,
+        a: &mut Assessment,
+    ) {
         let hourly = if source == Source::Own {
             a.rel_hourly + self.noise.kappa2_hourly()
         } else {
@@ -889,6 +901,10 @@ impl KpiModel {
             shape: self.shape(),
             ratio: self.peers.ratio(),
             heavy: self.heavy_ratio(),
+            largest: match (&self.typical, first_largest) {
+                (Some(_), Some(l)) if !self.negative_seen => l,
+                _ => f64::NAN,
+            },
             others: if source == Source::Peers {
                 self.rest_rate_var_per_mu()
             } else {
@@ -978,10 +994,18 @@ impl KpiModel {
                 continue;
             }
             let (mean, var) = t.model.predictive(n);
+            // Spikes: the largest value's log counted as an ordinary one.
+            let largest = self.window_largest(first.largest, k);
+            let spike_total = if largest > 0.0 && l > mean {
+                l - largest.ln() + mean / n
+            } else {
+                l
+            };
             let candidate = Candidate {
                 source: Source::Typical,
                 buckets: k,
                 total: l,
+                spike_total,
                 predictive: Predictive {
                     mean,
                     var,
@@ -1038,10 +1062,12 @@ impl KpiModel {
                 heavy: vn * f.heavy,
                 shape: f.shape,
             };
+            let spike_total = self.without_largest(f, k, t, mu, n, &predictive);
             let candidate = Candidate {
                 source: f.source,
                 buckets: k,
                 total: t,
+                spike_total,
                 predictive,
                 divisor,
                 ratio: (f.source == Source::Peers).then_some(f.ratio),
@@ -1049,6 +1075,52 @@ impl KpiModel {
             consider(a, candidate, self.tails.as_deref());
         }
         true
+    }
+
+    /// The largest value of the window of the newest `k` buckets whose
+    /// first (the one assessed) had `first` as its largest: 0 when unknown.
+    fn window_largest(&self, first: f64, k: usize) -> f64 {
+        let Some(t) = self.typical.as_deref() else {
+            return 0.0;
+        };
+        self.newest()
+            .take(k - 1)
+            .map(|idx| f64::from(t.largest[idx]))
+            .fold(first.max(0.0), f64::max)
+    }
+
+    /// The total a spike test of a sum or an average judges for the
+    /// window of the newest `k` buckets (`t` in all over `n` events,
+    /// expected `mu`): `t` with the window's largest value counted as an
+    /// ordinary one. One order, however large, is not a level that moved
+    /// (a single value beyond a log-normal's reach, 150x a basket, is as
+    /// ordinary in a shop of bulk orders as any other of them); a spike
+    /// must be more than it. Worked out only for a window past the gate.
+    #[inline]
+    fn without_largest(
+        &self,
+        f: &ScanFrame,
+        k: usize,
+        t: f64,
+        mu: f64,
+        n: f64,
+        predictive: &Predictive,
+    ) -> f64 {
+        let d = t - mu;
+        if !f.largest.is_finite() || d <= 0.0 || d * d <= Z_GATE * Z_GATE * predictive.var {
+            return t;
+        }
+        let ordinary = match self.config.kind {
+            Kind::Sum if self.per_event.is_finite() => self.per_event,
+            Kind::Avg if n > 0.0 => mu / n,
+            _ => return t,
+        };
+        let largest = self.window_largest(f.largest, k);
+        if largest > ordinary {
+            t - largest + ordinary
+        } else {
+            t
+        }
     }
 
     /// A count series at zero for longer than the longest window: the run
@@ -1079,6 +1151,7 @@ impl KpiModel {
             source: Source::Own,
             buckets: self.run.len as usize + 1,
             total: 0.0,
+            spike_total: 0.0,
             predictive,
             divisor,
             ratio: None,
@@ -1121,6 +1194,7 @@ impl KpiModel {
             source: Source::Own,
             buckets: k as usize,
             total: 0.0,
+            spike_total: 0.0,
             predictive,
             divisor,
             ratio: None,
@@ -1500,10 +1574,12 @@ impl KpiModel {
             match logs_of(input) {
                 Some(logs) => {
                     t.logs[head] = logs.sum as f32;
+                    t.largest[head] = logs.largest as f32;
                     t.valid = (t.valid + 1).min(SPAN as u8 - 1);
                 }
                 None => {
                     t.logs[head] = 0.0;
+                    t.largest[head] = 0.0;
                     t.valid = 0;
                 }
             }
@@ -1689,7 +1765,8 @@ impl KpiModel {
                 .as_ref()
                 .map_or(0, |_| std::mem::size_of::<[EmpiricalTail; 2]>())
             + self.typical.as_ref().map_or(0, |t| {
-                std::mem::size_of::<TypicalTest>() + t.logs.capacity() * std::mem::size_of::<f32>()
+                std::mem::size_of::<TypicalTest>()
+                    + (t.logs.capacity() + t.largest.capacity()) * std::mem::size_of::<f32>()
             })
     }
 }
@@ -1701,6 +1778,7 @@ fn logs_of(input: &Input) -> Option<LogSums> {
         sum: 0.0,
         sum_sq: 0.0,
         squares: 0.0,
+        largest: 0.0,
     }))
 }
 
@@ -1727,6 +1805,9 @@ struct ScanFrame {
     /// The upper tail's extra variance per unit of noise variance
     /// ([`KpiModel::heavy_ratio`]).
     heavy: f64,
+    /// The largest value of the bucket assessed, for sums and averages of
+    /// positive values (NaN otherwise).
+    largest: f64,
 }
 
 /// One test of a window, before it is looked up.
@@ -1734,6 +1815,10 @@ struct Candidate {
     source: Source,
     buckets: usize,
     total: f64,
+    /// What the spike test judges: `total`, or for sums and averages the
+    /// total with the window's largest value counted as an ordinary one
+    /// (see [`KpiModel::without_largest`]).
+    spike_total: f64,
     predictive: Predictive,
     divisor: f64,
     /// The series' usual ratio to the rest of its group (peers).
@@ -1775,7 +1860,11 @@ fn consider(a: &mut Assessment, c: Candidate, tails: Option<&[EmpiricalTail; 2]>
     let (slot, side, mut p) = if z < -Z_GATE {
         (&mut a.drop, 1, c.predictive.lower(c.total))
     } else if z > Z_GATE {
-        (&mut a.spike, 0, c.predictive.upper(c.total))
+        (
+            &mut a.spike,
+            0,
+            c.predictive.upper(c.spike_total.min(c.total)),
+        )
     } else {
         return;
     };

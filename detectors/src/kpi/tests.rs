@@ -457,6 +457,7 @@ fn log_sums(values: &[f64]) -> LogSums {
         sum: values.iter().map(|v| v.ln()).sum(),
         sum_sq: values.iter().map(|v| v.ln() * v.ln()).sum(),
         squares: values.iter().map(|v| v * v).sum(),
+        largest: values.iter().fold(0.0, |m, v| v.max(m)),
     }
 }
 
@@ -606,16 +607,16 @@ fn bulk_orders_are_learnt_as_part_of_revenue_and_the_basket_and_a_cut_in_every_a
     // its mean basket several-fold. Judged by the noise learnt from
     // ordinary buckets alone, each looked like an incident: 29 false
     // alerts for the sum and 62 for the average in these four shops' 13
-    // days. With the values' own second moment in the upper tail, what is
-    // left are orders beyond a log-normal's reach (100x a basket and
-    // more), a few in all; the budget, one false alert a month, allows
-    // 1.7. A cut of every amount to 60 % is still found.
+    // days. The values' own second moment widens the upper tail, and a
+    // spike must be more than the window's largest order (one 150x a
+    // basket is beyond a log-normal's reach). The budget, one false alert
+    // a month, allows 1.7; a cut of every amount to 60 % is still found.
     for kind in [Kind::Sum, Kind::Avg] {
         let runs: Vec<_> = (1..=4)
             .map(|seed| amount_bug(kind, 10.0, seed, true, 0.004))
             .collect();
         let false_alerts: usize = runs.iter().map(|(_, f)| f).sum();
-        assert!(false_alerts <= 7, "{kind:?}: {runs:?}");
+        assert!(false_alerts <= 2, "{kind:?}: {runs:?}");
         assert!(
             runs.iter()
                 .all(|(first, _)| matches!(first, Some((b, _)) if *b <= 6)),

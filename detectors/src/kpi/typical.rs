@@ -49,6 +49,9 @@ pub struct LogSums {
     /// logarithms): the amounts' second moment, which a few large orders
     /// dominate (see [`super::amounts`]).
     pub squares: f64,
+    /// The largest value: what a spike of a sum or an average must be
+    /// more than (see [`super::amounts`]).
+    pub largest: f64,
 }
 
 /// Least degrees of freedom behind `s²`, and least events behind `m`,
@@ -191,6 +194,7 @@ mod tests {
             sum: logs.iter().sum(),
             sum_sq: logs.iter().map(|l| l * l).sum(),
             squares: logs.iter().map(|l| (2.0 * l).exp()).sum(),
+            largest: logs.iter().fold(0.0, |m, l| l.exp().max(m)),
         }
     }
 
