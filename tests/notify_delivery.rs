@@ -305,6 +305,27 @@ async fn emails_wait_while_the_smtp_server_is_down_and_each_arrives_once_when_it
     assert_eq!(pending_files(&settings.outbox_dir), 0);
 }
 
+/// Alert transitions in the golden checkout-outage fixture: each is one
+/// notification with the configs below.
+fn fixture_alerts() -> usize {
+    std::fs::read_to_string("tests/fixtures/replay/checkout_outage.alerts.jsonl")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// `kpiwatch replay --notify` of the golden fixture with `config`.
+fn replay_notifying(config: &Path) -> std::process::Command {
+    let mut replay = std::process::Command::new(env!("CARGO_BIN_EXE_kpiwatch"));
+    replay
+        .args(["replay", "--notify", "--notify-wait", "30s", "--config"])
+        .arg(config)
+        .args(["--events", "tests/fixtures/replay/checkout_outage.jsonl"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    replay
+}
+
 /// The golden checkout-outage fixture's config, with a webhook receiver
 /// at `url` that gets every alert alone.
 fn replay_config(state_dir: &Path, url: &str) -> String {
@@ -348,20 +369,8 @@ async fn notifications_in_the_outbox_survive_sigkill_and_a_replay_sends_none_twi
     let url = format!("http://127.0.0.1:{port}/hook");
     let config = dir.path().join("kpiwatch.toml");
     std::fs::write(&config, replay_config(&state, &url)).unwrap();
-    let expected = std::fs::read_to_string("tests/fixtures/replay/checkout_outage.alerts.jsonl")
-        .unwrap()
-        .lines()
-        .count();
-    let replay = move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kpiwatch"))
-            .args(["replay", "--notify", "--notify-wait", "30s", "--config"])
-            .arg(&config)
-            .args(["--events", "tests/fixtures/replay/checkout_outage.jsonl"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let expected = fixture_alerts();
+    let replay = move || replay_notifying(&config).spawn().unwrap();
 
     // First run: every notification reaches the outbox, none can be sent.
     let mut first = replay();
@@ -412,23 +421,11 @@ async fn a_replay_over_more_than_give_up_after_of_event_time_delivers_every_noti
     );
     assert!(text.contains("give_up_after = \"1h\""));
     std::fs::write(&config, text).unwrap();
-    let expected = std::fs::read_to_string("tests/fixtures/replay/checkout_outage.alerts.jsonl")
-        .unwrap()
-        .lines()
-        .count();
+    let expected = fixture_alerts();
 
-    let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kpiwatch"))
-            .args(["replay", "--notify", "--notify-wait", "30s", "--config"])
-            .arg(&config)
-            .args(["--events", "tests/fixtures/replay/checkout_outage.jsonl"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let status = tokio::task::spawn_blocking(move || replay_notifying(&config).status().unwrap())
+        .await
+        .unwrap();
     assert!(status.success());
     let mut delivered = std::collections::BTreeSet::new();
     let mut requests = 0;
