@@ -1534,7 +1534,7 @@ impl KpiModel {
     /// it): the day's teaches `kappa2`, the hour's what it adds.
     fn learn_peer_block(&mut self, t: &DayTotal, hour: bool) {
         let dispersion = self.dispersion();
-        let ratio_var = self.dispersion() / self.peers.own.max(1e-9);
+        let ratio_var = dispersion / self.peers.own.max(1e-9);
         let p = &mut self.peers;
         let e2 = t.peer_expected * t.peer_expected;
         let kappa2 = p.kappa2 + if hour { p.kappa2_hourly } else { 0.0 };
