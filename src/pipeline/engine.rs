@@ -641,8 +641,9 @@ impl KpiState {
     /// Judges a KPI's buckets of one bucket start (one per series). For an
     /// additive grouped KPI with enough members, each series is also
     /// compared with the rest of its group, in which a member whose own
-    /// evidence is anomalous counts at its expectation: one member's
-    /// incident must not make its peers look odd.
+    /// evidence is anomalous counts at its expectation, and a sum's
+    /// largest amount as an ordinary one: one member's incident, or its
+    /// bulk order, must not make its peers look odd.
     fn judge_group(&mut self, group: &[ClosedBucket], out: &mut Vec<Transition>) {
         let during = group.first().map_or(During::NONE, |b| self.during(b.start));
         let peers = self
@@ -666,7 +667,8 @@ impl KpiState {
         let p_star = self.p_star_during(during);
         let robust = |a: &Assessed| match &a.assessment {
             Some(x) if own_anomalous(x, p_star) => x.expected,
-            _ => a.input.value,
+            Some(x) => x.for_peers,
+            None => a.input.value,
         };
         let total: f64 = assessed.iter().flatten().map(robust).sum();
         for (b, a) in group.iter().zip(assessed.iter_mut()) {
@@ -1066,6 +1068,7 @@ fn trace_assessment(
         phi = learnt.phi,
         kappa = learnt.kappa,
         kappa_hourly = learnt.kappa_hourly,
+        bucket_noise = learnt.bucket_noise,
         shift = learnt.shift,
         typical_spread = learnt.typical_spread,
         typical_wander = learnt.typical_wander,

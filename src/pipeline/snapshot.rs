@@ -33,7 +33,7 @@ use crate::durable::Storage;
 /// variance that is the expectation's own; 8 added the model error
 /// particular to an hour (own and against peers) and the totals of the
 /// hour that teach it; 9 the moments of a sum's or an average's values.
-const VERSION: u32 = 9;
+const VERSION: u32 = 10;
 /// File name inside `service.state_dir`.
 pub const FILE: &str = "snapshot.postcard";
 

@@ -359,6 +359,11 @@ pub struct Assessment {
     pub spike: Option<Finding>,
     /// A broken rule.
     pub rule: Option<RuleBreak>,
+    /// What the bucket adds to the rest of its group's total, for its
+    /// peers: its value, with its largest value counted as an ordinary
+    /// one for a sum of positive amounts. A node that takes a bulk order
+    /// does not make each of its peers look short of it.
+    pub for_peers: f64,
     at: Position,
     rel_var: f64,
     unit: f64,
@@ -505,6 +510,8 @@ pub struct Diagnostics {
     pub kappa: f64,
     /// Relative model error particular to an hour.
     pub kappa_hourly: f64,
+    /// Relative noise of one bucket beyond `phi`'s (see [`noise`]).
+    pub bucket_noise: f64,
     /// Ratio of the series to the rest of its group (NaN without peers).
     pub peer_ratio: f64,
     /// Relative error of the peer expectation.
@@ -611,7 +618,12 @@ impl KpiModel {
         let per_day = 86_400.0 / config.bucket_width.max(1) as f64;
         Self {
             profile: Profile::new(config.bucket_width, config.seasonality),
-            noise: Noise::new(1.0, config.kind.phi_min(1.0), NOISE_MEMORY_DAYS * per_day),
+            noise: Noise::new(
+                1.0,
+                config.kind.phi_min(1.0),
+                NOISE_MEMORY_DAYS * per_day,
+                config.kind.additive(),
+            ),
             peers: Peers::default(),
             ring: vec![Entry::default(); SPAN],
             sums: WindowSums::default(),
@@ -763,6 +775,7 @@ impl KpiModel {
                 drop: None,
                 spike: None,
                 rule,
+                for_peers: x,
                 at,
                 rel_var: 1.0,
                 unit: 0.0,
@@ -781,7 +794,8 @@ impl KpiModel {
         let mu_v = mu.max(self.mu_floor(input.events));
         let unit = kind.unit(mu_v, input.events);
         let noise_var = self.noise_var(mu_v, input.events);
-        let rho2 = rel_var + day_var + self.noise.kappa2_hourly();
+        // The bucket's own jitter is a rate too: it is mixed in as one.
+        let rho2 = rel_var + day_var + self.noise.kappa2_hourly() + self.noise.c2();
         let point = Predictive {
             mean: mu,
             var: noise_var + mu_v * mu_v * rho2,
@@ -798,6 +812,7 @@ impl KpiModel {
             drop: None,
             spike: None,
             rule,
+            for_peers: self.ordinary_total(input),
             at,
             rel_var,
             unit,
@@ -840,7 +855,8 @@ impl KpiModel {
         // miss by.
         let rho2 = self.noise.phi() / self.peers.own.max(1e-9)
             + self.peers.kappa2
-            + self.peers.kappa2_hourly;
+            + self.peers.kappa2_hourly
+            + self.noise.c2();
         let largest = input.logs.map(|l| l.largest);
         self.scan(&entry, largest, Source::Peers, rho2, a);
         a.settle_tests();
@@ -897,6 +913,7 @@ impl KpiModel {
             source,
             rho2,
             hourly,
+            bucket: self.noise.c2(),
             per_hour: (3600.0 / self.config.bucket_width.max(1) as f64).max(1.0),
             shape: self.shape(),
             ratio: self.peers.ratio(),
@@ -1054,7 +1071,12 @@ impl KpiModel {
         let enough = !matches!(kind, Kind::Avg | Kind::Ratio) || n >= MIN_EVENTS;
         if enough && (!f.by_volume || self.volume(t, mu, n) >= self.config.min_volume) {
             let cells = (k as f64 / f.per_hour).max(1.0);
-            let rate_var = mu * mu * (f.rho2 - f.hourly + f.hourly / cells) + f.others * mu;
+            // Of the bucket noise, a window has the mean of its buckets':
+            // as much as a sum of k independent ones has if they are
+            // alike (at least as much as a window of unequal buckets).
+            let jitter = f.bucket / k as f64;
+            let rel = f.rho2 - f.hourly + f.hourly / cells - f.bucket + jitter;
+            let rate_var = mu * mu * rel + f.others * mu;
             let predictive = Predictive {
                 mean: mu,
                 var: vn + rate_var,
@@ -1087,6 +1109,23 @@ impl KpiModel {
             .take(k - 1)
             .map(|idx| f64::from(t.largest[idx]))
             .fold(first.max(0.0), f64::max)
+    }
+
+    /// The bucket's value with its largest value counted as an ordinary
+    /// one (its own value but for sums of positive amounts).
+    fn ordinary_total(&self, input: &Input) -> f64 {
+        let x = input.value;
+        match input.logs {
+            Some(l)
+                if self.config.kind == Kind::Sum
+                    && !self.negative_seen
+                    && self.per_event.is_finite()
+                    && l.largest > self.per_event =>
+            {
+                x - l.largest + self.per_event
+            }
+            _ => x,
+        }
     }
 
     /// The total a spike test of a sum or an average judges for the
@@ -1131,7 +1170,8 @@ impl KpiModel {
             return;
         }
         let expected = self.run.expected + mu;
-        let rate_var = expected * expected * rho2;
+        let c2 = self.noise.c2();
+        let rate_var = expected * expected * (rho2 - c2 + c2 / f64::from(self.run.len + 1));
         let predictive = Predictive {
             mean: expected,
             var: self.run.noise_var + noise_var + rate_var,
@@ -1385,7 +1425,9 @@ impl KpiModel {
                 let scale = mu.max(floor);
                 // What the day's factor is not sure of is known too.
                 let known = (self.config.estimate_rel_var + a.day_var) * scale * scale;
-                self.noise.learn(x - mu, a.unit, scale, known, a.point.var);
+                let profile = a.rel_var * scale * scale;
+                self.noise
+                    .learn(x - mu, a.unit, scale, known, profile, a.point.var);
             }
             self.add_to_day(input, a, weight);
             if let Some([rises, drops]) = self.tails.as_deref_mut() {
@@ -1511,19 +1553,20 @@ impl KpiModel {
         // A block's noise has its large amounts in it: an hour with a
         // bulk order is not an hour the profile missed.
         let heavy = 1.0 + self.heavy_ratio();
+        let c2 = self.noise.c2();
         for (t, expected, rel_var) in [
             (&mut self.today, prior_expected, a.rel_var),
             (&mut self.this_hour, a.expected, a.rel_var + a.day_var),
         ] {
             t.x += input.value * m;
             t.expected += expected * m;
-            t.noise_var += a.noise_var * heavy * m * m;
+            t.noise_var += (a.noise_var * heavy + c2 * expected * expected) * m * m;
             t.rel_var += rel_var;
             t.buckets += 1;
             if let Some((mu_p, vn_p)) = a.peer {
                 t.peer_x += input.value;
                 t.peer_expected += mu_p;
-                t.peer_noise_var += vn_p * heavy;
+                t.peer_noise_var += vn_p * heavy + c2 * mu_p * mu_p;
                 t.peer_buckets += 1;
             }
         }
@@ -1736,6 +1779,7 @@ impl KpiModel {
             phi: self.noise.phi(),
             kappa: self.noise.kappa2().sqrt(),
             kappa_hourly: self.noise.kappa2_hourly().sqrt(),
+            bucket_noise: self.noise.c2().sqrt(),
             peer_ratio: self.peers.ratio(),
             peer_kappa: self.peers.kappa2.sqrt(),
             shift: self.profile.shift(),
@@ -1785,10 +1829,12 @@ fn logs_of(input: &Input) -> Option<LogSums> {
 /// What the window tests of one scan share.
 struct ScanFrame {
     source: Source,
-    /// The correlated relative variance, and its part particular to the
-    /// hour.
+    /// The correlated relative variance, its part particular to the
+    /// hour, and its part particular to the bucket (its jitter,
+    /// independent from bucket to bucket).
     rho2: f64,
     hourly: f64,
+    bucket: f64,
     /// Buckets per hour (at least 1).
     per_hour: f64,
     shape: Shape,
