@@ -1420,8 +1420,15 @@ impl KpiModel {
             // The noise is learnt from buckets whose expectation is known
             // much better than the noise around it: where the profile is
             // still young, a residual says more about the profile than the
-            // noise.
-            if weight >= 1.0 && a.ready && a.rel_var * mu * mu < NOISE_GATE * a.noise_var {
+            // noise. The noise is all of it, the bucket noise too: a busy
+            // series' Poisson part alone is so small that the gate stayed
+            // shut until its profile was known to 1 %, two weeks at 1,000
+            // sessions a bucket, and then let it judge those weeks' rhythm
+            // with Poisson's noise (47 buckets beyond 3 standard deviations
+            // in a day). Opened at the quiet hours first, it lets the bucket
+            // noise it finds open it at the busier ones.
+            let noise = a.noise_var + self.noise.c2() * mu * mu;
+            if weight >= 1.0 && a.ready && a.rel_var * mu * mu < NOISE_GATE * noise {
                 let scale = mu.max(floor);
                 // What the day's factor is not sure of is known too.
                 let known = (self.config.estimate_rel_var + a.day_var) * scale * scale;

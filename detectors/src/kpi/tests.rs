@@ -448,8 +448,11 @@ fn peer_drops_with_bulk_orders(seed: u64, rest: impl Fn(&Assessment, f64) -> f64
                 }
             })
             .collect();
-        let mut assessed: Vec<Assessment> =
-            models.iter().zip(&inputs).map(|(m, i)| m.assess(i)).collect();
+        let mut assessed: Vec<Assessment> = models
+            .iter()
+            .zip(&inputs)
+            .map(|(m, i)| m.assess(i))
+            .collect();
         let total: f64 = assessed
             .iter()
             .zip(&inputs)
@@ -489,7 +492,10 @@ fn a_node_taking_a_bulk_order_does_not_make_its_peers_look_short() {
         as_is += peer_drops_with_bulk_orders(seed, |_, value| value);
     }
     assert!(as_ordinary <= 1, "{as_ordinary} peer drops");
-    assert!(as_is > 2 * as_ordinary.max(1), "{as_is} against {as_ordinary}");
+    assert!(
+        as_is > 2 * as_ordinary.max(1),
+        "{as_is} against {as_ordinary}"
+    );
 }
 
 #[test]
