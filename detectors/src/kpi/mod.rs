@@ -1435,6 +1435,8 @@ impl KpiModel {
                 let profile = a.rel_var * scale * scale;
                 self.noise
                     .learn(x - mu, a.unit, scale, known, profile, a.point.var);
+            } else if weight >= 1.0 && a.ready && self.learnt_in_full {
+                self.learn_noise_from_pair(input, a);
             }
             self.add_to_day(input, a, weight);
             if let Some([rises, drops]) = self.tails.as_deref_mut() {
@@ -1470,6 +1472,25 @@ impl KpiModel {
             });
         }
         self.seen = self.seen.saturating_add(1);
+    }
+
+    /// Where the profile is still too young for a bucket's residual to
+    /// measure the noise, a count-like series learns it from the bucket
+    /// and the one before it, both ordinary: their difference does not
+    /// have the profile's error in it (see [`Noise::learn_pair`]). A busy
+    /// series' profile is young for weeks by that measure; judged with
+    /// Poisson's noise when it matured, one of 1,000 sessions a bucket put
+    /// 47 buckets beyond 3 standard deviations in a day.
+    fn learn_noise_from_pair(&mut self, input: &Input, a: &Assessment) {
+        if !self.config.kind.additive() || self.len == 0 {
+            return;
+        }
+        let prev = &self.ring[(usize::from(self.head) + SPAN - 1) % SPAN];
+        let floor = self.mu_floor(input.events);
+        let (mu1, mu2) = (f64::from(prev.mu).max(floor), a.expected.max(floor));
+        let d = input.value - f64::from(prev.x) * mu2 / mu1;
+        let known = self.config.estimate_rel_var * 2.0 * mu2 * mu2;
+        self.noise.learn_pair(d, mu1, mu2, known);
     }
 
     /// A bucket kept out of learning (see [`KpiModel::learn`]).

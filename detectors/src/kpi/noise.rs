@@ -266,13 +266,44 @@ impl Noise {
         // `c2` below 0 leaves the dispersion fitted alone, as above.
         let m = mu * mu;
         let y = (r * r).min(CLIP * var) - m * self.kappa2_hourly - known;
+        self.fold(y, y - profile.max(0.0), u, m, var);
+    }
+
+    /// Learns the noise from the difference `d` of two adjacent buckets
+    /// of a count-like series, the older scaled to the newer's expected
+    /// value (`d = x₂ − x₁ μ₂/μ₁`), whose noise units (the expected values
+    /// for counts and sums) are `mu1` and `mu2` and whose estimation error
+    /// `known` is known beforehand. What the two buckets share (the
+    /// profile's error at that hour, the day's) cancels: a series whose
+    /// profile is still young, whose residuals say more about the profile
+    /// than the noise, shows its noise here. `d` has variance
+    /// `v₂ + ρ² v₁` (`ρ = μ₂/μ₁`, `v = phi μ + c2 μ²`), so the regressors
+    /// are `μ₂ + ρ² μ₁` and `2 μ₂²`.
+    pub fn learn_pair(&mut self, d: f64, mu1: f64, mu2: f64, known: f64) {
+        if !(d.is_finite() && mu1 > 0.0 && mu2 > 0.0) {
+            return;
+        }
+        let rho = mu2 / mu1;
+        let u = mu2 + rho * rho * mu1;
+        let m = 2.0 * mu2 * mu2;
+        let var = self.phi * u + self.c2 * m + known;
+        if !(var > 0.0 && var.is_finite()) {
+            return;
+        }
+        let y = (d * d).min(CLIP * var) - known;
+        self.fold(y, y, u, m, var);
+    }
+
+    /// One observation `y` (and `y_net`, for the bucket noise) of the
+    /// noise variance with unit `u` and expected value squared `m`,
+    /// judged at variance `var`.
+    fn fold(&mut self, y: f64, y_net: f64, u: f64, m: f64, var: f64) {
         // Weighted by 1 / var²: squared residuals of big buckets vary more.
         let w = 1.0 / (var * var);
         let a = (1.0 / (self.n + 1.0)).max(1.0 / self.memory);
         self.uu += a * (w * u * u - self.uu);
         self.uy += a * (w * u * y - self.uy);
         if self.multiplicative {
-            let y_net = y - profile.max(0.0);
             self.um += a * (w * u * m - self.um);
             self.mm += a * (w * m * m - self.mm);
             self.uy_net += a * (w * u * y_net - self.uy_net);
@@ -442,6 +473,30 @@ mod tests {
         assert!((peak(&noise) - 1.0).abs() < 0.2, "{}", peak(&noise));
         assert!(peak(&plain) < 0.5, "{}", peak(&plain));
         assert_eq!(plain.c2(), 0.0);
+    }
+
+    #[test]
+    fn adjacent_buckets_show_the_noise_through_a_profile_that_is_off() {
+        // A young profile, off by its own 30 % each hour (both buckets of
+        // a pair share it); the buckets jitter by 10 % and are Poisson
+        // around that. Pairs see the jitter, not the profile's error.
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut noise = Noise::new(1.0, 1.0, 4032.0, true);
+        let draw = |rng: &mut ChaCha8Rng, mean: f64| {
+            let var = mean + 0.01 * mean * mean;
+            mean + gauss(rng) * var.sqrt()
+        };
+        for i in 0..4000u64 {
+            let mu1 = 20.0 * 50f64.powf((i % 48) as f64 / 47.0);
+            let mu2 = mu1 * 1.05;
+            let off = 1.0 + 0.3 * gauss(&mut rng);
+            let x1 = draw(&mut rng, mu1 * off);
+            let x2 = draw(&mut rng, mu2 * off);
+            noise.learn_pair(x2 - x1 * mu2 / mu1, mu1, mu2, 0.0);
+        }
+        let c = noise.c2().sqrt();
+        assert!((c / 0.1 - 1.0).abs() < 0.15, "c {c}");
+        assert!(noise.phi() < 1.5, "phi {}", noise.phi());
     }
 
     #[test]
