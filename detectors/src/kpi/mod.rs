@@ -1114,17 +1114,15 @@ impl KpiModel {
     /// The bucket's value with its largest value counted as an ordinary
     /// one (its own value but for sums of positive amounts).
     fn ordinary_total(&self, input: &Input) -> f64 {
-        let x = input.value;
         match input.logs {
             Some(l)
                 if self.config.kind == Kind::Sum
                     && !self.negative_seen
-                    && self.per_event.is_finite()
-                    && l.largest > self.per_event =>
+                    && self.per_event.is_finite() =>
             {
-                x - l.largest + self.per_event
+                largest_as_ordinary(input.value, l.largest, self.per_event)
             }
-            _ => x,
+            _ => input.value,
         }
     }
 
@@ -1154,12 +1152,7 @@ impl KpiModel {
             Kind::Avg if n > 0.0 => mu / n,
             _ => return t,
         };
-        let largest = self.window_largest(f.largest, k);
-        if largest > ordinary {
-            t - largest + ordinary
-        } else {
-            t
-        }
+        largest_as_ordinary(t, self.window_largest(f.largest, k), ordinary)
     }
 
     /// A count series at zero for longer than the longest window: the run
@@ -1852,6 +1845,18 @@ fn logs_of(input: &Input) -> Option<LogSums> {
         squares: 0.0,
         largest: 0.0,
     }))
+}
+
+/// `total` with its `largest` value counted as an `ordinary` one (as
+/// it is, if that is not larger): one order, however large, is not a
+/// level that moved.
+#[inline]
+fn largest_as_ordinary(total: f64, largest: f64, ordinary: f64) -> f64 {
+    if largest > ordinary {
+        total - largest + ordinary
+    } else {
+        total
+    }
 }
 
 /// What the window tests of one scan share.
