@@ -151,6 +151,11 @@ const HOURS: usize = 216;
 /// to every KPI model: its coefficient, whether it is learnt, and the
 /// four weighted means of its regression beside the dispersion's.
 const BUCKET_NOISE: usize = 48;
+/// What a group member's share by hour and weekday adds to every KPI
+/// model: the pointer to its hours' sums (on the heap, 200 bytes, only
+/// for a member of a group), the last local day learnt and the weekdays
+/// seen.
+const PEER_SHARES: usize = 16;
 
 #[test]
 fn the_kpi_model_of_every_aggregate_fits_its_budget_and_does_not_grow() {
@@ -160,6 +165,7 @@ fn the_kpi_model_of_every_aggregate_fits_its_budget_and_does_not_grow() {
         let two_weeks = model.state_bytes();
         let budget = HOURS
             + BUCKET_NOISE
+            + PEER_SHARES
             + match kind {
                 Kind::Count | Kind::Ratio => BUDGET,
                 Kind::Sum | Kind::Avg => BUDGET + CALIBRATION + TYPICAL,

@@ -32,8 +32,9 @@ use crate::durable::Storage;
 /// the finding's source; 7 kept, per recent bucket, the part of its
 /// variance that is the expectation's own; 8 added the model error
 /// particular to an hour (own and against peers) and the totals of the
-/// hour that teach it; 9 the moments of a sum's or an average's values.
-const VERSION: u32 = 10;
+/// hour that teach it; 9 the moments of a sum's or an average's values;
+/// 10 the bucket noise; 11 a group member's share by hour of day.
+const VERSION: u32 = 11;
 /// File name inside `service.state_dir`.
 pub const FILE: &str = "snapshot.postcard";
 

@@ -63,6 +63,7 @@
 pub mod amounts;
 pub mod noise;
 pub mod profile;
+pub mod shares;
 pub mod tails;
 pub mod typical;
 mod windows;
@@ -77,6 +78,7 @@ use crate::{Detector, Direction, Observation, Seasonality};
 use amounts::Amounts;
 use noise::Noise;
 use profile::{Position, Profile};
+use shares::HourShares;
 use tails::{Predictive, Shape};
 use typical::{LogSums, Typical};
 use windows::WindowSums;
@@ -450,7 +452,7 @@ impl Entry {
 /// discounted sums of its values and of the rest's, so the ratio is the
 /// share of the group's recent volume it had (buckets weighted by the
 /// group's volume, which a quiet member's empty buckets do not bias).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Peers {
     own: f64,
     others: f64,
@@ -464,6 +466,14 @@ struct Peers {
     /// the hours that taught it.
     kappa2_hourly: f64,
     hours: noise::Excess,
+    /// The share by local hour of day (see [`shares`]): only for a member
+    /// of a group, of buckets no wider than an hour.
+    by_hour: Option<Box<HourShares>>,
+    /// The local day last learnt, and the weekdays learnt to their end
+    /// (bit 0 Monday): a share is compared on a weekday it has been seen
+    /// on, as a share moves with the day too (mobile at the weekend).
+    day: i32,
+    weekdays: u8,
 }
 
 impl Default for Peers {
@@ -476,11 +486,19 @@ impl Default for Peers {
             days: 0,
             kappa2_hourly: 0.0,
             hours: noise::Excess::default(),
+            by_hour: None,
+            day: i32::MIN,
+            weekdays: 0,
         }
     }
 }
 
 impl Peers {
+    /// Whether the local day `day` is a weekday seen before.
+    fn knows(&self, day: i64) -> bool {
+        self.weekdays & weekday_bit(day) != 0
+    }
+
     /// The ratio (NaN before anything was learnt).
     fn ratio(&self) -> f64 {
         if self.others > 0.0 {
@@ -825,7 +843,13 @@ impl KpiModel {
         };
         if ready {
             let largest = input.logs.map(|l| l.largest);
-            self.scan(&entry, largest, Source::Own, rho2, &mut a);
+            let basis = Basis {
+                source: Source::Own,
+                rho2,
+                hourly: a.rel_hourly + self.noise.kappa2_hourly(),
+                ratio: f64::NAN,
+            };
+            self.scan(&entry, largest, basis, &mut a);
             self.scan_typical(input, &mut a);
             self.long_run(input, mu_v, noise_var, rho2, &mut a);
         } else {
@@ -845,20 +869,34 @@ impl KpiModel {
         if !a.ready {
             return;
         }
-        let Some(peer) = self.peer_expectation(input) else {
+        let (factor, factor_var) = self.hour_factor(input);
+        let Some(peer) = self.peer_expectation(input, factor) else {
             return;
         };
         a.peer = Some(peer);
         let entry = self.entry(input, a.expected, a.noise_var, a.peer);
         // The ratio's own uncertainty: about one over the events it was
         // measured from (times the dispersion), plus what it is learnt to
-        // miss by.
-        let rho2 = self.noise.phi() / self.peers.own.max(1e-9)
-            + self.peers.kappa2
-            + self.peers.kappa2_hourly
-            + self.noise.c2();
+        // miss by; the hour's factor is known to its own error, particular
+        // to the hour.
+        let hourly = self.peers.kappa2_hourly + factor_var;
+        let basis = Basis {
+            source: Source::Peers,
+            rho2: self.noise.phi() / self.peers.own.max(1e-9)
+                + self.peers.kappa2
+                + hourly
+                + self.noise.c2(),
+            hourly,
+            ratio: self.peers.ratio() * factor,
+        };
+        // The first Saturday a member is seen, its share is a guess from
+        // weekdays: its expectation is kept (the day's total teaches the
+        // ratio's error), but nothing is judged against it.
+        if !self.peers.knows(input.local_time().div_euclid(86_400)) {
+            return;
+        }
         let largest = input.logs.map(|l| l.largest);
-        self.scan(&entry, largest, Source::Peers, rho2, a);
+        self.scan(&entry, largest, basis, a);
         a.settle_tests();
     }
 
@@ -892,38 +930,24 @@ impl KpiModel {
     }
 
     /// Tests the windows ending with `first` (the bucket being assessed)
-    /// against the own model or the peers, whose correlated relative
-    /// variance is `rho2` (for the own model, of which `a.rel_hourly` is
-    /// particular to the hour: a window over several hours averages that
-    /// part over their cells).
-    fn scan(
-        &self,
-        first: &Entry,
-        first_largest: Option<f64>,
-        source: Source,
-        rho2: f64,
-        a: &mut Assessment,
-    ) {
-        let hourly = if source == Source::Own {
-            a.rel_hourly + self.noise.kappa2_hourly()
-        } else {
-            self.peers.kappa2_hourly
-        };
+    /// against `basis`, the own model or the peers.
+    fn scan(&self, first: &Entry, first_largest: Option<f64>, basis: Basis, a: &mut Assessment) {
+        let source = basis.source;
         let frame = ScanFrame {
             source,
-            rho2,
-            hourly,
+            rho2: basis.rho2,
+            hourly: basis.hourly,
             bucket: self.noise.c2(),
             per_hour: (3600.0 / self.config.bucket_width.max(1) as f64).max(1.0),
             shape: self.shape(),
-            ratio: self.peers.ratio(),
+            ratio: basis.ratio,
             heavy: self.heavy_ratio(),
             largest: match (&self.typical, first_largest) {
                 (Some(_), Some(l)) if !self.negative_seen => l,
                 _ => f64::NAN,
             },
             others: if source == Source::Peers {
-                self.rest_rate_var_per_mu()
+                basis.ratio * self.dispersion()
             } else {
                 0.0
             },
@@ -1235,8 +1259,18 @@ impl KpiModel {
         consider(a, candidate, None);
     }
 
-    /// Expected value from peers and its noise variance.
-    fn peer_expectation(&self, input: &Input) -> Option<(f64, f64)> {
+    /// The member's share at this local hour against its share over all
+    /// hours (see [`shares`]), and the factor's relative variance.
+    fn hour_factor(&self, input: &Input) -> (f64, f64) {
+        match self.peers.by_hour.as_deref() {
+            Some(s) => s.factor(local_hour(input), self.dispersion()),
+            None => (1.0, 0.0),
+        }
+    }
+
+    /// Expected value from peers, the ratio times the hour's `factor`,
+    /// and its noise variance.
+    fn peer_expectation(&self, input: &Input, factor: f64) -> Option<(f64, f64)> {
         let others = input.others?;
         if !self.config.kind.additive()
             || others.is_nan()
@@ -1246,7 +1280,7 @@ impl KpiModel {
         {
             return None;
         }
-        let mu_p = self.peers.ratio() * others;
+        let mu_p = self.peers.ratio() * factor * others;
         let own = self.noise_var(mu_p.max(self.mu_floor(input.events)), input.events);
         // The rest of the group is itself noisy. Its count noise is not
         // added here: the rest's rate is known to about one over the
@@ -1269,7 +1303,7 @@ impl KpiModel {
 
     /// Against peers, the variance that the rest of the group's count
     /// puts on an expectation `mu` from peers, per unit of `mu` (see
-    /// `ScanFrame::others`).
+    /// `ScanFrame::others`), at the all-hours ratio.
     fn rest_rate_var_per_mu(&self) -> f64 {
         self.peers.ratio() * self.dispersion()
     }
@@ -1699,10 +1733,28 @@ impl KpiModel {
         let x = input.value.max(0.0);
         let keep = 1.0 - 1.0 / (PEER_MEMORY_DAYS * self.per_day).max(2.0);
         let _ = a;
+        let width = self.config.bucket_width.max(1);
+        let dispersion = self.dispersion();
         let p = &mut self.peers;
         p.own = p.own * keep + weight * x;
         p.others = p.others * keep + weight * others;
         p.n = p.n.saturating_add(1);
+        let day = input.local_time().div_euclid(86_400) as i32;
+        if day != p.day {
+            if p.day != i32::MIN {
+                p.weekdays |= weekday_bit(i64::from(p.day));
+            }
+            p.day = day;
+        }
+        if width <= 3600 {
+            let hour = local_hour(input);
+            let shares = p.by_hour.get_or_insert_with(Box::default);
+            shares.learn(hour, x, others, weight, 3600.0 / width as f64);
+            // Once an hour, as its first bucket is learnt.
+            if input.local_time().rem_euclid(3600) < width {
+                shares.refit(dispersion);
+            }
+        }
     }
 
     fn track_quiet(&mut self, input: &Input) {
@@ -1822,6 +1874,11 @@ impl KpiModel {
         self.profile.heap_bytes()
             + self.ring.capacity() * std::mem::size_of::<Entry>()
             + self
+                .peers
+                .by_hour
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<HourShares>())
+            + self
                 .wow
                 .as_deref()
                 .map_or(0, |w| std::mem::size_of::<WeekOverWeek>() + w.heap_bytes())
@@ -1834,6 +1891,17 @@ impl KpiModel {
                     + (t.logs.capacity() + t.largest.capacity()) * std::mem::size_of::<f32>()
             })
     }
+}
+
+/// The bit of local day `day`'s weekday (days since 1970-01-01, a
+/// Thursday; bit 0 Monday).
+fn weekday_bit(day: i64) -> u8 {
+    1 << (day + 3).rem_euclid(7)
+}
+
+/// The local hour of day of `input`'s bucket, 0-23.
+fn local_hour(input: &Input) -> usize {
+    input.local_time().div_euclid(3600).rem_euclid(24) as usize
 }
 
 /// A bucket's logarithms, for the typical-value test: those it came with,
@@ -1887,6 +1955,18 @@ struct ScanFrame {
     /// The largest value of the bucket assessed, for sums and averages of
     /// positive values (NaN otherwise).
     largest: f64,
+}
+
+/// What a scan's windows are judged against: the own model or the
+/// peers, with the expectation's correlated relative variance and its
+/// part particular to the hour (which a window over several hours
+/// averages), and against peers the usual ratio at this hour.
+#[derive(Debug, Clone, Copy)]
+struct Basis {
+    source: Source,
+    rho2: f64,
+    hourly: f64,
+    ratio: f64,
 }
 
 /// One test of a window, before it is looked up.

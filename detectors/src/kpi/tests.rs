@@ -952,24 +952,54 @@ fn members_whose_share_moves_with_the_hour_raise_no_alert_against_their_peers() 
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let judged = run_group(&mut rng, 4, MONDAY + 4 * WEEK, shares_moving_with_the_hour);
         for series in &judged {
-            let peer = |j: &Judged| {
-                [&j.a.drop, &j.a.spike].into_iter().any(|f| {
-                    f.is_some_and(|f| f.source == Source::Peers && f.p_adjusted() <= P_STAR)
-                })
-            };
-            let judged = &series[(WEEK / 300) as usize..];
-            // Alert starts: a bucket anomalous against peers after one
-            // that was not.
-            by_peers += judged
-                .windows(2)
-                .filter(|w| !peer(&w[0]) && peer(&w[1]))
-                .count();
+            by_peers += peer_alert_starts(&series[(WEEK / 300) as usize..]);
         }
     }
     // 24 series over three judged weeks: P_STAR allows about 17 alerts.
-    // Ramps within an hour still move the share (36 alerts); with the
-    // ratio's error learnt from whole days only, they raised 1,330.
-    assert!(by_peers <= 40, "{by_peers} alerts against peers");
+    // Each hour of the day has its own share (15 alerts); with one share
+    // for the day and an hourly error, ramps within an hour still moved
+    // it (36), and with the ratio's error learnt from whole days only,
+    // they raised 1,330.
+    assert!(by_peers <= 20, "{by_peers} alerts against peers");
+}
+
+/// Alert starts against peers in `series` (a bucket anomalous against
+/// peers after one that was not).
+fn peer_alert_starts(series: &[Judged]) -> usize {
+    let peer = |j: &Judged| {
+        [&j.a.drop, &j.a.spike]
+            .into_iter()
+            .any(|f| f.is_some_and(|f| f.source == Source::Peers && f.p_adjusted() <= P_STAR))
+    };
+    series
+        .windows(2)
+        .filter(|w| !peer(&w[0]) && peer(&w[1]))
+        .count()
+}
+
+#[test]
+fn a_member_whose_share_is_larger_at_the_weekend_is_not_flagged_on_its_first_weekend() {
+    // Mobile takes 60 % more of the group on Saturdays and Sundays, from
+    // the first weekend on. The first Saturday, the share learnt from
+    // weekdays says nothing of it: compared, it drew 91 alerts in the six
+    // shops (every one of them), on the first weekend and, having learnt
+    // that weekend as an anomaly, on the second. A weekday is compared
+    // once it has been seen.
+    let weekend = |t: i64| ((t - MONDAY).rem_euclid(WEEK) / DAY) >= 5;
+    let mut by_peers = 0;
+    for seed in 51..57 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let judged = run_group(&mut rng, 3, MONDAY + 2 * WEEK, |m, t| {
+            let mobile = if m == 0 && weekend(t) { 1.6 } else { 1.0 };
+            rate(6.0, t) * mobile
+        });
+        by_peers += peer_alert_starts(&judged[0][(DAY / 300) as usize..]);
+    }
+    // 6 series-fortnights: P_STAR allows about 3 alerts. The share a
+    // weekend brings is not modelled (only the hour's): one shop still
+    // draws 4 on its second weekend's nights, where a few events an hour
+    // carry the 60 %.
+    assert!(by_peers <= 6, "{by_peers} alerts against peers");
 }
 
 #[test]
