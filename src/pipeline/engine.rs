@@ -653,17 +653,19 @@ impl KpiState {
             && group.iter().filter(|b| b.value.is_some()).count() >= MIN_PEERS;
         if !peers {
             for b in group {
-                if let Some(mut a) = self.assess(b, during) {
-                    self.judge_assessed(b, &mut a, during, out);
+                if let Some(a) = self.assess(b, during, &mut None) {
+                    self.judge_assessed(b, a, during, out);
                 }
             }
             return;
         }
-        // Judged in place: an assessment is a few hundred bytes, and moving
-        // it through the vector and into the judge was a tenth of replay's
-        // time in memcpy (perf).
-        let mut assessed: Vec<Option<Assessed>> =
-            group.iter().map(|b| self.assess(b, during)).collect();
+        // Assessed and judged in place: an assessment is a few hundred
+        // bytes, and moving it through the vector and into the judge was a
+        // tenth of replay's time in memcpy (perf).
+        let mut assessed: Vec<Option<Assessed>> = vec![None; group.len()];
+        for (b, slot) in group.iter().zip(assessed.iter_mut()) {
+            self.assess(b, during, slot);
+        }
         let p_star = self.p_star_during(during);
         let robust = |a: &Assessed| match &a.assessment {
             Some(x) if own_anomalous(x, p_star) => x.expected,
@@ -689,10 +691,15 @@ impl KpiState {
     }
 
     /// Looks up (or creates) the series of `b` and judges the bucket with
-    /// its KPI model; None for a bucket without a value. The first bucket
-    /// after a calendar starts windows and the anomalous run afresh, so no
-    /// window reaches back into the calendar's buckets.
-    fn assess(&mut self, b: &ClosedBucket, during: During) -> Option<Assessed> {
+    /// its KPI model, into `slot`; None for a bucket without a value. The
+    /// first bucket after a calendar starts windows and the anomalous run
+    /// afresh, so no window reaches back into the calendar's buckets.
+    fn assess<'a>(
+        &mut self,
+        b: &ClosedBucket,
+        during: During,
+        slot: &'a mut Option<Assessed>,
+    ) -> Option<&'a mut Assessed> {
         let value = b.value?;
         let utc_offset = self.utc_offset(b.start);
         let input = Input {
@@ -723,11 +730,14 @@ impl KpiState {
                 *run = 0;
             }
         }
-        let assessment = match &s.model {
-            Model::Kpi(model) => Some(model.assess(&input)),
-            Model::Set(_) => None,
-        };
-        Some(Assessed { input, assessment })
+        let assessed = slot.insert(Assessed {
+            input,
+            assessment: None,
+        });
+        if let Model::Kpi(model) = &s.model {
+            model.assess_into(&assessed.input, &mut assessed.assessment);
+        }
+        Some(assessed)
     }
 
     /// Decides, learns and runs the lifecycle of one assessed bucket; one
@@ -1077,6 +1087,7 @@ fn trace_assessment(
 }
 
 /// A bucket as its KPI model judged it, before the engine decides.
+#[derive(Clone, Copy)]
 struct Assessed {
     input: Input,
     /// None for a detector set (min, max), which judges as it learns.
