@@ -18,6 +18,18 @@ use sha2::{Digest, Sha256};
 
 use crate::timefmt::rfc3339_secs;
 
+/// Which departures from normal alert: a KPI's `direction`, a route's
+/// and an incident label's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Only values below expected.
+    Drop,
+    /// Only values above expected.
+    Spike,
+    /// Both.
+    Both,
+}
+
 /// Firing or resolved. An escalation is a firing transition of an alert
 /// already firing (see [`Transition::escalated_from`]): the alert still
 /// fires, so everything that asks "is it firing?" stays right.

@@ -201,16 +201,9 @@ pub enum Measure {
     },
 }
 
-/// Which departures from normal alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interest {
-    /// Only values below expected.
-    Drop,
-    /// Only values above expected.
-    Spike,
-    /// Both.
-    Both,
-}
+/// Which departures from normal alert (an alert type: the notifiers'
+/// routes read it too).
+pub use crate::alert::Interest;
 
 /// How rare evidence must be to fire.
 #[derive(Debug, Clone, Copy, PartialEq)]

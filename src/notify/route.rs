@@ -20,8 +20,7 @@ use globset::{Glob, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
 use super::settings::{NotifySettings, ReceiverKind, WebhookFormat};
-use crate::alert::Severity;
-use crate::config::model::Interest;
+use crate::alert::{Interest, Severity};
 
 /// The label name that stands for the KPI name in matchers and `group_by`.
 pub const KPI_LABEL: &str = "kpi";
