@@ -623,8 +623,11 @@ pub struct NotificationFailed<'a> {
     pub receiver: &'a str,
     /// Notification id.
     pub id: &'a str,
-    /// What went wrong.
-    pub error: &'a crate::notify::DeliveryError,
+    /// What went wrong, in words.
+    pub error: &'a dyn std::fmt::Display,
+    /// Whether it will be retried, as the `kind` label says it:
+    /// `transient` or `permanent`.
+    pub kind: &'static str,
     /// Attempts so far, this one included.
     pub attempts: u32,
 }
@@ -640,7 +643,7 @@ impl NotificationFailed<'_> {
             "notification delivery failed"
         );
         m.notifications_failed
-            .with_label_values(&[self.receiver, self.error.label()])
+            .with_label_values(&[self.receiver, self.kind])
             .inc();
     }
 }

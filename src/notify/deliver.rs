@@ -231,6 +231,7 @@ impl Worker {
                         receiver: &name,
                         id: &n.id,
                         error: &error,
+                        kind: error.label(),
                         attempts,
                     }
                     .emit(&self.metrics);
