@@ -1,60 +1,24 @@
-//! Webhooks: one HTTP POST per [`Notification`].
-//!
-//! # Map
-//!
-//! - [`body`] — the JSON body in one of three [`WebhookFormat`]s, a pure
-//!   function of the notification (the same notification always gives the
-//!   same bytes, so a retry sends what the first try sent):
-//!   - kpiwatch's own versioned schema ([`SCHEMA_VERSION`], documented field
-//!     by field in `docs/webhooks.md`);
-//!   - Alertmanager's webhook payload, version 4, so any existing
-//!     Alertmanager receiver works unchanged;
-//!   - a Slack incoming-webhook message with blocks.
-//! - [`signature`] / [`verify`] — Stripe-style HMAC-SHA256 over
-//!   `"{timestamp}.{body}"`, sent as [`SIGNATURE_HEADER`]; the timestamp lets
-//!   receivers refuse replays.
-//! - [`WebhookSender`] — the async shell: one pooled `reqwest` client, the
-//!   per-request timeout, the headers ([`IDEMPOTENCY_KEY_HEADER`] carries the
-//!   notification id) and the classification of the answer into `Ok`,
-//!   [`DeliveryError::Transient`] (retry) or [`DeliveryError::Permanent`]
-//!   (drop). Retrying is the `deliver` worker's job, not this module's.
-//!
-//! Secrets never reach an error message or a log line: the signing secret is
-//! read from its environment variable at send time, and errors name the
-//! receiver by its origin only (a Slack webhook URL's path *is* a secret).
+//! The JSON body of a webhook in its three formats — kpiwatch's own
+//! versioned schema, Alertmanager's webhook payload and a Slack Block Kit
+//! message — and the text and number helpers they share. A pure function of
+//! the [`Notification`]: no I/O, no clock.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat};
 use detectors::Direction;
-use hmac::{Hmac, Mac};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde_json::json;
-use sha2::Sha256;
 
-use super::phrase::{self, percent_signed, summary};
-use super::settings::{CaFile, Webhook, WebhookFormat};
-use super::{DeliveryError, Notification, Reason};
 use crate::alert::{Severity, Status, Transition};
+use crate::notify::phrase::{self, percent_signed, summary};
+use crate::notify::settings::WebhookFormat;
+use crate::notify::{Notification, Reason};
 use crate::timefmt::{human_utc, rfc3339};
 
 /// Version of the kpiwatch JSON schema, the body's `version` field. Adding a
 /// field keeps it; removing, renaming or retyping one bumps it.
 pub const SCHEMA_VERSION: &str = "1";
-
-/// Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256>` when the webhook
-/// has a secret.
-pub const SIGNATURE_HEADER: &str = "X-Kpiwatch-Signature";
-
-/// Header carrying the notification id (the conventional name, understood by
-/// receivers that deduplicate generically).
-pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
-
-/// Header carrying the notification id (kpiwatch's own name for it).
-pub const NOTIFICATION_ID_HEADER: &str = "X-Kpiwatch-Notification-Id";
 
 /// Alertmanager's "not yet ended" time: Go's zero `time.Time`.
 const AM_NOT_ENDED: &str = "0001-01-01T00:00:00Z";
@@ -66,9 +30,6 @@ const SLACK_MAX_ALERTS: usize = 10;
 
 /// Slack truncates (or refuses) header text longer than this.
 const SLACK_HEADER_MAX_CHARS: usize = 150;
-
-/// How much of a refusing receiver's answer goes into the error text.
-const ERROR_BODY_PREFIX_CHARS: usize = 200;
 
 /// The JSON body of `n` in `format`. `external_url` is this kpiwatch's base
 /// URL (`notify.external_url`), used for Alertmanager's `externalURL` and
@@ -544,7 +505,7 @@ fn finite32(x: f32) -> Option<f32> {
 }
 
 /// A number in full for annotations that programs read (`210.5`, `37`);
-/// `unknown` when not finite. People's phrasing is [`value`]'s.
+/// `unknown` when not finite. People's phrasing is [`phrase::value`]'s.
 fn exact(x: f64) -> String {
     if x.is_finite() {
         x.to_string()
@@ -561,312 +522,13 @@ fn fmt_score(s: f64) -> String {
     }
 }
 
-/// "2024-01-01 10:05 UTC" from RFC 3339; the input unchanged if it is not.
+/// Unix milliseconds as RFC 3339 UTC with milliseconds
+/// (`2024-01-01T10:15:12.345Z`); the bare number if chrono cannot
+/// represent it.
 fn rfc3339_ms(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
         .unwrap_or_else(|| ms.to_string())
-}
-
-fn truncate_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
-}
-
-// ---------------------------------------------------------------------------
-// Signatures.
-
-type HmacSha256 = Hmac<Sha256>;
-
-fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> HmacSha256 {
-    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
-}
-
-/// The [`SIGNATURE_HEADER`] value for `body` sent at `timestamp` (unix
-/// seconds): `t=<timestamp>,v1=<lowercase hex HMAC-SHA256 of "{t}.{body}">`.
-pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    let tag = mac(secret, timestamp, body).finalize().into_bytes();
-    format!("t={timestamp},v1={}", hex::encode(tag))
-}
-
-/// Whether `header` (a [`SIGNATURE_HEADER`] value) signs `body` with
-/// `secret`, at a timestamp within `tolerance_secs` of `now` (either way:
-/// an old signature is a replay, a future one a skewed or forged clock).
-/// Several `v1=` entries are allowed (any one matching passes), so a sender
-/// can sign with an old and a new secret while they rotate. The comparison is
-/// constant-time.
-pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance_secs: i64) -> bool {
-    let mut timestamp = None;
-    let mut tags = Vec::new();
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
-            Some(("v1", tag)) => tags.push(tag),
-            _ => {}
-        }
-    }
-    let Some(t) = timestamp else {
-        return false;
-    };
-    if now.abs_diff(t) > tolerance_secs.max(0).unsigned_abs() {
-        return false;
-    }
-    let expected = mac(secret, t, body);
-    tags.iter()
-        .any(|tag| hex::decode(tag).is_ok_and(|tag| expected.clone().verify_slice(&tag).is_ok()))
-}
-
-// ---------------------------------------------------------------------------
-// Sending.
-
-/// Posts notifications to webhooks. Holds one HTTP client for the whole
-/// process: connections (and TLS sessions) are pooled and reused across
-/// receivers and retries.
-#[derive(Debug, Clone)]
-pub struct WebhookSender {
-    client: reqwest::Client,
-    /// A client per CA file of hooks that have one, built on first use
-    /// (the file was read and checked with the configuration).
-    with_ca: std::sync::Arc<std::sync::Mutex<HashMap<PathBuf, reqwest::Client>>>,
-}
-
-/// The HTTP client for hooks trusting `ca` (besides the web roots): rustls,
-/// no redirects followed (a 3xx is a misconfigured URL, reported as
-/// permanent, not silently turned into a GET). Configuration validation
-/// builds it too, so a CA file rustls refuses never reaches the service.
-pub(crate) fn client(ca: Option<&CaFile>) -> Result<reqwest::Client, reqwest::Error> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("kpiwatch/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none());
-    if let Some(ca) = ca {
-        for certificate in reqwest::Certificate::from_pem_bundle(&ca.pem)? {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    builder.build()
-}
-
-impl Default for WebhookSender {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl WebhookSender {
-    /// A sender with a rustls client that does not follow redirects (a 3xx
-    /// is a misconfigured URL, reported as permanent, not silently turned
-    /// into a GET).
-    ///
-    /// # Panics
-    ///
-    /// If the TLS backend cannot initialise, as `reqwest::Client::new` does.
-    pub fn new() -> Self {
-        Self {
-            client: client(None).expect("the HTTP client (rustls) initialises"),
-            with_ca: Default::default(),
-        }
-    }
-
-    /// The client for `hook`: the shared one, or the one trusting its CA.
-    fn client_for(&self, hook: &Webhook) -> Result<reqwest::Client, DeliveryError> {
-        let Some(ca) = &hook.ca else {
-            return Ok(self.client.clone());
-        };
-        let mut clients = self
-            .with_ca
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(c) = clients.get(&ca.path) {
-            return Ok(c.clone());
-        }
-        let c = client(Some(ca)).map_err(|e| {
-            DeliveryError::Permanent(format!("ca_file {} cannot be used: {e}", ca.path.display()))
-        })?;
-        clients.insert(ca.path.clone(), c.clone());
-        Ok(c)
-    }
-
-    /// POSTs `n` to `hook` in its format, signed when the hook's secret
-    /// variable is set and non-empty (`now_secs` is the signature's
-    /// timestamp), within `hook.timeout`.
-    ///
-    /// 2xx is `Ok`. A connection error, a timeout, 408, 425, 429 and 5xx are
-    /// [`DeliveryError::Transient`]; any other status (3xx, 4xx) and a
-    /// request that cannot be built (bad URL or header) are
-    /// [`DeliveryError::Permanent`]. The error text names the receiver's
-    /// origin (never its path or query), the status and the start of the
-    /// answer's body; never the secret or header values.
-    pub async fn send(
-        &self,
-        hook: &Webhook,
-        n: &Notification,
-        external_url: Option<&str>,
-        now_secs: i64,
-    ) -> Result<(), DeliveryError> {
-        let target = origin(&hook.url);
-        let body = body(n, hook.format, external_url);
-        let headers = headers(hook, n, &body, now_secs)?;
-        let request = self
-            .client_for(hook)?
-            .post(&hook.url)
-            .headers(headers)
-            .timeout(hook.timeout)
-            .body(body);
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return Err(request_error(&target, hook.timeout, e)),
-        };
-        let status = response.status();
-        if status.is_success() {
-            // Accepted. The answer's body is not read: a receiver that then
-            // stalls must not turn a delivered notification into a retry.
-            return Ok(());
-        }
-        let answer = body_prefix(response).await;
-        let text = if answer.is_empty() {
-            format!("webhook {target} answered {status}")
-        } else {
-            format!("webhook {target} answered {status}: {answer}")
-        };
-        match status.as_u16() {
-            408 | 425 | 429 | 500..=599 => Err(DeliveryError::Transient(text)),
-            _ => Err(DeliveryError::Permanent(text)),
-        }
-    }
-}
-
-/// The request headers (besides User-Agent, set on the client). The hook's
-/// extra headers go first so kpiwatch's own cannot be overridden by config.
-fn headers(
-    hook: &Webhook,
-    n: &Notification,
-    body: &[u8],
-    now_secs: i64,
-) -> Result<HeaderMap, DeliveryError> {
-    let mut map = HeaderMap::new();
-    for (name, value) in &hook.headers {
-        // Values may be credentials (Authorization): only names in errors.
-        let name_h = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-            DeliveryError::Permanent(format!("webhook header name {name:?} is not valid"))
-        })?;
-        let value = HeaderValue::from_str(value).map_err(|_| {
-            DeliveryError::Permanent(format!("webhook header {name:?} has an invalid value"))
-        })?;
-        map.insert(name_h, value);
-    }
-    let id = HeaderValue::from_str(&n.id).map_err(|_| {
-        DeliveryError::Permanent(format!(
-            "notification id {:?} cannot be a header value",
-            n.id
-        ))
-    })?;
-    map.insert(
-        reqwest::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    map.insert(IDEMPOTENCY_KEY_HEADER, id.clone());
-    map.insert(NOTIFICATION_ID_HEADER, id);
-    if let Some(secret) = hook.secret_env.as_deref().and_then(read_secret) {
-        let sig = signature(&secret, now_secs, body);
-        // Only `t=`, digits and hex: always a valid header value.
-        let sig = HeaderValue::from_str(&sig).expect("signatures are ASCII");
-        map.insert(SIGNATURE_HEADER, sig);
-    }
-    Ok(map)
-}
-
-/// The secret in the environment variable `name`; `None` when unset or
-/// empty (the request then goes unsigned, which is logged by name only).
-fn read_secret(name: &str) -> Option<Vec<u8>> {
-    match std::env::var_os(name) {
-        Some(v) if !v.is_empty() => Some(v.into_encoded_bytes()),
-        _ => {
-            tracing::warn!(
-                env = name,
-                "webhook secret variable is unset or empty; sending unsigned"
-            );
-            None
-        }
-    }
-}
-
-/// `scheme://host[:port]` of a URL, for errors and logs: the path and query
-/// of a webhook URL often are the credential (Slack, Teams).
-fn origin(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => u.origin().ascii_serialization(),
-        Err(_) => "(invalid URL)".to_string(),
-    }
-}
-
-fn request_error(target: &str, timeout: Duration, e: reqwest::Error) -> DeliveryError {
-    if e.is_builder() {
-        return DeliveryError::Permanent(format!(
-            "webhook {target}: cannot build the request: {}",
-            chain(e)
-        ));
-    }
-    if e.is_timeout() {
-        return DeliveryError::Transient(format!(
-            "webhook {target} did not answer within {}",
-            humantime::format_duration(timeout)
-        ));
-    }
-    let what = if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    DeliveryError::Transient(format!("webhook {target}: {what}: {}", chain(e)))
-}
-
-/// An error and its causes on one line, without the URL reqwest would
-/// otherwise print (it may hold a credential).
-fn chain(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
-
-/// The first characters of an error answer, on one line. Reads at most a
-/// few chunks: a receiver's error page may be large.
-async fn body_prefix(mut response: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    while bytes.len() < ERROR_BODY_PREFIX_CHARS * 4 {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            // The status already decided the outcome; a body that fails or
-            // times out only shortens the message.
-            Ok(None) | Err(_) => break,
-        }
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let one_line: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    truncate_chars(&one_line, ERROR_BODY_PREFIX_CHARS)
 }
 
 #[cfg(test)]
@@ -1007,7 +669,7 @@ mod tests {
 
     /// The JSON block after `<!-- example: {name} -->` in docs/webhooks.md.
     fn docs_example_body(name: &str) -> Value {
-        let doc = include_str!("../../docs/webhooks.md");
+        let doc = include_str!("../../../docs/webhooks.md");
         let marker = format!("<!-- example: {name} -->\n```json\n");
         let start = doc.find(&marker).expect("the example is in the docs") + marker.len();
         let len = doc[start..].find("\n```").expect("the example block ends");
@@ -1382,43 +1044,6 @@ mod tests {
     }
 
     #[test]
-    fn signature_matches_an_independently_computed_hmac() {
-        // printf '%s' '1700000000.{"hello":"world"}' | openssl dgst -sha256 -hmac whsec_test
-        assert_eq!(
-            signature(b"whsec_test", 1_700_000_000, br#"{"hello":"world"}"#),
-            "t=1700000000,v1=f592bbf3951cfc94e560eecfb5d9dd4da6b0fff2e626235f8ab4b54860925d0b"
-        );
-    }
-
-    #[test]
-    fn verify_accepts_a_fresh_signature_and_refuses_tampering_replays_and_wrong_secrets() {
-        let body = br#"{"id":"n-1"}"#;
-        let now = 1_700_000_000;
-        let header = signature(b"s3cret", now, body);
-        assert!(verify(b"s3cret", &header, body, now + 10, 300));
-        assert!(!verify(b"s3cret", &header, br#"{"id":"n-2"}"#, now, 300));
-        assert!(!verify(b"other", &header, body, now, 300));
-        assert!(
-            !verify(b"s3cret", &header, body, now + 301, 300),
-            "replayed"
-        );
-        assert!(
-            !verify(b"s3cret", &header, body, now - 301, 300),
-            "from the future"
-        );
-        // Moving the timestamp invalidates the tag.
-        let moved = header.replace("t=1700000000", "t=1700000290");
-        assert!(!verify(b"s3cret", &moved, body, now + 300, 300));
-        assert!(!verify(b"s3cret", "v1=00", body, now, 300), "no timestamp");
-        assert!(!verify(b"s3cret", "garbage", body, now, 300));
-        // Rotation: any matching v1 passes.
-        let old = signature(b"old", now, body);
-        let both = format!("{header},{}", old.split_once(',').unwrap().1);
-        assert!(verify(b"old", &both, body, now, 300));
-        assert!(verify(b"s3cret", &both, body, now, 300));
-    }
-
-    #[test]
     fn the_same_notification_always_gives_the_same_bytes() {
         let n = notification(vec![firing_fi(), resolved_se()]);
         for f in [
@@ -1428,18 +1053,5 @@ mod tests {
         ] {
             assert_eq!(body(&n, f, None), body(&n, f, None), "{f:?}");
         }
-    }
-
-    #[test]
-    fn error_texts_name_the_origin_not_the_secret_path() {
-        assert_eq!(
-            origin("https://hooks.slack.com/services/T0/B0/XXXXSECRET?token=1"),
-            "https://hooks.slack.com"
-        );
-        assert_eq!(
-            origin("http://127.0.0.1:8080/hook"),
-            "http://127.0.0.1:8080"
-        );
-        assert_eq!(origin("not a url"), "(invalid URL)");
     }
 }
