@@ -4,9 +4,10 @@
 //!
 //! # Map
 //!
-//! - [`diff`] — the pure comparison of the old and the new configuration:
-//!   what needs a restart, each KPI's [`diff::Fate`], receivers,
-//!   subscriptions and the other live settings.
+//! - [`crate::config::diff`] — the pure comparison of the old and the new
+//!   configuration: what needs a restart, each KPI's
+//!   [`Fate`](crate::config::diff::Fate), receivers, subscriptions and the
+//!   other live settings.
 //! - [`Request`] — what the HTTP handler ([`api`]) and the signal watcher
 //!   ([`on_hangup`]) send the service loop over a channel; the loop alone
 //!   applies a reload ([`apply`]), between two batches, so no event is
@@ -21,8 +22,6 @@
 //!   thread reads with the new plans from its next batch ([`Readers`]).
 //! - [`ConfigReloaded`], [`ConfigReloadFailed`] — the two operational
 //!   events, logged once and counted ([`ReloadMetrics`]).
-
-pub mod diff;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,6 +38,7 @@ use prometheus::{Gauge, IntCounter, IntGauge, Opts, Registry};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
+use crate::config::diff::{self, KpiNames, Names};
 use crate::http::access::{Access, Caller, LiveAccess};
 use crate::http::Endpoints;
 use crate::kafka::Health;
@@ -46,7 +46,6 @@ use crate::notify::notifier::Notifier;
 use crate::notify::silence::SilenceStore;
 use crate::pipeline::read::Reader;
 use crate::pipeline::Pipeline;
-use diff::{KpiNames, Names};
 
 /// Who asked for a reload.
 #[derive(Debug, Clone, PartialEq, Eq)]

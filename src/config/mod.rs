@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod calendar;
+pub mod diff;
 mod hints;
 mod kafka;
 pub mod model;

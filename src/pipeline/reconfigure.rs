@@ -3,7 +3,7 @@
 //! read under one configuration and judged under another).
 //!
 //! A new pipeline is built from the new configuration, then the state of
-//! what goes on is moved into it (see [`crate::reload::diff`] for which
+//! what goes on is moved into it (see [`crate::config::diff`] for which
 //! KPIs keep it): every topic's partition clocks and progress (the topics
 //! cannot change without a restart), the open buckets of each KPI that
 //! keeps its state, under its new number, and its series in the engine.
@@ -16,8 +16,8 @@
 
 use super::read::{ReadBatch, Reader};
 use super::Pipeline;
+use crate::config::diff::Fate;
 use crate::config::model::Config;
-use crate::reload::diff::Fate;
 
 /// Why a KPI's firing alerts resolve on a reload, after its description.
 const REMOVED: &str = "resolved by a configuration reload: the KPI was removed";
@@ -27,7 +27,7 @@ const RESTARTED: &str =
 impl Pipeline {
     /// Takes `config`, with `fates` (one per KPI of `config`) and
     /// `removed` (indices into the current configuration) from
-    /// [`crate::reload::diff::diff`], whose `restart` list must be empty:
+    /// [`crate::config::diff::diff`], whose `restart` list must be empty:
     /// the topics are the same. Returns the number of firing alerts
     /// resolved because their KPI was removed or restarted; the next
     /// [`Pipeline::advance`] hands those transitions out.
@@ -136,8 +136,8 @@ pub fn reread(reader: &Reader, batch: &ReadBatch, out: &mut ReadBatch) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::diff::diff;
     use crate::config::{validate, Source};
-    use crate::reload::diff::diff;
     use crate::telemetry::Metrics;
 
     const CHECKOUTS: &str =
