@@ -669,7 +669,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 size,
                 std::io::BufWriter::new(std::io::stdout().lock()),
                 notify.then_some(&mut kept),
-                save.as_mut(),
+                save.as_mut()
+                    .map(|s| s as &mut dyn kpiwatch::replay::FedHook),
             )?;
             eprintln!("{summary}");
             if let (Some((history, series)), Some(dir)) =

@@ -86,6 +86,15 @@ pub trait Observer {
     fn muted(&mut self, _muted: Vec<crate::pipeline::engine::Muted>) {}
 }
 
+/// What `replay --save-state` does when the input has been read (at
+/// [`Observer::fed`]): `crate::warm::SaveState` saves the learned state.
+/// A trait here, so that `replay` does not import `warm`, which runs on
+/// [`run`].
+pub trait FedHook {
+    /// The input has been read (see [`Observer::fed`]).
+    fn fed(&mut self, pipeline: &Pipeline, events: u64) -> Result<(), ReplayError>;
+}
+
 /// A simulated shop's events through `pipeline` in event time, as one
 /// partition of its first topic, the way `replay` feeds a file, and the
 /// last buckets closed at the end: the transitions. For tests and examples
@@ -250,7 +259,7 @@ pub fn replay_saving(
     size: Option<u64>,
     out: impl Write,
     keep: Option<&mut Vec<Transition>>,
-    save: Option<&mut crate::warm::SaveState>,
+    save: Option<&mut dyn FedHook>,
 ) -> Result<Report, ReplayError> {
     let mut lines = JsonLines { out, keep, save };
     let report = run(config, topic, input, size, &mut lines)?;
@@ -259,13 +268,13 @@ pub fn replay_saving(
 }
 
 /// [`replay`]'s observer: one JSON line per transition.
-struct JsonLines<'k, W> {
+struct JsonLines<'k, 's, W> {
     out: W,
     keep: Option<&'k mut Vec<Transition>>,
-    save: Option<&'k mut crate::warm::SaveState>,
+    save: Option<&'s mut dyn FedHook>,
 }
 
-impl<W: Write> Observer for JsonLines<'_, W> {
+impl<W: Write> Observer for JsonLines<'_, '_, W> {
     fn fed(&mut self, pipeline: &Pipeline, events: u64) -> Result<(), ReplayError> {
         match self.save.as_deref_mut() {
             Some(save) => save.fed(pipeline, events),

@@ -259,13 +259,15 @@ impl Saving<'_> {
 
 /// For `replay --save-state`: the same save, as a hook [`replay::replay_saving`]
 /// calls when the file has been read.
-impl SaveState {
+impl replay::FedHook for SaveState {
     /// Saves (see [`SaveState::save`]), as a replay error on failure.
-    pub fn fed(&mut self, pipeline: &Pipeline, events: u64) -> Result<(), ReplayError> {
+    fn fed(&mut self, pipeline: &Pipeline, events: u64) -> Result<(), ReplayError> {
         self.save(pipeline, events)
             .map_err(|e| ReplayError::Save(e.to_string()))
     }
+}
 
+impl SaveState {
     /// What was saved: the history and the number of series.
     pub fn saved(&self) -> Option<&(History, usize)> {
         self.saved.as_ref()
