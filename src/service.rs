@@ -259,7 +259,11 @@ pub async fn run(
         let _ = tx.send(notifier.backlog());
     }
     let (stop_http, http_stopped) = oneshot::channel::<()>();
-    let feedback = crate::feedback::api::Feedback::load(&config.service.state_dir, &config.notify)?;
+    let feedback = crate::feedback::api::Feedback::load(
+        &config.service.state_dir,
+        config.notify.external_url.as_deref(),
+        config.notify.feedback_links.as_ref(),
+    )?;
     // Reloads: asked by the API and SIGHUP, applied by the loop.
     let (reload_tx, mut reloads) = mpsc::channel(crate::reload::QUEUE);
     let access = Arc::new(crate::http::access::LiveAccess::new(Arc::new(access)));

@@ -55,12 +55,14 @@ pub struct Feedback {
 
 impl Feedback {
     /// The feedback of `state_dir` (register and verdicts) and the link
-    /// signer `notify` and the environment allow. A register line that
-    /// does not parse is skipped with a warning; a damaged verdict file
-    /// stops the start (as a damaged silence does), saying which.
+    /// signer that `notify.external_url`, `notify.feedback_links` and the
+    /// environment allow. A register line that does not parse is skipped
+    /// with a warning; a damaged verdict file stops the start (as a
+    /// damaged silence does), saying which.
     pub fn load(
         state_dir: &std::path::Path,
-        notify: &crate::notify::settings::NotifySettings,
+        external_url: Option<&str>,
+        link_settings: Option<&super::link::LinkSettings>,
     ) -> Result<Self, FeedbackError> {
         let dir = state_dir.join(super::FEEDBACK_DIR);
         let (register, skipped) =
@@ -77,10 +79,8 @@ impl Feedback {
         }
         let store = FeedbackStore::load(state_dir)?;
         let env = |name: &str| std::env::var(name).ok();
-        let external = notify.external_url.as_deref();
-        let links = LinkSigner::from_env(external, notify.feedback_links.as_ref(), env);
-        if let Some(why) = super::link::why_no_links(external, notify.feedback_links.as_ref(), env)
-        {
+        let links = LinkSigner::from_env(external_url, link_settings, env);
+        if let Some(why) = super::link::why_no_links(external_url, link_settings, env) {
             tracing::info!("{why}");
         }
         Ok(Self {
