@@ -844,7 +844,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command: FeedbackCommand::Export { config, topic },
         } => {
             let config = kpiwatch::config::load(&config)?;
-            let exported = kpiwatch::feedback::export::export(&config, topic.as_deref())?;
+            let index = kpiwatch::replay::topic_index(&config, topic.as_deref())?;
+            let topic_of = |kpi: &str| {
+                let k = config.kpis.iter().find(|k| k.name == kpi)?;
+                Some(config.topics[k.topic].name.as_str())
+            };
+            let exported = kpiwatch::feedback::export::export(
+                &config.service.state_dir,
+                &config.topics[index].name,
+                topic_of,
+            )?;
             for why in &exported.left_out {
                 eprintln!("kpiwatch: left out {why}");
             }

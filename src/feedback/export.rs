@@ -65,17 +65,6 @@ pub fn labels(store: &FeedbackStore) -> Value {
     json!({ "incidents": incidents, "false_alerts": false_alerts, "expected": expected })
 }
 
-/// Why an export did not run.
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    /// Which topic (several in the config), or an unknown one.
-    #[error(transparent)]
-    Topic(#[from] crate::replay::ReplayError),
-    /// The feedback could not be read.
-    #[error(transparent)]
-    Store(#[from] super::store::FeedbackError),
-}
-
 /// What an export wrote and left out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exported {
@@ -86,27 +75,25 @@ pub struct Exported {
     pub left_out: Vec<String>,
 }
 
-/// The labels file of the feedback in `config`'s state directory, for
-/// the KPIs of `topic` (the config's only topic when `None`): a labels
-/// file is for one topic, as the backtest replays one.
-pub fn export(
-    config: &crate::config::Config,
-    topic: Option<&str>,
-) -> Result<Exported, ExportError> {
-    let index = crate::replay::topic_index(config, topic)?;
-    let store = FeedbackStore::load(&config.service.state_dir)?;
+/// The labels file of the feedback in `state_dir`, for the KPIs of
+/// `topic`: a labels file is for one topic, as the backtest replays one.
+/// `topic_of` gives the topic of a KPI of the config by name (`None` for a
+/// KPI it no longer has).
+pub fn export<'c>(
+    state_dir: &std::path::Path,
+    topic: &str,
+    topic_of: impl Fn(&str) -> Option<&'c str>,
+) -> Result<Exported, super::store::FeedbackError> {
+    let store = FeedbackStore::load(state_dir)?;
     let mut kept = FeedbackStore::in_memory();
     let mut left_out = Vec::new();
     for f in store.all() {
         let kpi = &f.alert.kpi;
-        match config.kpis.iter().find(|k| &k.name == kpi) {
-            Some(k) if k.topic == index => kept.insert(f.clone()),
-            Some(k) => left_out.push(format!(
-                "alert {} of KPI {kpi:?}: topic {:?}, not {:?} (export it with --topic {})",
+        match topic_of(kpi) {
+            Some(t) if t == topic => kept.insert(f.clone()),
+            Some(t) => left_out.push(format!(
+                "alert {} of KPI {kpi:?}: topic {t:?}, not {topic:?} (export it with --topic {t})",
                 f.alert.alert_id,
-                config.topics[k.topic].name,
-                config.topics[index].name,
-                config.topics[k.topic].name
             )),
             None => left_out.push(format!(
                 "alert {} of KPI {kpi:?}: the config has no such KPI any more",
