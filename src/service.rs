@@ -317,7 +317,8 @@ pub async fn run(
         revocations.clone(),
     )
     .with_starts(starts.clone());
-    let consumer = Arc::new(kafka::consumer(&config, context)?);
+    let topics: Vec<&str> = config.topics.iter().map(|t| t.name.as_str()).collect();
+    let consumer = Arc::new(kafka::consumer(&config.kafka, &topics, context)?);
     let dead_letters = match &config.kafka.dead_letter_topic {
         Some(topic) => Some(DeadLetters::new(&config, topic)?),
         None => None,

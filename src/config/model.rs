@@ -2,7 +2,7 @@
 //! that builds it from [`super::raw`]. Every check names the key, what is
 //! allowed, and points at the value.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,25 +48,9 @@ pub struct Service {
     pub stall_after: Duration,
 }
 
-/// `[kafka]`.
-#[derive(Debug, Clone)]
-pub struct Kafka {
-    /// Bootstrap servers.
-    pub brokers: String,
-    /// Consumer group id.
-    pub group_id: String,
-    /// Topic for malformed events, if any.
-    pub dead_letter_topic: Option<String>,
-    /// Extra librdkafka properties, as written (numbers and booleans as
-    /// text).
-    pub options: BTreeMap<String, String>,
-    /// librdkafka properties whose values are read from the environment
-    /// when a client is made: property -> variable (`"sasl.password_env" =
-    /// "VAR"`). Secrets are never in the file.
-    pub options_from_env: BTreeMap<String, String>,
-    /// Where a partition without a committed offset starts.
-    pub start_from: crate::kafka::start::StartFrom,
-}
+/// `[kafka]` (the settings type is the Kafka module's, which must not
+/// import the config).
+pub use crate::kafka::Kafka;
 
 /// How event time is written in a topic's events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

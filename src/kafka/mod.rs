@@ -40,10 +40,32 @@ use rdkafka::consumer::{
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, Statistics};
 
-use crate::config::model::Kafka;
-use crate::config::Config;
-use crate::pipeline::FastMap;
 use crate::telemetry::{Metrics, StateWrite};
+
+/// `[kafka]`, as validated (`config` builds it; defined here so that
+/// this module does not import the config).
+#[derive(Debug, Clone)]
+pub struct Kafka {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Consumer group id.
+    pub group_id: String,
+    /// Topic for malformed events, if any.
+    pub dead_letter_topic: Option<String>,
+    /// Extra librdkafka properties, as written (numbers and booleans as
+    /// text).
+    pub options: BTreeMap<String, String>,
+    /// librdkafka properties whose values are read from the environment
+    /// when a client is made: property -> variable (`"sasl.password_env" =
+    /// "VAR"`). Secrets are never in the file.
+    pub options_from_env: BTreeMap<String, String>,
+    /// Where a partition without a committed offset starts.
+    pub start_from: start::StartFrom,
+}
+
+/// A map keyed by (topic index, partition), looked up for every message:
+/// foldhash, as the pipeline's maps.
+type PartitionMap<V> = HashMap<(usize, i32), V, foldhash::fast::RandomState>;
 
 /// Shared health flags, read by `/readyz`.
 #[derive(Debug, Default)]
@@ -563,16 +585,16 @@ pub fn send_waiting<C: rdkafka::producer::ProducerContext>(
     }
 }
 
-/// The consumer for `config`'s topics, in its consumer group.
+/// The consumer of `topics`, in `kafka`'s consumer group.
 pub fn consumer(
-    config: &Config,
+    kafka: &Kafka,
+    topics: &[&str],
     context: KafkaContext,
 ) -> KafkaResult<StreamConsumer<KafkaContext>> {
-    let mut cc = consumer_config(&config.kafka);
-    with_secrets(&mut cc, &config.kafka, |var| std::env::var(var).ok())?;
+    let mut cc = consumer_config(kafka);
+    with_secrets(&mut cc, kafka, |var| std::env::var(var).ok())?;
     let consumer: StreamConsumer<KafkaContext> = cc.create_with_context(context)?;
-    let topics: Vec<&str> = config.topics.iter().map(|t| t.name.as_str()).collect();
-    consumer.subscribe(&topics)?;
+    consumer.subscribe(topics)?;
     Ok(consumer)
 }
 
@@ -597,7 +619,7 @@ fn consumer_config(kafka: &Kafka) -> ClientConfig {
 /// Offsets that may be committed; see the module docs.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    partitions: FastMap<(usize, i32), Pending>,
+    partitions: PartitionMap<Pending>,
 }
 
 #[derive(Debug, Default)]
@@ -671,7 +693,7 @@ impl OffsetTracker {
     }
 
     fn pending(
-        partitions: &mut FastMap<(usize, i32), Pending>,
+        partitions: &mut PartitionMap<Pending>,
         topic: usize,
         partition: i32,
         offset: i64,
