@@ -541,6 +541,61 @@ fn kpi(
     topics: &Names<Topic>,
     earlier: &Names<Kpi>,
 ) -> Result<Kpi, ConfigError> {
+    let (name, name_span) = kpi_name(src, k, earlier)?;
+    let Some(agg_s) = &k.aggregate else {
+        return Err(src.error(
+            name_span,
+            format!("KPI {name:?} has no `aggregate`; use \"count\", \"sum\", \"avg\", \"min\", \"max\", \"distinct\" or \"ratio\""),
+        ));
+    };
+    let bucket = match pick(&k.bucket, &d.bucket) {
+        None => 300,
+        Some(b) => bucket_width(src, b)?,
+    };
+    let group_by = match pick(&k.group_by, &d.group_by) {
+        None => Vec::new(),
+        Some(g) => g
+            .iter()
+            .map(|f| field_path(src, f, "group_by"))
+            .collect::<Result<_, _>>()?,
+    };
+    let (measure, topic) = if agg_s.get_ref() == "ratio" {
+        ratio(src, k, &name, bucket, &group_by, earlier)?
+    } else {
+        let topic = topic_of(src, k, d, topics, &name)?;
+        (events_measure(src, k, agg_s)?, topic)
+    };
+    Ok(Kpi {
+        name,
+        description: k.description.as_ref().map(|s| s.get_ref().clone()),
+        runbook: k.runbook.as_ref().map(|s| s.get_ref().clone()),
+        dashboard: k.dashboard.as_ref().map(|s| s.get_ref().clone()),
+        topic,
+        measure,
+        group_by,
+        bucket,
+        lateness: lateness(src, pick(&k.lateness, &d.lateness))?,
+        timezone: timezone(src, pick(&k.timezone, &d.timezone))?,
+        max_series: max_series(src, pick(&k.max_series, &d.max_series))?,
+        evict_after: evict_after(src, pick(&k.evict_after, &d.evict_after), bucket)?,
+        direction: direction(src, pick(&k.direction, &d.direction))?,
+        min_volume: min_volume(src, pick(&k.min_volume, &d.min_volume))?,
+        detectors: match pick(&k.detectors, &d.detectors) {
+            None => SetConfig::new(bucket),
+            Some(t) => detector_config(src, t.get_ref(), bucket)?,
+        },
+        alerting: alerting(src, pick(&k.alerting, &d.alerting).map(Spanned::get_ref))?,
+        calendars: Vec::new(),
+    })
+}
+
+/// A KPI's name, trimmed, and where it is written: present, made of
+/// letters, digits, '_', '-' and '.', and not taken by an earlier KPI.
+fn kpi_name(
+    src: &Source<'_>,
+    k: &KpiToml,
+    earlier: &Names<Kpi>,
+) -> Result<(String, std::ops::Range<usize>), ConfigError> {
     let Some(name_s) = &k.name else {
         return Err(src.error(
             0..0,
@@ -564,159 +619,132 @@ fn kpi(
             format!("KPI {name:?} is defined twice; names must be unique"),
         ));
     }
-    let Some(agg_s) = &k.aggregate else {
-        return Err(src.error(
-            name_s.span(),
-            format!("KPI {name:?} has no `aggregate`; use \"count\", \"sum\", \"avg\", \"min\", \"max\", \"distinct\" or \"ratio\""),
-        ));
-    };
+    Ok((name, name_s.span()))
+}
 
-    let bucket = match pick(&k.bucket, &d.bucket) {
-        None => 300,
-        Some(b) => bucket_width(src, b)?,
-    };
-    let group_by = match pick(&k.group_by, &d.group_by) {
-        None => Vec::new(),
-        Some(g) => g
-            .iter()
-            .map(|f| field_path(src, f, "group_by"))
-            .collect::<Result<_, _>>()?,
-    };
-
-    let (measure, topic) = if agg_s.get_ref() == "ratio" {
-        ratio(src, k, &name, bucket, &group_by, earlier)?
-    } else {
-        let topic = topic_of(src, k, d, topics, &name)?;
-        let field = k
-            .field
-            .as_ref()
-            .map(|f| field_path(src, f, "field"))
-            .transpose()?;
-        let need_field = |make: fn(FieldPath) -> Aggregate| {
-            field.clone().map(make).ok_or_else(|| {
-                src.error(
-                    agg_s.span(),
-                    format!(
-                        "aggregate = {:?} needs `field`, the dotted path of the value, e.g. field = \"payment.amount\"",
-                        agg_s.get_ref()
-                    ),
-                )
-            })
-        };
-        let aggregate = match agg_s.get_ref().as_str() {
-            "count" => Aggregate::Count,
-            "sum" => need_field(Aggregate::Sum)?,
-            "avg" => need_field(Aggregate::Avg)?,
-            "min" => need_field(Aggregate::Min)?,
-            "max" => need_field(Aggregate::Max)?,
-            "distinct" => need_field(Aggregate::Distinct)?,
-            other => {
-                return Err(src.error(
-                    agg_s.span(),
-                    format!("aggregate = {other:?} is not known; use \"count\", \"sum\", \"avg\", \"min\", \"max\", \"distinct\" or \"ratio\""),
-                ))
-            }
-        };
-        let filter = match &k.filter {
-            None => Vec::new(),
-            Some(f) => f
-                .get_ref()
-                .iter()
-                .map(|(key, value)| condition(src, key, value, f.span()))
-                .collect::<Result<_, _>>()?,
-        };
-        (Measure::Events { filter, aggregate }, topic)
-    };
-
-    let lateness = match pick(&k.lateness, &d.lateness) {
-        None => 60,
-        Some(l) => duration(
-            src,
-            l,
-            "lateness",
-            Duration::ZERO,
-            Duration::from_secs(DAY as u64),
-        )?
-        .as_secs() as i64,
-    };
-    let timezone = match pick(&k.timezone, &d.timezone) {
-        None => Tz::UTC,
-        Some(t) => t.get_ref().parse::<Tz>().map_err(|_| {
+/// What a KPI of events measures: its `filter` and its aggregate
+/// (`aggregate`, with `field` for all but a count).
+fn events_measure(
+    src: &Source<'_>,
+    k: &KpiToml,
+    agg_s: &Spanned<String>,
+) -> Result<Measure, ConfigError> {
+    let field = k
+        .field
+        .as_ref()
+        .map(|f| field_path(src, f, "field"))
+        .transpose()?;
+    let need_field = |make: fn(FieldPath) -> Aggregate| {
+        field.clone().map(make).ok_or_else(|| {
             src.error(
-                t.span(),
-                format!("timezone = {:?} is not an IANA time zone; write e.g. \"Europe/Helsinki\" or \"UTC\"", t.get_ref()),
+                agg_s.span(),
+                format!(
+                    "aggregate = {:?} needs `field`, the dotted path of the value, e.g. field = \"payment.amount\"",
+                    agg_s.get_ref()
+                ),
             )
-        })?,
+        })
     };
-    let max_series = match pick(&k.max_series, &d.max_series) {
-        None => 1000,
-        Some(m) => {
-            let v = *m.get_ref();
-            if !(1..=10_000_000).contains(&v) {
-                return Err(src.error(
-                    m.span(),
-                    format!("max_series = {v} is out of range; use 1 to 10000000"),
-                ));
-            }
-            v as usize
-        }
-    };
-    let evict_after = match pick(&k.evict_after, &d.evict_after) {
-        None => 7 * DAY,
-        Some(e) => duration(
-            src,
-            e,
-            "evict_after",
-            Duration::from_secs(bucket as u64),
-            Duration::from_secs(365 * DAY as u64),
-        )?
-        .as_secs() as i64,
-    };
-    let direction = match pick(&k.direction, &d.direction).map(|s| (s, s.get_ref().as_str())) {
-        None | Some((_, "both")) => Interest::Both,
-        Some((_, "drop")) => Interest::Drop,
-        Some((_, "spike")) => Interest::Spike,
-        Some((s, other)) => {
+    let aggregate = match agg_s.get_ref().as_str() {
+        "count" => Aggregate::Count,
+        "sum" => need_field(Aggregate::Sum)?,
+        "avg" => need_field(Aggregate::Avg)?,
+        "min" => need_field(Aggregate::Min)?,
+        "max" => need_field(Aggregate::Max)?,
+        "distinct" => need_field(Aggregate::Distinct)?,
+        other => {
             return Err(src.error(
-                s.span(),
-                format!("direction = {other:?} is not known; use \"drop\", \"spike\" or \"both\""),
+                agg_s.span(),
+                format!("aggregate = {other:?} is not known; use \"count\", \"sum\", \"avg\", \"min\", \"max\", \"distinct\" or \"ratio\""),
             ))
         }
     };
-    let min_volume = match pick(&k.min_volume, &d.min_volume) {
-        None => 0.0,
-        Some(m) => {
-            let v = *m.get_ref();
-            if !(v >= 0.0 && v.is_finite()) {
-                return Err(src.error(m.span(), format!("min_volume = {v} must be 0 or more")));
-            }
-            v
-        }
+    let filter = match &k.filter {
+        None => Vec::new(),
+        Some(f) => f
+            .get_ref()
+            .iter()
+            .map(|(key, value)| condition(src, key, value, f.span()))
+            .collect::<Result<_, _>>()?,
     };
-    let detectors = match pick(&k.detectors, &d.detectors) {
-        None => SetConfig::new(bucket),
-        Some(t) => detector_config(src, t.get_ref(), bucket)?,
-    };
-    let alerting = alerting(src, pick(&k.alerting, &d.alerting).map(Spanned::get_ref))?;
-    Ok(Kpi {
-        name,
-        description: k.description.as_ref().map(|s| s.get_ref().clone()),
-        runbook: k.runbook.as_ref().map(|s| s.get_ref().clone()),
-        dashboard: k.dashboard.as_ref().map(|s| s.get_ref().clone()),
-        topic,
-        measure,
-        group_by,
-        bucket,
-        lateness,
-        timezone,
-        max_series,
-        evict_after,
-        direction,
-        min_volume,
-        detectors,
-        alerting,
-        calendars: Vec::new(),
+    Ok(Measure::Events { filter, aggregate })
+}
+
+/// `lateness` in seconds: 60 unless set, at most a day.
+fn lateness(src: &Source<'_>, l: Option<&Spanned<String>>) -> Result<i64, ConfigError> {
+    let Some(l) = l else { return Ok(60) };
+    let d = duration(
+        src,
+        l,
+        "lateness",
+        Duration::ZERO,
+        Duration::from_secs(DAY as u64),
+    )?;
+    Ok(d.as_secs() as i64)
+}
+
+/// `timezone`: an IANA zone, UTC unless set.
+fn timezone(src: &Source<'_>, t: Option<&Spanned<String>>) -> Result<Tz, ConfigError> {
+    let Some(t) = t else { return Ok(Tz::UTC) };
+    t.get_ref().parse::<Tz>().map_err(|_| {
+        src.error(
+            t.span(),
+            format!("timezone = {:?} is not an IANA time zone; write e.g. \"Europe/Helsinki\" or \"UTC\"", t.get_ref()),
+        )
     })
+}
+
+/// `max_series`: 1,000 unless set, 1 to 10,000,000.
+fn max_series(src: &Source<'_>, m: Option<&Spanned<i64>>) -> Result<usize, ConfigError> {
+    let Some(m) = m else { return Ok(1000) };
+    let v = *m.get_ref();
+    if !(1..=10_000_000).contains(&v) {
+        return Err(src.error(
+            m.span(),
+            format!("max_series = {v} is out of range; use 1 to 10000000"),
+        ));
+    }
+    Ok(v as usize)
+}
+
+/// `evict_after` in seconds: a week unless set, from a bucket to a year.
+fn evict_after(
+    src: &Source<'_>,
+    e: Option<&Spanned<String>>,
+    bucket: i64,
+) -> Result<i64, ConfigError> {
+    let Some(e) = e else { return Ok(7 * DAY) };
+    let d = duration(
+        src,
+        e,
+        "evict_after",
+        Duration::from_secs(bucket as u64),
+        Duration::from_secs(365 * DAY as u64),
+    )?;
+    Ok(d.as_secs() as i64)
+}
+
+/// `direction`: "drop", "spike" or "both" (the default).
+fn direction(src: &Source<'_>, s: Option<&Spanned<String>>) -> Result<Interest, ConfigError> {
+    match s.map(|s| (s, s.get_ref().as_str())) {
+        None | Some((_, "both")) => Ok(Interest::Both),
+        Some((_, "drop")) => Ok(Interest::Drop),
+        Some((_, "spike")) => Ok(Interest::Spike),
+        Some((s, other)) => Err(src.error(
+            s.span(),
+            format!("direction = {other:?} is not known; use \"drop\", \"spike\" or \"both\""),
+        )),
+    }
+}
+
+/// `min_volume`: 0 unless set, never negative.
+fn min_volume(src: &Source<'_>, m: Option<&Spanned<f64>>) -> Result<f64, ConfigError> {
+    let Some(m) = m else { return Ok(0.0) };
+    let v = *m.get_ref();
+    if !(v >= 0.0 && v.is_finite()) {
+        return Err(src.error(m.span(), format!("min_volume = {v} must be 0 or more")));
+    }
+    Ok(v)
 }
 
 fn topic_of(
