@@ -724,8 +724,12 @@ fn evict_after(
     Ok(d.as_secs() as i64)
 }
 
-/// `direction`: "drop", "spike" or "both" (the default).
-fn direction(src: &Source<'_>, s: Option<&Spanned<String>>) -> Result<Interest, ConfigError> {
+/// `direction` (a KPI's, a subscription's): "drop", "spike" or "both"
+/// (the default).
+pub(super) fn direction(
+    src: &Source<'_>,
+    s: Option<&Spanned<String>>,
+) -> Result<Interest, ConfigError> {
     match s.map(|s| (s, s.get_ref().as_str())) {
         None | Some((_, "both")) => Ok(Interest::Both),
         Some((_, "drop")) => Ok(Interest::Drop),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use toml::Spanned;
 
-use super::model::{duration, Interest, Kpi};
+use super::model::{direction, duration, Kpi};
 use super::raw::{
     ConfigToml, NotifyToml, ReceiverToml, SmtpToml, SubscriptionToml, TimeWindowToml, WebhookToml,
 };
@@ -594,19 +594,57 @@ fn subscription(
     let t = s.get_ref();
     let name = name(src, t.name.as_ref(), s.span(), "subscription")?;
     let mut sub = Subscription::new(&name, &[]);
-
     let Some(receivers) = &t.receivers else {
         return Err(src.error(
             name_span(t.name.as_ref(), s.span()),
             format!("subscription {name:?} has no `receivers`; add receivers = [\"...\"] naming [[receiver]] sections"),
         ));
     };
+    sub.receivers = receiver_names(src, &name, receivers, settings, defined)?;
+    if let Some(globs) = &t.kpis {
+        sub.kpis = kpi_globs(src, globs, defined, kpis)?;
+    }
+    for (label, value) in t.labels.iter().flatten() {
+        let matcher = matcher(src, label, value)?;
+        if label != KPI_LABEL {
+            label_of_some_kpi(src, label, value, &sub.kpis, kpis)?;
+        }
+        sub.labels.push(matcher);
+    }
+    if let Some(m) = &t.min_severity {
+        sub.min_severity = min_severity(src, m)?;
+    }
+    if t.direction.is_some() {
+        sub.direction = direction(src, t.direction.as_ref())?;
+    }
+    if let Some(g) = &t.group_by {
+        sub.group_by = group_by(src, g)?;
+    }
+    intervals(src, t, &mut sub)?;
+    sub.send_resolved = t.send_resolved.unwrap_or(true);
+    sub.active_during = window_refs(src, &t.active_during, settings, defined)?;
+    sub.mute_during = window_refs(src, &t.mute_during, settings, defined)?;
+    Ok(sub)
+}
+
+/// A subscription's `receivers`: at least one, each a defined
+/// `[[receiver]]`, each once.
+fn receiver_names(
+    src: &Source<'_>,
+    subscription: &str,
+    receivers: &Spanned<Vec<Spanned<String>>>,
+    settings: &NotifySettings,
+    defined: &Defined,
+) -> Result<Vec<String>, ConfigError> {
     if receivers.get_ref().is_empty() {
         return Err(src.error(
             receivers.span(),
-            format!("subscription {name:?} has no receivers; name at least one [[receiver]]"),
+            format!(
+                "subscription {subscription:?} has no receivers; name at least one [[receiver]]"
+            ),
         ));
     }
+    let mut names: Vec<String> = Vec::new();
     for r in receivers.get_ref() {
         if !defined.receivers.contains(r.get_ref()) {
             let known: Vec<&str> = settings.receivers.iter().map(|r| r.name.as_str()).collect();
@@ -619,124 +657,133 @@ fn subscription(
                 ),
             ));
         }
-        if !sub.receivers.contains(r.get_ref()) {
-            sub.receivers.push(r.get_ref().clone());
+        if !names.contains(r.get_ref()) {
+            names.push(r.get_ref().clone());
         }
     }
+    Ok(names)
+}
 
-    if let Some(globs) = &t.kpis {
-        let patterns: Vec<&str> = globs.iter().map(|g| g.get_ref().as_str()).collect();
-        sub.kpis = KpiGlobs::new(&patterns).map_err(|(i, e)| {
-            src.error(
-                globs[i].span(),
-                format!(
-                    "kpis: {:?} is not a glob ({}); write e.g. \"checkout*\"",
-                    patterns[i],
-                    e.kind()
-                ),
-            )
-        })?;
-        // A glob that matches no KPI is almost always a typo. A plain name
-        // is looked up and a pattern scans to its first match, so many
-        // subscriptions over many KPIs do not cost their product.
-        // (Compiling a glob costs more than a lookup: a plain name is not.)
-        for (i, g) in globs.iter().enumerate() {
-            let plain = !patterns[i].contains(['*', '?', '[', '{', '\\']);
-            let found = if plain {
-                defined.kpis.contains(patterns[i])
-            } else {
-                let one = KpiGlobs::new(&patterns[i..=i])
-                    .map_err(|(_, e)| src.error(g.span(), e.to_string()))?;
-                kpis.iter().any(|k| one.matches(&k.name))
-            };
-            if !kpis.is_empty() && !found {
-                let names: Vec<&str> = kpis.iter().map(|k| k.name.as_str()).collect();
-                return Err(src.error(
-                    g.span(),
-                    format!(
-                        "kpis: {:?} matches no [[kpi]] in this file{}",
-                        g.get_ref(),
-                        one_of(&names)
-                    ),
-                ));
-            }
-        }
-    }
-    for (label, value) in t.labels.iter().flatten() {
-        let matcher = matcher(src, label, value)?;
-        if label != KPI_LABEL && !kpis.is_empty() {
-            let has = |k: &&Kpi| {
-                k.group_by.iter().any(|f| f.to_string() == *label) && sub.kpis.matches(&k.name)
-            };
-            if !kpis.iter().any(|k| has(&k)) {
-                let names: Vec<&str> = kpis
-                    .iter()
-                    .filter(|k| sub.kpis.matches(&k.name))
-                    .map(|k| k.name.as_str())
-                    .collect();
-                return Err(src.error(
-                    value.span(),
-                    format!(
-                        "labels: no KPI this subscription takes ({}) has a label {label:?}; labels are the KPI's group_by fields, or \"kpi\" for its name",
-                        names.join(", ")
-                    ),
-                ));
-            }
-        }
-        sub.labels.push(matcher);
-    }
-
-    if let Some(m) = &t.min_severity {
-        sub.min_severity = match m.get_ref().as_str() {
-            "warning" => Severity::Warning,
-            "critical" => Severity::Critical,
-            other => {
-                return Err(src.error(
-                    m.span(),
-                    format!(
-                        "min_severity = {other:?} is not known; use \"warning\" or \"critical\""
-                    ),
-                ))
-            }
-        };
-    }
-    if let Some(d) = &t.direction {
-        sub.direction = match d.get_ref().as_str() {
-            "drop" => Interest::Drop,
-            "spike" => Interest::Spike,
-            "both" => Interest::Both,
-            other => {
-                return Err(src.error(
-                    d.span(),
-                    format!(
-                        "direction = {other:?} is not known; use \"drop\", \"spike\" or \"both\""
-                    ),
-                ))
-            }
-        };
-    }
-    if let Some(g) = &t.group_by {
-        sub.group_by = if g.iter().any(|l| l.get_ref() == "...") {
-            if g.len() > 1 {
-                return Err(src.error(
-                    g[0].span(),
-                    "group_by = [\"...\"] (every alert alone) cannot be combined with label names",
-                ));
-            }
-            GroupBy::Each
+/// A subscription's `kpis`: globs, each matching some KPI of the file
+/// (one that matches none is almost always a typo).
+fn kpi_globs(
+    src: &Source<'_>,
+    globs: &[Spanned<String>],
+    defined: &Defined,
+    kpis: &[Kpi],
+) -> Result<KpiGlobs, ConfigError> {
+    let patterns: Vec<&str> = globs.iter().map(|g| g.get_ref().as_str()).collect();
+    let all = KpiGlobs::new(&patterns).map_err(|(i, e)| {
+        src.error(
+            globs[i].span(),
+            format!(
+                "kpis: {:?} is not a glob ({}); write e.g. \"checkout*\"",
+                patterns[i],
+                e.kind()
+            ),
+        )
+    })?;
+    // A plain name is looked up and a pattern scans to its first match, so
+    // many subscriptions over many KPIs do not cost their product.
+    // (Compiling a glob costs more than a lookup: a plain name is not.)
+    for (i, g) in globs.iter().enumerate() {
+        let plain = !patterns[i].contains(['*', '?', '[', '{', '\\']);
+        let found = if plain {
+            defined.kpis.contains(patterns[i])
         } else {
-            let mut names = Vec::new();
-            for l in g {
-                if l.get_ref().trim().is_empty() {
-                    return Err(src.error(l.span(), "group_by: a label name is empty"));
-                }
-                if !names.contains(l.get_ref()) {
-                    names.push(l.get_ref().clone());
-                }
-            }
-            GroupBy::Labels(names)
+            let one = KpiGlobs::new(&patterns[i..=i])
+                .map_err(|(_, e)| src.error(g.span(), e.to_string()))?;
+            kpis.iter().any(|k| one.matches(&k.name))
         };
+        if !kpis.is_empty() && !found {
+            let names: Vec<&str> = kpis.iter().map(|k| k.name.as_str()).collect();
+            return Err(src.error(
+                g.span(),
+                format!(
+                    "kpis: {:?} matches no [[kpi]] in this file{}",
+                    g.get_ref(),
+                    one_of(&names)
+                ),
+            ));
+        }
     }
+    Ok(all)
+}
+
+/// Refuses a subscription's label matcher on `label` when no KPI it
+/// takes (`taken`) has that label: labels are a KPI's `group_by` fields.
+fn label_of_some_kpi(
+    src: &Source<'_>,
+    label: &str,
+    value: &Spanned<toml::Value>,
+    taken: &KpiGlobs,
+    kpis: &[Kpi],
+) -> Result<(), ConfigError> {
+    if kpis.is_empty() {
+        return Ok(());
+    }
+    let has = |k: &Kpi| k.group_by.iter().any(|f| f.to_string() == label) && taken.matches(&k.name);
+    if kpis.iter().any(has) {
+        return Ok(());
+    }
+    let names: Vec<&str> = kpis
+        .iter()
+        .filter(|k| taken.matches(&k.name))
+        .map(|k| k.name.as_str())
+        .collect();
+    Err(src.error(
+        value.span(),
+        format!(
+            "labels: no KPI this subscription takes ({}) has a label {label:?}; labels are the KPI's group_by fields, or \"kpi\" for its name",
+            names.join(", ")
+        ),
+    ))
+}
+
+/// `min_severity`: "warning" or "critical".
+fn min_severity(src: &Source<'_>, m: &Spanned<String>) -> Result<Severity, ConfigError> {
+    match m.get_ref().as_str() {
+        "warning" => Ok(Severity::Warning),
+        "critical" => Ok(Severity::Critical),
+        other => Err(src.error(
+            m.span(),
+            format!("min_severity = {other:?} is not known; use \"warning\" or \"critical\""),
+        )),
+    }
+}
+
+/// A subscription's `group_by`: label names, or `["..."]` for every
+/// alert alone.
+fn group_by(src: &Source<'_>, g: &[Spanned<String>]) -> Result<GroupBy, ConfigError> {
+    if g.iter().any(|l| l.get_ref() == "...") {
+        if g.len() > 1 {
+            return Err(src.error(
+                g[0].span(),
+                "group_by = [\"...\"] (every alert alone) cannot be combined with label names",
+            ));
+        }
+        return Ok(GroupBy::Each);
+    }
+    let mut names = Vec::new();
+    for l in g {
+        if l.get_ref().trim().is_empty() {
+            return Err(src.error(l.span(), "group_by: a label name is empty"));
+        }
+        if !names.contains(l.get_ref()) {
+            names.push(l.get_ref().clone());
+        }
+    }
+    Ok(GroupBy::Labels(names))
+}
+
+/// A subscription's `group_wait`, `group_interval` and `repeat_interval`
+/// (the defaults `sub` holds unless set), reminders no more often than
+/// groups are sent.
+fn intervals(
+    src: &Source<'_>,
+    t: &SubscriptionToml,
+    sub: &mut Subscription,
+) -> Result<(), ConfigError> {
     sub.group_wait = opt_duration(
         src,
         &t.group_wait,
@@ -772,10 +819,7 @@ fn subscription(
             ),
         ));
     }
-    sub.send_resolved = t.send_resolved.unwrap_or(true);
-    sub.active_during = window_refs(src, &t.active_during, settings, defined)?;
-    sub.mute_during = window_refs(src, &t.mute_during, settings, defined)?;
-    Ok(sub)
+    Ok(())
 }
 
 fn window_refs(
@@ -868,6 +912,7 @@ fn matcher(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::Interest;
     use crate::config::model::validate;
 
     const BASE: &str = r#"
