@@ -12,7 +12,8 @@
 //! bucket close, advance the pipeline and write the alert transitions
 //! (alert log, log, observers). Offsets whose buckets have closed are held
 //! until the next state snapshot (every `service.snapshot_interval`) is on
-//! disk, and only then stored for commit: a restart resumes from the
+//! disk, and only then stored for commit ([`checkpoints`], the
+//! runtime-free bookkeeping of which and when): a restart resumes from the
 //! snapshot with baselines and alert states, re-reads the open buckets'
 //! events, and treats events of buckets the snapshot closed as late.
 //! Shutdown writes a snapshot, commits, leaves the group and stops the HTTP
@@ -46,6 +47,8 @@
 //!   (`kpiwatch_state_write_failures_total{what}`), and `/readyz` fails
 //!   until the write succeeds. A full alert log only loses its lines.
 
+mod checkpoints;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
@@ -75,6 +78,7 @@ use crate::telemetry::{
     EventSkipped, Metrics, Origin, RejectReason, SkipReason, StateWrite, StateWriteFailed,
     StateWriteRecovered,
 };
+use checkpoints::Checkpoints;
 
 /// A judged bucket as observers see it: KPI name, series key, bucket
 /// start (epoch seconds), value.
@@ -389,15 +393,13 @@ pub async fn run(
         .spawn(move || runtime.block_on(receiving))
         .map_err(ServiceError::Thread)?;
     let mut core = Core {
-        last_snapshot: options.clock.now(),
+        checkpoints: Checkpoints::new(options.clock.now(), snapshot_every),
         notify_due: notifier.next_due_ms(),
         pipeline,
         notifier,
         feedback,
         alert_log,
         dead_letters,
-        held: HashMap::new(),
-        dirty: false,
         tracker: OffsetTracker::default(),
         transitions: Vec::new(),
         released: Vec::new(),
@@ -412,7 +414,6 @@ pub async fn run(
         consumer: &consumer,
         topics: &topic_names,
         state_dir: &state_dir,
-        snapshot_every,
         revocations: &revocations,
     };
     let beat = || {
@@ -445,7 +446,7 @@ pub async fn run(
                 crate::reload::serve(request, &live, &mut core.pipeline, &mut core.notifier).await;
                 core.notify_due = core.notifier.next_due_ms();
                 // The next snapshot holds the new KPIs.
-                core.dirty = true;
+                core.checkpoints.touch();
                 core.advance(&shell);
                 beat();
             }
@@ -696,7 +697,6 @@ struct Shell<'s> {
     consumer: &'s StreamConsumer<KafkaContext>,
     topics: &'s [String],
     state_dir: &'s std::path::Path,
-    snapshot_every: i64,
     revocations: &'s Revocations,
 }
 
@@ -713,10 +713,7 @@ struct Core {
     dead_letters: Option<DeadLetters>,
     /// Offsets whose buckets have closed, waiting for a snapshot that
     /// covers those closes before they may be stored.
-    held: HashMap<(usize, i32), i64>,
-    /// Offsets are held that the last snapshot does not cover.
-    dirty: bool,
-    last_snapshot: i64,
+    checkpoints: Checkpoints,
     tracker: OffsetTracker,
     transitions: Vec<Transition>,
     released: Vec<(i32, i64)>,
@@ -878,14 +875,16 @@ impl Core {
         if !self.notifier.is_durable() {
             return false;
         }
-        let written = checkpoint(
+        let started = Instant::now();
+        let written = snapshot::save(
             &*shell.options.storage,
-            &self.pipeline,
             shell.state_dir,
-            shell.consumer,
-            shell.topics,
-            &mut self.held,
+            &self.pipeline.snapshot(),
         );
+        if written.is_ok() {
+            tracing::debug!(elapsed = ?started.elapsed(), "snapshot written");
+            store_offsets(shell.consumer, shell.topics, self.checkpoints.written());
+        }
         let ok = written.is_ok();
         self.wrote(
             shell,
@@ -928,13 +927,12 @@ impl Core {
         // Not while the notifier waits for the disk: then at once when it
         // is done (see `checkpoint`). A snapshot that fails is tried again
         // an interval later, as it is costly to build.
-        if self.dirty
-            && options.clock.now() - self.last_snapshot >= shell.snapshot_every
-            && self.notifier.is_durable()
+        if self
+            .checkpoints
+            .due(options.clock.now(), self.notifier.is_durable())
         {
-            self.last_snapshot = options.clock.now();
+            self.checkpoints.attempted(options.clock.now());
             if self.checkpoint(shell) {
-                self.dirty = false;
                 if let Some(tx) = &options.snapshots {
                     let _ = tx.send(());
                 }
@@ -1002,8 +1000,7 @@ impl Core {
             };
             self.tracker.release(topic, progress, &mut self.released);
             for (partition, offset) in self.released.drain(..) {
-                self.held.insert((topic, partition), offset);
-                self.dirty = true;
+                self.checkpoints.hold(topic, partition, offset);
             }
         }
     }
@@ -1042,26 +1039,20 @@ async fn sleep_or_never(d: Option<Duration>) {
     }
 }
 
-/// Writes a snapshot, then stores the offsets it covers.
-fn checkpoint(
-    storage: &dyn Storage,
-    pipeline: &Pipeline,
-    state_dir: &std::path::Path,
+/// Stores `offsets` (topic, partition, next offset to read) for the
+/// next commit.
+fn store_offsets(
     consumer: &StreamConsumer<KafkaContext>,
     topics: &[String],
-    held: &mut HashMap<(usize, i32), i64>,
-) -> Result<(), ServiceError> {
-    let started = Instant::now();
-    snapshot::save(storage, state_dir, &pipeline.snapshot())?;
-    tracing::debug!(elapsed = ?started.elapsed(), "snapshot written");
-    for ((topic, partition), offset) in held.drain() {
+    offsets: Vec<(usize, i32, i64)>,
+) {
+    for (topic, partition, offset) in offsets {
         // store_offset takes the last processed offset; `offset` is the
         // next one to read.
         if let Err(e) = consumer.store_offset(&topics[topic], partition, offset - 1) {
             tracing::debug!(error = %e, topic = %topics[topic], partition, "offset not stored (partition revoked?)");
         }
     }
-    Ok(())
 }
 
 fn apply_assignment(
