@@ -192,56 +192,13 @@ pub async fn run(
         config.service.stall_after.as_millis() as i64,
         Ordering::Relaxed,
     );
-    // Watched apart from the loop, which may be busy for a while inside
-    // one arm of its select: the flag is read between messages and between
-    // chunks of judging. On a thread of its own: a task of this runtime
-    // can wait behind the loop's work (see `on_own_thread`). It ends when
-    // `_watching` drops, however `run` returns.
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let (_watching, unwatched) = oneshot::channel::<()>();
-    on_own_thread("kpiwatch-shutdown", {
-        let (stop, stopping) = (stop.clone(), stopping.clone());
-        async move {
-            tokio::select! {
-                () = shutdown => {
-                    stop.store(true, Ordering::Relaxed);
-                    stopping.notify_one();
-                }
-                _ = unwatched => {}
-            }
-        }
-    })?;
-
-    let listen = config.service.listen;
-    let listener = std::net::TcpListener::bind(listen)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|source| ServiceError::Listen {
-            addr: listen,
-            source,
-        })?;
-    let bound = listener.local_addr().unwrap_or(listen);
-    let api = &config.service.api;
-    let access = crate::http::access::Access::new(bound, api.tls.is_some(), &api.tokens, |name| {
-        std::env::var(name).ok()
-    })?;
-    for missing in access.missing() {
-        tracing::warn!(
-            token = %missing.name,
-            env = %missing.env,
-            "API token left off: its environment variable is unset or empty"
-        );
-    }
-    tracing::info!(
-        %bound,
-        tls = api.tls.is_some(),
-        writes = ?access.writes(),
-        reads_need_token = access.reads_need_token(),
-        "serving /metrics, /healthz, /readyz, /api/v1/silences, /api/v1/reload"
-    );
+    let watch = watch_shutdown(shutdown)?;
+    let (stop, stopping) = (watch.stop.clone(), watch.stopping.clone());
+    let (listener, bound, access) = bind_api(&config)?;
     if let Some(tx) = options.listening.take() {
         let _ = tx.send(bound);
     }
+    let api = &config.service.api;
     let silences_path = config
         .service
         .state_dir
@@ -1004,6 +961,88 @@ impl Core {
             }
         }
     }
+}
+
+/// The shutdown future, watched apart from the loop (see
+/// [`watch_shutdown`]).
+struct ShutdownWatch {
+    /// Raised when a stop is asked: read between messages and between
+    /// chunks of judging.
+    stop: Arc<AtomicBool>,
+    /// Wakes the loop's select.
+    stopping: Arc<tokio::sync::Notify>,
+    /// Ends the watch when dropped, however `run` returns.
+    _watching: oneshot::Sender<()>,
+}
+
+/// Watches `shutdown` apart from the loop, which may be busy for a while
+/// inside one arm of its select. On a thread of its own: a task of this
+/// runtime can wait behind the loop's work (see `on_own_thread`).
+fn watch_shutdown(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<ShutdownWatch, ServiceError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let (watching, unwatched) = oneshot::channel::<()>();
+    on_own_thread("kpiwatch-shutdown", {
+        let (stop, stopping) = (stop.clone(), stopping.clone());
+        async move {
+            tokio::select! {
+                () = shutdown => {
+                    stop.store(true, Ordering::Relaxed);
+                    stopping.notify_one();
+                }
+                _ = unwatched => {}
+            }
+        }
+    })?;
+    Ok(ShutdownWatch {
+        stop,
+        stopping,
+        _watching: watching,
+    })
+}
+
+/// Binds `service.listen` (the address it got, for port 0) and works out
+/// who may call the API: its tokens, read from their environment
+/// variables (one left unset is logged and left off).
+fn bind_api(
+    config: &Config,
+) -> Result<
+    (
+        std::net::TcpListener,
+        SocketAddr,
+        crate::http::access::Access,
+    ),
+    ServiceError,
+> {
+    let listen = config.service.listen;
+    let listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| ServiceError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(listen);
+    let api = &config.service.api;
+    let access = crate::http::access::Access::new(bound, api.tls.is_some(), &api.tokens, |name| {
+        std::env::var(name).ok()
+    })?;
+    for missing in access.missing() {
+        tracing::warn!(
+            token = %missing.name,
+            env = %missing.env,
+            "API token left off: its environment variable is unset or empty"
+        );
+    }
+    tracing::info!(
+        %bound,
+        tls = api.tls.is_some(),
+        writes = ?access.writes(),
+        reads_need_token = access.reads_need_token(),
+        "serving /metrics, /healthz, /readyz, /api/v1/silences, /api/v1/reload"
+    );
+    Ok((listener, bound, access))
 }
 
 /// Runs `future` on a thread of its own, in a single-threaded runtime with
