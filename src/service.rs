@@ -278,13 +278,13 @@ pub async fn run(
         revocations.clone(),
     )
     .with_starts(starts.clone());
-    let topics: Vec<&str> = config.topics.iter().map(|t| t.name.as_str()).collect();
+    let topic_names: Vec<String> = config.topics.iter().map(|t| t.name.clone()).collect();
+    let topics: Vec<&str> = topic_names.iter().map(String::as_str).collect();
     let consumer = Arc::new(kafka::consumer(&config.kafka, &topics, context)?);
     let dead_letters = match &config.kafka.dead_letter_topic {
         Some(topic) => Some(DeadLetters::new(&config, topic)?),
         None => None,
     };
-    let topic_names: Vec<String> = config.topics.iter().map(|t| t.name.clone()).collect();
     let tls_on = config.service.api.tls.is_some();
     let state_dir = config.service.state_dir.clone();
     let snapshot_every = config.service.snapshot_interval.as_secs() as i64;
