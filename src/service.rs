@@ -193,21 +193,11 @@ pub async fn run(
         Ordering::Relaxed,
     );
     let watch = watch_shutdown(shutdown)?;
-    let (stop, stopping) = (watch.stop.clone(), watch.stopping.clone());
     let (listener, bound, access) = bind_api(&config)?;
     if let Some(tx) = options.listening.take() {
         let _ = tx.send(bound);
     }
-    let api = &config.service.api;
-    let silences_path = config
-        .service
-        .state_dir
-        .join(crate::notify::notifier::SILENCES_DIR);
-    let silences = Arc::new(std::sync::Mutex::new(
-        crate::notify::silence::SilenceStore::load(&silences_path)
-            .map_err(|e| ServiceError::Silences(e.to_string()))?
-            .with_max_ahead(api.silence_max_ahead),
-    ));
+    let silences = load_silences(&config)?;
     let notifier = crate::notify::notifier::Notifier::start_on(
         options.storage.clone(),
         &config.notify,
@@ -219,7 +209,6 @@ pub async fn run(
     if let Some(tx) = options.backlog.take() {
         let _ = tx.send(notifier.backlog());
     }
-    let (stop_http, http_stopped) = oneshot::channel::<()>();
     let feedback = crate::feedback::api::Feedback::load(
         &config.service.state_dir,
         config.notify.external_url.as_deref(),
@@ -239,70 +228,26 @@ pub async fn run(
             &metrics,
         ))
         .merge(crate::reload::api(reload_tx.clone()));
-    let app = crate::http::router_live(endpoints, access.clone());
-    let tls = api.tls.clone();
-    // On a thread of its own, so that /readyz answers (and says so) while
-    // the loop is stuck in a long burst of work.
-    let server = on_own_thread("kpiwatch-http", async move {
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "HTTP server failed to start");
-                return;
-            }
-        };
-        let stopped = async {
-            let _ = http_stopped.await;
-        };
-        if let Err(e) = crate::http::serve(listener, app, tls.as_ref(), stopped).await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    })?;
+    let http = start_api(
+        listener,
+        endpoints,
+        access.clone(),
+        config.service.api.tls.clone(),
+    )?;
 
     let alert_log = match &config.service.alert_log {
         Some(path) => Some(AlertLog::open(path)?),
         None => None,
     };
-    let (assignments_tx, assignments) = mpsc::unbounded_channel();
-    let revocations = Arc::new(Revocations::default());
-    // Where partitions without a committed offset start: set from a warm
-    // snapshot's history below, before the receiving thread first polls.
-    let starts = Arc::new(kafka::start::Starts::new(
-        config.kafka.start_from,
-        metrics.clone(),
-    ));
-    let context = KafkaContext::new(
-        metrics.clone(),
-        health.clone(),
-        assignments_tx,
-        revocations.clone(),
-    )
-    .with_starts(starts.clone());
-    let topic_names: Vec<String> = config.topics.iter().map(|t| t.name.clone()).collect();
-    let topics: Vec<&str> = topic_names.iter().map(String::as_str).collect();
-    let consumer = Arc::new(kafka::consumer(&config.kafka, &topics, context)?);
-    let dead_letters = match &config.kafka.dead_letter_topic {
-        Some(topic) => Some(DeadLetters::new(&config, topic)?),
-        None => None,
-    };
+    let kafka = start_kafka(&config, &metrics, &health)?;
     let tls_on = config.service.api.tls.is_some();
     let state_dir = config.service.state_dir.clone();
     let snapshot_every = config.service.snapshot_interval.as_secs() as i64;
-    let mut pipeline = Pipeline::new(config, metrics.clone());
-    if let Some(snapshot) = snapshot::load(&state_dir)? {
-        let series = pipeline.restore(snapshot);
-        tracing::info!(series, dir = %state_dir.display(), "state restored from snapshot");
-        crate::warm::resume(&pipeline, &state_dir, &starts);
-    }
+    let mut pipeline = restore_pipeline(config, &state_dir, &metrics, &kafka.starts)?;
     if options.buckets.is_some() {
         pipeline.tap_buckets();
     }
-    pipeline.interrupt_on(stop.clone());
-    // Receiving and reading (parsing, routing) run on a thread of their
-    // own, so they overlap with recording and judging here. A thread, not
-    // a task: a task woken by the other lands in its worker's LIFO slot,
-    // which no other worker may steal from, so the two often took turns
-    // on one core.
+    pipeline.interrupt_on(watch.stop.clone());
     let readers = Arc::new(crate::reload::Readers::new(pipeline.reader()));
     let live = crate::reload::Live {
         path: options.config_path.clone(),
@@ -317,68 +262,284 @@ pub async fn run(
             .map_err(|e| ServiceError::Metrics(e.to_string()))?,
     };
     // Ends when `_hangups_watched` drops, however `run` returns.
-    let (_hangups_watched, hangups_unwatched) = oneshot::channel::<()>();
-    if options.reload_on_hangup {
-        let requests = reload_tx.clone();
-        on_own_thread("kpiwatch-sighup", async move {
-            tokio::select! {
-                () = crate::reload::on_hangup(requests) => {}
-                _ = hangups_unwatched => {}
-            }
-        })?;
-    }
+    let _hangups_watched = options
+        .reload_on_hangup
+        .then(|| watch_hangups(reload_tx.clone()))
+        .transpose()?;
     drop(reload_tx);
-    let (received_tx, mut received) = mpsc::channel(RECEIVED_QUEUE);
-    let (spare_tx, spare) = mpsc::unbounded_channel();
-    let (stop_receiving, receiving_stopped) = oneshot::channel();
-    let receiving = receive(
-        consumer.clone(),
-        readers.clone(),
+    let mut receiving = start_receiving(
+        kafka.consumer.clone(),
+        readers,
+        kafka.revocations.clone(),
+        kafka.assignments,
+        health.clone(),
+        kafka.starts,
+    )?;
+    let mut core = Core::new(
+        pipeline,
+        notifier,
+        feedback,
+        alert_log,
+        kafka.dead_letters,
+        Checkpoints::new(options.clock.now(), snapshot_every),
+    );
+    let shell = Shell {
+        health: &health,
+        options: &options,
+        consumer: &kafka.consumer,
+        topics: &kafka.topics,
+        state_dir: &state_dir,
+        revocations: &kafka.revocations,
+    };
+    main_loop(
+        &mut core,
+        &shell,
+        &watch,
+        &mut receiving,
+        &mut reloads,
+        &live,
+        &metrics,
+    )
+    .await;
+    Ok(shut_down(core, &shell, receiving, http).await)
+}
+
+/// The silences in `service.state_dir`, each kept no further ahead than
+/// `silence_max_ahead`. Returns the store, which the notifier, the API and
+/// a reload share.
+fn load_silences(
+    config: &Config,
+) -> Result<Arc<std::sync::Mutex<crate::notify::silence::SilenceStore>>, ServiceError> {
+    let silences_path = config
+        .service
+        .state_dir
+        .join(crate::notify::notifier::SILENCES_DIR);
+    Ok(Arc::new(std::sync::Mutex::new(
+        crate::notify::silence::SilenceStore::load(&silences_path)
+            .map_err(|e| ServiceError::Silences(e.to_string()))?
+            .with_max_ahead(config.service.api.silence_max_ahead),
+    )))
+}
+
+/// The HTTP server's thread (see [`start_api`]).
+struct HttpServer {
+    thread: std::thread::JoinHandle<()>,
+    /// Asks the server to stop (it lets requests in progress finish).
+    stopper: oneshot::Sender<()>,
+}
+
+impl HttpServer {
+    /// Stops the server and waits for its thread to end.
+    async fn stop(self) {
+        let _ = self.stopper.send(());
+        let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
+    }
+}
+
+/// Serves `endpoints` on `listener`, behind the access checks of `access`
+/// (and over TLS with `tls`). On a thread of its own, so that /readyz
+/// answers (and says so) while the loop is stuck in a long burst of work.
+/// Returns the server, for the shutdown to stop.
+fn start_api(
+    listener: std::net::TcpListener,
+    endpoints: crate::http::Endpoints,
+    access: Arc<crate::http::access::LiveAccess>,
+    tls: Option<crate::http::tls::TlsIdentity>,
+) -> Result<HttpServer, ServiceError> {
+    let (stopper, http_stopped) = oneshot::channel::<()>();
+    let app = crate::http::router_live(endpoints, access);
+    let thread = on_own_thread("kpiwatch-http", async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "HTTP server failed to start");
+                return;
+            }
+        };
+        let stopped = async {
+            let _ = http_stopped.await;
+        };
+        if let Err(e) = crate::http::serve(listener, app, tls.as_ref(), stopped).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    })?;
+    Ok(HttpServer { thread, stopper })
+}
+
+/// Kafka as the service uses it (see [`start_kafka`]).
+struct Consuming {
+    /// Subscribed to every topic of the config.
+    consumer: Arc<StreamConsumer<KafkaContext>>,
+    /// The topics' names, in the config's order: a topic's index in the
+    /// pipeline is its index here.
+    topics: Vec<String>,
+    /// Assignment changes, queued by the rebalance callback for the
+    /// receiving thread.
+    assignments: mpsc::UnboundedReceiver<kafka::Assignment>,
+    /// Revocation epochs, counted by the rebalance callback.
+    revocations: Arc<Revocations>,
+    /// Where partitions without a committed offset start: set from a warm
+    /// snapshot's history (see [`restore_pipeline`]) before the receiving
+    /// thread first polls.
+    starts: Arc<kafka::start::Starts>,
+    /// The dead-letter producer, with `kafka.dead_letter_topic`.
+    dead_letters: Option<DeadLetters>,
+}
+
+/// Creates the consumer, subscribed to the config's topics, with the
+/// rebalance context that queues assignment changes, counts revocations,
+/// places partitions without a committed offset and reports Kafka's state
+/// into `health`; and the dead-letter producer, if one is configured.
+/// Returns them with what the context shares with the service.
+fn start_kafka(
+    config: &Config,
+    metrics: &Metrics,
+    health: &Arc<Health>,
+) -> Result<Consuming, ServiceError> {
+    let (assignments_tx, assignments) = mpsc::unbounded_channel();
+    let revocations = Arc::new(Revocations::default());
+    let starts = Arc::new(kafka::start::Starts::new(
+        config.kafka.start_from,
+        metrics.clone(),
+    ));
+    let context = KafkaContext::new(
+        metrics.clone(),
+        health.clone(),
+        assignments_tx,
         revocations.clone(),
+    )
+    .with_starts(starts.clone());
+    let topics: Vec<String> = config.topics.iter().map(|t| t.name.clone()).collect();
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let consumer = Arc::new(kafka::consumer(&config.kafka, &names, context)?);
+    let dead_letters = match &config.kafka.dead_letter_topic {
+        Some(topic) => Some(DeadLetters::new(config, topic)?),
+        None => None,
+    };
+    Ok(Consuming {
+        consumer,
+        topics,
+        assignments,
+        revocations,
+        starts,
+        dead_letters,
+    })
+}
+
+/// The pipeline on `config`, with the learned state of the last snapshot
+/// in `state_dir` if there is one; after a warm start (`kpiwatch warm`)
+/// it also tells `starts` where each topic's history ends. Returns the
+/// pipeline.
+fn restore_pipeline(
+    config: Config,
+    state_dir: &std::path::Path,
+    metrics: &Metrics,
+    starts: &kafka::start::Starts,
+) -> Result<Pipeline, ServiceError> {
+    let mut pipeline = Pipeline::new(config, metrics.clone());
+    if let Some(snapshot) = snapshot::load(state_dir)? {
+        let series = pipeline.restore(snapshot);
+        tracing::info!(series, dir = %state_dir.display(), "state restored from snapshot");
+        crate::warm::resume(&pipeline, state_dir, starts);
+    }
+    Ok(pipeline)
+}
+
+/// Turns SIGHUP into reload requests on `requests`, on a thread of its
+/// own. Returns the sender whose drop ends the watch.
+fn watch_hangups(
+    requests: mpsc::Sender<crate::reload::Request>,
+) -> Result<oneshot::Sender<()>, ServiceError> {
+    let (watching, unwatched) = oneshot::channel::<()>();
+    on_own_thread("kpiwatch-sighup", async move {
+        tokio::select! {
+            () = crate::reload::on_hangup(requests) => {}
+            _ = unwatched => {}
+        }
+    })?;
+    Ok(watching)
+}
+
+/// The receiving thread, as the loop and the shutdown see it (see
+/// [`start_receiving`]).
+struct Receiving {
+    /// Batches and assignment changes, in the order they happened.
+    received: mpsc::Receiver<Received>,
+    /// Batches handed back, for their allocations.
+    spare: mpsc::UnboundedSender<ReadBatch>,
+    /// Asks the thread to stop.
+    stopper: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Receiving {
+    /// Stops the thread and waits for it to end.
+    async fn stop(self) {
+        let _ = self.stopper.send(());
+        let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
+    }
+}
+
+/// Starts the receiving thread ([`receive`]) on `consumer`, reading with
+/// the newest of `readers`. Receiving and reading (parsing, routing) run
+/// on a thread of their own, so they overlap with recording and judging
+/// in the loop. A thread, not a task: a task woken by the other lands in
+/// its worker's LIFO slot, which no other worker may steal from, so the
+/// two often took turns on one core. Returns the loop's ends of its
+/// channels and the thread.
+fn start_receiving(
+    consumer: Arc<StreamConsumer<KafkaContext>>,
+    readers: Arc<crate::reload::Readers>,
+    revocations: Arc<Revocations>,
+    assignments: mpsc::UnboundedReceiver<kafka::Assignment>,
+    health: Arc<Health>,
+    starts: Arc<kafka::start::Starts>,
+) -> Result<Receiving, ServiceError> {
+    let (received_tx, received) = mpsc::channel(RECEIVED_QUEUE);
+    let (spare, spare_rx) = mpsc::unbounded_channel();
+    let (stopper, stopped) = oneshot::channel();
+    let receiving = receive(
+        consumer,
+        readers,
+        revocations,
         assignments,
         received_tx,
-        spare,
-        receiving_stopped,
-        health.clone(),
+        spare_rx,
+        stopped,
+        health,
         starts,
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(ServiceError::Thread)?;
-    let receiver = std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("kpiwatch-receive".into())
         .spawn(move || runtime.block_on(receiving))
         .map_err(ServiceError::Thread)?;
-    let mut core = Core {
-        checkpoints: Checkpoints::new(options.clock.now(), snapshot_every),
-        notify_due: notifier.next_due_ms(),
-        pipeline,
-        notifier,
-        feedback,
-        alert_log,
-        dead_letters,
-        tracker: OffsetTracker::default(),
-        transitions: Vec::new(),
-        released: Vec::new(),
-        settled: Vec::new(),
-        summary: Summary::default(),
-        outage: None,
-        failing: HashMap::new(),
-    };
-    let shell = Shell {
-        health: &health,
-        options: &options,
-        consumer: &consumer,
-        topics: &topic_names,
-        state_dir: &state_dir,
-        revocations: &revocations,
-    };
-    let beat = || {
-        health
-            .heartbeat_ms
-            .store(options.clock.now_ms(), Ordering::Relaxed)
-    };
-    beat();
+    Ok(Receiving {
+        received,
+        spare,
+        stopper,
+        thread,
+    })
+}
+
+/// The loop: `core` takes, one at a time, a stop, the notifier's timer,
+/// reload requests (applied with `live`), the idle tick, and the batches
+/// and assignment changes of the receiving thread. Returns when a stop is
+/// asked or judging was interrupted; `/readyz` counts the service as
+/// running until then.
+async fn main_loop(
+    core: &mut Core,
+    shell: &Shell<'_>,
+    watch: &ShutdownWatch,
+    receiving: &mut Receiving,
+    reloads: &mut mpsc::Receiver<crate::reload::Request>,
+    live: &crate::reload::Live,
+    metrics: &Metrics,
+) {
+    let (options, health, stop) = (shell.options, shell.health, &watch.stop);
+    shell.beat();
     health.running.store(true, Ordering::Relaxed);
 
     let mut tick = tokio::time::interval(options.tick);
@@ -395,41 +556,41 @@ pub async fn run(
         });
         tokio::select! {
             biased;
-            () = stopping.notified() => break,
-            () = sleep_or_never(notify_in) => core.notify_tick(&shell),
+            () = watch.stopping.notified() => break,
+            () = sleep_or_never(notify_in) => core.notify_tick(shell),
             Some(request) = reloads.recv() => {
                 // Between batches: the pipeline is not in the middle of
                 // anything. Alerts resolved by it go out with this advance.
-                crate::reload::serve(request, &live, &mut core.pipeline, &mut core.notifier).await;
+                crate::reload::serve(request, live, &mut core.pipeline, &mut core.notifier).await;
                 core.notify_due = core.notifier.next_due_ms();
                 // The next snapshot holds the new KPIs.
                 core.checkpoints.touch();
-                core.advance(&shell);
-                beat();
+                core.advance(shell);
+                shell.beat();
             }
             _ = tick.tick() => {
                 // An injected clock moves without tokio's timers noticing.
                 if core.notify_due.is_some_and(|t| t <= options.clock.now_ms()) {
-                    core.notify_tick(&shell);
+                    core.notify_tick(shell);
                 }
-                core.advance(&shell);
-                beat();
+                core.advance(shell);
+                shell.beat();
             }
-            Some(r) = received.recv() => match r {
+            Some(r) = receiving.received.recv() => match r {
                 Received::Assignment(change) => {
                     apply_assignment(
                         &mut core.pipeline,
                         &mut core.tracker,
-                        &topic_names,
+                        shell.topics,
                         change,
                         options.clock.now(),
                     );
-                    core.advance(&shell);
-                    beat();
+                    core.advance(shell);
+                    shell.beat();
                 }
                 Received::Events { mut batch, epoch, received, generation } => {
                     health.queued.fetch_sub(1, Ordering::Relaxed);
-                    if generation != readers.generation() {
+                    if generation != live.readers.generation() {
                         // Read with the plans of a configuration reloaded
                         // since: read again with the new ones.
                         let mut fresh = ReadBatch::default();
@@ -449,23 +610,35 @@ pub async fn run(
                         }
                         // Advancing where a message lets buckets close, as
                         // one message at a time would.
-                        if core.record(&batch, epoch, i, now, &shell) {
-                            core.advance(&shell);
+                        if core.record(&batch, epoch, i, now, shell) {
+                            core.advance(shell);
                         }
                     }
                     metrics.processing_latency.observe(received.elapsed().as_secs_f64());
-                    let _ = spare_tx.send(batch);
-                    beat();
+                    let _ = receiving.spare.send(batch);
+                    shell.beat();
                 }
             },
         }
     }
-
     health.running.store(false, Ordering::Relaxed);
+}
+
+/// Stops what `run` started, after the loop: the receiving thread; then,
+/// unless judging was interrupted, one more try for notifications still
+/// waiting for the disk and the final snapshot (with the offsets it
+/// covers); deliveries in flight, for up to [`SHUTDOWN_DELIVERY_GRACE`],
+/// and the notifier; the consumer's group, after a last commit; and the
+/// HTTP server. Returns what the run saw.
+async fn shut_down(
+    mut core: Core,
+    shell: &Shell<'_>,
+    receiving: Receiving,
+    http: HttpServer,
+) -> Summary {
     // Messages read but not recorded are read again after a restart: their
     // offsets were never stored.
-    let _ = stop_receiving.send(());
-    let _ = tokio::task::spawn_blocking(move || receiver.join()).await;
+    receiving.stop().await;
     if core.pipeline.interrupted() {
         // Buckets closed but not all judged: a snapshot now would say they
         // were. The restart goes back to the last snapshot (whose offsets
@@ -476,9 +649,9 @@ pub async fn run(
     } else {
         // One more try for notifications still waiting for the disk.
         if !core.notifier.is_durable() {
-            core.notify_tick(&shell);
+            core.notify_tick(shell);
         }
-        if core.checkpoint(&shell) {
+        if core.checkpoint(shell) {
             tracing::debug!("final snapshot written");
         } else {
             tracing::warn!(
@@ -491,12 +664,11 @@ pub async fn run(
     let backlog = core.notifier.backlog();
     let _ = tokio::time::timeout(SHUTDOWN_DELIVERY_GRACE, backlog.drained()).await;
     core.notifier.stop().await;
-    leave_group(&consumer).await;
-    let _ = stop_http.send(());
-    let _ = tokio::task::spawn_blocking(move || server.join()).await;
+    leave_group(shell.consumer).await;
+    http.stop().await;
     let summary = core.summary;
     tracing::info!(?summary, "stopped");
-    Ok(summary)
+    summary
 }
 
 /// What the receiving thread hands the loop, in the order it happened.
@@ -657,6 +829,16 @@ struct Shell<'s> {
     revocations: &'s Revocations,
 }
 
+impl Shell<'_> {
+    /// Notes that the loop finished something (batch, tick, assignment,
+    /// reload): `/readyz`'s stall check counts from now.
+    fn beat(&self) {
+        self.health
+            .heartbeat_ms
+            .store(self.options.clock.now_ms(), Ordering::Relaxed);
+    }
+}
+
 /// The loop's state: the pipeline and everything that must be written
 /// before an offset may be stored.
 struct Core {
@@ -684,6 +866,34 @@ struct Core {
 }
 
 impl Core {
+    /// The loop's state at the start: nothing tracked, held, settled or
+    /// failing yet.
+    fn new(
+        pipeline: Pipeline,
+        notifier: crate::notify::notifier::Notifier,
+        feedback: crate::feedback::api::Feedback,
+        alert_log: Option<AlertLog>,
+        dead_letters: Option<DeadLetters>,
+        checkpoints: Checkpoints,
+    ) -> Self {
+        Self {
+            checkpoints,
+            notify_due: notifier.next_due_ms(),
+            pipeline,
+            notifier,
+            feedback,
+            alert_log,
+            dead_letters,
+            tracker: OffsetTracker::default(),
+            transitions: Vec::new(),
+            released: Vec::new(),
+            settled: Vec::new(),
+            summary: Summary::default(),
+            outage: None,
+            failing: HashMap::new(),
+        }
+    }
+
     /// Records event `i` of `batch`; true if the pipeline should advance
     /// now (the event took its partition past the topic's next bucket
     /// close).
