@@ -70,6 +70,16 @@ impl Severity {
             Severity::Critical => "critical",
         }
     }
+
+    /// The severity called `name` (`warning` or `critical`, as
+    /// [`Severity::name`] writes them); `None` for any other name.
+    pub fn parse(name: &str) -> Option<Severity> {
+        match name {
+            "warning" => Some(Severity::Warning),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
 }
 
 /// What an alert's figures (`observed`, `expected`, `lower`, `upper`)
@@ -356,6 +366,16 @@ pub fn alert_id(kpi: &str, labels: &BTreeMap<String, String>, start: i64) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_severity_parses_from_its_name_and_no_other_name_parses() {
+        for s in [Severity::Warning, Severity::Critical] {
+            assert_eq!(Severity::parse(s.name()), Some(s));
+        }
+        assert_eq!(Severity::parse("fatal"), None);
+        assert_eq!(Severity::parse("Warning"), None);
+        assert_eq!(Severity::parse(""), None);
+    }
 
     #[test]
     fn alert_ids_are_stable_and_distinguish_series_and_start() {

@@ -825,10 +825,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     names.join(", ")
                 );
             }
-            let severity = match severity.as_str() {
-                "warning" => kpiwatch::alert::Severity::Warning,
-                _ => kpiwatch::alert::Severity::Critical,
-            };
+            // clap lets through only the names of its `value_parser`.
+            let severity = kpiwatch::alert::Severity::parse(&severity).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--severity {severity:?} is not known; use \"warning\" or \"critical\""
+                )
+            })?;
             let direction = match direction.as_str() {
                 "spike" => detectors::Direction::Spike,
                 _ => detectors::Direction::Drop,

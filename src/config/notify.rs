@@ -742,14 +742,13 @@ fn label_of_some_kpi(
 
 /// `min_severity`: "warning" or "critical".
 fn min_severity(src: &Source<'_>, m: &Spanned<String>) -> Result<Severity, ConfigError> {
-    match m.get_ref().as_str() {
-        "warning" => Ok(Severity::Warning),
-        "critical" => Ok(Severity::Critical),
-        other => Err(src.error(
+    let name = m.get_ref().as_str();
+    Severity::parse(name).ok_or_else(|| {
+        src.error(
             m.span(),
-            format!("min_severity = {other:?} is not known; use \"warning\" or \"critical\""),
-        )),
-    }
+            format!("min_severity = {name:?} is not known; use \"warning\" or \"critical\""),
+        )
+    })
 }
 
 /// A subscription's `group_by`: label names, or `["..."]` for every
