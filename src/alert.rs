@@ -363,6 +363,50 @@ pub fn alert_id(kpi: &str, labels: &BTreeMap<String, String>, start: i64) -> Str
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Constructors for the tests of the modules that take alert types
+/// (`notify`'s silences and dispatcher, `feedback`'s register), so that
+/// their tests share them without importing one another's.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A critical drop of alert `id` of `kpi` with `labels`, in `status`
+    /// (the other fields fixed and plausible).
+    pub(crate) fn transition(
+        status: Status,
+        id: &str,
+        kpi: &str,
+        labels: &[(&str, &str)],
+    ) -> Transition {
+        Transition {
+            status,
+            alert_id: id.to_string(),
+            kpi: kpi.to_string(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            severity: Severity::Critical,
+            escalated_from: None,
+            direction: detectors::Direction::Drop,
+            started_at: 1714564800,
+            bucket_start: 1714564800,
+            bucket_end: 1714565100,
+            observed: 1.0,
+            expected: 10.0,
+            lower: 5.0,
+            upper: 15.0,
+            score: 0.9,
+            deviation_pct: Some(-90.0),
+            evidence: Default::default(),
+            description: None,
+            runbook: None,
+            dashboard: None,
+            recent: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

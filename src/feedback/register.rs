@@ -198,7 +198,7 @@ impl AlertRegister {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::silence::tests::transition;
+    use crate::alert::testing::transition;
 
     #[test]
     fn firing_then_resolved_is_one_alert_with_its_span_and_survives_a_reload() {

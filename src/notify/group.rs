@@ -621,8 +621,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::alert::testing::transition;
     use crate::notify::route::{GroupBy, MatchTest, Matcher};
-    use crate::notify::silence::tests::transition;
     use crate::notify::silence::NewSilence;
     use crate::notify::timewindow::{parse_time_range, parse_weekdays};
 

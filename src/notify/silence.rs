@@ -900,46 +900,11 @@ async fn expire(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::alert::{Severity, Status};
+    use crate::alert::testing::transition;
+    use crate::alert::Status;
     use crate::notify::route::MatchTest;
-
-    /// A transition of alert `id` of `kpi` with `labels`, for tests here
-    /// and in the dispatcher.
-    pub(crate) fn transition(
-        status: Status,
-        id: &str,
-        kpi: &str,
-        labels: &[(&str, &str)],
-    ) -> Transition {
-        Transition {
-            status,
-            alert_id: id.to_string(),
-            kpi: kpi.to_string(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            severity: Severity::Critical,
-            escalated_from: None,
-            direction: detectors::Direction::Drop,
-            started_at: 1714564800,
-            bucket_start: 1714564800,
-            bucket_end: 1714565100,
-            observed: 1.0,
-            expected: 10.0,
-            lower: 5.0,
-            upper: 15.0,
-            score: 0.9,
-            deviation_pct: Some(-90.0),
-            evidence: Default::default(),
-            description: None,
-            runbook: None,
-            dashboard: None,
-            recent: Vec::new(),
-        }
-    }
 
     fn fi_checkouts(starts_at: Option<i64>, ends_at: i64) -> NewSilence {
         NewSilence {
