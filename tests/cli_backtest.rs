@@ -272,7 +272,7 @@ fn alerts_matching_no_incident_are_false_and_listed_under_their_quiet_span() {
     assert!(text.contains("a-week-early: MISSED"), "{text}");
     assert!(text.contains("False alerts (4)"), "{text}");
     assert!(
-        text.contains("  checkouts fired 2024-01-20T12:00:00Z (critical drop, window evidence): observed 0 vs expected 11.8, band 0.928 to 28.4; id 95e374b9abe5e7f3"),
+        text.contains("  checkouts fired 2024-01-20T12:00:00Z (critical drop, window evidence): observed 0 vs expected 11.8, band 0.902 to 28.7; id 95e374b9abe5e7f3"),
         "{text}"
     );
     assert!(
