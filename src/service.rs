@@ -331,9 +331,15 @@ struct HttpServer {
 impl HttpServer {
     /// Stops the server and waits for its thread to end.
     async fn stop(self) {
-        let _ = self.stopper.send(());
-        let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
+        stop_thread(self.stopper, self.thread).await;
     }
+}
+
+/// Asks a thread of [`on_own_thread`] to stop through `stopper` and waits
+/// for it to end, without blocking the runtime.
+async fn stop_thread(stopper: oneshot::Sender<()>, thread: std::thread::JoinHandle<()>) {
+    let _ = stopper.send(());
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
 }
 
 /// Serves `endpoints` on `listener`, behind the access checks of `access`
@@ -475,8 +481,7 @@ struct Receiving {
 impl Receiving {
     /// Stops the thread and waits for it to end.
     async fn stop(self) {
-        let _ = self.stopper.send(());
-        let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
+        stop_thread(self.stopper, self.thread).await;
     }
 }
 
@@ -509,13 +514,7 @@ fn start_receiving(
         health,
         starts,
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(ServiceError::Thread)?;
-    let thread = std::thread::Builder::new()
-        .name("kpiwatch-receive".into())
-        .spawn(move || runtime.block_on(receiving))
-        .map_err(ServiceError::Thread)?;
+    let thread = on_own_thread("kpiwatch-receive", receiving)?;
     Ok(Receiving {
         received,
         spare,
