@@ -113,9 +113,10 @@ const TAIL_PRIOR: f64 = 10.0;
 const MIN_EVENTS: f64 = 10.0;
 /// Forgetting of the ratio to peers, in days of buckets.
 const PEER_MEMORY_DAYS: f64 = 3.0;
-/// Forgetting of the typical value's model, in days of buckets: three days
+/// Forgetting of the typical value's mean, in days of buckets: three days
 /// hold thousands of events even at two a bucket, and follow prices that
-/// change.
+/// change. Its spread and wander are learnt over [`NOISE_MEMORY_DAYS`]
+/// (see [`typical::Typical::learn`]).
 const TYPICAL_MEMORY_DAYS: f64 = 3.0;
 
 /// What the series aggregates; decides its noise and its shape.
@@ -1737,10 +1738,12 @@ impl KpiModel {
         };
         let hour_width = self.config.bucket_width.max(3600);
         let keep = 1.0 - 1.0 / (TYPICAL_MEMORY_DAYS * self.per_day).max(2.0);
+        let keep_spread = 1.0 - 1.0 / (NOISE_MEMORY_DAYS * self.per_day).max(2.0);
         let keep_wander = 1.0 - 1.0 / (NOISE_MEMORY_DAYS * self.hours_per_day()).max(2.0);
         if let Some(t) = self.typical.as_deref_mut() {
             let hour = input.time.div_euclid(hour_width);
-            t.model.learn(&logs, input.events, hour, keep, keep_wander);
+            t.model
+                .learn(&logs, input.events, hour, [keep, keep_spread, keep_wander]);
         }
     }
 
