@@ -118,6 +118,34 @@ struct Recent {
     spread: Spread,
 }
 
+impl Recent {
+    /// A bucket a KPI model judged, with its predictive distribution.
+    fn predicted(t: i64, value: f64, a: &Assessment) -> Self {
+        Recent {
+            t,
+            value,
+            expected: a.expected as f32,
+            spread: Spread::Predictive {
+                var: a.point.var as f32,
+                rate_var: a.point.rate_var as f32,
+            },
+        }
+    }
+
+    /// A bucket a detector set judged, with its band.
+    fn banded(t: i64, value: f64, v: &Verdict) -> Self {
+        Recent {
+            t,
+            value,
+            expected: v.expected as f32,
+            spread: Spread::Band {
+                lower: v.lower as f32,
+                upper: v.upper as f32,
+            },
+        }
+    }
+}
+
 /// How far a recent bucket could have gone without surprise.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Spread {
@@ -576,6 +604,18 @@ enum Change {
     Resolve,
 }
 
+/// A step a series' alert takes on a judged bucket.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    change: Change,
+    /// Start of the alert's anomalous run, epoch seconds.
+    started: i64,
+    /// Which way the series went.
+    direction: Direction,
+    /// The evidence the step is told with.
+    decision: Decision,
+}
+
 /// The evidence that decided one bucket, in a direction.
 #[derive(Debug, Clone, Copy)]
 enum Decision {
@@ -751,151 +791,129 @@ impl KpiState {
         out: &mut Vec<Transition>,
     ) {
         let p_star = self.p_star_during(during);
-        let def = &self.def;
-        let a = def.alerting;
+        let at = Judging::new(b, &self.def, &self.label_names, during, p_star);
         let s = self.series.get_mut(&*b.key).expect("series assessed");
+        s.compare_with_peers(assessed);
+        s.in_calendar = during.effect.is_some();
+        let Some((decision, recent)) = s.decide_and_learn(&at, assessed) else {
+            return;
+        };
+        if let Some(points) = &mut self.points {
+            points.push(judged_point(&at, &s.model, &recent));
+        }
+        s.remember(recent, at.def.alerting.recent_buckets);
+        if let Some(step) = s.advance(&at, decision, &recent, &mut self.muted) {
+            out.push(s.announce(&at, step));
+        }
+    }
+}
+
+/// One bucket being judged, with what each step of judging it reads: its
+/// KPI, the KPI's calendars at its start and the levels it is judged at.
+struct Judging<'a> {
+    b: &'a ClosedBucket,
+    def: &'a Kpi,
+    /// The KPI's label names, whose values the bucket's key holds.
+    label_names: &'a [String],
+    during: During,
+    /// The alert level of this bucket, a widening calendar applied.
+    p_star: f64,
+    /// The level from which evidence is critical.
+    critical_p: f64,
+}
+
+impl<'a> Judging<'a> {
+    fn new(
+        b: &'a ClosedBucket,
+        def: &'a Kpi,
+        label_names: &'a [String],
+        during: During,
+        p_star: f64,
+    ) -> Self {
+        let critical_p = def
+            .alerting
+            .critical
+            .map_or(p_star / CRITICAL_RARER, tail_of_score);
+        Judging {
+            b,
+            def,
+            label_names,
+            during,
+            p_star,
+            critical_p,
+        }
+    }
+
+    /// The series' labels.
+    fn labels(&self) -> BTreeMap<String, String> {
+        labels_of(self.label_names, &self.b.key)
+    }
+}
+
+impl SeriesState {
+    /// Adds the evidence of its peers to the assessment of a bucket whose
+    /// input knows the rest of its group.
+    fn compare_with_peers(&self, assessed: &mut Assessed) {
         if let (Some(x), Model::Kpi(model), Some(_)) =
-            (&mut assessed.assessment, &s.model, assessed.input.others)
+            (&mut assessed.assessment, &self.model, assessed.input.others)
         {
             model.add_peers(x, &assessed.input);
         }
-        let Assessed { input, assessment } = &*assessed;
-        let value = input.value;
-        s.in_calendar = during.effect.is_some();
-        let firing = matches!(s.lifecycle, Lifecycle::Firing { .. });
-        let (decision, recent) = match (&mut s.model, assessment) {
+    }
+
+    /// Decides on a bucket and learns it, with the series' KPI model or
+    /// detector set: the decision, and the bucket as the recent buckets
+    /// keep it. None, and nothing learnt, for a KPI model's bucket without
+    /// an assessment.
+    fn decide_and_learn(
+        &mut self,
+        at: &Judging,
+        assessed: &Assessed,
+    ) -> Option<(Option<(Direction, Decision)>, Recent)> {
+        let Assessed { input, assessment } = assessed;
+        let firing = matches!(self.lifecycle, Lifecycle::Firing { .. });
+        match (&mut self.model, assessment) {
             (Model::Kpi(model), Some(assessment)) => {
-                let decision = decide(assessment, def.direction, p_star);
-                trace_assessment(&def.name, b, value, assessment, model, p_star, firing);
-                let anomalous = [Direction::Drop, Direction::Spike].into_iter().any(|d| {
-                    assessment
-                        .finding(d)
-                        .is_some_and(|f| f.p_adjusted() <= p_star)
-                });
-                // A calendar's buckets teach nothing: next year's normal
-                // must not be bent by this year's holiday.
-                let weight = if during.effect.is_some() {
-                    0.0
-                } else if anomalous || firing {
-                    LEARN_WHILE_ANOMALOUS
-                } else {
-                    1.0
-                };
-                model.learn(input, assessment, weight);
-                let recent = Recent {
-                    t: b.start,
-                    value,
-                    expected: assessment.expected as f32,
-                    spread: Spread::Predictive {
-                        var: assessment.point.var as f32,
-                        rate_var: assessment.point.rate_var as f32,
-                    },
-                };
-                (decision, recent)
+                Some(judge_with_model(model, at, input, assessment, firing))
             }
-            (Model::Kpi(_), None) => return,
-            (Model::Set(set), _) => {
-                let obs = Observation {
-                    time: b.start,
-                    utc_offset: input.utc_offset,
-                    value,
+            (Model::Kpi(_), None) => None,
+            (Model::Set(set), _) => Some(judge_with_set(set, at, input)),
+        }
+    }
+
+    /// Adds `recent` as the newest of the series' recent buckets, dropping
+    /// the oldest once there are `keep` (at least one: a resolution's
+    /// figures are the last bucket's).
+    fn remember(&mut self, recent: Recent, keep: usize) {
+        if self.recent.len() >= keep.max(1) {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(recent);
+    }
+
+    /// Runs the series' lifecycle over a judged bucket: the step its alert
+    /// takes, if any. A series without an alert counts its anomalous run
+    /// and fires once it is long enough (or, during a muting calendar,
+    /// records in `muted` the alert it would have fired); a firing alert
+    /// resolves or escalates.
+    fn advance(
+        &mut self,
+        at: &Judging,
+        decision: Option<(Direction, Decision)>,
+        recent: &Recent,
+        muted: &mut Vec<Muted>,
+    ) -> Option<Step> {
+        match &mut self.lifecycle {
+            Lifecycle::Normal { run, first } => {
+                let (direction, evidence) = extend_run(run, first, &self.model, at, decision)?;
+                let fire = Step {
+                    change: Change::Fire,
+                    started: *first,
+                    direction,
+                    decision: evidence,
                 };
-                let verdict = if during.effect.is_some() {
-                    set.score(&obs)
-                } else {
-                    set.observe(&obs)
-                };
-                let judged = (b.volume as f64) >= def.min_volume;
-                let anomalous = judged
-                    && !verdict.warming_up
-                    && tail_of_score(verdict.score) <= p_star
-                    && interested(def.direction, verdict.direction);
-                let decision = anomalous.then_some((verdict.direction, Decision::Score(verdict)));
-                let recent = Recent {
-                    t: b.start,
-                    value,
-                    expected: verdict.expected as f32,
-                    spread: Spread::Band {
-                        lower: verdict.lower as f32,
-                        upper: verdict.upper as f32,
-                    },
-                };
-                (decision, recent)
+                self.fire_unless_muted(fire, at, recent.value, muted)
             }
-        };
-        if let Some(points) = &mut self.points {
-            let (lower, upper) = recent_band(&s.model, &recent, p_star);
-            points.push(JudgedPoint {
-                kpi: b.kpi,
-                key: b.key.clone(),
-                start: b.start,
-                value,
-                expected: recent.expected,
-                lower: lower as f32,
-                upper: upper as f32,
-            });
-        }
-        if s.recent.len() >= a.recent_buckets.max(1) {
-            s.recent.pop_front();
-        }
-        s.recent.push_back(recent);
-        let critical_p = a.critical.map_or(p_star / CRITICAL_RARER, tail_of_score);
-        let transition = match &mut s.lifecycle {
-            Lifecycle::Normal { run, first } => match decision {
-                None => {
-                    *run = 0;
-                    None
-                }
-                // A window's (or the peers') evidence whose newest bucket is
-                // already better explained by normal than by what the
-                // evidence claims: the anomaly is over, and the window is
-                // still summing it. Firing now would announce a drop that
-                // has ended (and resolve it a few buckets later).
-                Some((_, Decision::Finding(f)))
-                    if f.buckets > 1 && newest_looks_normal(&s.model, &f) =>
-                {
-                    *run = 0;
-                    None
-                }
-                Some((direction, evidence)) => {
-                    if *run == 0 {
-                        *first = b.start;
-                    }
-                    *run += 1;
-                    match during.effect {
-                        // Muted: kept for reports once per anomalous run,
-                        // when it would have fired.
-                        Some((Effect::Mute, c)) => {
-                            if *run >= a.fire_after && !s.muted_recorded {
-                                s.muted_recorded = true;
-                                let (observed, expected) = match evidence {
-                                    Decision::Finding(f) => (f.observed(), f.expected()),
-                                    Decision::Rule(r) => (value, r.reference),
-                                    Decision::Score(v) => (value, v.expected),
-                                };
-                                let started_at = *first;
-                                self.muted.push(Muted {
-                                    kpi: def.name.clone(),
-                                    labels: labels_of(&self.label_names, &b.key),
-                                    calendar: def.calendars[c].calendar.name.clone(),
-                                    started_at,
-                                    bucket_start: b.start,
-                                    direction,
-                                    observed,
-                                    expected,
-                                });
-                            }
-                            None
-                        }
-                        _ => (*run >= a.fire_after).then_some((
-                            Change::Fire,
-                            *first,
-                            direction,
-                            evidence,
-                        )),
-                    }
-                }
-            },
             Lifecycle::Firing {
                 started,
                 severity,
@@ -904,91 +922,87 @@ impl KpiState {
                 calm,
                 ..
             } => {
-                // A model's alert resolves once the last buckets are better
-                // explained by normal than by what it claims, even while
-                // longer windows still hold the incident's buckets (they
-                // would keep it firing for hours after the recovery); a
-                // rule's or a score's after calm buckets. Only buckets
-                // since the alert's first anomalous one count: a normal
-                // bucket from before the incident would outweigh its first
-                // few and resolve an outage still under way.
-                let recovered = match (*claim, &s.model) {
-                    (Claim::Model { source, ratio }, Model::Kpi(model)) => {
-                        let this_bucket_still = decision.is_some_and(|(d, e)| {
-                            d == *direction && matches!(e, Decision::Finding(f) if f.buckets == 1)
-                        });
-                        let since_start = (b.start - *started) / def.bucket.max(1) + 1;
-                        let buckets = (a.resolve_after as usize)
-                            .min(usize::try_from(since_start).unwrap_or(usize::MAX));
-                        !this_bucket_still && back_to_normal(model, source, ratio, buckets)
-                    }
-                    _ => {
-                        if decision.is_some_and(|(d, _)| d == *direction) {
-                            *calm = 0;
-                        } else {
-                            *calm += 1;
-                        }
-                        *calm >= a.resolve_after
-                    }
-                };
-                if recovered {
-                    let last = Decision::Score(Verdict {
-                        expected: f64::from(recent.expected),
-                        lower: f64::NAN,
-                        upper: f64::NAN,
-                        score: 0.0,
-                        direction: Direction::of(value, f64::from(recent.expected)),
-                        warming_up: false,
-                    });
-                    Some((Change::Resolve, *started, *direction, last))
+                let (started, severity, direction) = (*started, *severity, *direction);
+                if recovered(&self.model, *claim, started, direction, calm, decision, at) {
+                    let decision = resolution(recent);
+                    Some(Step {
+                        change: Change::Resolve,
+                        started,
+                        direction,
+                        decision,
+                    })
                 } else {
-                    // Worse than announced: an escalation, told with the
-                    // evidence that raised it. Not from a window still
-                    // summing buckets that are back to normal (the rule
-                    // that keeps such a window from firing), and not
-                    // during a muting calendar, which mutes every alert.
-                    let muted = matches!(during.effect, Some((Effect::Mute, _)));
-                    decision
-                        .filter(|(d, e)| {
-                            d == direction
-                                && !muted
-                                && severity_of(e, critical_p) > *severity
-                                && !matches!(e, Decision::Finding(f)
-                                    if f.buckets > 1 && newest_looks_normal(&s.model, f))
-                        })
-                        .map(|(d, e)| (Change::Escalate(*severity), *started, d, e))
+                    escalation(&self.model, severity, direction, decision, at).map(
+                        |(direction, decision)| Step {
+                            change: Change::Escalate(severity),
+                            started,
+                            direction,
+                            decision,
+                        },
+                    )
                 }
             }
+        }
+    }
+
+    /// The alert `fire`, unless a muting calendar is under way: then it is
+    /// kept for reports in `muted` instead, once per anomalous run, when it
+    /// would have fired (the bucket's value is `value`).
+    fn fire_unless_muted(
+        &mut self,
+        fire: Step,
+        at: &Judging,
+        value: f64,
+        muted: &mut Vec<Muted>,
+    ) -> Option<Step> {
+        let Some((Effect::Mute, calendar)) = at.during.effect else {
+            return Some(fire);
         };
-        let Some((change, started, direction, decision)) = transition else {
-            return;
-        };
-        let labels = self.labels(&b.key);
-        let def = &self.def;
-        let s = self.series.get_mut(&*b.key).expect("series just judged");
-        let id = match &s.lifecycle {
+        if !self.muted_recorded {
+            self.muted_recorded = true;
+            muted.push(muted_alert(at, calendar, &fire, value));
+        }
+        None
+    }
+
+    /// Takes `step` and tells it: the series' alert moves, and the
+    /// transition carries the figures of its evidence (of the last bucket,
+    /// for a resolution) and the recent buckets.
+    fn announce(&mut self, at: &Judging, step: Step) -> Transition {
+        let labels = at.labels();
+        let id = match &self.lifecycle {
             Lifecycle::Firing { id, .. } => id.clone(),
-            Lifecycle::Normal { .. } => alert_id(&def.name, &labels, started),
+            Lifecycle::Normal { .. } => alert_id(&at.def.name, &labels, step.started),
         };
-        let figures = match change {
-            Change::Fire | Change::Escalate(_) => figures(&decision, b, def, p_star),
+        let figures = match step.change {
+            Change::Fire | Change::Escalate(_) => figures(&step.decision, at.b, at.def, at.p_star),
             Change::Resolve => {
-                let r = *s.recent.back().expect("this bucket");
-                resolved_figures(&s.model, &r, b, def, p_star)
+                let r = *self.recent.back().expect("this bucket");
+                resolved_figures(&self.model, &r, at.b, at.def, at.p_star)
             }
         };
-        let severity = match (&s.lifecycle, change) {
+        let severity = match (&self.lifecycle, step.change) {
             (Lifecycle::Firing { severity, .. }, Change::Resolve) => *severity,
-            _ => severity_of(&decision, critical_p),
+            _ => severity_of(&step.decision, at.critical_p),
         };
-        match change {
+        self.enter(&step, &id, severity);
+        let recent = recent_buckets(&self.model, &self.recent, at.p_star);
+        transition(at, &step, id, labels, severity, figures, recent)
+    }
+
+    /// Moves the series' alert by `step`: a new one fires as `id` at
+    /// `severity`, an escalated one is told at `severity` from now on, and
+    /// a resolved one leaves the series normal, its windows started afresh
+    /// so that those still holding the incident do not fire it again.
+    fn enter(&mut self, step: &Step, id: &str, severity: Severity) {
+        match step.change {
             Change::Fire => {
-                s.lifecycle = Lifecycle::Firing {
-                    id: id.clone(),
-                    started,
+                self.lifecycle = Lifecycle::Firing {
+                    id: id.to_owned(),
+                    started: step.started,
                     severity,
-                    direction,
-                    claim: claim_of(&decision),
+                    direction: step.direction,
+                    claim: claim_of(&step.decision),
                     calm: 0,
                 };
             }
@@ -996,48 +1010,265 @@ impl KpiState {
             // alert fired with: an escalation changes what is told, not
             // when the alert ends.
             Change::Escalate(_) => {
-                if let Lifecycle::Firing { severity: told, .. } = &mut s.lifecycle {
+                if let Lifecycle::Firing { severity: told, .. } = &mut self.lifecycle {
                     *told = severity;
                 }
             }
             Change::Resolve => {
-                if let Model::Kpi(model) = &mut s.model {
+                if let Model::Kpi(model) = &mut self.model {
                     model.forget_windows();
                 }
-                s.lifecycle = Lifecycle::Normal { run: 0, first: 0 };
+                self.lifecycle = Lifecycle::Normal { run: 0, first: 0 };
             }
         }
-        let recent = recent_buckets(&s.model, &s.recent, p_star);
-        out.push(Transition {
-            status: match change {
-                Change::Fire | Change::Escalate(_) => Status::Firing,
-                Change::Resolve => Status::Resolved,
-            },
-            alert_id: id,
-            kpi: def.name.clone(),
-            labels,
-            severity,
-            escalated_from: match change {
-                Change::Escalate(from) => Some(from),
-                Change::Fire | Change::Resolve => None,
-            },
-            direction,
-            started_at: started,
-            bucket_start: b.start,
-            bucket_end: b.start + def.bucket,
-            observed: figures.observed,
-            expected: figures.expected,
-            lower: figures.lower,
-            upper: figures.upper,
-            score: figures.score,
-            deviation_pct: (figures.expected != 0.0 && figures.expected.is_finite())
-                .then(|| (figures.observed - figures.expected) / figures.expected.abs() * 100.0),
-            evidence: figures.evidence,
-            description: def.description.clone(),
-            runbook: def.runbook.clone(),
-            dashboard: def.dashboard.clone(),
-            recent,
-        });
+    }
+}
+
+/// Decides on a bucket a KPI model assessed, and learns it: fully when it
+/// is ordinary, with [`LEARN_WHILE_ANOMALOUS`] while it is anomalous or an
+/// alert fires.
+fn judge_with_model(
+    model: &mut KpiModel,
+    at: &Judging,
+    input: &Input,
+    assessment: &Assessment,
+    firing: bool,
+) -> (Option<(Direction, Decision)>, Recent) {
+    let decision = decide(assessment, at.def.direction, at.p_star);
+    trace_assessment(
+        &at.def.name,
+        at.b,
+        input.value,
+        assessment,
+        model,
+        at.p_star,
+        firing,
+    );
+    let anomalous = own_anomalous(assessment, at.p_star);
+    // A calendar's buckets teach nothing: next year's normal must not be
+    // bent by this year's holiday.
+    let weight = if at.during.effect.is_some() {
+        0.0
+    } else if anomalous || firing {
+        LEARN_WHILE_ANOMALOUS
+    } else {
+        1.0
+    };
+    model.learn(input, assessment, weight);
+    let recent = Recent::predicted(at.b.start, input.value, assessment);
+    (decision, recent)
+}
+
+/// Scores a min or max bucket with the detector set, which learns it
+/// unless a calendar is under way, and decides on it.
+fn judge_with_set(
+    set: &mut DetectorSet,
+    at: &Judging,
+    input: &Input,
+) -> (Option<(Direction, Decision)>, Recent) {
+    let obs = Observation {
+        time: at.b.start,
+        utc_offset: input.utc_offset,
+        value: input.value,
+    };
+    let verdict = if at.during.effect.is_some() {
+        set.score(&obs)
+    } else {
+        set.observe(&obs)
+    };
+    let judged = (at.b.volume as f64) >= at.def.min_volume;
+    let anomalous = judged
+        && !verdict.warming_up
+        && tail_of_score(verdict.score) <= at.p_star
+        && interested(at.def.direction, verdict.direction);
+    let decision = anomalous.then_some((verdict.direction, Decision::Score(verdict)));
+    (decision, Recent::banded(at.b.start, input.value, &verdict))
+}
+
+/// The bucket as a chart draws it, with the band of `recent` at the
+/// bucket's alert level.
+fn judged_point(at: &Judging, model: &Model, recent: &Recent) -> JudgedPoint {
+    let (lower, upper) = recent_band(model, recent, at.p_star);
+    JudgedPoint {
+        kpi: at.b.kpi,
+        key: at.b.key.clone(),
+        start: at.b.start,
+        value: recent.value,
+        expected: recent.expected,
+        lower: lower as f32,
+        upper: upper as f32,
+    }
+}
+
+/// Counts a judged bucket into the anomalous run of a series without an
+/// alert (`run` buckets so far, the first starting at `first`): the
+/// bucket's direction and evidence once the run is `fire_after` buckets
+/// long. A bucket without a decision ends the run.
+fn extend_run(
+    run: &mut u32,
+    first: &mut i64,
+    model: &Model,
+    at: &Judging,
+    decision: Option<(Direction, Decision)>,
+) -> Option<(Direction, Decision)> {
+    // A window's (or the peers') evidence whose newest bucket is already
+    // better explained by normal than by what the evidence claims: the
+    // anomaly is over, and the window is still summing it. Firing now would
+    // announce a drop that has ended (and resolve it a few buckets later).
+    let Some((direction, evidence)) = decision.filter(|(_, e)| !stale_window(model, e)) else {
+        *run = 0;
+        return None;
+    };
+    if *run == 0 {
+        *first = at.b.start;
+    }
+    *run += 1;
+    (*run >= at.def.alerting.fire_after).then_some((direction, evidence))
+}
+
+/// Whether `e` is a window's evidence whose newest bucket is already
+/// better explained by normal than by what the evidence claims: the window
+/// still sums an anomaly that is over.
+fn stale_window(model: &Model, e: &Decision) -> bool {
+    matches!(e, Decision::Finding(f) if f.buckets > 1 && newest_looks_normal(model, f))
+}
+
+/// Whether a firing alert (started at `started`, going `direction`)
+/// resolves with this bucket; `calm` counts its consecutive calm buckets.
+///
+/// A model's alert resolves once the last buckets are better explained by
+/// normal than by what it claims, even while longer windows still hold the
+/// incident's buckets (they would keep it firing for hours after the
+/// recovery); a rule's or a score's after calm buckets. Only buckets since
+/// the alert's first anomalous one count: a normal bucket from before the
+/// incident would outweigh its first few and resolve an outage still under
+/// way.
+fn recovered(
+    model: &Model,
+    claim: Claim,
+    started: i64,
+    direction: Direction,
+    calm: &mut u32,
+    decision: Option<(Direction, Decision)>,
+    at: &Judging,
+) -> bool {
+    let a = at.def.alerting;
+    match (claim, model) {
+        (Claim::Model { source, ratio }, Model::Kpi(model)) => {
+            let this_bucket_still = decision.is_some_and(|(d, e)| {
+                d == direction && matches!(e, Decision::Finding(f) if f.buckets == 1)
+            });
+            let since_start = (at.b.start - started) / at.def.bucket.max(1) + 1;
+            let buckets =
+                (a.resolve_after as usize).min(usize::try_from(since_start).unwrap_or(usize::MAX));
+            !this_bucket_still && back_to_normal(model, source, ratio, buckets)
+        }
+        _ => {
+            if decision.is_some_and(|(d, _)| d == direction) {
+                *calm = 0;
+            } else {
+                *calm += 1;
+            }
+            *calm >= a.resolve_after
+        }
+    }
+}
+
+/// The decision a resolution carries: the last bucket against its
+/// expectation, with no band and a score of 0.
+fn resolution(recent: &Recent) -> Decision {
+    Decision::Score(Verdict {
+        expected: f64::from(recent.expected),
+        lower: f64::NAN,
+        upper: f64::NAN,
+        score: 0.0,
+        direction: Direction::of(recent.value, f64::from(recent.expected)),
+        warming_up: false,
+    })
+}
+
+/// The escalation this bucket's decision asks of a firing alert (announced
+/// at `severity`, going `direction`), with its direction and evidence.
+fn escalation(
+    model: &Model,
+    severity: Severity,
+    direction: Direction,
+    decision: Option<(Direction, Decision)>,
+    at: &Judging,
+) -> Option<(Direction, Decision)> {
+    // Worse than announced: an escalation, told with the evidence that
+    // raised it. Not from a window still summing buckets that are back to
+    // normal (the rule that keeps such a window from firing), and not
+    // during a muting calendar, which mutes every alert.
+    let muted = matches!(at.during.effect, Some((Effect::Mute, _)));
+    decision.filter(|(d, e)| {
+        *d == direction
+            && !muted
+            && severity_of(e, at.critical_p) > severity
+            && !stale_window(model, e)
+    })
+}
+
+/// The record of the alert `fire` that a calendar (`calendar`, an index
+/// into the KPI's calendars) muted at a bucket whose value is `value`.
+fn muted_alert(at: &Judging, calendar: usize, fire: &Step, value: f64) -> Muted {
+    let (observed, expected) = match fire.decision {
+        Decision::Finding(f) => (f.observed(), f.expected()),
+        Decision::Rule(r) => (value, r.reference),
+        Decision::Score(v) => (value, v.expected),
+    };
+    Muted {
+        kpi: at.def.name.clone(),
+        labels: at.labels(),
+        calendar: at.def.calendars[calendar].calendar.name.clone(),
+        started_at: fire.started,
+        bucket_start: at.b.start,
+        direction: fire.direction,
+        observed,
+        expected,
+    }
+}
+
+/// The transition that tells `step` of the alert `id`.
+fn transition(
+    at: &Judging,
+    step: &Step,
+    id: String,
+    labels: BTreeMap<String, String>,
+    severity: Severity,
+    figures: Figures,
+    recent: Vec<RecentBucket>,
+) -> Transition {
+    let (b, def) = (at.b, at.def);
+    Transition {
+        status: match step.change {
+            Change::Fire | Change::Escalate(_) => Status::Firing,
+            Change::Resolve => Status::Resolved,
+        },
+        alert_id: id,
+        kpi: def.name.clone(),
+        labels,
+        severity,
+        escalated_from: match step.change {
+            Change::Escalate(from) => Some(from),
+            Change::Fire | Change::Resolve => None,
+        },
+        direction: step.direction,
+        started_at: step.started,
+        bucket_start: b.start,
+        bucket_end: b.start + def.bucket,
+        observed: figures.observed,
+        expected: figures.expected,
+        lower: figures.lower,
+        upper: figures.upper,
+        score: figures.score,
+        deviation_pct: (figures.expected != 0.0 && figures.expected.is_finite())
+            .then(|| (figures.observed - figures.expected) / figures.expected.abs() * 100.0),
+        evidence: figures.evidence,
+        description: def.description.clone(),
+        runbook: def.runbook.clone(),
+        dashboard: def.dashboard.clone(),
+        recent,
     }
 }
 
