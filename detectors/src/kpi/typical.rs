@@ -30,7 +30,10 @@
 //! do not wander at all came out anywhere between 0 and 0.09² (traced on
 //! the scenario suite at ×0.1, and reproduced on simulated amounts), and
 //! a band that wide hid a price bug. An hour of the same shop has a noise
-//! of `s²/25`, and two weeks of hours know `w²` to ~0.001.
+//! of `s²/25`, and two weeks of hours know `w²` to ~0.001. Where an hour
+//! holds a payment or two they do not: the estimate is then mostly the
+//! error of the spread it is measured against, and a wander is claimed
+//! only beyond two standard errors of it ([`Typical::wander_var`]).
 
 use serde::{Deserialize, Serialize};
 
