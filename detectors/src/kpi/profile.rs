@@ -137,12 +137,13 @@ impl Cell {
         if !(pi > 0.0 && ratio.is_finite()) {
             return;
         }
-        let p = (f64::from(self.precision) * keep + pi).max(floor);
+        let kept = f64::from(self.precision) * keep;
+        let p = (kept + pi).max(floor);
         let v = f64::from(self.value);
         let seen = pi * (ratio / v.max(1e-6)).min(1.0);
         let v = v + pi * (ratio - v) / p;
         self.value = v.max(1e-6) as f32;
-        self.precision = (f64::from(self.precision) * keep + seen).max(floor) as f32;
+        self.precision = (kept + seen).max(floor) as f32;
     }
 
     #[inline]
